@@ -1,0 +1,10 @@
+//! # cosmic-hyperspace — the Hyperversal layer of Starlane
+//!
+//! Everything a particle should not have to think about: placing particles on stars, routing
+//! waves between them, checking on the way that the sender may reach the target, persistence in
+//! the registry, running mechtrons in wasmer, and the HTTP gateway. Particles never see this
+//! crate; they see [`cosmic_space`].
+//!
+//! This crate is built up issue by issue; today it re-exports the Universal API it stands on.
+
+pub use cosmic_space as space;

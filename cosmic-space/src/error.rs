@@ -1,0 +1,22 @@
+//! The crate's one error type.
+
+use crate::kind::KindError;
+use crate::point::PointError;
+use crate::syntax::ParseError;
+
+/// Everything that can fail in `cosmic-space`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// Some text did not parse.
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    /// A point could not be built.
+    #[error(transparent)]
+    Point(#[from] PointError),
+    /// A kind was refused.
+    #[error(transparent)]
+    Kind(#[from] KindError),
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,47 @@
+//! # cosmic-space — the Universal API of Starlane
+//!
+//! Everything a particle sees: [`Point`]s that address particles, [`Kind`]s that type them,
+//! [`Selector`]s that match them, [`Wave`]s that carry [`Substance`] between them, the command
+//! language operators speak, bind and mechtron documents, the security data model, and the
+//! [`wire`] format waves cross process and guest boundaries in.
+//!
+//! The crate builds for `wasm32-unknown-unknown` with its default features: it uses no OS
+//! services. Random wave ids and the clock come from the host (feature `os` turns on the
+//! host's own).
+//!
+//! ```
+//! use cosmic_space::{Point, Selector};
+//!
+//! let scott: Point = "localhost:app:users:scott".parse()?;
+//! let users: Selector = "localhost:**:scott".parse()?;
+//! assert_eq!(users.to_string(), "localhost:**:scott");
+//! assert_eq!(scott.parent().unwrap().to_string(), "localhost:app:users");
+//! # Ok::<(), cosmic_space::ParseError>(())
+//! ```
+
+mod access;
+mod error;
+mod kind;
+mod method;
+mod point;
+mod selector;
+mod substance;
+mod surface;
+mod syntax;
+
+pub use access::{
+    Agent, Grant, GrantKind, MaskKind, Permission, Permissions, PermissionsMask, Privilege,
+};
+pub use error::{Error, Result};
+pub use kind::{
+    ArtifactSubKind, BaseKind, DatabaseSubKind, FileSubKind, Kind, KindError, Specific,
+    StarSubKind, UserBaseSubKind,
+};
+pub use method::{CmdMethod, HttpMethod, HypMethod, Method, MethodKind, MethodPattern};
+pub use point::{Env, Lead, Point, PointError, PointSeg, PointVar, RouteSeg, StarKey, VarSeg};
+pub use selector::{
+    Hop, KindSelector, Pattern, SegmentPattern, Selector, SpecificSelector, VersionPattern,
+};
+pub use substance::SubstanceKind;
+pub use surface::{Layer, Surface, Topic};
+pub use syntax::{Cursor, ParseError, Span};
