@@ -49,6 +49,8 @@ pub struct ParseError {
     pub span: Span,
     /// The text that was parsed, kept so the error can show the offending line.
     pub input: String,
+    /// The file the text came from, if any; shown instead of `what` in the location line.
+    pub file: Option<String>,
 }
 
 impl ParseError {
@@ -59,7 +61,14 @@ impl ParseError {
             message: message.into(),
             span,
             input: input.to_string(),
+            file: None,
         }
+    }
+
+    /// The same error, located in `file` (rendered as `--> file:line:col`).
+    pub fn in_file(mut self, file: impl Into<String>) -> Self {
+        self.file = Some(file.into());
+        self
     }
 
     /// 1-based line and column (in characters) of the start of the span.
@@ -115,7 +124,8 @@ impl fmt::Display for ParseError {
         let end = floor_char_boundary(&self.input, self.span.end.min(line_end).max(start));
         let width = self.input[start..end].chars().count().max(1);
         writeln!(f, "error: {}", self.message)?;
-        writeln!(f, "{pad}--> {}:{line}:{col}", self.what)?;
+        let origin = self.file.as_deref().unwrap_or(self.what);
+        writeln!(f, "{pad}--> {origin}:{line}:{col}")?;
         writeln!(f, "{pad} |")?;
         writeln!(f, "{line} | {text}")?;
         write!(f, "{pad} | {lead}{} {}", "^".repeat(width), self.found())
