@@ -476,7 +476,7 @@ impl Command {
                     "'^[' and the local file to upload (e.g. publish ^[ bundle.zip ]-> localhost:repo:hello:1.0.0)",
                 )?;
                 c.skip_ws();
-                let file = parse_value(c, &[']', '\n'], "the name of the file to upload")?;
+                let file = parse_value(c, &[']', '\n'], "the name of the file to upload", false)?;
                 c.skip_ws();
                 c.expect("]", "']' after the file name")?;
                 c.skip_ws();
@@ -555,7 +555,8 @@ impl Command {
             "revoke" => {
                 require_ws(c, "the id of the grant to revoke")?;
                 let at = c.pos();
-                let word = c.take_while(|ch| ch.is_alphanumeric() || matches!(ch, '_' | '-'));
+                let word =
+                    c.take_while(|ch| ch.is_alphanumeric() || matches!(ch, '_' | '-' | '.'));
                 let span = Span::new(at, c.pos());
                 if word.is_empty() || !word.chars().all(|ch| ch.is_ascii_digit()) {
                     return Err(c.error_span(

@@ -69,7 +69,7 @@ impl PropertyChange {
             let name = parse_property_name(c)?;
             c.skip_ws();
             c.expect("=", &format!("'=' and a value for property '{name}'"))?;
-            let value = parse_value(c, &[',', '}', '\n'], "a value after '='")?;
+            let value = parse_value(c, &[',', '}', '\n'], "a value after '='", true)?;
             Ok(PropertyChange::Set { name, value, lock })
         } else if c.eat_char('!') {
             Ok(PropertyChange::Remove {
@@ -293,23 +293,31 @@ fn parse_property_name(c: &mut Cursor<'_>) -> Result<String, ParseError> {
 }
 
 /// A value: a double-quoted string, or the trimmed run of characters up to one of `stops`
-/// (which must then be non-empty). `what` names the value in errors.
+/// (which must then be non-empty). `what` names the value in errors; `may_be_empty` says
+/// whether `""` is allowed.
 pub(crate) fn parse_value(
     c: &mut Cursor<'_>,
     stops: &[char],
     what: &str,
+    may_be_empty: bool,
 ) -> Result<String, ParseError> {
     c.take_while(|ch| ch == ' ' || ch == '\t');
-    if c.peek() == Some('"') {
-        return parse_quoted(c);
-    }
     let start = c.pos();
+    if c.peek() == Some('"') {
+        let value = parse_quoted(c)?;
+        if value.is_empty() && !may_be_empty {
+            return Err(c.error_span(Span::new(start, c.pos()), format!("expected {what}")));
+        }
+        return Ok(value);
+    }
     let value = c.take_while(|ch| !stops.contains(&ch)).trim();
     if value.is_empty() {
-        return Err(c.error_at(
-            start,
-            format!("expected {what} (write \"\" for an empty value)"),
-        ));
+        let hint = if may_be_empty {
+            " (write \"\" for an empty value)"
+        } else {
+            ""
+        };
+        return Err(c.error_at(start, format!("expected {what}{hint}")));
     }
     Ok(value.to_string())
 }

@@ -384,6 +384,8 @@ fn errors_point_at_the_column() {
         ("revoke x", 8, "expected a grant id"),
         ("revoke 42x", 8, "expected a grant id"),
         ("revoke -1", 8, "expected a grant id"),
+        ("revoke 1.5", 8, "expected a grant id"),
+        ("publish ^[ \"\" ]-> a", 12, "expected the name of the file to upload"),
         ("revoke 99999999999999999999", 8, "grant id is too large"),
         ("revoke", 7, "expected the id of the grant"),
         ("access", 7, "expected the point whose grants"),
