@@ -122,7 +122,11 @@ impl PointTemplate {
                 return Ok(PointTemplate::Exact(point));
             }
             Ok(_) => probe.pos(),
-            Err(err) if c.input().get(err.span.start..).is_some_and(|r| r.starts_with('%')) => {
+            Err(err)
+                if c.input()
+                    .get(err.span.start..)
+                    .is_some_and(|r| r.starts_with('%')) =>
+            {
                 err.span.start
             }
             Err(err) => return Err(err),
@@ -160,7 +164,10 @@ impl PointTemplate {
                 Ok(parent)
             })
             .map_err(|err| c.error_span(err.span, err.message))?;
-        if matches!(parent.tail().last(), Some(VarSeg::Seg(PointSeg::Version(_)))) {
+        if matches!(
+            parent.tail().last(),
+            Some(VarSeg::Seg(PointSeg::Version(_)))
+        ) {
             return Err(c.error_at(colon, "only ':/' (a file system) may follow a version"));
         }
         c.reset(percent + 1);
@@ -170,9 +177,9 @@ impl PointTemplate {
         match c.peek() {
             Some('%') => Err(c.error("only one '%' may stand in a segment")),
             Some(':') => Err(c.error("'%' may stand only in the last segment")),
-            Some(ch) if ch.is_alphanumeric() || matches!(ch, '_' | '.') => Err(c.error(
-                "a numbered segment is skewer case ([a-z0-9-] around the '%')",
-            )),
+            Some(ch) if ch.is_alphanumeric() || matches!(ch, '_' | '.') => {
+                Err(c.error("a numbered segment is skewer case ([a-z0-9-] around the '%')"))
+            }
             _ => Ok(PointTemplate::Sequence {
                 parent,
                 prefix: prefix.to_string(),
@@ -482,7 +489,7 @@ impl Command {
                 c.skip_ws();
                 c.expect("->", "'->' and the bundle's point")?;
                 c.skip_ws();
-                let point = PointVar::parse(c)?;
+                let point = parse_point(c)?;
                 Ok(Command::Publish { file, point })
             }
             "select" => {
@@ -493,7 +500,7 @@ impl Command {
             }
             "set" => {
                 require_ws(c, "the point whose properties to set")?;
-                let point = PointVar::parse(c)?;
+                let point = parse_point(c)?;
                 c.skip_ws();
                 if c.peek() != Some('{') {
                     return Err(c.error("expected '{' and the properties to set"));
@@ -510,7 +517,7 @@ impl Command {
             }
             "get" => {
                 require_ws(c, "the point whose properties to get")?;
-                let point = PointVar::parse(c)?;
+                let point = parse_point(c)?;
                 let names = if peek_after_ws(c) == Some('{') {
                     c.skip_ws();
                     parse_property_names(c)?
@@ -522,18 +529,21 @@ impl Command {
             "read" => {
                 require_ws(c, "the point to read")?;
                 Ok(Command::Read {
-                    point: PointVar::parse(c)?,
+                    point: parse_point(c)?,
                 })
             }
             "delete" => {
                 require_ws(c, "the point to delete")?;
                 Ok(Command::Delete {
-                    point: PointVar::parse(c)?,
+                    point: parse_point(c)?,
                     force: mark == Some('!'),
                 })
             }
             "grant" => {
-                require_ws(c, "what to grant: Super, a privilege or a mask such as +cSd-RwX")?;
+                require_ws(
+                    c,
+                    "what to grant: Super, a privilege or a mask such as +cSd-RwX",
+                )?;
                 let at = c.pos();
                 let kind = GrantKind::parse(c)?;
                 // `cSd-RwX` reads as the privilege `c` followed by junk: name the real mistake.
@@ -555,14 +565,12 @@ impl Command {
             "revoke" => {
                 require_ws(c, "the id of the grant to revoke")?;
                 let at = c.pos();
-                let word =
-                    c.take_while(|ch| ch.is_alphanumeric() || matches!(ch, '_' | '-' | '.'));
+                let word = c.take_while(|ch| ch.is_alphanumeric() || matches!(ch, '_' | '-' | '.'));
                 let span = Span::new(at, c.pos());
                 if word.is_empty() || !word.chars().all(|ch| ch.is_ascii_digit()) {
-                    return Err(c.error_span(
-                        span,
-                        "expected a grant id: a number, as listed by 'access'",
-                    ));
+                    return Err(
+                        c.error_span(span, "expected a grant id: a number, as listed by 'access'")
+                    );
                 }
                 let id = word
                     .parse::<u64>()
@@ -572,14 +580,14 @@ impl Command {
             "access" => {
                 require_ws(c, "the point whose grants to list")?;
                 Ok(Command::Access {
-                    point: PointVar::parse(c)?,
+                    point: parse_point(c)?,
                 })
             }
             _ => {
                 require_ws(c, "a selector of the particles to give away")?;
                 let on = Selector::parse(c)?;
                 keyword(c, "to", "the point of the new owner")?;
-                let owner = PointVar::parse(c)?;
+                let owner = parse_point(c)?;
                 Ok(Command::Chown { on, owner })
             }
         }
@@ -588,6 +596,25 @@ impl Command {
 
 fn resolve(point: &PointVar, env: &Env) -> Result<PointVar, PointError> {
     Ok(PointVar::from(point.resolve(env)?))
+}
+
+/// A point of a command other than `create`, where a `%` gets a message of its own.
+fn parse_point(c: &mut Cursor<'_>) -> Result<PointVar, ParseError> {
+    let result = PointVar::parse(c);
+    let at = match &result {
+        Ok(_) => c.pos(),
+        Err(err) => err.span.start,
+    };
+    if c.input()
+        .get(at..)
+        .is_some_and(|rest| rest.starts_with('%'))
+    {
+        return Err(c.error_at(
+            at,
+            "'%' (the next sequence number) may only be used in the point of a create",
+        ));
+    }
+    result
 }
 
 /// The next character after any white space, without moving the cursor.
@@ -667,9 +694,9 @@ impl FromStr for Command {
             if c.eat_char(';') {
                 c.skip_ws_and_comments();
                 if !c.at_end() {
-                    return Err(c.error(
-                        "expected the end of the command: several commands make a script",
-                    ));
+                    return Err(
+                        c.error("expected the end of the command: several commands make a script")
+                    );
                 }
             } else if !c.at_end() {
                 return Err(c.error("expected ';' or the end of the command"));

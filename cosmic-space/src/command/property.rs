@@ -478,7 +478,11 @@ mod tests {
             ("{ +a=\"a\\nb\" }", 8, "unknown escape"),
             ("{ a=b }", 3, "expected a property change"),
             ("{ +a=1, !a }", 9, "property 'a' is changed twice"),
-            ("{ +a=\"1\" +b=2 }", 10, "expected ',' and another property change"),
+            (
+                "{ +a=\"1\" +b=2 }",
+                10,
+                "expected ',' and another property change",
+            ),
             ("{ +a=1", 1, "this '{' is never closed"),
             ("{ !a", 1, "this '{' is never closed"),
         ] {

@@ -69,7 +69,9 @@ fn create_takes_kinds_with_sub_kinds_and_specifics() {
 
 #[test]
 fn create_with_properties() {
-    let parsed = create("create! localhost:app<App>{ +config=localhost:repo:site:1.0.0:/config/app.mechtron, +bind=x:/b.bind }");
+    let parsed = create(
+        "create! localhost:app<App>{ +config=localhost:repo:site:1.0.0:/config/app.mechtron, +bind=x:/b.bind }",
+    );
     assert_eq!(parsed.strategy, CreateStrategy::Override);
     assert_eq!(
         parsed.properties,
@@ -133,12 +135,24 @@ fn bad_sequences_are_refused_at_the_percent() {
         ("create localhost:9%<Base>", 18, "expected a version"),
         ("create localhost:a:/x%<File<File>>", 22, "'%' cannot stand"),
         ("create localhost:w-%%<Base>", 21, "only one '%'"),
-        ("create localhost:w-%:x<Base>", 21, "'%' may stand only in the last"),
-        ("create localhost:w-%X<Base>", 21, "a numbered segment is skewer case"),
+        (
+            "create localhost:w-%:x<Base>",
+            21,
+            "'%' may stand only in the last",
+        ),
+        (
+            "create localhost:w-%X<Base>",
+            21,
+            "a numbered segment is skewer case",
+        ),
         ("create localhost:r:1.0.0:w-%<Base>", 25, "only ':/'"),
         ("create ROOT:w-%<Base>", 12, "'ROOT' stands alone"),
         ("create Localhost:w-%<Base>", 8, "expected a space"),
-        ("create localhost:Bad:w-%<Base>", 18, "expected a skewer-case base"),
+        (
+            "create localhost:Bad:w-%<Base>",
+            18,
+            "expected a skewer-case base",
+        ),
     ] {
         let e = err(s);
         assert!(e.message.starts_with(message), "{s}: got {}", e.message);
@@ -270,7 +284,10 @@ fn white_space_between_tokens_is_free_and_printing_is_canonical() {
             "publish ^[bundle.zip]  ->  localhost:r:b:1.0.0",
             "publish ^[ bundle.zip ]-> localhost:r:b:1.0.0",
         ),
-        ("get  localhost {config,bind,}", "get localhost{ config, bind }"),
+        (
+            "get  localhost {config,bind,}",
+            "get localhost{ config, bind }",
+        ),
         (
             "grant\n  Super\n  on localhost:**\n  to localhost:users:*",
             "grant Super on localhost:** to localhost:users:*",
@@ -348,23 +365,67 @@ fn errors_point_at_the_column() {
     for (s, col, message) in [
         ("", 1, "expected a command"),
         ("launch localhost", 1, "unknown command 'launch'"),
-        ("CREATE localhost<Space>", 1, "commands are lower case: write 'create'"),
+        (
+            "CREATE localhost<Space>",
+            1,
+            "commands are lower case: write 'create'",
+        ),
         ("select? localhost", 7, "there is no 'select?'"),
         ("delete? localhost", 7, "there is no 'delete?'"),
         ("create", 7, "expected the point to create"),
-        ("createlocalhost<Space>", 1, "unknown command 'createlocalhost'"),
-        ("create?localhost<Space>", 8, "expected white space and then the point"),
-        ("create localhost<Spaceship>", 18, "unknown kind 'Spaceship'"),
+        (
+            "createlocalhost<Space>",
+            1,
+            "unknown command 'createlocalhost'",
+        ),
+        (
+            "create?localhost<Space>",
+            8,
+            "expected white space and then the point",
+        ),
+        (
+            "create localhost<Spaceship>",
+            18,
+            "unknown kind 'Spaceship'",
+        ),
         ("create localhost", 17, "expected '<' and the kind"),
-        ("create localhost<Space", 23, "expected '>' to close the kind"),
-        ("create localhost<Artifact<Jpeg>>", 27, "unknown sub-kind 'Jpeg'"),
+        (
+            "create localhost<Space",
+            23,
+            "expected '>' to close the kind",
+        ),
+        (
+            "create localhost<Artifact<Jpeg>>",
+            27,
+            "unknown sub-kind 'Jpeg'",
+        ),
         ("create Localhost<Space>", 8, "expected a space"),
-        ("create localhost:my_app<App>", 20, "expected a skewer-case base"),
-        ("create localhost<Space>{ +Bad=x }", 27, "expected a property name"),
-        ("create localhost<Space>{ +a=\"x }", 29, "unterminated string"),
-        ("publish bundle.zip -> a", 9, "expected '^[' and the local file"),
+        (
+            "create localhost:my_app<App>",
+            20,
+            "expected a skewer-case base",
+        ),
+        (
+            "create localhost<Space>{ +Bad=x }",
+            27,
+            "expected a property name",
+        ),
+        (
+            "create localhost<Space>{ +a=\"x }",
+            29,
+            "unterminated string",
+        ),
+        (
+            "publish bundle.zip -> a",
+            9,
+            "expected '^[' and the local file",
+        ),
         ("publish ^[ ]-> a", 12, "expected the name of the file"),
-        ("publish ^[ a.zip -> a", 22, "expected ']' after the file name"),
+        (
+            "publish ^[ a.zip -> a",
+            22,
+            "expected ']' after the file name",
+        ),
         ("publish ^[ a.zip ] a", 20, "expected '->'"),
         ("select localhost:Base", 18, "expected a segment, '*', '**'"),
         ("select **<Spaceship>", 11, "unknown kind 'Spaceship'"),
@@ -376,19 +437,45 @@ fn errors_point_at_the_column() {
         ("get localhost{ a, a }", 19, "property 'a' is named twice"),
         ("grant +cSd-RwZ on a to b", 8, "expected 'x' or 'X'"),
         ("grant cSd-RwX on a to b", 7, "expected what to grant"),
-        ("grant property:Email on a to b", 7, "expected what to grant"),
+        (
+            "grant property:Email on a to b",
+            7,
+            "expected what to grant",
+        ),
         ("grant Super to a", 13, "expected 'on' and the particles"),
         ("grant Super on a", 17, "expected 'to' and the agents"),
-        ("grant Super on a to", 20, "expected the agents it is granted to"),
-        ("grant Super on **to b", 18, "expected white space before 'to'"),
+        (
+            "grant Super on a to",
+            20,
+            "expected the agents it is granted to",
+        ),
+        (
+            "grant Super on **to b",
+            18,
+            "expected white space before 'to'",
+        ),
         ("revoke x", 8, "expected a grant id"),
         ("revoke 42x", 8, "expected a grant id"),
         ("revoke -1", 8, "expected a grant id"),
         ("revoke 1.5", 8, "expected a grant id"),
-        ("publish ^[ \"\" ]-> a", 12, "expected the name of the file to upload"),
+        (
+            "publish ^[ \"\" ]-> a",
+            12,
+            "expected the name of the file to upload",
+        ),
         ("revoke 99999999999999999999", 8, "grant id is too large"),
         ("revoke", 7, "expected the id of the grant"),
         ("access", 7, "expected the point whose grants"),
+        (
+            "read localhost:w-%",
+            18,
+            "'%' (the next sequence number) may only",
+        ),
+        (
+            "set localhost:%{ +a=b }",
+            15,
+            "'%' (the next sequence number) may only",
+        ),
         ("chown a:** b", 12, "expected 'to' and the point"),
         ("chown a:** to B", 15, "expected a space"),
     ] {
