@@ -20,6 +20,7 @@
 //! ```
 
 mod access;
+mod command;
 mod error;
 mod kind;
 mod method;
@@ -31,6 +32,10 @@ mod syntax;
 
 pub use access::{
     Agent, Grant, GrantKind, MaskKind, Permission, Permissions, PermissionsMask, Privilege,
+};
+pub use command::{
+    Command, CommandTarget, Create, CreateStrategy, PointTemplate, PropertyChange, PropertyChanges,
+    Script, ScriptCommand,
 };
 pub use error::{Error, Result};
 pub use kind::{

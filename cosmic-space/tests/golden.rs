@@ -49,6 +49,8 @@ fn parse_as(grammar: &str, input: &str) -> String {
         "method" => render::<Method>(input),
         "method-pattern" => render::<MethodPattern>(input),
         "grant" => render::<GrantKind>(input),
+        "command" => render::<Command>(input),
+        "script" => render::<Script>(input),
         other => panic!("tests/golden/{other}: no parser is registered for this folder"),
     }
 }
