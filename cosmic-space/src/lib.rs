@@ -20,8 +20,10 @@
 //! ```
 
 mod access;
+mod bind;
 mod error;
 mod kind;
+mod mechtron;
 mod method;
 mod point;
 mod selector;
@@ -32,11 +34,16 @@ mod syntax;
 pub use access::{
     Agent, Grant, GrantKind, MaskKind, Permission, Permissions, PermissionsMask, Privilege,
 };
+pub use bind::{
+    Bind, BlockLine, Destination, Filter, FilterError, PathPart, PathRegex, PathTemplate, Pipeline,
+    Route, RouteBody, RouteSelector, Selection, Stop,
+};
 pub use error::{Error, Result};
 pub use kind::{
     ArtifactSubKind, BaseKind, DatabaseSubKind, FileSubKind, Kind, KindError, Specific,
     StarSubKind, UserBaseSubKind,
 };
+pub use mechtron::{LimitError, Limits, MechtronConfig};
 pub use method::{CmdMethod, HttpMethod, HypMethod, Method, MethodKind, MethodPattern};
 pub use point::{Env, Lead, Point, PointError, PointSeg, PointVar, RouteSeg, StarKey, VarSeg};
 pub use selector::{
