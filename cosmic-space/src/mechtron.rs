@@ -93,6 +93,9 @@ pub enum LimitError {
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
 const GIB: u64 = 1024 * MIB;
+const KB: u64 = 1000;
+const MB: u64 = 1000 * KB;
+const GB: u64 = 1000 * MB;
 
 impl Limits {
     /// Fuel per call when the document sets none.
@@ -365,14 +368,22 @@ fn parse_memory(c: &mut Cursor<'_>) -> Result<u64, ParseError> {
     let number = parse_number(c, "a memory size such as 64MiB")?;
     let unit_at = c.pos();
     let unit = c.take_while(|ch| ch.is_ascii_alphabetic());
+    if unit.is_empty() {
+        let after_space = c.rest().trim_start_matches([' ', '\t']);
+        if after_space.len() < c.rest().len()
+            && after_space.starts_with(|ch: char| ch.is_ascii_alphabetic())
+        {
+            return Err(c.error("write the unit right after the number, as in 64MiB"));
+        }
+    }
     let scale = match unit {
         "" => 1,
         "KiB" => KIB,
         "MiB" => MIB,
         "GiB" => GIB,
-        "KB" => 1000,
-        "MB" => 1000 * 1000,
-        "GB" => 1000 * 1000 * 1000,
+        "KB" => KB,
+        "MB" => MB,
+        "GB" => GB,
         other => {
             return Err(c.error_span(
                 Span::new(unit_at, c.pos()),
@@ -384,18 +395,30 @@ fn parse_memory(c: &mut Cursor<'_>) -> Result<u64, ParseError> {
         }
     };
     let span = Span::new(at, c.pos());
-    let bytes = number
-        .checked_mul(scale)
-        .ok_or_else(|| c.error_span(span, LimitError::Memory(u64::MAX).to_string()))?;
-    if !(Limits::MIN_MEMORY..=Limits::MAX_MEMORY).contains(&bytes) {
-        return Err(c.error_span(span, LimitError::Memory(bytes).to_string()));
+    match number.checked_mul(scale) {
+        Some(bytes) if (Limits::MIN_MEMORY..=Limits::MAX_MEMORY).contains(&bytes) => Ok(bytes),
+        _ => Err(c.error_span(
+            span,
+            format!(
+                "memory must be between 64KiB (one wasm page) and 4GiB (all wasm32 can \
+                 address), not {}",
+                &c.input()[at..c.pos()]
+            ),
+        )),
     }
-    Ok(bytes)
 }
 
-/// A size in the largest binary unit that divides it exactly (`64MiB`), else in bytes.
+/// A size in the first unit that divides it exactly, binary units first (`64MiB`, `4GB`,
+/// `96KB`), else in bytes.
 fn write_size(f: &mut fmt::Formatter<'_>, bytes: u64) -> fmt::Result {
-    for (unit, scale) in [("GiB", GIB), ("MiB", MIB), ("KiB", KIB)] {
+    for (unit, scale) in [
+        ("GiB", GIB),
+        ("MiB", MIB),
+        ("GB", GB),
+        ("MB", MB),
+        ("KiB", KIB),
+        ("KB", KB),
+    ] {
         if bytes % scale == 0 {
             return write!(f, "{}{unit}", bytes / scale);
         }
@@ -506,15 +529,17 @@ Mechtron(version=1.0.0) {
     fn sizes_take_binary_and_decimal_units() {
         for (text, bytes, canonical) in [
             ("65536", 65_536, "64KiB"),
-            ("100000", 100_000, "100000"),
+            ("100000", 100_000, "100KB"),
             ("64KiB", 64 * KIB, "64KiB"),
             ("1536KiB", 1536 * KIB, "1536KiB"),
             ("2048KiB", 2 * MIB, "2MiB"),
             ("1GiB", GIB, "1GiB"),
             ("4GiB", 4 * GIB, "4GiB"),
-            ("1MB", 1_000_000, "1000000"),
-            ("2GB", 2_000_000_000, "1953125KiB"),
-            ("100KB", 100_000, "100000"),
+            ("1MB", 1_000_000, "1MB"),
+            ("2GB", 2_000_000_000, "2GB"),
+            ("100KB", 100_000, "100KB"),
+            ("65537", 65_537, "65537"),
+            ("2048000", 2_048_000, "2000KiB"),
         ] {
             let c = config(&with_limits(&format!("+memory={text};")));
             assert_eq!(c.limits.memory(), bytes, "{text}");

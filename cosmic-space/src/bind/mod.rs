@@ -195,7 +195,12 @@ impl Bind {
                 return Err(unclosed(c, "'Route' or '}'", "bind", open));
             }
             if !keyword_at(c, "Route") {
-                return Err(c.error("expected 'Route' or '}' to close the bind"));
+                let at = c.pos();
+                let word = c.clone().take_while(|ch| ch.is_ascii_alphanumeric()).len();
+                return Err(c.error_span(
+                    Span::new(at, at + word),
+                    "expected 'Route' or '}' to close the bind",
+                ));
             }
             routes.push(parse_route(c, &mut regexes)?);
         }
@@ -270,11 +275,22 @@ fn parse_route(c: &mut Cursor<'_>, regexes: &mut usize) -> Result<Route, ParseEr
                 c.error("a path regex follows the method selector directly, without white space")
             );
         }
+        if selector.path.is_some() && c.pos() > after_selector {
+            return Err(c.error(
+                "expected '->' and a pipeline, or '{' and a block of lines (a path regex ends at \
+                 the first white space: write \\s or %20 for a space)",
+            ));
+        }
         return Err(c.error("expected '->' and a pipeline, or '{' and a block of lines"));
     }
     let request = pipeline::parse_directed_step(c)?;
     c.skip_ws_and_comments();
-    if request.is_none() && c.peek() == Some('{') {
+    if c.peek() == Some('{') {
+        if request.is_some() {
+            return Err(c.error(
+                "a block follows a plain '->': put substance filters on the block's lines",
+            ));
+        }
         let body = parse_block(c, &selector, regexes)?;
         return Ok(Route { selector, body });
     }
