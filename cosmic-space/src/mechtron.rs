@@ -419,7 +419,7 @@ fn write_size(f: &mut fmt::Formatter<'_>, bytes: u64) -> fmt::Result {
         ("KiB", KIB),
         ("KB", KB),
     ] {
-        if bytes % scale == 0 {
+        if bytes.is_multiple_of(scale) {
             return write!(f, "{}{unit}", bytes / scale);
         }
     }

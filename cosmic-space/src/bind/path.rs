@@ -59,12 +59,19 @@ impl PathRegex {
                 "a path regex may not contain white space (write \\s or %20)".to_string(),
             ));
         }
+        if let Some(at) = source.find("->") {
+            return Err((
+                Span::new(at, at + 2),
+                "a path regex may not contain '->', which begins a pipeline (write -[>] for a \
+                 literal '->')"
+                    .to_string(),
+            ));
+        }
         // Check the source is a regex on its own before wrapping it, so a source such as
         // `/a)|(.*` cannot close the anchoring group and escape the anchors. A size limit of
         // zero stops the check right after parsing: `CompiledTooBig` means the syntax is fine.
-        match builder(source).size_limit(0).build() {
-            Err(regex::Error::Syntax(message)) => return Err(syntax_error(source, &message)),
-            Ok(_) | Err(_) => {}
+        if let Err(regex::Error::Syntax(message)) = builder(source).size_limit(0).build() {
+            return Err(syntax_error(source, &message));
         }
         let anchored = format!("^(?:{source})$");
         match builder(&anchored).build() {
@@ -402,6 +409,8 @@ mod tests {
         );
         assert_eq!(PathRegex::new("static").unwrap_err().0, Span::at(0));
         assert_eq!(PathRegex::new("/a b").unwrap_err().0, Span::at(2));
+        assert_eq!(PathRegex::new("/a->b").unwrap_err().0, Span::new(2, 4));
+        assert!(re("/a-[>]b").is_match("/a->b"));
     }
 
     #[test]
