@@ -1,6 +1,8 @@
 //! The crate's one error type.
 
+use crate::bind::FilterError;
 use crate::kind::KindError;
+use crate::mechtron::LimitError;
 use crate::point::PointError;
 use crate::syntax::ParseError;
 
@@ -16,6 +18,12 @@ pub enum Error {
     /// A kind was refused.
     #[error(transparent)]
     Kind(#[from] KindError),
+    /// A body was refused by a bind's substance filter.
+    #[error(transparent)]
+    Filter(#[from] FilterError),
+    /// Mechtron limits out of bounds.
+    #[error(transparent)]
+    Limits(#[from] LimitError),
 }
 
 /// `Result` with this crate's [`Error`].

@@ -20,9 +20,11 @@
 //! ```
 
 mod access;
+mod bind;
 mod command;
 mod error;
 mod kind;
+mod mechtron;
 mod method;
 mod point;
 mod selector;
@@ -33,6 +35,10 @@ mod syntax;
 pub use access::{
     Agent, Grant, GrantKind, MaskKind, Permission, Permissions, PermissionsMask, Privilege,
 };
+pub use bind::{
+    Bind, BlockLine, Destination, Filter, FilterError, PathPart, PathRegex, PathTemplate, Pipeline,
+    Route, RouteBody, RouteSelector, Selection, Stop,
+};
 pub use command::{
     Command, CommandTarget, Create, CreateStrategy, PointTemplate, PropertyChange, PropertyChanges,
     Script, ScriptCommand,
@@ -42,6 +48,7 @@ pub use kind::{
     ArtifactSubKind, BaseKind, DatabaseSubKind, FileSubKind, Kind, KindError, Specific,
     StarSubKind, UserBaseSubKind,
 };
+pub use mechtron::{LimitError, Limits, MechtronConfig};
 pub use method::{CmdMethod, HttpMethod, HypMethod, Method, MethodKind, MethodPattern};
 pub use point::{Env, Lead, Point, PointError, PointSeg, PointVar, RouteSeg, StarKey, VarSeg};
 pub use selector::{

@@ -51,6 +51,8 @@ fn parse_as(grammar: &str, input: &str) -> String {
         "grant" => render::<GrantKind>(input),
         "command" => render::<Command>(input),
         "script" => render::<Script>(input),
+        "bind" => render::<Bind>(input),
+        "mechtron" => render::<MechtronConfig>(input),
         other => panic!("tests/golden/{other}: no parser is registered for this folder"),
     }
 }
