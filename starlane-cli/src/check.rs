@@ -10,7 +10,8 @@ use std::str::FromStr;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use cosmic_space::{
-    GrantKind, Kind, KindSelector, Method, ParseError, Point, PointVar, Selector, Surface,
+    Bind, Command, GrantKind, Kind, KindSelector, MechtronConfig, Method, ParseError, Point,
+    PointVar, Script, Selector, Span, Surface,
 };
 
 /// What a piece of text is written in.
@@ -32,6 +33,8 @@ pub enum Grammar {
     Method,
     /// What a grant gives: `Super`, a privilege or a mask.
     Grant,
+    /// One command, e.g. `create localhost<Space>`.
+    Command,
 }
 
 /// Arguments of `starlane check`.
@@ -116,6 +119,7 @@ fn check_expr(grammar: Grammar, text: &str) -> Result<String, ParseError> {
         Grammar::Selector => canonical::<Selector>(text),
         Grammar::Method => canonical::<Method>(text),
         Grammar::Grant => canonical::<GrantKind>(text),
+        Grammar::Command => canonical::<Command>(text),
     }
 }
 
@@ -125,11 +129,14 @@ fn check_document(file: &Path, text: &str) -> Result<String, ParseError> {
         .and_then(|e| e.to_str())
         .unwrap_or_default();
     match extension {
+        "script" => canonical::<Script>(text),
+        "bind" => canonical::<Bind>(text),
+        "mechtron" => canonical::<MechtronConfig>(text),
         other => Err(ParseError::new(
             "file",
             "",
-            cosmic_space::Span::at(0),
-            format!("cannot tell what '{other}' files hold: use .script, .bind or .mechtron"),
+            Span::at(0),
+            format!("cannot tell what '.{other}' files hold: use .script, .bind or .mechtron"),
         )),
     }
 }
