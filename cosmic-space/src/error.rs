@@ -2,7 +2,10 @@
 
 use crate::kind::KindError;
 use crate::point::PointError;
+use crate::substance::SubstanceError;
 use crate::syntax::ParseError;
+use crate::wave::WaveError;
+use crate::wire::WireError;
 
 /// Everything that can fail in `cosmic-space`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -16,6 +19,15 @@ pub enum Error {
     /// A kind was refused.
     #[error(transparent)]
     Kind(#[from] KindError),
+    /// A wave could not be built or answered.
+    #[error(transparent)]
+    Wave(#[from] WaveError),
+    /// A substance could not be made or converted.
+    #[error(transparent)]
+    Substance(#[from] SubstanceError),
+    /// A frame could not be encoded or decoded.
+    #[error(transparent)]
+    Wire(#[from] WireError),
 }
 
 /// `Result` with this crate's [`Error`].
