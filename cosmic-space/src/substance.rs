@@ -169,10 +169,10 @@ pub enum Substance {
     ),
     /// A map from names to substances (nesting is limited to [`Substance::MAX_DEPTH`]).
     Map(#[serde(with = "nested")] BTreeMap<String, Substance>),
-    /// A particle's stub.
-    Stub(Stub),
-    /// A particle's details.
-    Details(Details),
+    /// A particle's stub (boxed: it is large and rare, and keeps every wave small).
+    Stub(Box<Stub>),
+    /// A particle's details (boxed, like the stub).
+    Details(Box<Details>),
     /// A particle's status.
     Status(Status),
     /// A command as text, with the files it carries.
@@ -570,8 +570,6 @@ variant_conversions!(
     Surface(Surface),
     List(Vec<Substance>),
     Map(BTreeMap<String, Substance>),
-    Stub(Stub),
-    Details(Details),
     Status(Status),
     RawCommand(RawCommand),
     Errors(Errors),
@@ -643,21 +641,28 @@ impl TryFrom<Substance> for () {
     }
 }
 
-impl From<Wave> for Substance {
-    fn from(wave: Wave) -> Substance {
-        Substance::Wave(Box::new(wave))
-    }
+/// `From<$ty> for Substance` and `TryFrom<Substance> for $ty` through a boxed variant.
+macro_rules! boxed_conversions {
+    ($($variant:ident($ty:ty)),+ $(,)?) => {$(
+        impl From<$ty> for Substance {
+            fn from(value: $ty) -> Substance {
+                Substance::$variant(Box::new(value))
+            }
+        }
+
+        impl TryFrom<Substance> for $ty {
+            type Error = SubstanceError;
+            fn try_from(substance: Substance) -> Result<$ty, SubstanceError> {
+                match substance {
+                    Substance::$variant(value) => Ok(*value),
+                    other => Err(other.wrong_kind(SubstanceKind::$variant)),
+                }
+            }
+        }
+    )+};
 }
 
-impl TryFrom<Substance> for Wave {
-    type Error = SubstanceError;
-    fn try_from(substance: Substance) -> Result<Wave, SubstanceError> {
-        match substance {
-            Substance::Wave(wave) => Ok(*wave),
-            other => Err(other.wrong_kind(SubstanceKind::Wave)),
-        }
-    }
-}
+boxed_conversions!(Stub(Stub), Details(Details), Wave(Wave));
 
 /// Serde for byte vectors as one byte string (one copy, no per-byte calls) rather than a
 /// sequence of numbers. Human-readable formats that write bytes as arrays are accepted too.

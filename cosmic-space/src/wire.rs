@@ -324,8 +324,8 @@ mod tests {
             Substance::Surface(s("localhost@Shell+Topic<Path>(a:b)")),
             Substance::List(vec![Substance::Int(1), Substance::from("x")]),
             Substance::Map(map),
-            Substance::Stub(stub.clone()),
-            Substance::Details(Details { stub, properties }),
+            Substance::from(stub.clone()),
+            Substance::from(Details { stub, properties }),
             Substance::Status(Status::Fatal("bad (wasm)".into())),
             Substance::RawCommand(
                 RawCommand::new("publish ^[ b.zip ]-> repo:b:1.0.0")

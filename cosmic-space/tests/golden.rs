@@ -49,6 +49,7 @@ fn parse_as(grammar: &str, input: &str) -> String {
         "method" => render::<Method>(input),
         "method-pattern" => render::<MethodPattern>(input),
         "grant" => render::<GrantKind>(input),
+        "status" => render::<Status>(input),
         other => panic!("tests/golden/{other}: no parser is registered for this folder"),
     }
 }

@@ -80,7 +80,7 @@ pub enum WaveError {
 /// The id of a wave: a uuid. Reflections name the wave they answer by it.
 ///
 /// The crate draws no random numbers: the host or guest SDK supplies random bytes
-/// ([`WaveId::from_random_bytes`]), or, with the `os` feature, [`WaveId::new`] does.
+/// ([`WaveId::from_random_bytes`]), or, with the `os` feature, `WaveId::new()` does.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct WaveId(Uuid);
 
