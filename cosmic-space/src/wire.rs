@@ -194,6 +194,7 @@ fn decode_bounded<T: DeserializeOwned>(frame: &[u8]) -> Result<(T, usize), Decod
         len if len <= 128 * MIB => decode_with(frame, standard.with_limit::<{ 2048 * MIB }>()),
         #[cfg(target_pointer_width = "64")]
         _ => decode_with(frame, standard.with_limit::<{ 16384 * MIB }>()),
+        // 32-bit targets: frames are at most 128 MiB and the bucket stops short of 2 GiB.
         #[cfg(not(target_pointer_width = "64"))]
         _ => decode_with(frame, standard.with_limit::<{ 2047 * MIB }>()),
     }
