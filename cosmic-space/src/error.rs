@@ -4,7 +4,10 @@ use crate::bind::FilterError;
 use crate::kind::KindError;
 use crate::mechtron::LimitError;
 use crate::point::PointError;
+use crate::substance::SubstanceError;
 use crate::syntax::ParseError;
+use crate::wave::WaveError;
+use crate::wire::WireError;
 
 /// Everything that can fail in `cosmic-space`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -24,6 +27,15 @@ pub enum Error {
     /// Mechtron limits out of bounds.
     #[error(transparent)]
     Limits(#[from] LimitError),
+    /// A wave could not be built or answered.
+    #[error(transparent)]
+    Wave(#[from] WaveError),
+    /// A substance could not be made or converted.
+    #[error(transparent)]
+    Substance(#[from] SubstanceError),
+    /// A frame could not be encoded or decoded.
+    #[error(transparent)]
+    Wire(#[from] WireError),
 }
 
 /// `Result` with this crate's [`Error`].

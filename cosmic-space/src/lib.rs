@@ -23,14 +23,18 @@ mod access;
 mod bind;
 mod command;
 mod error;
+mod handler;
 mod kind;
 mod mechtron;
 mod method;
+mod particle;
 mod point;
 mod selector;
 mod substance;
 mod surface;
 mod syntax;
+mod wave;
+pub mod wire;
 
 pub use access::{
     Agent, Grant, GrantKind, MaskKind, Permission, Permissions, PermissionsMask, Privilege,
@@ -44,16 +48,27 @@ pub use command::{
     Script, ScriptCommand,
 };
 pub use error::{Error, Result};
+pub use handler::{Ctx, DirectedHandler, LogLevel, Logger, RouteVars, Transmitter};
 pub use kind::{
     ArtifactSubKind, BaseKind, DatabaseSubKind, FileSubKind, Kind, KindError, Specific,
     StarSubKind, UserBaseSubKind,
 };
 pub use mechtron::{LimitError, Limits, MechtronConfig};
 pub use method::{CmdMethod, HttpMethod, HypMethod, Method, MethodKind, MethodPattern};
+pub use particle::{Details, Properties, Property, Status, Stub};
 pub use point::{Env, Lead, Point, PointError, PointSeg, PointVar, RouteSeg, StarKey, VarSeg};
 pub use selector::{
     Hop, KindSelector, Pattern, SegmentPattern, Selector, SpecificSelector, VersionPattern,
 };
-pub use substance::SubstanceKind;
+pub use substance::{
+    Errors, HttpRequest, HttpResponse, Json, RawCommand, Substance, SubstanceError, SubstanceKind,
+    Token, Transfer,
+};
 pub use surface::{Layer, Surface, Topic};
 pub use syntax::{Cursor, ParseError, Span};
+pub use wave::{
+    BounceBacks, DirectedCore, DirectedWave, Echo, Handling, Headers, Ping, Pong, Priority,
+    Recipients, ReflectedCore, ReflectedWave, Ripple, Signal, StatusCode, WaitTime, Wave,
+    WaveError, WaveId, WaveKind,
+};
+pub use wire::{Wire, WireError};

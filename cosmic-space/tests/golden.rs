@@ -53,6 +53,7 @@ fn parse_as(grammar: &str, input: &str) -> String {
         "script" => render::<Script>(input),
         "bind" => render::<Bind>(input),
         "mechtron" => render::<MechtronConfig>(input),
+        "status" => render::<Status>(input),
         other => panic!("tests/golden/{other}: no parser is registered for this folder"),
     }
 }
