@@ -1,7 +1,9 @@
 //! The crate's one error type.
 
+use crate::access::{AccessDenied, LineageError};
 use crate::kind::KindError;
 use crate::point::PointError;
+use crate::selector::HierarchyError;
 use crate::syntax::ParseError;
 
 /// Everything that can fail in `cosmic-space`.
@@ -16,6 +18,15 @@ pub enum Error {
     /// A kind was refused.
     #[error(transparent)]
     Kind(#[from] KindError),
+    /// A point hierarchy's kinds did not fit its point.
+    #[error(transparent)]
+    Hierarchy(#[from] HierarchyError),
+    /// A lineage's owners did not fit its point.
+    #[error(transparent)]
+    Lineage(#[from] LineageError),
+    /// An agent lacks a permission, a privilege or full access.
+    #[error(transparent)]
+    AccessDenied(#[from] AccessDenied),
 }
 
 /// `Result` with this crate's [`Error`].

@@ -15,6 +15,7 @@
 //! let scott: Point = "localhost:app:users:scott".parse()?;
 //! let users: Selector = "localhost:**:scott".parse()?;
 //! assert_eq!(users.to_string(), "localhost:**:scott");
+//! assert!(users.matches_point(&scott));
 //! assert_eq!(scott.parent().unwrap().to_string(), "localhost:app:users");
 //! # Ok::<(), cosmic_space::ParseError>(())
 //! ```
@@ -30,7 +31,8 @@ mod surface;
 mod syntax;
 
 pub use access::{
-    Agent, Grant, GrantKind, MaskKind, Permission, Permissions, PermissionsMask, Privilege,
+    Access, AccessDenied, Agent, FullAccess, Grant, GrantKind, Lineage, LineageError, MaskKind,
+    Permission, Permissions, PermissionsMask, Privilege, Requirement, access,
 };
 pub use error::{Error, Result};
 pub use kind::{
@@ -40,7 +42,8 @@ pub use kind::{
 pub use method::{CmdMethod, HttpMethod, HypMethod, Method, MethodKind, MethodPattern};
 pub use point::{Env, Lead, Point, PointError, PointSeg, PointVar, RouteSeg, StarKey, VarSeg};
 pub use selector::{
-    Hop, KindSelector, Pattern, SegmentPattern, Selector, SpecificSelector, VersionPattern,
+    HierarchyError, Hop, KindSelector, Pattern, PointHierarchy, SegmentPattern, Selector,
+    SpecificSelector, VersionPattern,
 };
 pub use substance::SubstanceKind;
 pub use surface::{Layer, Surface, Topic};
