@@ -930,6 +930,440 @@ mod tests {
         assert_eq!(and.apply(p).to_string(), "csd-rwX");
     }
 
+    /// `ROOT` → `localhost` (HyperUser's) → `localhost:app` (alice's) → `localhost:app:echo`
+    /// (alice's); returns the lineages of `localhost`, the app and the echo mechtron.
+    fn tree() -> (Lineage, Lineage, Lineage) {
+        let hyper = Point::hyperuser();
+        let alice = user("alice");
+        let localhost = Lineage::root(hyper.clone())
+            .push(PointSeg::Space("localhost".into()), Kind::Space, hyper)
+            .unwrap();
+        let app = localhost
+            .push(PointSeg::Base("app".into()), Kind::App, alice.clone())
+            .unwrap();
+        let echo = app
+            .push(PointSeg::Base("echo".into()), Kind::Mechtron, alice)
+            .unwrap();
+        (localhost, app, echo)
+    }
+
+    fn user(name: &str) -> Point {
+        format!("localhost:users:{name}").parse().unwrap()
+    }
+
+    fn agent(name: &str) -> Agent {
+        Agent::Point(user(name))
+    }
+
+    /// The hierarchies of every user of the tests (and of Anonymous).
+    fn agents() -> Vec<PointHierarchy> {
+        let mut all: Vec<PointHierarchy> = ["alice", "bob", "carol", "scott"]
+            .iter()
+            .map(|n| {
+                PointHierarchy::new(user(n), vec![Kind::Space, Kind::UserBase(None), Kind::User])
+                    .unwrap()
+            })
+            .collect();
+        all.push(
+            PointHierarchy::new(
+                Point::anonymous(),
+                vec![Kind::Space, Kind::UserBase(None), Kind::User],
+            )
+            .unwrap(),
+        );
+        all
+    }
+
+    fn grant(kind: &str, on: &str, to: &str, by: &Point) -> Grant {
+        Grant {
+            id: 0,
+            kind: kind.parse().unwrap(),
+            on: on.parse().unwrap(),
+            to: to.parse().unwrap(),
+            by: by.clone(),
+        }
+    }
+
+    fn of(who: &Agent, target: &Lineage, grants: &[Grant]) -> Access {
+        access(who, target, grants, &agents())
+    }
+
+    fn perms(s: &str) -> Permissions {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn hyperuser_has_everything_and_anonymous_nothing() {
+        let (localhost, app, echo) = tree();
+        for target in [&localhost, &app, &echo, &Lineage::root(Point::hyperuser())] {
+            let a = of(&Agent::HyperUser, target, &[]);
+            assert_eq!(a.full_reason(), Some(FullAccess::HyperUser));
+            assert_eq!(a.permissions(), Permissions::full());
+            assert_eq!(of(&Agent::Anonymous, target, &[]), Access::none());
+        }
+        // Anonymous gets what it is granted, nothing more.
+        let g = grant(
+            "+csd-rwX",
+            "localhost:app:**",
+            "hyperspace:users:anonymous",
+            &Point::hyperuser(),
+        );
+        let a = of(&Agent::Anonymous, &echo, std::slice::from_ref(&g));
+        assert_eq!(a.permissions(), perms("csd-rwX"));
+        assert!(!a.is_full());
+        assert_eq!(of(&Agent::Anonymous, &app, &[g]), Access::none());
+    }
+
+    #[test]
+    fn owners_have_full_access_below_what_they_own() {
+        let (localhost, app, echo) = tree();
+        let alice = agent("alice");
+        assert_eq!(of(&alice, &app, &[]).full_reason(), Some(FullAccess::Owner));
+        // Owner of an ancestor.
+        let child = app
+            .push(PointSeg::Base("other".into()), Kind::Mechtron, user("bob"))
+            .unwrap();
+        assert_eq!(
+            of(&alice, &child, &[]).full_reason(),
+            Some(FullAccess::Owner)
+        );
+        assert_eq!(
+            of(&alice, &echo, &[]).full_reason(),
+            Some(FullAccess::Owner)
+        );
+        // Not above.
+        assert_eq!(of(&alice, &localhost, &[]), Access::none());
+        // Bob owns the child only.
+        assert!(of(&agent("bob"), &child, &[]).is_full());
+        assert!(!of(&agent("bob"), &app, &[]).is_full());
+        // Owning as Anonymous gives nothing: anonymous is everybody.
+        let anon_owned = app
+            .push(
+                PointSeg::Base("anon".into()),
+                Kind::Mechtron,
+                Point::anonymous(),
+            )
+            .unwrap();
+        assert_eq!(of(&Agent::Anonymous, &anon_owned, &[]), Access::none());
+    }
+
+    #[test]
+    fn super_gives_full_access_to_the_subtree() {
+        let (localhost, app, echo) = tree();
+        let g = [grant(
+            "Super",
+            "localhost:app",
+            "localhost:users:bob",
+            &Point::hyperuser(),
+        )];
+        let bob = agent("bob");
+        assert_eq!(of(&bob, &app, &g).full_reason(), Some(FullAccess::Super));
+        assert_eq!(of(&bob, &echo, &g).full_reason(), Some(FullAccess::Super));
+        assert_eq!(of(&bob, &localhost, &g), Access::none());
+        assert_eq!(of(&agent("scott"), &app, &g), Access::none());
+        // Full access implies every privilege.
+        assert!(of(&bob, &echo, &g).has_privilege(&"property:email:read".parse().unwrap()));
+    }
+
+    #[test]
+    fn privileges_are_collected() {
+        let (_, app, echo) = tree();
+        let hyper = Point::hyperuser();
+        let g = [
+            grant(
+                "property:email:read",
+                "localhost",
+                "localhost:users:*",
+                &hyper,
+            ),
+            grant(
+                "property:name:read",
+                "localhost:app:echo",
+                "localhost:users:scott",
+                &hyper,
+            ),
+            grant(
+                "property:name:write",
+                "localhost:app:echo",
+                "localhost:users:bob",
+                &hyper,
+            ),
+        ];
+        let scott = agent("scott");
+        let a = of(&scott, &echo, &g);
+        let names: Vec<&str> = a.privileges().iter().map(Privilege::as_str).collect();
+        assert_eq!(names, ["property:email:read", "property:name:read"]);
+        assert_eq!(a.permissions(), Permissions::none());
+        assert!(a.has_privilege(&"property:name:read".parse().unwrap()));
+        assert!(!a.has_privilege(&"property:name:write".parse().unwrap()));
+        let names: Vec<String> = of(&scott, &app, &g)
+            .privileges()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(names, ["property:email:read"]);
+    }
+
+    #[test]
+    fn masks_or_together_and_and_masks_restrict_at_any_level() {
+        let (localhost, app, echo) = tree();
+        let hyper = Point::hyperuser();
+        let scott = agent("scott");
+        let g = [
+            // At localhost: select and read for every user.
+            grant("+cSd-Rwx", "localhost", "localhost:users:*<User>", &hyper),
+            // At the app: create, write and execute for scott.
+            grant("+Csd-rWX", "localhost:app", "localhost:users:scott", &hyper),
+            // At the echo mechtron: nothing but read and execute, for everybody.
+            grant("&csd-RwX", "localhost:app:echo", "**", &hyper),
+        ];
+        assert_eq!(of(&scott, &localhost, &g).permissions(), perms("cSd-Rwx"));
+        assert_eq!(of(&scott, &app, &g).permissions(), perms("CSd-RWX"));
+        assert_eq!(of(&scott, &echo, &g).permissions(), perms("csd-RwX"));
+        // An `&` at an ancestor restricts a `+` deeper down too.
+        let g2 = [
+            grant("&cSd-Rwx", "localhost", "**", &hyper),
+            grant(
+                "+CSD-RWX",
+                "localhost:app:echo",
+                "localhost:users:scott",
+                &hyper,
+            ),
+        ];
+        assert_eq!(of(&scott, &echo, &g2).permissions(), perms("cSd-Rwx"));
+        assert!(of(&scott, &echo, &g2).has(Permission::Read));
+        assert!(!of(&scott, &echo, &g2).has(Permission::Execute));
+        // Two `&` masks both restrict.
+        let g3 = [
+            grant("+CSD-RWX", "localhost", "localhost:users:scott", &hyper),
+            grant("&CSD-rwx", "localhost", "**", &hyper),
+            grant("&cSd-RWX", "localhost:app", "**", &hyper),
+        ];
+        assert_eq!(of(&scott, &app, &g3).permissions(), perms("cSd-rwx"));
+        assert_eq!(of(&scott, &localhost, &g3).permissions(), perms("CSD-rwx"));
+        // `&` masks do not restrict owners or Super holders.
+        assert!(of(&agent("alice"), &echo, &g).is_full());
+        assert_eq!(
+            of(&agent("alice"), &echo, &g).permissions(),
+            Permissions::full()
+        );
+        let with_super = [
+            g[2].clone(),
+            grant("Super", "localhost:app", "localhost:users:bob", &hyper),
+        ];
+        assert_eq!(
+            of(&agent("bob"), &echo, &with_super).permissions(),
+            Permissions::full()
+        );
+    }
+
+    #[test]
+    fn grants_to_other_agents_do_not_apply() {
+        let (_, app, _) = tree();
+        let hyper = Point::hyperuser();
+        let g = [
+            grant("+CSD-RWX", "localhost:app", "localhost:users:bob", &hyper),
+            grant("Super", "localhost:app", "localhost:*:bob", &hyper),
+        ];
+        assert_eq!(of(&agent("scott"), &app, &g), Access::none());
+        assert!(of(&agent("bob"), &app, &g).is_full());
+        // Kind selectors in `to` need the agent's kinds.
+        let kinded = [grant(
+            "+csd-rwX",
+            "localhost:app",
+            "localhost:users:*<User>",
+            &hyper,
+        )];
+        assert!(of(&agent("scott"), &app, &kinded).has(Permission::Execute));
+        let stranger = Agent::Point("localhost:users:dave".parse().unwrap());
+        assert_eq!(of(&stranger, &app, &kinded), Access::none());
+        let dave = PointHierarchy::new(
+            "localhost:users:dave".parse().unwrap(),
+            vec![Kind::Space, Kind::UserBase(None), Kind::User],
+        )
+        .unwrap();
+        assert!(access(&stranger, &app, &kinded, &[dave]).has(Permission::Execute));
+        // A grant on another subtree does not apply.
+        let elsewhere = [grant("+CSD-RWX", "localhost:other:**", "**", &hyper)];
+        assert_eq!(of(&agent("scott"), &app, &elsewhere), Access::none());
+    }
+
+    #[test]
+    fn grants_by_agents_not_entitled_are_ignored() {
+        let (localhost, app, echo) = tree();
+        let scott = agent("scott");
+        let alice = user("alice");
+        let bob = user("bob");
+        // Scott cannot grant himself anything; Bob cannot grant on Alice's app.
+        let g = [
+            grant(
+                "Super",
+                "localhost:app",
+                "localhost:users:scott",
+                &user("scott"),
+            ),
+            grant("+CSD-RWX", "localhost:app", "localhost:users:scott", &bob),
+        ];
+        assert_eq!(of(&scott, &app, &g), Access::none());
+        // Alice owns the app: her grant there counts, her grant on localhost does not.
+        let g = [
+            grant("+csd-Rwx", "localhost:app", "localhost:users:scott", &alice),
+            grant("+csd-rWx", "localhost", "localhost:users:scott", &alice),
+        ];
+        assert_eq!(of(&scott, &app, &g).permissions(), perms("csd-Rwx"));
+        assert_eq!(of(&scott, &echo, &g).permissions(), perms("csd-Rwx"));
+        assert_eq!(of(&scott, &localhost, &g), Access::none());
+        // A broad `on` counts where the maker is entitled: the part below the app.
+        let broad = [grant(
+            "+csd-rwX",
+            "localhost:**",
+            "localhost:users:scott",
+            &alice,
+        )];
+        assert!(of(&scott, &echo, &broad).has(Permission::Execute));
+        assert!(of(&scott, &app, &broad).has(Permission::Execute));
+        let other = localhost
+            .push(
+                PointSeg::Base("other".into()),
+                Kind::App,
+                Point::hyperuser(),
+            )
+            .unwrap();
+        assert_eq!(of(&scott, &other, &broad), Access::none());
+        // An `&` mask by someone not entitled restricts nothing.
+        let g = [
+            grant("+csd-RWX", "localhost:app", "localhost:users:scott", &alice),
+            grant("&csd-rwx", "localhost:app", "**", &bob),
+        ];
+        assert_eq!(of(&scott, &app, &g).permissions(), perms("csd-RWX"));
+    }
+
+    #[test]
+    fn super_holders_may_grant_where_they_hold_it() {
+        let (_, app, echo) = tree();
+        let hyper = Point::hyperuser();
+        let bob = user("bob");
+        let scott = agent("scott");
+        let chain = [
+            grant("Super", "localhost:app", "localhost:users:bob", &hyper),
+            grant("+csd-rwX", "localhost:app", "localhost:users:scott", &bob),
+        ];
+        assert!(of(&scott, &app, &chain).has(Permission::Execute));
+        // Super via a `to` with kinds: Bob's kinds must be known to recognise him.
+        let kinded = [
+            grant("Super", "localhost:app", "localhost:users:*<User>", &hyper),
+            grant("+csd-rwX", "localhost:app", "localhost:users:scott", &bob),
+        ];
+        assert!(of(&scott, &app, &kinded).has(Permission::Execute));
+        let scott_only: Vec<PointHierarchy> = agents()
+            .into_iter()
+            .filter(|h| *h.point() == user("scott"))
+            .collect();
+        assert!(access(&scott, &app, &kinded, &scott_only).is_full());
+        let without_bob = [kinded[1].clone()];
+        assert_eq!(
+            access(&scott, &app, &without_bob, &scott_only),
+            Access::none()
+        );
+        // Super held only deeper down does not entitle a grant on the app.
+        let deep = [
+            grant("Super", "localhost:app:echo", "localhost:users:bob", &hyper),
+            grant("+csd-rwX", "localhost:app", "localhost:users:scott", &bob),
+            grant(
+                "+csd-Rwx",
+                "localhost:app:**",
+                "localhost:users:scott",
+                &bob,
+            ),
+        ];
+        assert_eq!(of(&scott, &echo, &deep).permissions(), perms("csd-Rwx"));
+        assert_eq!(of(&scott, &app, &deep), Access::none());
+    }
+
+    #[test]
+    fn cycles_count_for_nothing() {
+        let (_, app, _) = tree();
+        let bob = user("bob");
+        let carol = user("carol");
+        let g = [
+            grant("Super", "localhost:app", "localhost:users:carol", &bob),
+            grant("Super", "localhost:app", "localhost:users:bob", &carol),
+            grant("Super", "localhost:app", "localhost:users:bob", &bob),
+            grant("+CSD-RWX", "localhost:app", "localhost:users:scott", &bob),
+            grant("+CSD-RWX", "localhost:app", "localhost:users:scott", &carol),
+        ];
+        assert_eq!(of(&agent("bob"), &app, &g), Access::none());
+        assert_eq!(of(&agent("carol"), &app, &g), Access::none());
+        assert_eq!(of(&agent("scott"), &app, &g), Access::none());
+        // Once one of them is entitled, the chain counts in order.
+        let mut entitled = g.to_vec();
+        entitled.push(grant(
+            "Super",
+            "localhost:app",
+            "localhost:users:carol",
+            &user("alice"),
+        ));
+        assert!(of(&agent("carol"), &app, &entitled).is_full());
+        assert!(of(&agent("bob"), &app, &entitled).is_full());
+        assert_eq!(
+            of(&agent("scott"), &app, &entitled).permissions(),
+            Permissions::full()
+        );
+    }
+
+    #[test]
+    fn refusals_name_agent_point_and_what_is_missing() {
+        let (_, app, _) = tree();
+        let scott = agent("scott");
+        let a = of(&scott, &app, &[]);
+        let err = a
+            .check(Permission::Execute, &scott, app.target())
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "localhost:users:scott may not x localhost:app (missing permission 'x')"
+        );
+        assert_eq!(err.missing, Requirement::Permission(Permission::Execute));
+        let err = a.check_full(&scott, app.target()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "localhost:users:scott may not administer localhost:app (missing full access (owner or Super))"
+        );
+        let read: Privilege = "property:email:read".parse().unwrap();
+        let err = a.check_privilege(&read, &scott, app.target()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "localhost:users:scott may not property:email:read localhost:app (missing privilege 'property:email:read')"
+        );
+        let crate_err: crate::Error = err.into();
+        assert!(matches!(crate_err, crate::Error::AccessDenied(_)));
+        let alice = agent("alice");
+        let full = of(&alice, &app, &[]);
+        assert_eq!(
+            full.check(Permission::Execute, &alice, app.target()),
+            Ok(())
+        );
+        assert_eq!(full.check_full(&alice, app.target()), Ok(()));
+    }
+
+    #[test]
+    fn lineages_check_their_owners() {
+        let hierarchy = PointHierarchy::new(
+            "localhost:app".parse().unwrap(),
+            vec![Kind::Space, Kind::App],
+        )
+        .unwrap();
+        let err = Lineage::new(hierarchy.clone(), vec![Point::hyperuser()]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "'localhost:app' has 3 point(s) from ROOT down but 1 owner(s) were given"
+        );
+        let ok = Lineage::new(hierarchy, vec![Point::hyperuser(); 3]).unwrap();
+        assert_eq!(ok.depth(), 2);
+        assert_eq!(ok.owners(), vec![Point::hyperuser(); 3].as_slice());
+        assert_eq!(ok.target().to_string(), "localhost:app");
+    }
+
     #[test]
     fn agents_know_their_points() {
         assert_eq!(Agent::from_point(Point::hyperuser()), Agent::HyperUser);
