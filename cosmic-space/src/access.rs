@@ -579,8 +579,8 @@ impl Access {
             Ok(())
         } else {
             Err(AccessDenied {
-                agent: agent.clone(),
-                point: point.clone(),
+                agent: Box::new(agent.clone()),
+                point: Box::new(point.clone()),
                 missing,
             })
         }
@@ -624,10 +624,10 @@ impl fmt::Display for Requirement {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{agent} may not {verb} {point} (missing {missing})", verb = missing.verb())]
 pub struct AccessDenied {
-    /// Who was refused.
-    pub agent: Agent,
+    /// Who was refused (boxed to keep `Result`s small).
+    pub agent: Box<Agent>,
     /// On which point.
-    pub point: Point,
+    pub point: Box<Point>,
     /// What was missing.
     pub missing: Requirement,
 }

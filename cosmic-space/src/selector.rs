@@ -52,7 +52,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::kind::{BaseKind, Kind, Specific};
 use crate::point::{Point, PointSeg, RouteSeg, parse_domain, parse_version};
-use crate::syntax::{Cursor, ParseError, Span, is_camel};
+use crate::syntax::{Cursor, ParseError, Span, is_camel, is_skewer};
 
 /// `*` or one exact value.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -389,7 +389,10 @@ pub struct Hop {
 }
 
 impl Hop {
-    fn parse(c: &mut Cursor<'_>, in_fs: bool) -> Result<Hop, ParseError> {
+    /// Parses a hop; `position` says whether it is the first hop (a space: never a version),
+    /// a later main hop, or a file-system hop.
+    fn parse(c: &mut Cursor<'_>, position: HopPosition) -> Result<Hop, ParseError> {
+        let in_fs = position == HopPosition::Fs;
         let segment = if c.eat("**") {
             SegmentPattern::Recursive
         } else if c.eat_char('*') {
@@ -410,13 +413,41 @@ impl Hop {
                 ));
             }
             SegmentPattern::Exact(name.to_string())
-        } else if c.peek().is_some_and(|ch| ch.is_ascii_digit()) && starts_with_version(c) {
-            SegmentPattern::Version(parse_version(c)?)
+        } else if position == HopPosition::Later
+            && c.peek().is_some_and(|ch| ch.is_ascii_digit())
+            && starts_with_version(c)
+        {
+            SegmentPattern::Version(parse_hop_version(c)?)
+        } else if position == HopPosition::First
+            && c.peek()
+                .is_some_and(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit())
+        {
+            let text = parse_domain(c, "a space")?;
+            if c.peek()
+                .is_some_and(|ch| ch.is_ascii_uppercase() || ch == '_')
+            {
+                return Err(c.error("expected a space: a domain of lower-case labels"));
+            }
+            SegmentPattern::Exact(text)
         } else if c
             .peek()
             .is_some_and(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit())
         {
-            let text = parse_domain(c, "a segment")?;
+            // A base (skewer case, as in points) or, for `**:my-domain.com`, a space.
+            let at = c.pos();
+            let text = c.take_while(|ch| {
+                ch.is_ascii_lowercase() || ch.is_ascii_digit() || matches!(ch, '-' | '.')
+            });
+            if !is_skewer(text) && !is_domain(text) {
+                return Err(c.error_span(
+                    Span::new(at, c.pos()),
+                    format!(
+                        "'{text}' is not a segment: expected a skewer-case base \
+                         ([a-z][a-z0-9-]*) or a domain"
+                    ),
+                ));
+            }
+            let text = text.to_string();
             if c.peek()
                 .is_some_and(|ch| ch.is_ascii_uppercase() || ch == '_')
             {
@@ -442,14 +473,59 @@ impl Hop {
     }
 }
 
+/// `label { "." label }`, `label := [a-z0-9][a-z0-9-]*` without a trailing `-`.
+fn is_domain(text: &str) -> bool {
+    text.split('.').all(|label| {
+        label
+            .chars()
+            .next()
+            .is_some_and(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit())
+            && !label.ends_with('-')
+            && label
+                .chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
+    })
+}
+
+/// Where a hop stands in a selector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HopPosition {
+    /// The first hop: a space, never a version.
+    First,
+    /// A later hop before any `:/`.
+    Later,
+    /// A hop after `:/`.
+    Fs,
+}
+
+/// The version text at the cursor: semver characters, less one trailing `+` (a version never
+/// ends in `+`, so a trailing one is the hop's inclusive marker: `1.0.0+`).
+fn version_text<'a>(c: &Cursor<'a>) -> &'a str {
+    let rest = c.rest();
+    let len = rest
+        .find(|ch: char| !(ch.is_ascii_alphanumeric() || matches!(ch, '.' | '-' | '+')))
+        .unwrap_or(rest.len());
+    let text = rest.get(..len).unwrap_or_default();
+    text.strip_suffix('+').unwrap_or(text)
+}
+
 /// Whether the digits at the cursor begin a whole version (`1.2.3…`) rather than a domain.
 fn starts_with_version(c: &Cursor<'_>) -> bool {
-    let text: String = c
-        .rest()
-        .chars()
-        .take_while(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '-' | '+'))
-        .collect();
-    Version::parse(&text).is_ok()
+    Version::parse(version_text(c)).is_ok()
+}
+
+/// A version hop (see [`version_text`]).
+fn parse_hop_version(c: &mut Cursor<'_>) -> Result<Version, ParseError> {
+    let at = c.pos();
+    let text = version_text(c);
+    let version = Version::parse(text).map_err(|e| {
+        c.error_span(
+            Span::new(at, at + text.len()),
+            format!("expected a version (MAJOR.MINOR.PATCH): '{text}' is not one: {e}"),
+        )
+    })?;
+    c.reset(at + text.len());
+    Ok(version)
 }
 
 impl fmt::Display for Hop {
@@ -477,24 +553,29 @@ pub struct Selector {
 impl Selector {
     /// Parses a selector at the cursor.
     pub fn parse(c: &mut Cursor<'_>) -> Result<Selector, ParseError> {
-        let mut hops = vec![Hop::parse(c, false)?];
+        let mut hops = vec![Hop::parse(c, HopPosition::First)?];
         let mut fs = None;
+        let begins_fs_hop = |c: &Cursor<'_>| {
+            c.peek().is_some_and(|ch| {
+                ch.is_ascii_alphanumeric() || matches!(ch, '.' | '_' | '-' | '*' | '(')
+            })
+        };
         while c.peek() == Some(':') && c.peek2() != Some(':') {
             c.bump();
             if c.eat_char('/') {
+                // `/` separates fs hops; a trailing one (as in a directory's point,
+                // `…:/html/`) is accepted and means nothing.
                 let mut fs_hops = Vec::new();
-                if c.peek().is_some_and(|ch| {
-                    ch.is_ascii_alphanumeric() || matches!(ch, '.' | '_' | '-' | '*' | '(')
-                }) {
-                    fs_hops.push(Hop::parse(c, true)?);
-                    while c.eat_char('/') {
-                        fs_hops.push(Hop::parse(c, true)?);
+                if begins_fs_hop(c) {
+                    fs_hops.push(Hop::parse(c, HopPosition::Fs)?);
+                    while c.eat_char('/') && begins_fs_hop(c) {
+                        fs_hops.push(Hop::parse(c, HopPosition::Fs)?);
                     }
                 }
                 fs = Some(fs_hops);
                 break;
             }
-            hops.push(Hop::parse(c, false)?);
+            hops.push(Hop::parse(c, HopPosition::Later)?);
         }
         Ok(Selector { hops, fs })
     }
