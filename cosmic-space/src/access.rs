@@ -406,7 +406,15 @@ impl GrantKind {
     /// Parses a grant kind at the cursor.
     pub fn parse(c: &mut Cursor<'_>) -> Result<GrantKind, ParseError> {
         if c.starts_with("Super") {
+            let at = c.pos();
             c.eat("Super");
+            if c.peek().is_some_and(|ch| ch.is_ascii_alphanumeric()) {
+                let rest = c.take_while(|ch| ch.is_ascii_alphanumeric());
+                return Err(c.error_span(
+                    Span::new(at, c.pos()),
+                    format!("unknown grant 'Super{rest}': expected Super, a privilege or a mask"),
+                ));
+            }
             Ok(GrantKind::Super)
         } else if matches!(c.peek(), Some('+' | '&')) {
             Ok(GrantKind::Mask(PermissionsMask::parse(c)?))

@@ -40,6 +40,16 @@
 //!   there matches a directory or a file of that name. A bare `:/` matches the file-system root
 //!   itself.
 //! - Selectors carry no route: they match only points whose route is [`RouteSeg::This`].
+//! - `ROOT` is matched only where a `+` or a `**` in the middle lets a selector end before
+//!   its first segment (`**+:x` matches every point, `ROOT` included).
+//!
+//! # Grammar details
+//!
+//! The first hop is a space (a domain), never a version; later hops are bases (skewer case,
+//! as in points) or domains (so `**:my-domain.com` can name a space). A version hop may carry
+//! `+` (`1.0.0+`, or `1.0.0+build+`: a version never ends in `+`). After `:/`, a trailing
+//! `/` (as in a directory's point, `…:/html/`) is accepted and dropped, so every point of
+//! this cosmos but `ROOT`, printed, is a selector that matches it.
 //!
 //! Matching is a dynamic programme over (hop, segment) pairs: `O(hops × segments)` whatever
 //! the number of `**`, so hostile selectors cannot make it blow up.
@@ -570,6 +580,9 @@ impl Selector {
                     fs_hops.push(Hop::parse(c, HopPosition::Fs)?);
                     while c.eat_char('/') && begins_fs_hop(c) {
                         fs_hops.push(Hop::parse(c, HopPosition::Fs)?);
+                    }
+                    if c.peek() == Some('/') {
+                        return Err(c.error("expected a file or directory name, '*' or '**'"));
                     }
                 }
                 fs = Some(fs_hops);
@@ -1102,6 +1115,9 @@ mod tests {
             &["localhost:app"],
             &["localhost", "localhost:app:x"],
         );
+        // A `+` on a middle `**` lets the point end wherever the `**` may: everywhere.
+        check("**+:x", &["ROOT", "a", "a:b:c", "a:x"], &[]);
+        check("**:x", &["x", "a:x"], &["ROOT", "a"]);
     }
 
     #[test]
