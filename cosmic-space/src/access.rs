@@ -792,113 +792,123 @@ fn to_matches(to: &Selector, agent: &Agent, agents: &[PointHierarchy]) -> bool {
 }
 
 /// The grants that count for a lineage: the least fixed point of "a grant counts from the
-/// shallowest depth where it applies and its maker holds full access".
+/// shallowest depth where its `on` matches and its maker holds full access".
 struct Counting<'g> {
-    grants: Vec<&'g Grant>,
-    /// `counts_at[i]`: the shallowest depth at which `grants[i]` counts, if it does.
-    counts_at: Vec<Option<usize>>,
+    candidates: Vec<Candidate<'g>>,
+}
+
+/// A grant whose `on` matches the target or an ancestor.
+struct Candidate<'g> {
+    grant: &'g Grant,
+    /// `on_depths[d]`: `on` matches the ancestor with `d` segments.
+    on_depths: Vec<bool>,
+    /// Index of the maker in [`Makers`].
+    maker: usize,
+    /// The shallowest depth at which the grant counts, once known.
+    counts_at: Option<usize>,
+}
+
+/// The distinct makers of the candidate grants, with what makes them entitled.
+struct Makers {
+    agents: Vec<Agent>,
+    /// Where each first owns a point of the lineage.
+    owned_from: Vec<Option<usize>>,
+    /// `super_to[s][m]`: the `to` of candidate `s` (a `Super` grant) matches maker `m`;
+    /// empty for other grants. Matched once, not at every step of the fixed point.
+    super_to: Vec<Vec<bool>>,
+}
+
+impl Makers {
+    /// Whether maker `m` holds full access at depth `d` given the candidates counted so far.
+    fn is_full(&self, m: usize, d: usize, candidates: &[Candidate<'_>]) -> bool {
+        self.agents.get(m) == Some(&Agent::HyperUser)
+            || self
+                .owned_from
+                .get(m)
+                .copied()
+                .flatten()
+                .is_some_and(|owned| owned <= d)
+            || candidates.iter().zip(&self.super_to).any(|(c, to)| {
+                c.counts_at.is_some_and(|at| at <= d) && to.get(m).copied().unwrap_or(false)
+            })
+    }
 }
 
 impl<'g> Counting<'g> {
-    fn settle(lineage: &Lineage, all: &'g [Grant], agents: &[PointHierarchy]) -> Counting<'g> {
+    fn settle(lineage: &Lineage, grants: &'g [Grant], agents: &[PointHierarchy]) -> Counting<'g> {
         let depth = lineage.depth();
-        // Only grants whose `on` matches the target or an ancestor matter.
-        let mut grants = Vec::new();
-        let mut on_depths = Vec::new();
-        for grant in all {
-            let depths: Vec<bool> = (0..=depth)
+        let mut makers = Makers {
+            agents: Vec::new(),
+            owned_from: Vec::new(),
+            super_to: Vec::new(),
+        };
+        let mut candidates = Vec::new();
+        for grant in grants {
+            let on_depths: Vec<bool> = (0..=depth)
                 .map(|d| grant.on.matches_depth(lineage.hierarchy(), d))
                 .collect();
-            if depths.contains(&true) {
-                grants.push(grant);
-                on_depths.push(depths);
+            if !on_depths.contains(&true) {
+                continue;
             }
-        }
-        // The distinct makers, each with where it first owns something.
-        let mut makers: Vec<Agent> = Vec::new();
-        let maker_of: Vec<usize> = grants
-            .iter()
-            .map(|grant| {
-                let maker = Agent::from_point(grant.by.clone());
-                match makers.iter().position(|m| *m == maker) {
-                    Some(i) => i,
-                    None => {
-                        makers.push(maker);
-                        makers.len() - 1
-                    }
+            let agent = Agent::from_point(grant.by.clone());
+            let maker = match makers.agents.iter().position(|m| *m == agent) {
+                Some(m) => m,
+                None => {
+                    makers.owned_from.push(lineage.first_owned(&agent));
+                    makers.agents.push(agent);
+                    makers.agents.len() - 1
                 }
-            })
-            .collect();
-        let owned_from: Vec<Option<usize>> =
-            makers.iter().map(|m| lineage.first_owned(m)).collect();
-        // For each `Super` grant, which makers its `to` selector names (matched once).
-        let supers: Vec<(usize, Vec<bool>)> = grants
+            };
+            candidates.push(Candidate {
+                grant,
+                on_depths,
+                maker,
+                counts_at: None,
+            });
+        }
+        makers.super_to = candidates
             .iter()
-            .enumerate()
-            .filter(|(_, g)| g.kind == GrantKind::Super)
-            .map(|(i, g)| {
-                let to: Vec<bool> = makers
+            .map(|c| match c.grant.kind {
+                GrantKind::Super => makers
+                    .agents
                     .iter()
-                    .map(|m| to_matches(&g.to, m, agents))
-                    .collect();
-                (i, to)
+                    .map(|m| to_matches(&c.grant.to, m, agents))
+                    .collect(),
+                _ => Vec::new(),
             })
             .collect();
-
-        let mut counts_at: Vec<Option<usize>> = vec![None; grants.len()];
-        let is_full = |counts_at: &[Option<usize>], maker: usize, d: usize| {
-            makers.get(maker) == Some(&Agent::HyperUser)
-                || owned_from
-                    .get(maker)
-                    .copied()
-                    .flatten()
-                    .is_some_and(|owned| owned <= d)
-                || supers.iter().any(|(s, to)| {
-                    counts_at
-                        .get(*s)
-                        .copied()
-                        .flatten()
-                        .is_some_and(|at| at <= d)
-                        && to.get(maker).copied().unwrap_or(false)
-                })
-        };
-        // Top-down; at each depth admit grants until nothing changes. A grant's own entry is
-        // `None` while it is being judged, so it can never vouch for itself.
+        // Top-down; at each depth admit grants until nothing changes. A grant's `counts_at` is
+        // `None` while it is judged, so it can never vouch for its own maker.
         for d in 0..=depth {
             loop {
-                let mut changed = false;
-                for i in 0..grants.len() {
-                    let applies_here = on_depths
-                        .get(i)
-                        .and_then(|depths| depths.get(d))
-                        .copied()
-                        .unwrap_or(false);
-                    let maker = maker_of.get(i).copied().unwrap_or(usize::MAX);
-                    if counts_at.get(i) == Some(&None)
-                        && applies_here
-                        && is_full(&counts_at, maker, d)
-                    {
-                        if let Some(slot) = counts_at.get_mut(i) {
-                            *slot = Some(d);
-                        }
-                        changed = true;
-                    }
-                }
-                if !changed {
+                let admit: Vec<usize> = (0..candidates.len())
+                    .filter(|&i| {
+                        candidates.get(i).is_some_and(|c| {
+                            c.counts_at.is_none()
+                                && c.on_depths.get(d).copied().unwrap_or(false)
+                                && makers.is_full(c.maker, d, &candidates)
+                        })
+                    })
+                    .collect();
+                if admit.is_empty() {
                     break;
+                }
+                for i in admit {
+                    if let Some(c) = candidates.get_mut(i) {
+                        c.counts_at = Some(d);
+                    }
                 }
             }
         }
-        Counting { grants, counts_at }
+        Counting { candidates }
     }
 
     /// The grants that count for the target.
     fn grants(&self) -> impl Iterator<Item = &'g Grant> + '_ {
-        self.grants
+        self.candidates
             .iter()
-            .zip(&self.counts_at)
-            .filter(|(_, at)| at.is_some())
-            .map(|(grant, _)| *grant)
+            .filter(|c| c.counts_at.is_some())
+            .map(|c| c.grant)
     }
 }
 
@@ -1317,6 +1327,36 @@ mod tests {
             of(&agent("scott"), &app, &entitled).permissions(),
             Permissions::full()
         );
+    }
+
+    #[test]
+    fn long_super_chains_settle() {
+        let (_, app, _) = tree();
+        let name = |i: usize| format!("u{i}");
+        // HyperUser → u0 → u1 → … → u99, listed backwards so every pass admits only one.
+        let mut chain: Vec<Grant> = (1..100)
+            .rev()
+            .map(|i| {
+                grant(
+                    "Super",
+                    "localhost:app",
+                    &format!("localhost:users:{}", name(i)),
+                    &user(&name(i - 1)),
+                )
+            })
+            .collect();
+        chain.push(grant(
+            "Super",
+            "localhost:app",
+            "localhost:users:u0",
+            &Point::hyperuser(),
+        ));
+        assert!(of(&agent("u99"), &app, &chain).is_full());
+        // Break one link: everything after it counts for nothing.
+        chain.remove(40);
+        assert!(of(&agent("u50"), &app, &chain).is_full());
+        assert!(!of(&agent("u60"), &app, &chain).is_full());
+        assert!(!of(&agent("u99"), &app, &chain).is_full());
     }
 
     #[test]

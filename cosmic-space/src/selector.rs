@@ -22,8 +22,8 @@
 //! # Matching rules
 //!
 //! - `*` matches exactly one segment. `**` matches zero or more segments between other hops,
-//!   but a **trailing** `**` matches one or more: `localhost:**` selects what lies below
-//!   `localhost`, not `localhost` itself.
+//!   but a **trailing** `**` (the selector's last hop) matches one or more: `localhost:**`
+//!   selects what lies below `localhost`, not `localhost` itself.
 //! - `+` after a hop lets the point end right after that hop (the remaining hops then match
 //!   nothing): `localhost+:**` matches `localhost` and everything below it. On the last hop it
 //!   changes nothing.
@@ -637,6 +637,7 @@ impl Selector {
                 in_fs: false,
                 accept_all: true,
                 accept_inclusive_end: true,
+                ends_selector: true,
             }
             .run();
         };
@@ -649,6 +650,7 @@ impl Selector {
                 in_fs: false,
                 accept_all: false,
                 accept_inclusive_end: true,
+                ends_selector: false,
             }
             .run(),
             Some(at) => {
@@ -668,6 +670,7 @@ impl Selector {
                     in_fs: false,
                     accept_all: true,
                     accept_inclusive_end: false,
+                    ends_selector: false,
                 }
                 .run()
                     && Matcher {
@@ -677,6 +680,7 @@ impl Selector {
                         in_fs: true,
                         accept_all: true,
                         accept_inclusive_end: true,
+                        ends_selector: true,
                     }
                     .run()
             }
@@ -751,6 +755,9 @@ struct Matcher<'a> {
     /// Whether a point may end right after an inclusive (`+`) hop (false when the point goes
     /// on past these segments).
     accept_inclusive_end: bool,
+    /// Whether the last hop ends the selector (false for the hops before `:/`): a `**` there
+    /// is trailing and must consume at least one segment.
+    ends_selector: bool,
 }
 
 impl Matcher<'_> {
@@ -765,11 +772,12 @@ impl Matcher<'_> {
         let mut row = vec![false; width];
         for i in (0..n).rev() {
             let hop = &self.hops[i];
-            let trailing = i + 1 == n;
+            let trailing = self.ends_selector && i + 1 == n;
             match hop.segment {
                 SegmentPattern::Recursive => {
-                    // `any_end[k]`: the `**` may stop after consuming segments up to `k - 1`
-                    // (k > j) and hops `i + 1..` match from `k`; suffix-OR over k.
+                    // `any_end`: for some k > j, the `**` may stop after consuming segments
+                    // `j..k` (the kind checked on segment `k - 1`) and hops `i + 1..` match
+                    // from `k`; kept as a running OR while j goes down.
                     let mut any_end = false;
                     for j in (0..=m).rev() {
                         if j < m && self.kind_ok(hop, j) && next[j + 1] {
@@ -1183,9 +1191,14 @@ mod tests {
             &["localhost:base:/a.txt"],
             &["localhost:a:b:/a.txt", "localhost:base"],
         );
+        // A `**` just before `:/` is not trailing: it may match zero segments.
         check(
             "localhost:**:/x.txt",
-            &["localhost:a:b:/x.txt", "localhost:a:/x.txt"],
+            &[
+                "localhost:a:b:/x.txt",
+                "localhost:a:/x.txt",
+                "localhost:/x.txt",
+            ],
             &["localhost:a:b:/y.txt", "localhost:a:b"],
         );
         // An inclusive main hop lets a point without a file system stop there.
