@@ -1,4 +1,5 @@
-//! The security data model (SPEC §9): agents, permissions, masks, privileges and grants.
+//! The security data model (SPEC §9): agents, permissions, masks, privileges and grants, and
+//! the pure [`access`] algorithm that decides what an agent may do on a point.
 //!
 //! ```
 //! use cosmic_space::{GrantKind, Permissions};
@@ -8,14 +9,64 @@
 //! assert_eq!("CSD-RWX".parse::<Permissions>()?, Permissions::full());
 //! # Ok::<(), cosmic_space::ParseError>(())
 //! ```
+//!
+//! # The access algorithm
+//!
+//! [`access`] reads the target's [`Lineage`] (the target and every ancestor from `ROOT` down,
+//! each with its kind and owner), the grants, and the hierarchies of the agents involved:
+//!
+//! - `HyperUser` has full access everywhere.
+//! - An agent that owns the target or any ancestor of it has full access ([`FullAccess::Owner`]).
+//!   `Anonymous` is everybody without credentials, so owning something gives it nothing.
+//! - A grant *applies* to the target when its `on` selector matches the target or an ancestor
+//!   (a grant on an ancestor covers the whole subtree) and its `to` selector matches the agent.
+//! - A grant *counts* only if its maker (`by`) held full access at a point where it applies:
+//!   the maker owns that point or an ancestor, is `HyperUser`, or holds a counting `Super`
+//!   grant there. Counting grants are found as a least fixed point, top-down, so a grant never
+//!   makes itself count and cycles (A gives B `Super`, B gives A `Super`) count for nothing.
+//! - A counting `Super` grant gives full access ([`FullAccess::Super`]).
+//! - Otherwise the permissions are the OR of every counting `+` mask, then ANDed with every
+//!   counting `&` mask at any level: `&` restricts what the `+` masks add. Owners, `Super`
+//!   holders and `HyperUser` are not restricted by `&` masks. Privileges are collected into a
+//!   set; full access implies every privilege.
+//! - `Anonymous` has nothing unless a grant gives it something.
+//!
+//! ```
+//! use cosmic_space::*;
+//!
+//! let hyper = Point::hyperuser();
+//! let scott: Point = "localhost:users:scott".parse()?;
+//! let scott_h = PointHierarchy::new(scott.clone(), vec![Kind::Space, Kind::UserBase(None), Kind::User])?;
+//! let app = Lineage::root(hyper.clone())
+//!     .push(PointSeg::Space("localhost".into()), Kind::Space, hyper.clone())?
+//!     .push(PointSeg::Base("app".into()), Kind::App, hyper.clone())?;
+//! let grant = Grant {
+//!     id: 1,
+//!     kind: "+csd-rwX".parse()?,
+//!     on: "localhost:app".parse()?,
+//!     to: "localhost:users:*<User>".parse()?,
+//!     by: hyper,
+//! };
+//! let scott_agent = Agent::Point(scott);
+//! let result = access(&scott_agent, &app, &[grant], &[scott_h]);
+//! assert!(result.has(Permission::Execute));
+//! let denied = result.check(Permission::Write, &scott_agent, app.target()).unwrap_err();
+//! assert_eq!(
+//!     denied.to_string(),
+//!     "localhost:users:scott may not w localhost:app (missing permission 'w')"
+//! );
+//! # Ok::<(), cosmic_space::Error>(())
+//! ```
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::point::Point;
-use crate::selector::Selector;
+use crate::kind::Kind;
+use crate::point::{Point, PointError, PointSeg};
+use crate::selector::{PointHierarchy, Selector};
 use crate::syntax::{Cursor, ParseError, Span};
 
 /// Who a wave acts for. Set by the hyperspace from how the wave entered; never trusted from a
@@ -355,7 +406,15 @@ impl GrantKind {
     /// Parses a grant kind at the cursor.
     pub fn parse(c: &mut Cursor<'_>) -> Result<GrantKind, ParseError> {
         if c.starts_with("Super") {
+            let at = c.pos();
             c.eat("Super");
+            if c.peek().is_some_and(|ch| ch.is_ascii_alphanumeric()) {
+                let rest = c.take_while(|ch| ch.is_ascii_alphanumeric());
+                return Err(c.error_span(
+                    Span::new(at, c.pos()),
+                    format!("unknown grant 'Super{rest}': expected Super, a privilege or a mask"),
+                ));
+            }
             Ok(GrantKind::Super)
         } else if matches!(c.peek(), Some('+' | '&')) {
             Ok(GrantKind::Mask(PermissionsMask::parse(c)?))
@@ -400,6 +459,459 @@ pub struct Grant {
     pub by: Point,
 }
 
+/// Why an agent has full access to a point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum FullAccess {
+    /// The agent is `HyperUser`.
+    HyperUser,
+    /// The agent owns the point or one of its ancestors.
+    Owner,
+    /// A counting `Super` grant covers the point for the agent.
+    Super,
+}
+
+/// What an agent may do on one point: the result of [`access`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Access {
+    full: Option<FullAccess>,
+    permissions: Permissions,
+    privileges: BTreeSet<Privilege>,
+}
+
+impl Access {
+    /// Nothing at all (what `Anonymous` has by default).
+    pub fn none() -> Access {
+        Access {
+            full: None,
+            permissions: Permissions::none(),
+            privileges: BTreeSet::new(),
+        }
+    }
+
+    /// Full access, for the given reason.
+    pub fn full(why: FullAccess) -> Access {
+        Access {
+            full: Some(why),
+            permissions: Permissions::full(),
+            privileges: BTreeSet::new(),
+        }
+    }
+
+    /// Access through grants only: these permissions and privileges.
+    pub fn granted(permissions: Permissions, privileges: BTreeSet<Privilege>) -> Access {
+        Access {
+            full: None,
+            permissions,
+            privileges,
+        }
+    }
+
+    /// Whether the agent has full access (owner, `Super` or `HyperUser`): every permission and
+    /// privilege, and the right to make grants here.
+    pub fn is_full(&self) -> bool {
+        self.full.is_some()
+    }
+
+    /// Why the access is full, if it is.
+    pub fn full_reason(&self) -> Option<FullAccess> {
+        self.full
+    }
+
+    /// The permissions held (`CSD-RWX` for full access).
+    pub fn permissions(&self) -> Permissions {
+        if self.is_full() {
+            Permissions::full()
+        } else {
+            self.permissions
+        }
+    }
+
+    /// The named privileges granted explicitly (full access implies all of them anyway).
+    pub fn privileges(&self) -> &BTreeSet<Privilege> {
+        &self.privileges
+    }
+
+    /// Whether `permission` is held.
+    pub fn has(&self, permission: Permission) -> bool {
+        self.permissions().has(permission)
+    }
+
+    /// Whether `privilege` is held (always, with full access).
+    pub fn has_privilege(&self, privilege: &Privilege) -> bool {
+        self.is_full() || self.privileges.contains(privilege)
+    }
+
+    /// `Ok` if `permission` is held, else an [`AccessDenied`] naming `agent`, `point` and it.
+    pub fn check(
+        &self,
+        permission: Permission,
+        agent: &Agent,
+        point: &Point,
+    ) -> Result<(), AccessDenied> {
+        self.require(
+            self.has(permission),
+            Requirement::Permission(permission),
+            agent,
+            point,
+        )
+    }
+
+    /// `Ok` if `privilege` is held, else an [`AccessDenied`].
+    pub fn check_privilege(
+        &self,
+        privilege: &Privilege,
+        agent: &Agent,
+        point: &Point,
+    ) -> Result<(), AccessDenied> {
+        self.require(
+            self.has_privilege(privilege),
+            Requirement::Privilege(privilege.clone()),
+            agent,
+            point,
+        )
+    }
+
+    /// `Ok` if access is full (what making a grant needs), else an [`AccessDenied`].
+    pub fn check_full(&self, agent: &Agent, point: &Point) -> Result<(), AccessDenied> {
+        self.require(self.is_full(), Requirement::Full, agent, point)
+    }
+
+    fn require(
+        &self,
+        held: bool,
+        missing: Requirement,
+        agent: &Agent,
+        point: &Point,
+    ) -> Result<(), AccessDenied> {
+        if held {
+            Ok(())
+        } else {
+            Err(AccessDenied {
+                agent: Box::new(agent.clone()),
+                point: Box::new(point.clone()),
+                missing,
+            })
+        }
+    }
+}
+
+/// What an operation needed and the agent lacked.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Requirement {
+    /// One of the six permissions.
+    Permission(Permission),
+    /// A named privilege.
+    Privilege(Privilege),
+    /// Full access (owner or `Super`), e.g. to make a grant.
+    Full,
+}
+
+impl Requirement {
+    /// The verb of the refusal message: the permission's letter, the privilege, `administer`.
+    fn verb(&self) -> String {
+        match self {
+            Requirement::Permission(p) => p.letter().to_string(),
+            Requirement::Privilege(p) => p.to_string(),
+            Requirement::Full => "administer".to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Requirement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Requirement::Permission(p) => write!(f, "permission '{p}'"),
+            Requirement::Privilege(p) => write!(f, "privilege '{p}'"),
+            Requirement::Full => f.write_str("full access (owner or Super)"),
+        }
+    }
+}
+
+/// An agent was refused: e.g. `localhost:users:scott may not x localhost:app (missing
+/// permission 'x')`. Becomes a 403 when enforced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{agent} may not {verb} {point} (missing {missing})", verb = missing.verb())]
+pub struct AccessDenied {
+    /// Who was refused (boxed to keep `Result`s small).
+    pub agent: Box<Agent>,
+    /// On which point.
+    pub point: Box<Point>,
+    /// What was missing.
+    pub missing: Requirement,
+}
+
+/// Why a [`Lineage`] could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum LineageError {
+    /// There must be one owner per point from `ROOT` to the target.
+    #[error("'{point}' has {expected} point(s) from ROOT down but {got} owner(s) were given")]
+    OwnerCount {
+        /// The target.
+        point: String,
+        /// How many owners were needed (segments + 1).
+        expected: usize,
+        /// How many were given.
+        got: usize,
+    },
+}
+
+/// What [`access`] needs to know about the target: the target and every ancestor from `ROOT`
+/// down, with the kind (in the [`PointHierarchy`]) and the owner of each.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "LineageParts")]
+pub struct Lineage {
+    hierarchy: PointHierarchy,
+    /// `owners[d]` owns the ancestor with `d` segments (`owners[0]` owns `ROOT`).
+    owners: Vec<Point>,
+}
+
+/// The unchecked form [`Lineage`] deserializes through.
+#[derive(Deserialize)]
+struct LineageParts {
+    hierarchy: PointHierarchy,
+    owners: Vec<Point>,
+}
+
+impl TryFrom<LineageParts> for Lineage {
+    type Error = LineageError;
+    fn try_from(parts: LineageParts) -> Result<Self, LineageError> {
+        Lineage::new(parts.hierarchy, parts.owners)
+    }
+}
+
+impl Lineage {
+    /// The target's hierarchy and the owner of `ROOT` and of each point down to the target;
+    /// fails unless there is exactly one owner more than there are segments.
+    pub fn new(hierarchy: PointHierarchy, owners: Vec<Point>) -> Result<Lineage, LineageError> {
+        let expected = hierarchy.point().segments().len() + 1;
+        if owners.len() != expected {
+            return Err(LineageError::OwnerCount {
+                point: hierarchy.point().to_string(),
+                expected,
+                got: owners.len(),
+            });
+        }
+        Ok(Lineage { hierarchy, owners })
+    }
+
+    /// The lineage of `ROOT` alone, owned by `owner`.
+    pub fn root(owner: Point) -> Lineage {
+        Lineage {
+            hierarchy: PointHierarchy::root(),
+            owners: vec![owner],
+        }
+    }
+
+    /// One generation down: `segment`, of kind `kind`, owned by `owner`.
+    pub fn push(&self, segment: PointSeg, kind: Kind, owner: Point) -> Result<Lineage, PointError> {
+        let hierarchy = self.hierarchy.push(segment, kind)?;
+        let mut owners = self.owners.clone();
+        owners.push(owner);
+        Ok(Lineage { hierarchy, owners })
+    }
+
+    /// The target point.
+    pub fn target(&self) -> &Point {
+        self.hierarchy.point()
+    }
+
+    /// The target with the kinds of its segments.
+    pub fn hierarchy(&self) -> &PointHierarchy {
+        &self.hierarchy
+    }
+
+    /// The owners from `ROOT` down to the target.
+    pub fn owners(&self) -> &[Point] {
+        &self.owners
+    }
+
+    /// The number of segments of the target (`0` for `ROOT`).
+    pub fn depth(&self) -> usize {
+        self.owners.len().saturating_sub(1)
+    }
+
+    /// The shallowest depth at which `agent` owns a point of the lineage (never for
+    /// `Anonymous`, whose ownership means nothing).
+    fn first_owned(&self, agent: &Agent) -> Option<usize> {
+        if *agent == Agent::Anonymous {
+            return None;
+        }
+        let point = agent.to_point();
+        self.owners.iter().position(|owner| *owner == point)
+    }
+}
+
+/// Computes what `agent` may do on the target of `lineage` (SPEC §9; rules in the module
+/// documentation).
+///
+/// `agents` holds the hierarchies (points with kinds) of the agent and of the grants' makers,
+/// so `to` selectors that name kinds (`localhost:users:*<User>`) can match them; an agent not
+/// listed is matched by its point alone, and any `to` hop naming a kind then fails for it.
+/// `grants` may hold grants that do not apply here: they are ignored.
+pub fn access(
+    agent: &Agent,
+    lineage: &Lineage,
+    grants: &[Grant],
+    agents: &[PointHierarchy],
+) -> Access {
+    if *agent == Agent::HyperUser {
+        return Access::full(FullAccess::HyperUser);
+    }
+    if lineage.first_owned(agent).is_some() {
+        return Access::full(FullAccess::Owner);
+    }
+    let counting = Counting::settle(lineage, grants, agents);
+    let mut or = Permissions::none();
+    let mut and = Permissions::full();
+    let mut privileges = BTreeSet::new();
+    for grant in counting.grants() {
+        if !to_matches(&grant.to, agent, agents) {
+            continue;
+        }
+        match &grant.kind {
+            GrantKind::Super => return Access::full(FullAccess::Super),
+            GrantKind::Privilege(p) => {
+                privileges.insert(p.clone());
+            }
+            GrantKind::Mask(mask) => match mask.kind {
+                MaskKind::Or => or = or.or(mask.permissions),
+                MaskKind::And => and = and.and(mask.permissions),
+            },
+        }
+    }
+    Access::granted(or.and(and), privileges)
+}
+
+/// Whether a grant's `to` selector matches `agent`, with its kinds if `agents` knows them.
+fn to_matches(to: &Selector, agent: &Agent, agents: &[PointHierarchy]) -> bool {
+    let point = agent.to_point();
+    match agents.iter().find(|h| *h.point() == point) {
+        Some(hierarchy) => to.matches(hierarchy),
+        None => to.matches_point(&point),
+    }
+}
+
+/// The grants that count for a lineage: the least fixed point of "a grant counts from the
+/// shallowest depth where its `on` matches and its maker holds full access".
+struct Counting<'g> {
+    candidates: Vec<Candidate<'g>>,
+}
+
+/// A grant whose `on` matches the target or an ancestor.
+struct Candidate<'g> {
+    grant: &'g Grant,
+    /// `on_depths[d]`: `on` matches the ancestor with `d` segments.
+    on_depths: Vec<bool>,
+    /// Index of the maker in [`Makers`].
+    maker: usize,
+    /// The shallowest depth at which the grant counts, once known.
+    counts_at: Option<usize>,
+}
+
+/// The distinct makers of the candidate grants, with what makes them entitled.
+struct Makers {
+    agents: Vec<Agent>,
+    /// Where each first owns a point of the lineage.
+    owned_from: Vec<Option<usize>>,
+    /// `super_to[s][m]`: the `to` of candidate `s` (a `Super` grant) matches maker `m`;
+    /// empty for other grants. Matched once, not at every step of the fixed point.
+    super_to: Vec<Vec<bool>>,
+}
+
+impl Makers {
+    /// Whether maker `m` holds full access at depth `d` given the candidates counted so far.
+    fn is_full(&self, m: usize, d: usize, candidates: &[Candidate<'_>]) -> bool {
+        self.agents.get(m) == Some(&Agent::HyperUser)
+            || self
+                .owned_from
+                .get(m)
+                .copied()
+                .flatten()
+                .is_some_and(|owned| owned <= d)
+            || candidates.iter().zip(&self.super_to).any(|(c, to)| {
+                c.counts_at.is_some_and(|at| at <= d) && to.get(m).copied().unwrap_or(false)
+            })
+    }
+}
+
+impl<'g> Counting<'g> {
+    fn settle(lineage: &Lineage, grants: &'g [Grant], agents: &[PointHierarchy]) -> Counting<'g> {
+        let depth = lineage.depth();
+        let mut makers = Makers {
+            agents: Vec::new(),
+            owned_from: Vec::new(),
+            super_to: Vec::new(),
+        };
+        let mut candidates = Vec::new();
+        for grant in grants {
+            let on_depths: Vec<bool> = (0..=depth)
+                .map(|d| grant.on.matches_depth(lineage.hierarchy(), d))
+                .collect();
+            if !on_depths.contains(&true) {
+                continue;
+            }
+            let agent = Agent::from_point(grant.by.clone());
+            let maker = match makers.agents.iter().position(|m| *m == agent) {
+                Some(m) => m,
+                None => {
+                    makers.owned_from.push(lineage.first_owned(&agent));
+                    makers.agents.push(agent);
+                    makers.agents.len() - 1
+                }
+            };
+            candidates.push(Candidate {
+                grant,
+                on_depths,
+                maker,
+                counts_at: None,
+            });
+        }
+        makers.super_to = candidates
+            .iter()
+            .map(|c| match c.grant.kind {
+                GrantKind::Super => makers
+                    .agents
+                    .iter()
+                    .map(|m| to_matches(&c.grant.to, m, agents))
+                    .collect(),
+                _ => Vec::new(),
+            })
+            .collect();
+        // Top-down; at each depth admit grants until nothing changes. A grant's `counts_at` is
+        // `None` while it is judged, so it can never vouch for its own maker.
+        for d in 0..=depth {
+            loop {
+                let admit: Vec<usize> = (0..candidates.len())
+                    .filter(|&i| {
+                        candidates.get(i).is_some_and(|c| {
+                            c.counts_at.is_none()
+                                && c.on_depths.get(d).copied().unwrap_or(false)
+                                && makers.is_full(c.maker, d, &candidates)
+                        })
+                    })
+                    .collect();
+                if admit.is_empty() {
+                    break;
+                }
+                for i in admit {
+                    if let Some(c) = candidates.get_mut(i) {
+                        c.counts_at = Some(d);
+                    }
+                }
+            }
+        }
+        Counting { candidates }
+    }
+
+    /// The grants that count for the target.
+    fn grants(&self) -> impl Iterator<Item = &'g Grant> + '_ {
+        self.candidates
+            .iter()
+            .filter(|c| c.counts_at.is_some())
+            .map(|c| c.grant)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -434,6 +946,470 @@ mod tests {
         let p = or.apply(Permissions::none());
         assert_eq!(p.to_string(), "cSd-RwX");
         assert_eq!(and.apply(p).to_string(), "csd-rwX");
+    }
+
+    /// `ROOT` → `localhost` (HyperUser's) → `localhost:app` (alice's) → `localhost:app:echo`
+    /// (alice's); returns the lineages of `localhost`, the app and the echo mechtron.
+    fn tree() -> (Lineage, Lineage, Lineage) {
+        let hyper = Point::hyperuser();
+        let alice = user("alice");
+        let localhost = Lineage::root(hyper.clone())
+            .push(PointSeg::Space("localhost".into()), Kind::Space, hyper)
+            .unwrap();
+        let app = localhost
+            .push(PointSeg::Base("app".into()), Kind::App, alice.clone())
+            .unwrap();
+        let echo = app
+            .push(PointSeg::Base("echo".into()), Kind::Mechtron, alice)
+            .unwrap();
+        (localhost, app, echo)
+    }
+
+    fn user(name: &str) -> Point {
+        format!("localhost:users:{name}").parse().unwrap()
+    }
+
+    fn agent(name: &str) -> Agent {
+        Agent::Point(user(name))
+    }
+
+    /// The hierarchies of every user of the tests (and of Anonymous).
+    fn agents() -> Vec<PointHierarchy> {
+        let mut all: Vec<PointHierarchy> = ["alice", "bob", "carol", "scott"]
+            .iter()
+            .map(|n| {
+                PointHierarchy::new(user(n), vec![Kind::Space, Kind::UserBase(None), Kind::User])
+                    .unwrap()
+            })
+            .collect();
+        all.push(
+            PointHierarchy::new(
+                Point::anonymous(),
+                vec![Kind::Space, Kind::UserBase(None), Kind::User],
+            )
+            .unwrap(),
+        );
+        all
+    }
+
+    fn grant(kind: &str, on: &str, to: &str, by: &Point) -> Grant {
+        Grant {
+            id: 0,
+            kind: kind.parse().unwrap(),
+            on: on.parse().unwrap(),
+            to: to.parse().unwrap(),
+            by: by.clone(),
+        }
+    }
+
+    fn of(who: &Agent, target: &Lineage, grants: &[Grant]) -> Access {
+        access(who, target, grants, &agents())
+    }
+
+    fn perms(s: &str) -> Permissions {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn hyperuser_has_everything_and_anonymous_nothing() {
+        let (localhost, app, echo) = tree();
+        for target in [&localhost, &app, &echo, &Lineage::root(Point::hyperuser())] {
+            let a = of(&Agent::HyperUser, target, &[]);
+            assert_eq!(a.full_reason(), Some(FullAccess::HyperUser));
+            assert_eq!(a.permissions(), Permissions::full());
+            assert_eq!(of(&Agent::Anonymous, target, &[]), Access::none());
+        }
+        // Anonymous gets what it is granted, nothing more.
+        let g = grant(
+            "+csd-rwX",
+            "localhost:app:**",
+            "hyperspace:users:anonymous",
+            &Point::hyperuser(),
+        );
+        let a = of(&Agent::Anonymous, &echo, std::slice::from_ref(&g));
+        assert_eq!(a.permissions(), perms("csd-rwX"));
+        assert!(!a.is_full());
+        assert_eq!(of(&Agent::Anonymous, &app, &[g]), Access::none());
+    }
+
+    #[test]
+    fn owners_have_full_access_below_what_they_own() {
+        let (localhost, app, echo) = tree();
+        let alice = agent("alice");
+        assert_eq!(of(&alice, &app, &[]).full_reason(), Some(FullAccess::Owner));
+        // Owner of an ancestor.
+        let child = app
+            .push(PointSeg::Base("other".into()), Kind::Mechtron, user("bob"))
+            .unwrap();
+        assert_eq!(
+            of(&alice, &child, &[]).full_reason(),
+            Some(FullAccess::Owner)
+        );
+        assert_eq!(
+            of(&alice, &echo, &[]).full_reason(),
+            Some(FullAccess::Owner)
+        );
+        // Not above.
+        assert_eq!(of(&alice, &localhost, &[]), Access::none());
+        // Bob owns the child only.
+        assert!(of(&agent("bob"), &child, &[]).is_full());
+        assert!(!of(&agent("bob"), &app, &[]).is_full());
+        // Owning as Anonymous gives nothing: anonymous is everybody.
+        let anon_owned = app
+            .push(
+                PointSeg::Base("anon".into()),
+                Kind::Mechtron,
+                Point::anonymous(),
+            )
+            .unwrap();
+        assert_eq!(of(&Agent::Anonymous, &anon_owned, &[]), Access::none());
+    }
+
+    #[test]
+    fn super_gives_full_access_to_the_subtree() {
+        let (localhost, app, echo) = tree();
+        let g = [grant(
+            "Super",
+            "localhost:app",
+            "localhost:users:bob",
+            &Point::hyperuser(),
+        )];
+        let bob = agent("bob");
+        assert_eq!(of(&bob, &app, &g).full_reason(), Some(FullAccess::Super));
+        assert_eq!(of(&bob, &echo, &g).full_reason(), Some(FullAccess::Super));
+        assert_eq!(of(&bob, &localhost, &g), Access::none());
+        assert_eq!(of(&agent("scott"), &app, &g), Access::none());
+        // Full access implies every privilege.
+        assert!(of(&bob, &echo, &g).has_privilege(&"property:email:read".parse().unwrap()));
+    }
+
+    #[test]
+    fn privileges_are_collected() {
+        let (_, app, echo) = tree();
+        let hyper = Point::hyperuser();
+        let g = [
+            grant(
+                "property:email:read",
+                "localhost",
+                "localhost:users:*",
+                &hyper,
+            ),
+            grant(
+                "property:name:read",
+                "localhost:app:echo",
+                "localhost:users:scott",
+                &hyper,
+            ),
+            grant(
+                "property:name:write",
+                "localhost:app:echo",
+                "localhost:users:bob",
+                &hyper,
+            ),
+        ];
+        let scott = agent("scott");
+        let a = of(&scott, &echo, &g);
+        let names: Vec<&str> = a.privileges().iter().map(Privilege::as_str).collect();
+        assert_eq!(names, ["property:email:read", "property:name:read"]);
+        assert_eq!(a.permissions(), Permissions::none());
+        assert!(a.has_privilege(&"property:name:read".parse().unwrap()));
+        assert!(!a.has_privilege(&"property:name:write".parse().unwrap()));
+        let names: Vec<String> = of(&scott, &app, &g)
+            .privileges()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(names, ["property:email:read"]);
+    }
+
+    #[test]
+    fn masks_or_together_and_and_masks_restrict_at_any_level() {
+        let (localhost, app, echo) = tree();
+        let hyper = Point::hyperuser();
+        let scott = agent("scott");
+        let g = [
+            // At localhost: select and read for every user.
+            grant("+cSd-Rwx", "localhost", "localhost:users:*<User>", &hyper),
+            // At the app: create, write and execute for scott.
+            grant("+Csd-rWX", "localhost:app", "localhost:users:scott", &hyper),
+            // At the echo mechtron: nothing but read and execute, for everybody.
+            grant("&csd-RwX", "localhost:app:echo", "**", &hyper),
+        ];
+        assert_eq!(of(&scott, &localhost, &g).permissions(), perms("cSd-Rwx"));
+        assert_eq!(of(&scott, &app, &g).permissions(), perms("CSd-RWX"));
+        assert_eq!(of(&scott, &echo, &g).permissions(), perms("csd-RwX"));
+        // An `&` at an ancestor restricts a `+` deeper down too.
+        let g2 = [
+            grant("&cSd-Rwx", "localhost", "**", &hyper),
+            grant(
+                "+CSD-RWX",
+                "localhost:app:echo",
+                "localhost:users:scott",
+                &hyper,
+            ),
+        ];
+        assert_eq!(of(&scott, &echo, &g2).permissions(), perms("cSd-Rwx"));
+        assert!(of(&scott, &echo, &g2).has(Permission::Read));
+        assert!(!of(&scott, &echo, &g2).has(Permission::Execute));
+        // Two `&` masks both restrict.
+        let g3 = [
+            grant("+CSD-RWX", "localhost", "localhost:users:scott", &hyper),
+            grant("&CSD-rwx", "localhost", "**", &hyper),
+            grant("&cSd-RWX", "localhost:app", "**", &hyper),
+        ];
+        assert_eq!(of(&scott, &app, &g3).permissions(), perms("cSd-rwx"));
+        assert_eq!(of(&scott, &localhost, &g3).permissions(), perms("CSD-rwx"));
+        // `&` masks do not restrict owners or Super holders.
+        assert!(of(&agent("alice"), &echo, &g).is_full());
+        assert_eq!(
+            of(&agent("alice"), &echo, &g).permissions(),
+            Permissions::full()
+        );
+        let with_super = [
+            g[2].clone(),
+            grant("Super", "localhost:app", "localhost:users:bob", &hyper),
+        ];
+        assert_eq!(
+            of(&agent("bob"), &echo, &with_super).permissions(),
+            Permissions::full()
+        );
+    }
+
+    #[test]
+    fn grants_to_other_agents_do_not_apply() {
+        let (_, app, _) = tree();
+        let hyper = Point::hyperuser();
+        let g = [
+            grant("+CSD-RWX", "localhost:app", "localhost:users:bob", &hyper),
+            grant("Super", "localhost:app", "localhost:*:bob", &hyper),
+        ];
+        assert_eq!(of(&agent("scott"), &app, &g), Access::none());
+        assert!(of(&agent("bob"), &app, &g).is_full());
+        // Kind selectors in `to` need the agent's kinds.
+        let kinded = [grant(
+            "+csd-rwX",
+            "localhost:app",
+            "localhost:users:*<User>",
+            &hyper,
+        )];
+        assert!(of(&agent("scott"), &app, &kinded).has(Permission::Execute));
+        let stranger = Agent::Point("localhost:users:dave".parse().unwrap());
+        assert_eq!(of(&stranger, &app, &kinded), Access::none());
+        let dave = PointHierarchy::new(
+            "localhost:users:dave".parse().unwrap(),
+            vec![Kind::Space, Kind::UserBase(None), Kind::User],
+        )
+        .unwrap();
+        assert!(access(&stranger, &app, &kinded, &[dave]).has(Permission::Execute));
+        // A grant on another subtree does not apply.
+        let elsewhere = [grant("+CSD-RWX", "localhost:other:**", "**", &hyper)];
+        assert_eq!(of(&agent("scott"), &app, &elsewhere), Access::none());
+    }
+
+    #[test]
+    fn grants_by_agents_not_entitled_are_ignored() {
+        let (localhost, app, echo) = tree();
+        let scott = agent("scott");
+        let alice = user("alice");
+        let bob = user("bob");
+        // Scott cannot grant himself anything; Bob cannot grant on Alice's app.
+        let g = [
+            grant(
+                "Super",
+                "localhost:app",
+                "localhost:users:scott",
+                &user("scott"),
+            ),
+            grant("+CSD-RWX", "localhost:app", "localhost:users:scott", &bob),
+        ];
+        assert_eq!(of(&scott, &app, &g), Access::none());
+        // Alice owns the app: her grant there counts, her grant on localhost does not.
+        let g = [
+            grant("+csd-Rwx", "localhost:app", "localhost:users:scott", &alice),
+            grant("+csd-rWx", "localhost", "localhost:users:scott", &alice),
+        ];
+        assert_eq!(of(&scott, &app, &g).permissions(), perms("csd-Rwx"));
+        assert_eq!(of(&scott, &echo, &g).permissions(), perms("csd-Rwx"));
+        assert_eq!(of(&scott, &localhost, &g), Access::none());
+        // A broad `on` counts where the maker is entitled: the part below the app.
+        let broad = [grant(
+            "+csd-rwX",
+            "localhost:**",
+            "localhost:users:scott",
+            &alice,
+        )];
+        assert!(of(&scott, &echo, &broad).has(Permission::Execute));
+        assert!(of(&scott, &app, &broad).has(Permission::Execute));
+        let other = localhost
+            .push(
+                PointSeg::Base("other".into()),
+                Kind::App,
+                Point::hyperuser(),
+            )
+            .unwrap();
+        assert_eq!(of(&scott, &other, &broad), Access::none());
+        // An `&` mask by someone not entitled restricts nothing.
+        let g = [
+            grant("+csd-RWX", "localhost:app", "localhost:users:scott", &alice),
+            grant("&csd-rwx", "localhost:app", "**", &bob),
+        ];
+        assert_eq!(of(&scott, &app, &g).permissions(), perms("csd-RWX"));
+    }
+
+    #[test]
+    fn super_holders_may_grant_where_they_hold_it() {
+        let (_, app, echo) = tree();
+        let hyper = Point::hyperuser();
+        let bob = user("bob");
+        let scott = agent("scott");
+        let chain = [
+            grant("Super", "localhost:app", "localhost:users:bob", &hyper),
+            grant("+csd-rwX", "localhost:app", "localhost:users:scott", &bob),
+        ];
+        assert!(of(&scott, &app, &chain).has(Permission::Execute));
+        // Super via a `to` with kinds: Bob's kinds must be known to recognise him.
+        let kinded = [
+            grant("Super", "localhost:app", "localhost:users:*<User>", &hyper),
+            grant("+csd-rwX", "localhost:app", "localhost:users:scott", &bob),
+        ];
+        assert!(of(&scott, &app, &kinded).has(Permission::Execute));
+        let scott_only: Vec<PointHierarchy> = agents()
+            .into_iter()
+            .filter(|h| *h.point() == user("scott"))
+            .collect();
+        assert!(access(&scott, &app, &kinded, &scott_only).is_full());
+        let without_bob = [kinded[1].clone()];
+        assert_eq!(
+            access(&scott, &app, &without_bob, &scott_only),
+            Access::none()
+        );
+        // Super held only deeper down does not entitle a grant on the app.
+        let deep = [
+            grant("Super", "localhost:app:echo", "localhost:users:bob", &hyper),
+            grant("+csd-rwX", "localhost:app", "localhost:users:scott", &bob),
+            grant(
+                "+csd-Rwx",
+                "localhost:app:**",
+                "localhost:users:scott",
+                &bob,
+            ),
+        ];
+        assert_eq!(of(&scott, &echo, &deep).permissions(), perms("csd-Rwx"));
+        assert_eq!(of(&scott, &app, &deep), Access::none());
+    }
+
+    #[test]
+    fn cycles_count_for_nothing() {
+        let (_, app, _) = tree();
+        let bob = user("bob");
+        let carol = user("carol");
+        let g = [
+            grant("Super", "localhost:app", "localhost:users:carol", &bob),
+            grant("Super", "localhost:app", "localhost:users:bob", &carol),
+            grant("Super", "localhost:app", "localhost:users:bob", &bob),
+            grant("+CSD-RWX", "localhost:app", "localhost:users:scott", &bob),
+            grant("+CSD-RWX", "localhost:app", "localhost:users:scott", &carol),
+        ];
+        assert_eq!(of(&agent("bob"), &app, &g), Access::none());
+        assert_eq!(of(&agent("carol"), &app, &g), Access::none());
+        assert_eq!(of(&agent("scott"), &app, &g), Access::none());
+        // Once one of them is entitled, the chain counts in order.
+        let mut entitled = g.to_vec();
+        entitled.push(grant(
+            "Super",
+            "localhost:app",
+            "localhost:users:carol",
+            &user("alice"),
+        ));
+        assert!(of(&agent("carol"), &app, &entitled).is_full());
+        assert!(of(&agent("bob"), &app, &entitled).is_full());
+        assert_eq!(
+            of(&agent("scott"), &app, &entitled).permissions(),
+            Permissions::full()
+        );
+    }
+
+    #[test]
+    fn long_super_chains_settle() {
+        let (_, app, _) = tree();
+        let name = |i: usize| format!("u{i}");
+        // HyperUser → u0 → u1 → … → u99, listed backwards so every pass admits only one.
+        let mut chain: Vec<Grant> = (1..100)
+            .rev()
+            .map(|i| {
+                grant(
+                    "Super",
+                    "localhost:app",
+                    &format!("localhost:users:{}", name(i)),
+                    &user(&name(i - 1)),
+                )
+            })
+            .collect();
+        chain.push(grant(
+            "Super",
+            "localhost:app",
+            "localhost:users:u0",
+            &Point::hyperuser(),
+        ));
+        assert!(of(&agent("u99"), &app, &chain).is_full());
+        // Break one link: everything after it counts for nothing.
+        chain.remove(40);
+        assert!(of(&agent("u50"), &app, &chain).is_full());
+        assert!(!of(&agent("u60"), &app, &chain).is_full());
+        assert!(!of(&agent("u99"), &app, &chain).is_full());
+    }
+
+    #[test]
+    fn refusals_name_agent_point_and_what_is_missing() {
+        let (_, app, _) = tree();
+        let scott = agent("scott");
+        let a = of(&scott, &app, &[]);
+        let err = a
+            .check(Permission::Execute, &scott, app.target())
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "localhost:users:scott may not x localhost:app (missing permission 'x')"
+        );
+        assert_eq!(err.missing, Requirement::Permission(Permission::Execute));
+        let err = a.check_full(&scott, app.target()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "localhost:users:scott may not administer localhost:app (missing full access (owner or Super))"
+        );
+        let read: Privilege = "property:email:read".parse().unwrap();
+        let err = a.check_privilege(&read, &scott, app.target()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "localhost:users:scott may not property:email:read localhost:app (missing privilege 'property:email:read')"
+        );
+        let crate_err: crate::Error = err.into();
+        assert!(matches!(crate_err, crate::Error::AccessDenied(_)));
+        let alice = agent("alice");
+        let full = of(&alice, &app, &[]);
+        assert_eq!(
+            full.check(Permission::Execute, &alice, app.target()),
+            Ok(())
+        );
+        assert_eq!(full.check_full(&alice, app.target()), Ok(()));
+    }
+
+    #[test]
+    fn lineages_check_their_owners() {
+        let hierarchy = PointHierarchy::new(
+            "localhost:app".parse().unwrap(),
+            vec![Kind::Space, Kind::App],
+        )
+        .unwrap();
+        let err = Lineage::new(hierarchy.clone(), vec![Point::hyperuser()]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "'localhost:app' has 3 point(s) from ROOT down but 1 owner(s) were given"
+        );
+        let ok = Lineage::new(hierarchy, vec![Point::hyperuser(); 3]).unwrap();
+        assert_eq!(ok.depth(), 2);
+        assert_eq!(ok.owners(), vec![Point::hyperuser(); 3].as_slice());
+        assert_eq!(ok.target().to_string(), "localhost:app");
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! The crate's one error type.
 
+use crate::access::{AccessDenied, LineageError};
 use crate::bind::FilterError;
 use crate::kind::KindError;
 use crate::mechtron::LimitError;
 use crate::point::PointError;
+use crate::selector::HierarchyError;
 use crate::substance::SubstanceError;
 use crate::syntax::ParseError;
 use crate::wave::WaveError;
@@ -36,6 +38,15 @@ pub enum Error {
     /// A frame could not be encoded or decoded.
     #[error(transparent)]
     Wire(#[from] WireError),
+    /// A point hierarchy's kinds did not fit its point.
+    #[error(transparent)]
+    Hierarchy(#[from] HierarchyError),
+    /// A lineage's owners did not fit its point.
+    #[error(transparent)]
+    Lineage(#[from] LineageError),
+    /// An agent lacks a permission, a privilege or full access.
+    #[error(transparent)]
+    AccessDenied(#[from] AccessDenied),
 }
 
 /// `Result` with this crate's [`Error`].

@@ -15,6 +15,7 @@
 //! let scott: Point = "localhost:app:users:scott".parse()?;
 //! let users: Selector = "localhost:**:scott".parse()?;
 //! assert_eq!(users.to_string(), "localhost:**:scott");
+//! assert!(users.matches_point(&scott));
 //! assert_eq!(scott.parent().unwrap().to_string(), "localhost:app:users");
 //! # Ok::<(), cosmic_space::ParseError>(())
 //! ```
@@ -37,7 +38,8 @@ mod wave;
 pub mod wire;
 
 pub use access::{
-    Agent, Grant, GrantKind, MaskKind, Permission, Permissions, PermissionsMask, Privilege,
+    Access, AccessDenied, Agent, FullAccess, Grant, GrantKind, Lineage, LineageError, MaskKind,
+    Permission, Permissions, PermissionsMask, Privilege, Requirement, access,
 };
 pub use bind::{
     Bind, BlockLine, Destination, Filter, FilterError, PathPart, PathRegex, PathTemplate, Pipeline,
@@ -58,7 +60,8 @@ pub use method::{CmdMethod, HttpMethod, HypMethod, Method, MethodKind, MethodPat
 pub use particle::{Details, Properties, Property, Status, Stub};
 pub use point::{Env, Lead, Point, PointError, PointSeg, PointVar, RouteSeg, StarKey, VarSeg};
 pub use selector::{
-    Hop, KindSelector, Pattern, SegmentPattern, Selector, SpecificSelector, VersionPattern,
+    HierarchyError, Hop, KindSelector, Pattern, PointHierarchy, SegmentPattern, Selector,
+    SpecificSelector, VersionPattern,
 };
 pub use substance::{
     Errors, HttpRequest, HttpResponse, Json, RawCommand, Substance, SubstanceError, SubstanceKind,
