@@ -10,15 +10,41 @@
 //! host's own).
 //!
 //! ```
-//! use cosmic_space::{Point, Selector};
+//! use cosmic_space::prelude::*;
 //!
 //! let scott: Point = "localhost:app:users:scott".parse()?;
 //! let users: Selector = "localhost:**:scott".parse()?;
-//! assert_eq!(users.to_string(), "localhost:**:scott");
 //! assert!(users.matches_point(&scott));
 //! assert_eq!(scott.parent().unwrap().to_string(), "localhost:app:users");
-//! # Ok::<(), cosmic_space::ParseError>(())
+//!
+//! let ping = Ping::new(
+//!     Surface::core("localhost:cli".parse()?),
+//!     Surface::core(scott),
+//!     "Ext<Hello>".parse()?,
+//!     Substance::from("world"),
+//! );
+//! let frame = cosmic_space::wire::encode(&Wave::from(ping.clone()))?;
+//! assert_eq!(cosmic_space::wire::decode::<Wave>(&frame)?, Wave::from(ping));
+//! # Ok::<(), cosmic_space::Error>(())
 //! ```
+//!
+//! ## Map of the crate
+//!
+//! | Concept | Types | SPEC |
+//! | --- | --- | --- |
+//! | addresses | [`Point`], [`PointVar`], [`Surface`], [`Layer`], [`Topic`] | §2 |
+//! | types of particles | [`Kind`], [`BaseKind`], [`Specific`] | §3 |
+//! | patterns | [`Selector`], [`KindSelector`], [`PointHierarchy`] | §4 |
+//! | messages | [`Wave`], [`Ping`], [`Pong`], [`Ripple`], [`Echo`], [`Signal`], [`Method`], [`StatusCode`] | §5 |
+//! | bodies | [`Substance`], [`SubstanceKind`] | §5.2 |
+//! | particle data | [`Stub`], [`Details`], [`Status`], [`Properties`] | §3, §9 |
+//! | handling waves | [`DirectedHandler`], [`Ctx`], [`Transmitter`] | §6, §11 |
+//! | routing documents | [`Bind`], [`Pipeline`], [`Selection`] | §7 |
+//! | mechtron documents | [`MechtronConfig`], [`Limits`] | §8 |
+//! | security | [`Agent`], [`Permissions`], [`GrantKind`], [`Grant`], [`access()`] | §9 |
+//! | operator language | [`Command`], [`Script`] | §10 |
+//! | bytes | [`wire`] | §5.4 |
+//! | diagnostics | [`ParseError`] (rendered like rustc), [`Error`] | §16 |
 
 mod access;
 mod bind;
@@ -75,3 +101,12 @@ pub use wave::{
     WaveError, WaveId, WaveKind,
 };
 pub use wire::{Wire, WireError};
+
+/// The types most code that sends, routes or answers waves needs.
+pub mod prelude {
+    pub use crate::{
+        Agent, Details, DirectedCore, DirectedHandler, DirectedWave, Kind, Method, Ping, Point,
+        Pong, ReflectedCore, ReflectedWave, Selector, Signal, Status, StatusCode, Stub, Substance,
+        Surface, Wave,
+    };
+}

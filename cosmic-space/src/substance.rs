@@ -27,6 +27,7 @@ use std::str::FromStr;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::command::Command;
 use crate::method::HttpMethod;
 use crate::particle::{Details, Status, Stub};
 use crate::point::Point;
@@ -187,6 +188,14 @@ pub enum Substance {
     HttpRequest(HttpRequest),
     /// An HTTP response, as the gateway hands it out.
     HttpResponse(HttpResponse),
+    /// A parsed command, for the executor.
+    Command(Box<Command>),
+}
+
+impl From<Command> for Substance {
+    fn from(command: Command) -> Substance {
+        Substance::Command(Box::new(command))
+    }
 }
 
 impl Substance {
@@ -216,6 +225,7 @@ impl Substance {
             Substance::Wave(_) => SubstanceKind::Wave,
             Substance::HttpRequest(_) => SubstanceKind::HttpRequest,
             Substance::HttpResponse(_) => SubstanceKind::HttpResponse,
+            Substance::Command(_) => SubstanceKind::Command,
         }
     }
 
@@ -835,9 +845,15 @@ mod tests {
                 Substance::from(HttpResponse::new(StatusCode::OK)),
                 "HttpResponse",
             ),
+            (
+                Substance::from("create localhost<Space>".parse::<Command>().unwrap()),
+                "Command",
+            ),
         ];
         for (substance, name) in cases {
             assert_eq!(substance.kind().name(), name);
+            let frame = crate::wire::encode(&substance).unwrap();
+            assert_eq!(crate::wire::decode::<Substance>(&frame).unwrap(), substance);
         }
     }
 
