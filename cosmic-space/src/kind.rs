@@ -17,113 +17,57 @@ use semver::Version;
 use serde::{Deserialize, Serialize};
 
 use crate::point::{PointSeg, parse_domain, parse_version, skewer};
-use crate::syntax::{Cursor, ParseError, Span};
+use crate::syntax::{Cursor, ParseError, Span, word_enum};
 
-/// The base of a kind: the part before any `<…>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum BaseKind {
-    /// The single `ROOT`.
-    Root,
-    /// A top-level namespace such as `localhost`.
-    Space,
-    /// A general container below a space.
-    Base,
-    /// An application.
-    App,
-    /// A WebAssembly guest.
-    Mechtron,
-    /// A repository of bundle series.
-    Repo,
-    /// The versions of one bundle.
-    BundleSeries,
-    /// One published bundle version.
-    Bundle,
-    /// A file of a bundle.
-    Artifact,
-    /// A collection of users.
-    UserBase,
-    /// A user.
-    User,
-    /// A mutable file system.
-    FileStore,
-    /// A file or directory in a file store.
-    File,
-    /// A database.
-    Database,
-    /// Internal: the control endpoint of a CLI session.
-    Control,
-    /// Internal: the host side of a mechtron.
-    Host,
-    /// Internal: the guest side of a mechtron.
-    Guest,
-    /// Internal: a star.
-    Star,
-    /// Internal: the driver of a kind.
-    Driver,
-    /// Internal: a cosmos-wide service.
-    Global,
-    /// Internal: a portal to another process.
-    Portal,
-}
+word_enum!(
+    /// The base of a kind: the part before any `<…>`.
+    pub enum BaseKind {
+        /// The single `ROOT`.
+        Root,
+        /// A top-level namespace such as `localhost`.
+        Space,
+        /// A general container below a space.
+        Base,
+        /// An application.
+        App,
+        /// A WebAssembly guest.
+        Mechtron,
+        /// A repository of bundle series.
+        Repo,
+        /// The versions of one bundle.
+        BundleSeries,
+        /// One published bundle version.
+        Bundle,
+        /// A file of a bundle.
+        Artifact,
+        /// A collection of users.
+        UserBase,
+        /// A user.
+        User,
+        /// A mutable file system.
+        FileStore,
+        /// A file or directory in a file store.
+        File,
+        /// A database.
+        Database,
+        /// Internal: the control endpoint of a CLI session.
+        Control,
+        /// Internal: the host side of a mechtron.
+        Host,
+        /// Internal: the guest side of a mechtron.
+        Guest,
+        /// Internal: a star.
+        Star,
+        /// Internal: the driver of a kind.
+        Driver,
+        /// Internal: a cosmos-wide service.
+        Global,
+        /// Internal: a portal to another process.
+        Portal,
+    }
+);
 
 impl BaseKind {
-    /// Every base kind, in declaration order.
-    pub const ALL: [BaseKind; 21] = [
-        BaseKind::Root,
-        BaseKind::Space,
-        BaseKind::Base,
-        BaseKind::App,
-        BaseKind::Mechtron,
-        BaseKind::Repo,
-        BaseKind::BundleSeries,
-        BaseKind::Bundle,
-        BaseKind::Artifact,
-        BaseKind::UserBase,
-        BaseKind::User,
-        BaseKind::FileStore,
-        BaseKind::File,
-        BaseKind::Database,
-        BaseKind::Control,
-        BaseKind::Host,
-        BaseKind::Guest,
-        BaseKind::Star,
-        BaseKind::Driver,
-        BaseKind::Global,
-        BaseKind::Portal,
-    ];
-
-    /// The name as written in a kind.
-    pub fn name(self) -> &'static str {
-        match self {
-            BaseKind::Root => "Root",
-            BaseKind::Space => "Space",
-            BaseKind::Base => "Base",
-            BaseKind::App => "App",
-            BaseKind::Mechtron => "Mechtron",
-            BaseKind::Repo => "Repo",
-            BaseKind::BundleSeries => "BundleSeries",
-            BaseKind::Bundle => "Bundle",
-            BaseKind::Artifact => "Artifact",
-            BaseKind::UserBase => "UserBase",
-            BaseKind::User => "User",
-            BaseKind::FileStore => "FileStore",
-            BaseKind::File => "File",
-            BaseKind::Database => "Database",
-            BaseKind::Control => "Control",
-            BaseKind::Host => "Host",
-            BaseKind::Guest => "Guest",
-            BaseKind::Star => "Star",
-            BaseKind::Driver => "Driver",
-            BaseKind::Global => "Global",
-            BaseKind::Portal => "Portal",
-        }
-    }
-
-    /// The base kind called `name`, if there is one.
-    pub fn from_name(name: &str) -> Option<BaseKind> {
-        BaseKind::ALL.into_iter().find(|k| k.name() == name)
-    }
-
     /// The sub-kind names this base accepts (empty when it takes none).
     pub fn sub_kind_names(self) -> &'static [&'static str] {
         match self {
@@ -151,51 +95,9 @@ impl BaseKind {
     }
 }
 
-impl fmt::Display for BaseKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-macro_rules! sub_kind {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        pub enum $name {
-            $($(#[$vmeta])* $variant),+
-        }
-
-        impl $name {
-            /// The names of every variant, as written in a kind.
-            pub const NAMES: &'static [&'static str] = &[$(stringify!($variant)),+];
-
-            /// The name as written in a kind.
-            pub fn name(self) -> &'static str {
-                match self {
-                    $($name::$variant => stringify!($variant)),+
-                }
-            }
-
-            /// The variant called `name`.
-            pub fn from_name(name: &str) -> Option<Self> {
-                match name {
-                    $(stringify!($variant) => Some($name::$variant),)+
-                    _ => None,
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.name())
-            }
-        }
-    };
-}
-
-sub_kind!(
+word_enum!(
     /// What an artifact holds.
-    ArtifactSubKind {
+    pub enum ArtifactSubKind {
         /// Bytes with no special meaning to the hyperspace.
         Raw,
         /// A bind document.
@@ -209,9 +111,9 @@ sub_kind!(
     }
 );
 
-sub_kind!(
+word_enum!(
     /// A file store entry: a file or a directory.
-    FileSubKind {
+    pub enum FileSubKind {
         /// A file.
         File,
         /// A directory.
@@ -219,9 +121,9 @@ sub_kind!(
     }
 );
 
-sub_kind!(
+word_enum!(
     /// The role of a star.
-    StarSubKind {
+    pub enum StarSubKind {
         /// Holds `ROOT` and the cosmos-wide services.
         Central,
         /// One per machine; represents the machine.

@@ -14,7 +14,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::syntax::{Cursor, ParseError, Span, is_camel};
+use crate::syntax::{Cursor, ParseError, Span, is_camel, word_enum};
 
 /// The family a method belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -68,45 +68,9 @@ impl fmt::Display for MethodKind {
     }
 }
 
-macro_rules! method_names {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        pub enum $name {
-            $($(#[$vmeta])* $variant),+
-        }
-
-        impl $name {
-            /// Every name, as written.
-            pub const NAMES: &'static [&'static str] = &[$(stringify!($variant)),+];
-
-            /// The name as written.
-            pub fn name(self) -> &'static str {
-                match self {
-                    $($name::$variant => stringify!($variant)),+
-                }
-            }
-
-            /// The method called `name`.
-            pub fn from_name(name: &str) -> Option<Self> {
-                match name {
-                    $(stringify!($variant) => Some($name::$variant),)+
-                    _ => None,
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.name())
-            }
-        }
-    };
-}
-
-method_names!(
+word_enum!(
     /// Infrastructure methods.
-    HypMethod {
+    pub enum HypMethod {
         /// Start a particle after it is created.
         Init,
         /// Place a particle on a star.
@@ -128,9 +92,9 @@ method_names!(
     }
 );
 
-method_names!(
+word_enum!(
     /// Command methods.
-    CmdMethod {
+    pub enum CmdMethod {
         /// Initialise.
         Init,
         /// Read the particle's content.
@@ -150,9 +114,9 @@ method_names!(
     }
 );
 
-method_names!(
+word_enum!(
     /// HTTP methods.
-    HttpMethod {
+    pub enum HttpMethod {
         /// GET
         Get,
         /// POST

@@ -32,80 +32,53 @@ use crate::method::HttpMethod;
 use crate::particle::{Details, Status, Stub};
 use crate::point::Point;
 use crate::surface::Surface;
-use crate::syntax::{Cursor, ParseError, Span};
+use crate::syntax::{Cursor, ParseError, Span, word_enum};
 use crate::wave::{Headers, StatusCode, Wave};
 
-macro_rules! substance_kinds {
-    ($($(#[$vmeta:meta])* $variant:ident),+ $(,)?) => {
-        /// The name of a kind of substance, as written in bind filters (`-[ Text ]->`).
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        pub enum SubstanceKind {
-            $($(#[$vmeta])* $variant),+
-        }
-
-        impl SubstanceKind {
-            /// Every substance kind name.
-            pub const NAMES: &'static [&'static str] = &[$(stringify!($variant)),+];
-
-            /// The name as written.
-            pub fn name(self) -> &'static str {
-                match self {
-                    $(SubstanceKind::$variant => stringify!($variant)),+
-                }
-            }
-
-            /// The kind called `name`.
-            pub fn from_name(name: &str) -> Option<Self> {
-                match name {
-                    $(stringify!($variant) => Some(SubstanceKind::$variant),)+
-                    _ => None,
-                }
-            }
-        }
-    };
-}
-
-substance_kinds!(
-    /// No body.
-    Empty,
-    /// UTF-8 text.
-    Text,
-    /// Bytes.
-    Bin,
-    /// A boolean.
-    Bool,
-    /// A signed integer.
-    Int,
-    /// A JSON value.
-    Json,
-    /// A point.
-    Point,
-    /// A surface.
-    Surface,
-    /// A list of substances.
-    List,
-    /// A map from strings to substances.
-    Map,
-    /// A particle's stub (point, kind, status).
-    Stub,
-    /// A particle's details (stub and properties).
-    Details,
-    /// A status.
-    Status,
-    /// A parsed command.
-    Command,
-    /// A command as text, with any files it carries.
-    RawCommand,
-    /// A list of errors.
-    Errors,
-    /// An access token.
-    Token,
-    /// A whole wave.
-    Wave,
-    /// An HTTP request.
-    HttpRequest,
-    /// An HTTP response.
-    HttpResponse,
+word_enum!(
+    /// The name of a kind of substance, as written in bind filters (`-[ Text ]->`).
+    pub enum SubstanceKind {
+        /// No body.
+        Empty,
+        /// UTF-8 text.
+        Text,
+        /// Bytes.
+        Bin,
+        /// A boolean.
+        Bool,
+        /// A signed integer.
+        Int,
+        /// A JSON value.
+        Json,
+        /// A point.
+        Point,
+        /// A surface.
+        Surface,
+        /// A list of substances.
+        List,
+        /// A map from strings to substances.
+        Map,
+        /// A particle's stub (point, kind, status).
+        Stub,
+        /// A particle's details (stub and properties).
+        Details,
+        /// A status.
+        Status,
+        /// A parsed command.
+        Command,
+        /// A command as text, with any files it carries.
+        RawCommand,
+        /// A list of errors.
+        Errors,
+        /// An access token.
+        Token,
+        /// A whole wave.
+        Wave,
+        /// An HTTP request.
+        HttpRequest,
+        /// An HTTP response.
+        HttpResponse,
+    }
 );
 
 impl SubstanceKind {
@@ -122,12 +95,6 @@ impl SubstanceKind {
                 ),
             )
         })
-    }
-}
-
-impl fmt::Display for SubstanceKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
     }
 }
 

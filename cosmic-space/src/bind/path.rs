@@ -8,7 +8,7 @@ use std::hash::{Hash, Hasher};
 use regex::{Regex, RegexBuilder};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::point::{Env, PointError};
+use crate::point::{Env, PointError, parse_var_name};
 use crate::syntax::{Cursor, ParseError, Span};
 
 /// A path regex, compiled so it matches the **whole** path (`^(?:source)$`); its named
@@ -306,24 +306,6 @@ impl PathTemplate {
         }
         Ok(PathTemplate { parts })
     }
-}
-
-/// `${name}` with `name := [A-Za-z_][A-Za-z0-9_]*`, the variables of SPEC §2.2.
-pub(crate) fn parse_var_name(c: &mut Cursor<'_>) -> Result<String, ParseError> {
-    let start = c.pos();
-    c.expect("${", "'${' to begin a variable")?;
-    let at = c.pos();
-    let name = c.take_while(|ch| ch.is_ascii_alphanumeric() || ch == '_');
-    if name.is_empty() || name.starts_with(|ch: char| ch.is_ascii_digit()) {
-        return Err(c.error_at(at, "expected a variable name ([A-Za-z_][A-Za-z0-9_]*)"));
-    }
-    if !c.eat_char('}') {
-        return Err(c.error_span(
-            Span::new(start, c.pos()),
-            "expected '}' to close the variable",
-        ));
-    }
-    Ok(name.to_string())
 }
 
 fn is_path_char(c: char) -> bool {

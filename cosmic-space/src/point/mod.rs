@@ -19,6 +19,7 @@ use crate::syntax::{Cursor, ParseError, is_skewer};
 
 mod var;
 
+pub(crate) use var::parse_var_name;
 pub use var::{Env, Lead, PointVar, VarSeg};
 
 /// Where a point lives relative to this cosmos: the part before `::`.
