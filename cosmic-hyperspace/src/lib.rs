@@ -4,7 +4,8 @@
 //! waves between them, checking on the way that the sender may reach the target, persistence in
 //! the registry, running mechtrons in wasmer, and the HTTP gateway. Particles never see this
 //! crate; they see [`cosmic_space`].
-//!
-//! This crate is built up issue by issue; today it re-exports the Universal API it stands on.
+
+pub mod registry;
 
 pub use cosmic_space as space;
+pub use registry::{Entry, ParticleRecord, Registration, Registry, RegistryError, RegistryResult};

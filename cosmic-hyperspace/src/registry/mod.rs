@@ -1,0 +1,235 @@
+//! The registry: the durable record of every particle (SPEC §14) — point, kind, status,
+//! properties, owner, placement — plus per-parent sequences, grants, access tokens and the
+//! content of artifacts.
+//!
+//! [`Registry`] is the contract; [`EmbeddedRegistry`] keeps it in a redb file in the data
+//! directory (one machine, zero setup), and a PostgreSQL implementation will follow for the
+//! cluster. Both must pass the same [`conformance`] suite. SQL, when it comes, lives only here.
+//!
+//! The registry enforces what must hold atomically — a point is registered once, its parent
+//! exists, locked properties do not change, a bundle's artifacts appear all together or not at
+//! all — and nothing else: kind rules and permissions are the executor's job.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use cosmic_space::{
+    CreateStrategy, Details, Grant, GrantKind, Kind, Lineage, Point, PointHierarchy, Properties,
+    PropertyChanges, Selector, StarKey, Status, StatusCode, Stub,
+};
+use serde::{Deserialize, Serialize};
+
+/// Everything the registry knows about one particle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticleRecord {
+    /// Where it is.
+    pub point: Point,
+    /// What it is.
+    pub kind: Kind,
+    /// Where it is in its lifecycle.
+    pub status: Status,
+    /// The agent that owns it (its creator unless changed by `chown`).
+    pub owner: Point,
+    /// Its properties (`config`, `bind`, …).
+    pub properties: Properties,
+    /// The star it is placed on; `None` until placed.
+    pub location: Option<StarKey>,
+}
+
+impl ParticleRecord {
+    /// Point, kind and status.
+    pub fn stub(&self) -> Stub {
+        Stub {
+            point: self.point.clone(),
+            kind: self.kind.clone(),
+            status: self.status.clone(),
+        }
+    }
+
+    /// The stub and the properties.
+    pub fn details(&self) -> Details {
+        Details {
+            stub: self.stub(),
+            properties: self.properties.clone(),
+        }
+    }
+}
+
+/// A request to register one particle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    /// The particle's point (`ROOT` only at bootstrap; otherwise its parent must exist).
+    pub point: Point,
+    /// Its kind.
+    pub kind: Kind,
+    /// Its owner.
+    pub owner: Point,
+    /// Its initial properties (applied in order; `Remove` of an absent property is a no-op).
+    pub properties: PropertyChanges,
+    /// What to do if the point is taken: fail (`Commit`), accept an existing particle of the
+    /// same kind unchanged (`Ensure`), or replace its unlocked properties (`Override`).
+    pub strategy: CreateStrategy,
+    /// The status it starts in (normally [`Status::Pending`]).
+    pub status: Status,
+}
+
+/// A particle to register together with others, and the bytes it holds (for artifacts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The registration.
+    pub registration: Registration,
+    /// The content, for particles that hold bytes (artifacts).
+    pub content: Option<Vec<u8>>,
+}
+
+/// Why the registry refused or failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    /// No particle at this point.
+    #[error("no particle at {0}")]
+    NotFound(Point),
+    /// The point is already registered (`create` with the Commit strategy).
+    #[error("{0} already exists")]
+    AlreadyExists(Point),
+    /// The point exists with another kind (`create?` / `create!`).
+    #[error("{point} already exists as a {existing}, not a {requested}")]
+    KindMismatch {
+        /// The point.
+        point: Point,
+        /// The kind it has.
+        existing: Box<Kind>,
+        /// The kind that was asked for.
+        requested: Box<Kind>,
+    },
+    /// The parent of the point is not registered.
+    #[error("cannot register {point}: its parent {parent} does not exist")]
+    NoParent {
+        /// The point.
+        point: Point,
+        /// Its missing parent.
+        parent: Point,
+    },
+    /// `delete` without force on a particle with children.
+    #[error("{point} has {children} children; use delete! to delete the whole subtree")]
+    HasChildren {
+        /// The point.
+        point: Point,
+        /// How many children it has.
+        children: usize,
+    },
+    /// A change to a locked property.
+    #[error("property '{name}' of {point} is locked")]
+    PropertyLocked {
+        /// The particle.
+        point: Point,
+        /// The property.
+        name: String,
+    },
+    /// `revoke` of an id that names no grant.
+    #[error("no grant with id {0}")]
+    NoSuchGrant(u64),
+    /// The store failed (I/O, a full disk, a corrupt file).
+    #[error("registry storage failed: {0}")]
+    Storage(String),
+}
+
+impl RegistryError {
+    /// The HTTP-like status a command answers with when it fails this way.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            RegistryError::NotFound(_) | RegistryError::NoSuchGrant(_) => StatusCode::NOT_FOUND,
+            RegistryError::NoParent { .. } => StatusCode::NOT_FOUND,
+            RegistryError::AlreadyExists(_)
+            | RegistryError::KindMismatch { .. }
+            | RegistryError::HasChildren { .. } => StatusCode::CONFLICT,
+            RegistryError::PropertyLocked { .. } => StatusCode::FORBIDDEN,
+            RegistryError::Storage(_) => StatusCode::ERROR,
+        }
+    }
+}
+
+/// `Result` with [`RegistryError`].
+pub type RegistryResult<T> = Result<T, RegistryError>;
+
+/// The durable record of a cosmos. Every method is atomic: it happens entirely or not at all,
+/// and once it has returned `Ok` the change survives a crash of the process.
+#[async_trait]
+pub trait Registry: Send + Sync + 'static {
+    /// Registers one particle (see [`Registration::strategy`]); returns the record as stored.
+    async fn register(&self, registration: Registration) -> RegistryResult<ParticleRecord>;
+
+    /// Registers several particles in one transaction, in order (a parent may precede its
+    /// children in the same call), storing each entry's content. All or nothing: any refusal
+    /// leaves the registry as it was.
+    async fn register_all(&self, entries: Vec<Entry>) -> RegistryResult<Vec<ParticleRecord>>;
+
+    /// The next number of `parent`'s sequence (1, 2, 3 …), for `create …-%`; never the same
+    /// twice, even across restarts.
+    async fn next_sequence(&self, parent: &Point) -> RegistryResult<u64>;
+
+    /// The record at `point`.
+    async fn record(&self, point: &Point) -> RegistryResult<ParticleRecord>;
+
+    /// The records of `point` and every ancestor that is registered, from `ROOT` down.
+    async fn line(&self, point: &Point) -> RegistryResult<Vec<ParticleRecord>>;
+
+    /// The point with the kind of each segment (its ancestors must all be registered).
+    async fn hierarchy(&self, point: &Point) -> RegistryResult<PointHierarchy>;
+
+    /// What the access algorithm needs about `point`: its hierarchy and every owner on the way.
+    async fn lineage(&self, point: &Point) -> RegistryResult<Lineage>;
+
+    /// Sets the status.
+    async fn set_status(&self, point: &Point, status: Status) -> RegistryResult<()>;
+
+    /// Records the star a particle is placed on.
+    async fn set_location(&self, point: &Point, star: StarKey) -> RegistryResult<()>;
+
+    /// Applies property changes atomically; any change to a locked property refuses them all.
+    /// Returns the properties after the change.
+    async fn set_properties(
+        &self,
+        point: &Point,
+        changes: &PropertyChanges,
+    ) -> RegistryResult<Properties>;
+
+    /// The stubs of every particle the selector matches (kinds included), in point order.
+    async fn select(&self, selector: &Selector) -> RegistryResult<Vec<Stub>>;
+
+    /// The stubs of the direct children of `point`, in point order.
+    async fn children(&self, point: &Point) -> RegistryResult<Vec<Stub>>;
+
+    /// Deletes `point`; with `force` its whole subtree, otherwise only if it has no children.
+    /// Returns the deleted points, deepest first. Grants are kept (they name selectors).
+    async fn delete(&self, point: &Point, force: bool) -> RegistryResult<Vec<Point>>;
+
+    /// The content stored with a particle (an artifact's bytes); `None` if it holds none.
+    async fn content(&self, point: &Point) -> RegistryResult<Option<Vec<u8>>>;
+
+    /// Makes `owner` the owner of every particle the selector matches; returns how many.
+    async fn chown(&self, selector: &Selector, owner: &Point) -> RegistryResult<usize>;
+
+    /// Records a grant made by `by` and returns it with its new id (ids are never reused).
+    async fn grant(
+        &self,
+        kind: GrantKind,
+        on: Selector,
+        to: Selector,
+        by: Point,
+    ) -> RegistryResult<Grant>;
+
+    /// Removes the grant `id` and returns it.
+    async fn revoke(&self, id: u64) -> RegistryResult<Grant>;
+
+    /// Every grant, in id order.
+    async fn grants(&self) -> RegistryResult<Vec<Grant>>;
+
+    /// Stores an access token that acts as `agent`.
+    async fn store_token(&self, token: &str, agent: &Point) -> RegistryResult<()>;
+
+    /// The agent a token acts as, if the token is known.
+    async fn token_agent(&self, token: &str) -> RegistryResult<Option<Point>>;
+
+    /// How many particles there are of each base kind (for `starlane status`).
+    async fn census(&self) -> RegistryResult<BTreeMap<String, u64>>;
+}
