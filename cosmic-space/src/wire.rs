@@ -7,6 +7,10 @@
 //! and a length prefix that lies cannot make it allocate more than a small multiple of the
 //! frame's own size.
 //!
+//! On a byte stream (the control connection, SPEC §13) each frame is preceded by its length as
+//! a 4-byte big-endian prefix: [`Wire::encode_framed`] writes both, [`Wire::frame_len`] reads
+//! the prefix and refuses a length over the limit before anything is allocated.
+//!
 //! ```
 //! use cosmic_space::{wire, Method, Ping, Surface, Wave};
 //!
@@ -61,6 +65,9 @@ impl Wire {
     /// The default frame limit: 16 MiB.
     pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
 
+    /// The size of the length prefix in front of a frame on a stream ([`Wire::encode_framed`]).
+    pub const PREFIX_LEN: usize = 4;
+
     /// The largest limit a `Wire` takes: 1 GiB (128 MiB where pointers are 32 bits wide).
     #[cfg(target_pointer_width = "64")]
     pub const CEILING: usize = 1 << 30;
@@ -100,6 +107,58 @@ impl Wire {
             });
         }
         Ok(writer.frame)
+    }
+
+    /// `value` as a frame behind a 4-byte length prefix (big-endian `u32`), for streams such as
+    /// the control connection (SPEC §13) where frames follow each other.
+    ///
+    /// ```
+    /// use cosmic_space::{Substance, Wire};
+    ///
+    /// let wire = Wire::default();
+    /// let framed = wire.encode_framed(&Substance::from("hi"))?;
+    /// let len = wire.frame_len([framed[0], framed[1], framed[2], framed[3]])?;
+    /// assert_eq!(len, framed.len() - Wire::PREFIX_LEN);
+    /// assert_eq!(wire.decode::<Substance>(&framed[Wire::PREFIX_LEN..])?, Substance::from("hi"));
+    /// # Ok::<(), cosmic_space::WireError>(())
+    /// ```
+    pub fn encode_framed<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, WireError> {
+        let mut frame = Vec::with_capacity(self.max_frame.min(256) + Wire::PREFIX_LEN);
+        frame.extend_from_slice(&[0; Wire::PREFIX_LEN]);
+        let mut writer = FrameWriter {
+            frame,
+            size: 0,
+            limit: self.max_frame,
+        };
+        bincode::serde::encode_into_writer(value, &mut writer, config::standard())
+            .map_err(encode_error)?;
+        if writer.size > self.max_frame {
+            return Err(WireError::FrameTooLarge {
+                size: writer.size,
+                limit: self.max_frame,
+            });
+        }
+        // The ceiling (1 GiB) keeps every frame's length within a u32.
+        let len = u32::try_from(writer.size).map_err(|_| WireError::FrameTooLarge {
+            size: writer.size,
+            limit: self.max_frame,
+        })?;
+        writer.frame[..Wire::PREFIX_LEN].copy_from_slice(&len.to_be_bytes());
+        Ok(writer.frame)
+    }
+
+    /// The length of the frame that follows a 4-byte `prefix` written by
+    /// [`Wire::encode_framed`], refused if over the limit (before anything is read or
+    /// allocated for it).
+    pub fn frame_len(&self, prefix: [u8; 4]) -> Result<usize, WireError> {
+        let len = u32::from_be_bytes(prefix);
+        match usize::try_from(len) {
+            Ok(len) if len <= self.max_frame => Ok(len),
+            _ => Err(WireError::FrameTooLarge {
+                size: usize::try_from(len).unwrap_or(usize::MAX),
+                limit: self.max_frame,
+            }),
+        }
     }
 
     /// The value of type `T` that `frame` holds, exactly.
@@ -517,6 +576,50 @@ mod tests {
             deep = Substance::List(vec![deep]);
         }
         assert!(matches!(encode(&deep), Err(WireError::Encode(_))));
+    }
+
+    #[test]
+    fn framed_frames_carry_their_length() {
+        let wire = Wire::default();
+        let value = Substance::Bin(vec![7; 300]);
+        let framed = wire.encode_framed(&value).unwrap();
+        let plain = wire.encode(&value).unwrap();
+        assert_eq!(framed.len(), plain.len() + 4);
+        assert_eq!(framed[..4], (plain.len() as u32).to_be_bytes());
+        assert_eq!(framed[4..], plain[..]);
+        let len = wire
+            .frame_len([framed[0], framed[1], framed[2], framed[3]])
+            .unwrap();
+        assert_eq!(len, plain.len());
+        assert_eq!(wire.decode::<Substance>(&framed[4..]).unwrap(), value);
+    }
+
+    #[test]
+    fn framed_lengths_over_the_limit_are_refused() {
+        let wire = Wire::new(100);
+        assert_eq!(wire.frame_len(100u32.to_be_bytes()), Ok(100));
+        assert_eq!(
+            wire.frame_len(101u32.to_be_bytes()),
+            Err(WireError::FrameTooLarge {
+                size: 101,
+                limit: 100
+            })
+        );
+        assert_eq!(
+            Wire::default().frame_len([0xff; 4]),
+            Err(WireError::FrameTooLarge {
+                size: u32::MAX as usize,
+                limit: Wire::DEFAULT_MAX_FRAME
+            })
+        );
+        assert_eq!(wire.frame_len([0; 4]), Ok(0));
+        assert_eq!(
+            wire.encode_framed(&Substance::Bin(vec![1; 100])),
+            Err(WireError::FrameTooLarge {
+                size: 102,
+                limit: 100
+            })
+        );
     }
 
     #[test]
