@@ -5,7 +5,9 @@
 //! the registry, running mechtrons in wasmer, and the HTTP gateway. Particles never see this
 //! crate; they see [`cosmic_space`].
 
+pub mod bundle;
 pub mod registry;
 
+pub use bundle::{Bundle, BundleEntry, BundleError, BundleFile, BundleLimits};
 pub use cosmic_space as space;
 pub use registry::{Entry, ParticleRecord, Registration, Registry, RegistryError, RegistryResult};
