@@ -180,7 +180,7 @@ pub enum BundleError {
         /// The bundle's point.
         point: String,
         /// Why.
-        source: PointError,
+        source: Box<PointError>,
     },
 }
 
@@ -528,7 +528,7 @@ fn root_entry(bundle: &Point) -> Result<BundleEntry, BundleError> {
         .push(PointSeg::FsRoot)
         .map_err(|source| BundleError::BadBundlePoint {
             point: bundle.to_string(),
-            source,
+            source: Box::new(source),
         })?;
     Ok(BundleEntry {
         point,
@@ -542,7 +542,7 @@ fn entry(bundle: &Point, path: &str, item: Item) -> Result<BundleEntry, BundleEr
         .push_path(path)
         .map_err(|source| BundleError::BadBundlePoint {
             point: bundle.to_string(),
-            source,
+            source: Box::new(source),
         })?;
     Ok(match item {
         Item::Dir => BundleEntry {
