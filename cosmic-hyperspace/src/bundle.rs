@@ -705,7 +705,11 @@ mod tests {
         // Every entry's parent comes before it.
         for (n, e) in entries.iter().enumerate().skip(1) {
             let parent = e.point.parent().unwrap();
-            assert!(entries[..n].iter().any(|p| p.point == parent), "{}", e.point);
+            assert!(
+                entries[..n].iter().any(|p| p.point == parent),
+                "{}",
+                e.point
+            );
         }
         assert_eq!(bundle.clone().into_entries(&version()).unwrap(), entries);
     }
@@ -714,11 +718,20 @@ mod tests {
     fn sibling_names_sort_parents_first() {
         // '-' and '.' sort before '/', so `a-b/x` and `a.txt` sort between `a` and `a/`; the
         // order still holds because every path sorts after its own prefix.
-        let bytes = zip_of(&[("a-b/x", b"1"), ("a/x", b"2"), ("a.txt", b"3"), ("a/b/c", b"4")]);
+        let bytes = zip_of(&[
+            ("a-b/x", b"1"),
+            ("a/x", b"2"),
+            ("a.txt", b"3"),
+            ("a/b/c", b"4"),
+        ]);
         let entries = read(&bytes).unwrap().entries_under(&version()).unwrap();
         for (n, e) in entries.iter().enumerate().skip(1) {
             let parent = e.point.parent().unwrap();
-            assert!(entries[..n].iter().any(|p| p.point == parent), "{}", e.point);
+            assert!(
+                entries[..n].iter().any(|p| p.point == parent),
+                "{}",
+                e.point
+            );
         }
         assert_eq!(entries.len(), 8);
     }
@@ -748,7 +761,10 @@ mod tests {
             ("a/../../evil", "'..' leaves the bundle"),
             ("/etc/passwd", "it is an absolute path"),
             ("a\\b", "backslashes are not path separators in a bundle"),
-            ("..\\evil", "backslashes are not path separators in a bundle"),
+            (
+                "..\\evil",
+                "backslashes are not path separators in a bundle",
+            ),
             ("C:/windows", "it begins with a drive letter"),
             ("c:evil", "it begins with a drive letter"),
         ] {
@@ -904,7 +920,11 @@ mod tests {
         // zip reader stops at the declared size (and `take` would stop one byte later).
         let zeros = vec![0u8; 1 << 20];
         let mut bytes = zip_of(&[("bomb", &zeros)]);
-        patch(&mut bytes, &(1u32 << 20).to_le_bytes(), &1000u32.to_le_bytes());
+        patch(
+            &mut bytes,
+            &(1u32 << 20).to_le_bytes(),
+            &1000u32.to_le_bytes(),
+        );
         match read(&bytes).unwrap_err() {
             BundleError::UnreadableEntry { entry, reason } => {
                 assert_eq!(entry, "bomb");

@@ -6,8 +6,10 @@
 //! crate; they see [`cosmic_space`].
 
 pub mod bundle;
+pub mod control;
 pub mod registry;
 
 pub use bundle::{Bundle, BundleEntry, BundleError, BundleFile, BundleLimits};
+pub use control::{ControlError, ControlService, MachineConfig};
 pub use cosmic_space as space;
 pub use registry::{Entry, ParticleRecord, Registration, Registry, RegistryError, RegistryResult};

@@ -1,0 +1,483 @@
+//! The machine's settings (SPEC §13): flags, then environment variables, then `starlane.toml`
+//! in the data directory, then defaults.
+//!
+//! `starlane.toml` is read by a small reader for the part of TOML these settings need:
+//! top-level `key = value` lines with a basic (`"…"`) or literal (`'…'`) string or a decimal
+//! integer, `#` comments and blank lines. Whatever it accepts is valid TOML meaning the same;
+//! anything else (tables, arrays, unknown keys) is an error naming the line.
+
+use std::fs;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Settings as given by one source (flags or environment); `None` means not given there.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// The data directory (`--home`, `STARLANE_HOME`).
+    pub home: Option<PathBuf>,
+    /// The control listen address (`--control`, `STARLANE_CONTROL`).
+    pub control: Option<String>,
+    /// The HTTP listen address (`--http`, `STARLANE_HTTP`).
+    pub http: Option<String>,
+    /// The number of stars (`--stars`, `STARLANE_STARS`).
+    pub stars: Option<String>,
+}
+
+/// The resolved settings a machine starts with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachineConfig {
+    /// The data directory: registry, artifacts, caches, endpoint files.
+    pub home: PathBuf,
+    /// Where the control protocol listens (port 0 picks a free port).
+    pub control: SocketAddr,
+    /// Where the HTTP gateway listens (port 0 picks a free port).
+    pub http: SocketAddr,
+    /// How many stars to run.
+    pub stars: usize,
+}
+
+/// Why the settings could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Neither a data directory nor a home directory is known.
+    #[error("cannot tell where the data directory is: set STARLANE_HOME (or HOME), or pass --home")]
+    NoHome,
+    /// An address setting is not `IP:PORT`.
+    #[error("{setting} = '{value}' is not a listen address: write IP:PORT, e.g. 127.0.0.1:4343")]
+    BadAddress {
+        /// Where the value came from (`--control`, `STARLANE_HTTP`, `starlane.toml line 2`).
+        setting: String,
+        /// The value.
+        value: String,
+    },
+    /// The number of stars is not a whole number in range.
+    #[error("{setting} = '{value}' is not a number of stars: write a whole number from 1 to {max}")]
+    BadStars {
+        /// Where the value came from.
+        setting: String,
+        /// The value.
+        value: String,
+        /// The largest number accepted.
+        max: usize,
+    },
+    /// `starlane.toml` could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// A line of `starlane.toml` is not understood.
+    #[error("{}:{line}: {message}", path.display())]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The line (1-based).
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The variables a machine reads from the environment.
+pub const ENV_HOME: &str = "STARLANE_HOME";
+/// The control listen address variable.
+pub const ENV_CONTROL: &str = "STARLANE_CONTROL";
+/// The HTTP listen address variable.
+pub const ENV_HTTP: &str = "STARLANE_HTTP";
+/// The number of stars variable.
+pub const ENV_STARS: &str = "STARLANE_STARS";
+/// The settings file in the data directory.
+pub const SETTINGS_FILE: &str = "starlane.toml";
+
+impl MachineConfig {
+    /// The default control listen address.
+    pub const DEFAULT_CONTROL: &str = "127.0.0.1:4343";
+    /// The default HTTP listen address.
+    pub const DEFAULT_HTTP: &str = "127.0.0.1:8080";
+    /// The most stars one machine runs.
+    pub const MAX_STARS: usize = 1024;
+
+    /// Resolves the settings: `flags` first, then the environment (`env` looks a variable
+    /// up, e.g. `|name| std::env::var(name).ok()`), then `starlane.toml` in the data
+    /// directory, then the defaults (stars: the number of cores).
+    pub fn resolve(
+        flags: &Settings,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<MachineConfig, ConfigError> {
+        let home = resolve_home(flags.home.as_deref(), &env)?;
+        let file = read_settings_file(&home.join(SETTINGS_FILE))?;
+
+        let pick = |flag: &Option<String>, flag_name: &str, var: &str, key: &str| {
+            if let Some(value) = flag {
+                return Some((flag_name.to_string(), value.clone()));
+            }
+            if let Some(value) = env(var) {
+                return Some((var.to_string(), value));
+            }
+            file.iter()
+                .find(|setting| setting.key == key)
+                .map(|setting| (setting.source.clone(), setting.value.clone()))
+        };
+
+        let control = match pick(&flags.control, "--control", ENV_CONTROL, "control") {
+            Some((setting, value)) => parse_address(setting, value)?,
+            None => parse_address("default".into(), MachineConfig::DEFAULT_CONTROL.into())?,
+        };
+        let http = match pick(&flags.http, "--http", ENV_HTTP, "http") {
+            Some((setting, value)) => parse_address(setting, value)?,
+            None => parse_address("default".into(), MachineConfig::DEFAULT_HTTP.into())?,
+        };
+        let stars = match pick(&flags.stars, "--stars", ENV_STARS, "stars") {
+            Some((setting, value)) => parse_stars(setting, value)?,
+            None => std::thread::available_parallelism()
+                .map(|n| n.get().min(MachineConfig::MAX_STARS))
+                .unwrap_or(1),
+        };
+        Ok(MachineConfig {
+            home,
+            control,
+            http,
+            stars,
+        })
+    }
+}
+
+/// The data directory: `flag`, else `STARLANE_HOME`, else `~/.starlane` (`HOME`, or
+/// `USERPROFILE` on Windows).
+pub fn resolve_home(
+    flag: Option<&Path>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<PathBuf, ConfigError> {
+    if let Some(home) = flag {
+        return Ok(home.to_path_buf());
+    }
+    if let Some(home) = env(ENV_HOME).filter(|home| !home.is_empty()) {
+        return Ok(PathBuf::from(home));
+    }
+    env("HOME")
+        .or_else(|| env("USERPROFILE"))
+        .filter(|home| !home.is_empty())
+        .map(|home| PathBuf::from(home).join(".starlane"))
+        .ok_or(ConfigError::NoHome)
+}
+
+fn parse_address(setting: String, value: String) -> Result<SocketAddr, ConfigError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| ConfigError::BadAddress { setting, value })
+}
+
+fn parse_stars(setting: String, value: String) -> Result<usize, ConfigError> {
+    match value.trim().parse::<usize>() {
+        Ok(n) if (1..=MachineConfig::MAX_STARS).contains(&n) => Ok(n),
+        _ => Err(ConfigError::BadStars {
+            setting,
+            value,
+            max: MachineConfig::MAX_STARS,
+        }),
+    }
+}
+
+/// One setting of `starlane.toml`.
+#[derive(Debug, PartialEq, Eq)]
+struct FileSetting {
+    key: String,
+    value: String,
+    /// `starlane.toml line N`, for messages.
+    source: String,
+}
+
+/// The settings `starlane.toml` holds; an absent file holds none.
+fn read_settings_file(path: &Path) -> Result<Vec<FileSetting>, ConfigError> {
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(ConfigError::File {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    parse_settings(&text).map_err(|(line, message)| ConfigError::Syntax {
+        path: path.to_path_buf(),
+        line,
+        message,
+    })
+}
+
+/// The keys `starlane.toml` may hold, and whether each takes a string (or an integer).
+const KEYS: [(&str, bool); 3] = [("control", true), ("http", true), ("stars", false)];
+
+/// The settings in `text`, or the line and message of the first error.
+fn parse_settings(text: &str) -> Result<Vec<FileSetting>, (usize, String)> {
+    let mut settings: Vec<FileSetting> = Vec::new();
+    for (index, raw) in text.lines().enumerate() {
+        let line = index + 1;
+        let fail = |message: String| (line, message);
+        let trimmed = raw.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        if trimmed.starts_with('[') {
+            return Err(fail(format!(
+                "tables are not used: write the settings ({}) at the top level",
+                key_list()
+            )));
+        }
+        let Some((key, rest)) = trimmed.split_once('=') else {
+            return Err(fail("expected 'key = value'".to_string()));
+        };
+        let key = key.trim();
+        let Some(&(_, wants_string)) = KEYS.iter().find(|(name, _)| *name == key) else {
+            return Err(fail(format!(
+                "unknown setting '{key}': the settings are {}",
+                key_list()
+            )));
+        };
+        if settings.iter().any(|setting| setting.key == key) {
+            return Err(fail(format!("'{key}' is set twice")));
+        }
+        let (value, is_string) = parse_value(rest.trim()).map_err(fail)?;
+        if is_string != wants_string {
+            return Err(fail(format!(
+                "'{key}' takes {}",
+                if wants_string {
+                    "a quoted string, e.g. \"127.0.0.1:4343\""
+                } else {
+                    "a whole number, e.g. 4"
+                }
+            )));
+        }
+        settings.push(FileSetting {
+            key: key.to_string(),
+            value,
+            source: format!("{SETTINGS_FILE} line {line}"),
+        });
+    }
+    Ok(settings)
+}
+
+fn key_list() -> String {
+    KEYS.iter()
+        .map(|(name, _)| *name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A value and whether it was a string; what follows it may only be a comment.
+fn parse_value(text: &str) -> Result<(String, bool), String> {
+    let (value, rest, is_string) = if let Some(body) = text.strip_prefix('"') {
+        let mut value = String::new();
+        let mut chars = body.char_indices();
+        let end = loop {
+            match chars.next() {
+                None => return Err("the string has no closing '\"'".to_string()),
+                Some((at, '"')) => break at + 1,
+                Some((_, '\\')) => match chars.next() {
+                    Some((_, '"')) => value.push('"'),
+                    Some((_, '\\')) => value.push('\\'),
+                    _ => return Err("only \\\" and \\\\ escapes are understood".to_string()),
+                },
+                Some((_, ch)) => value.push(ch),
+            }
+        };
+        (value, &body[end..], true)
+    } else if let Some(body) = text.strip_prefix('\'') {
+        let Some(end) = body.find('\'') else {
+            return Err("the string has no closing \"'\"".to_string());
+        };
+        (body[..end].to_string(), &body[end + 1..], true)
+    } else {
+        let end = text
+            .find(|ch: char| !ch.is_ascii_digit())
+            .unwrap_or(text.len());
+        if end == 0 {
+            return Err(format!(
+                "'{text}' is neither a quoted string nor a whole number"
+            ));
+        }
+        (text[..end].to_string(), &text[end..], false)
+    };
+    let rest = rest.trim();
+    if !rest.is_empty() && !rest.starts_with('#') {
+        return Err(format!("unexpected '{rest}' after the value"));
+    }
+    Ok((value, is_string))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().to_str().unwrap();
+        let config =
+            MachineConfig::resolve(&Settings::default(), env_of(&[("HOME", home)])).unwrap();
+        assert_eq!(config.home, dir.path().join(".starlane"));
+        assert_eq!(config.control, addr("127.0.0.1:4343"));
+        assert_eq!(config.http, addr("127.0.0.1:8080"));
+        let cores = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(config.stars, cores);
+    }
+
+    #[test]
+    fn flags_beat_environment_beats_file() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join(SETTINGS_FILE),
+            "# machine settings\ncontrol = \"127.0.0.1:1001\"\nhttp = '0.0.0.0:1002' # public\n\nstars = 3\n",
+        )
+        .unwrap();
+        let home = dir.path().to_str().unwrap();
+
+        let from_file =
+            MachineConfig::resolve(&Settings::default(), env_of(&[("STARLANE_HOME", home)]))
+                .unwrap();
+        assert_eq!(
+            from_file,
+            MachineConfig {
+                home: dir.path().to_path_buf(),
+                control: addr("127.0.0.1:1001"),
+                http: addr("0.0.0.0:1002"),
+                stars: 3,
+            }
+        );
+
+        let env = env_of(&[
+            ("STARLANE_HOME", home),
+            ("STARLANE_CONTROL", "127.0.0.1:2001"),
+            ("STARLANE_STARS", "5"),
+        ]);
+        let from_env = MachineConfig::resolve(&Settings::default(), &env).unwrap();
+        assert_eq!(from_env.control, addr("127.0.0.1:2001"));
+        assert_eq!(from_env.http, addr("0.0.0.0:1002"));
+        assert_eq!(from_env.stars, 5);
+
+        let flags = Settings {
+            control: Some("127.0.0.1:0".into()),
+            stars: Some("1".into()),
+            ..Settings::default()
+        };
+        let from_flags = MachineConfig::resolve(&flags, &env).unwrap();
+        assert_eq!(from_flags.control, addr("127.0.0.1:0"));
+        assert_eq!(from_flags.http, addr("0.0.0.0:1002"));
+        assert_eq!(from_flags.stars, 1);
+    }
+
+    #[test]
+    fn the_home_flag_chooses_which_file_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(SETTINGS_FILE), "stars = 2\n").unwrap();
+        let flags = Settings {
+            home: Some(dir.path().to_path_buf()),
+            ..Settings::default()
+        };
+        let config =
+            MachineConfig::resolve(&flags, env_of(&[("STARLANE_HOME", "/nowhere")])).unwrap();
+        assert_eq!(config.home, dir.path());
+        assert_eq!(config.stars, 2);
+    }
+
+    #[test]
+    fn bad_values_name_their_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().to_str().unwrap();
+        let env = env_of(&[("STARLANE_HOME", home), ("STARLANE_HTTP", "localhost:80")]);
+        let err = MachineConfig::resolve(&Settings::default(), &env).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "STARLANE_HTTP = 'localhost:80' is not a listen address: write IP:PORT, e.g. 127.0.0.1:4343"
+        );
+        let flags = Settings {
+            stars: Some("0".into()),
+            ..Settings::default()
+        };
+        let err = MachineConfig::resolve(&flags, env_of(&[("STARLANE_HOME", home)])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--stars = '0' is not a number of stars: write a whole number from 1 to 1024"
+        );
+        fs::write(dir.path().join(SETTINGS_FILE), "\ncontrol = \"nope\"\n").unwrap();
+        let err = MachineConfig::resolve(&Settings::default(), env_of(&[("STARLANE_HOME", home)]))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "starlane.toml line 2 = 'nope' is not a listen address: write IP:PORT, e.g. 127.0.0.1:4343"
+        );
+        assert!(matches!(
+            MachineConfig::resolve(&Settings::default(), env_of(&[])),
+            Err(ConfigError::NoHome)
+        ));
+    }
+
+    #[test]
+    fn the_settings_file_is_strict() {
+        for (text, line, message) in [
+            (
+                "[machine]\n",
+                1,
+                "tables are not used: write the settings (control, http, stars) at the top level",
+            ),
+            (
+                "\ncolour = \"red\"\n",
+                2,
+                "unknown setting 'colour': the settings are control, http, stars",
+            ),
+            ("stars = 2\nstars = 3\n", 2, "'stars' is set twice"),
+            ("stars = \"2\"\n", 1, "'stars' takes a whole number, e.g. 4"),
+            (
+                "control = 4343\n",
+                1,
+                "'control' takes a quoted string, e.g. \"127.0.0.1:4343\"",
+            ),
+            ("control = \"a\n", 1, "the string has no closing '\"'"),
+            (
+                "control = \"a\\tb\"\n",
+                1,
+                "only \\\" and \\\\ escapes are understood",
+            ),
+            ("stars = 4 5\n", 1, "unexpected '5' after the value"),
+            (
+                "stars = [1]\n",
+                1,
+                "'[1]' is neither a quoted string nor a whole number",
+            ),
+            ("stars\n", 1, "expected 'key = value'"),
+        ] {
+            assert_eq!(
+                parse_settings(text),
+                Err((line, message.to_string())),
+                "{text:?}"
+            );
+        }
+        assert_eq!(
+            parse_settings("control = \"a\\\"b\\\\\" # c\n"),
+            Ok(vec![FileSetting {
+                key: "control".to_string(),
+                value: "a\"b\\".to_string(),
+                source: "starlane.toml line 1".to_string()
+            }])
+        );
+    }
+}
