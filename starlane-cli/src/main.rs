@@ -1,24 +1,54 @@
-//! `starlane` — the command-line interface of Starlane.
+//! `starlane` — the command-line interface of Starlane (SPEC §13).
 //!
-//! Today it checks documents written in Starlane's grammars (`starlane check`); serving a
-//! cosmos and driving it arrive with the hyperspace.
+//! `serve` runs a cosmos on this machine; `exec`, `script`, `send`, `status` and `token` drive
+//! a running one over the control protocol (`cosmic_hyperspace::control`), finding it through
+//! `--server`/`--token`, `STARLANE_SERVER`/`STARLANE_TOKEN`, or the data directory the server
+//! writes its address and token into; `check` checks documents offline.
+//!
+//! Exit status: 0 when everything succeeded, 1 otherwise (the error on standard error), 2 for
+//! a command line that does not parse.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use cosmic_space::ParseError;
 
 mod check;
+mod exec;
+mod output;
+mod progress;
+mod remote;
+mod send;
+mod serve;
+mod status;
 
 /// Starlane: a WebAssembly orchestration framework.
 #[derive(Debug, Parser)]
 #[command(name = "starlane", version, about, long_about = None)]
 struct Cli {
+    /// The data directory (default: STARLANE_HOME, else ~/.starlane).
+    #[arg(long, global = true, value_name = "DIR")]
+    home: Option<PathBuf>,
+
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Start a cosmos on this machine and serve until Ctrl-C.
+    Serve(serve::ServeArgs),
+    /// Run commands against a running cosmos, e.g. 'create localhost<Space>; select localhost:**'.
+    Exec(exec::ExecArgs),
+    /// Run a script file (or `-` for standard input), stopping at the first failure.
+    Script(exec::ScriptArgs),
+    /// Send one Ping and print the Pong, e.g. `starlane send localhost:app Ext<Hello> world`.
+    Send(send::SendArgs),
+    /// Show the running machine's stars, particles, uptime and addresses.
+    Status(status::StatusArgs),
+    /// Issue a token that acts as a user (HyperUser only).
+    Token(status::TokenArgs),
     /// Check scripts, bind and mechtron documents, or single expressions, and print them in
     /// canonical form.
     Check(check::CheckArgs),
@@ -26,13 +56,24 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Check(args) => check::run(&args),
+    let home = cli.home.as_deref();
+    let result = match &cli.command {
+        Command::Serve(args) => serve::serve(args, home),
+        Command::Exec(args) => exec::exec(args, home),
+        Command::Script(args) => exec::script(args, home),
+        Command::Send(args) => send::send(args, home),
+        Command::Status(args) => status::status(args, home),
+        Command::Token(args) => status::token(args, home),
+        Command::Check(args) => check::run(args),
     };
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // A parse error renders itself like rustc (line, caret, expectation).
+            match err.downcast_ref::<ParseError>() {
+                Some(parse) => eprintln!("{parse}"),
+                None => eprintln!("error: {err:#}"),
+            }
             ExitCode::FAILURE
         }
     }

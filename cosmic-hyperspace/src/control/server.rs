@@ -89,7 +89,10 @@ async fn session(
     let mut stop = stop;
     // A connection still saying Hello when the server stops is simply closed.
     let agent = tokio::select! {
-        agent = handshake(&mut reader, &mut writer, service.as_ref(), &limits) => agent,
+        agent = timeout(
+            limits.handshake,
+            handshake(&mut reader, &mut writer, service.as_ref(), &limits),
+        ) => agent.ok().flatten(),
         _ = stopped(&mut stop) => None,
     };
     let Some(agent) = agent else {
@@ -186,8 +189,9 @@ async fn session(
     }
 }
 
-/// Reads the Hello within [`ControlLimits::handshake`] and authenticates it. Anything else
-/// is denied (or, if nothing usable arrived, the connection is closed without a word).
+/// Reads the Hello and authenticates it (the caller bounds the whole by
+/// [`ControlLimits::handshake`]). Anything else is denied (or, if nothing usable arrived, the
+/// connection is closed without a word).
 async fn handshake<R, W>(
     reader: &mut R,
     writer: &mut W,
@@ -199,13 +203,9 @@ where
     W: AsyncWrite + Unpin,
 {
     let wire = limits.hello_wire();
-    let frame = timeout(
-        limits.handshake,
-        read_frame(reader, &wire, limits.handshake, limits.stall),
-    )
-    .await;
+    let frame = read_frame(reader, &wire, limits.handshake, limits.stall).await;
     let denial = match frame {
-        Ok(Ok(frame)) => match wire.decode::<ClientMessage>(&frame) {
+        Ok(frame) => match wire.decode::<ClientMessage>(&frame) {
             Ok(ClientMessage::Hello { token }) => {
                 match service.authenticate(token.as_str()).await {
                     Some(agent) => return Some(agent),
@@ -217,7 +217,7 @@ where
             }
             Err(err) => format!("malformed Hello: {err}"),
         },
-        Ok(Err(FrameError::TooLarge(err))) => format!("the Hello is too large: {err}"),
+        Err(FrameError::TooLarge(err)) => format!("the Hello is too large: {err}"),
         _ => return None,
     };
     let _ = send(writer, &ServerMessage::Denied { message: denial }, limits).await;

@@ -575,6 +575,56 @@ async fn connecting_to_nothing_is_a_connect_error() {
     );
 }
 
+#[tokio::test]
+async fn garbage_never_brings_the_server_down() {
+    let limits = ControlLimits {
+        handshake: Duration::from_millis(100),
+        idle: Duration::from_millis(100),
+        stall: Duration::from_millis(100),
+        ..ControlLimits::default()
+    };
+    let server = Server::start(limits).await;
+    // A small linear congruential generator: the same garbage on every run.
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) as u8
+    };
+    for round in 0..40 {
+        let mut stream = if round % 2 == 0 {
+            TcpStream::connect(server.addr).await.unwrap()
+        } else {
+            hello_raw(server.addr, "hyper").await
+        };
+        let len = 1 + usize::from(next()) * 4;
+        // A plausible small length prefix half of the time, so the body reaches the decoder.
+        let mut bytes: Vec<u8> = (0..len).map(|_| next()).collect();
+        if round % 4 < 2 {
+            let body = (len - 1).min(255) as u8;
+            bytes.splice(0..1, [0, 0, 0, body]);
+        }
+        let _ = stream.write_all(&bytes).await;
+        // Whatever it says, it ends by closing the connection.
+        while recv_raw_lenient(&mut stream).await {}
+    }
+    let mut client = Client::connect(server.addr, "hyper").await.unwrap();
+    assert_eq!(client.status().await.unwrap(), report());
+    server.stop().await;
+}
+
+/// Reads and discards one server message; false once the connection is closed.
+async fn recv_raw_lenient(stream: &mut TcpStream) -> bool {
+    let mut prefix = [0u8; 4];
+    if stream.read_exact(&mut prefix).await.is_err() {
+        return false;
+    }
+    let len = u32::from_be_bytes(prefix) as usize;
+    let mut frame = vec![0; len.min(1 << 20)];
+    stream.read_exact(&mut frame).await.is_ok()
+}
+
 #[test]
 fn messages_round_trip_through_the_wire() {
     let wire = Wire::default();

@@ -1,0 +1,192 @@
+//! `starlane serve`: resolve the machine's settings (flags, environment, `starlane.toml`,
+//! defaults), start the machine, say where it listens, and run until Ctrl-C or SIGTERM, then
+//! shut down cleanly (SPEC §13).
+
+use std::future::Future;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, anyhow};
+use clap::Args;
+use cosmic_hyperspace::control::{MachineConfig, Settings};
+
+/// Arguments of `starlane serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where the control protocol listens, IP:PORT (default: STARLANE_CONTROL, starlane.toml,
+    /// 127.0.0.1:4343; port 0 picks a free port).
+    #[arg(long, value_name = "ADDR")]
+    control: Option<String>,
+
+    /// Where the HTTP gateway listens, IP:PORT (default: STARLANE_HTTP, starlane.toml,
+    /// 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR")]
+    http: Option<String>,
+
+    /// How many stars to run (default: STARLANE_STARS, starlane.toml, the number of cores).
+    #[arg(long, value_name = "N")]
+    stars: Option<String>,
+}
+
+/// What `serve` needs of a started machine.
+// Used by `start_and_run` once the machine is connected.
+#[cfg_attr(not(test), allow(dead_code))]
+pub trait Served {
+    /// The address the control protocol listens on (the port chosen, if 0 was asked).
+    fn control_addr(&self) -> SocketAddr;
+
+    /// The address the HTTP gateway listens on.
+    fn http_addr(&self) -> SocketAddr;
+
+    /// Stops the machine cleanly.
+    fn shutdown(self) -> impl Future<Output = anyhow::Result<()>>;
+}
+
+/// Runs `starlane serve`.
+pub fn serve(args: &ServeArgs, home: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let flags = Settings {
+        home: home.map(Path::to_path_buf),
+        control: args.control.clone(),
+        http: args.http.clone(),
+        stars: args.stars.clone(),
+    };
+    let config = MachineConfig::resolve(&flags, |name| std::env::var(name).ok())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(start_and_run(config))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Starts the machine with `config` and serves until a shutdown signal.
+///
+/// This is the one place the CLI meets `cosmic_hyperspace::Machine`, which this branch does
+/// not have yet. Connected, the body is
+/// `run_until(Machine::start(config).await?, &config.home, &mut stdout, shutdown_signal()).await`
+/// with `impl Served for Machine`; until then `serve` says plainly that it cannot serve.
+async fn start_and_run(config: MachineConfig) -> anyhow::Result<()> {
+    Err(anyhow!(
+        "this build of starlane has no machine to serve with (the hyperspace machine is not \
+         linked in yet); settings resolved: control {}, http {}, {} stars, data in {}",
+        config.control,
+        config.http,
+        config.stars,
+        config.home.display()
+    ))
+}
+
+/// Prints where `machine` listens, waits for `stop`, then shuts it down.
+#[cfg_attr(not(test), allow(dead_code))]
+pub async fn run_until<M: Served>(
+    machine: M,
+    home: &Path,
+    out: &mut dyn Write,
+    stop: impl Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    writeln!(out, "starlane is serving")?;
+    writeln!(out, "  control  {}", machine.control_addr())?;
+    writeln!(out, "  http     http://{}", machine.http_addr())?;
+    writeln!(out, "  data     {}", home.display())?;
+    writeln!(out, "press Ctrl-C to stop")?;
+    out.flush()?;
+    let waited = stop.await;
+    writeln!(out, "stopping")?;
+    out.flush()?;
+    machine.shutdown().await?;
+    writeln!(out, "stopped")?;
+    waited
+}
+
+/// Completes on Ctrl-C (SIGINT) or, on Unix, SIGTERM.
+#[allow(dead_code)]
+pub async fn shutdown_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+        tokio::select! {
+            interrupted = tokio::signal::ctrl_c() => interrupted.context("cannot listen for Ctrl-C"),
+            _ = terminate.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c()
+            .await
+            .context("cannot listen for Ctrl-C")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+
+    struct Fake {
+        stopped: Arc<AtomicBool>,
+    }
+
+    impl Served for Fake {
+        fn control_addr(&self) -> SocketAddr {
+            "127.0.0.1:4343".parse().unwrap()
+        }
+
+        fn http_addr(&self) -> SocketAddr {
+            "127.0.0.1:8080".parse().unwrap()
+        }
+
+        async fn shutdown(self) -> anyhow::Result<()> {
+            self.stopped.store(true, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn serving_prints_the_addresses_and_shuts_down_on_the_signal() {
+        let stopped = Arc::new(AtomicBool::new(false));
+        let machine = Fake {
+            stopped: stopped.clone(),
+        };
+        let mut out = Vec::new();
+        run_until(machine, Path::new("/data"), &mut out, async { Ok(()) })
+            .await
+            .unwrap();
+        assert!(stopped.load(Ordering::SeqCst));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "starlane is serving\n  control  127.0.0.1:4343\n  http     http://127.0.0.1:8080\n  \
+             data     /data\npress Ctrl-C to stop\nstopping\nstopped\n"
+        );
+    }
+
+    #[test]
+    fn without_a_machine_serve_says_so_after_resolving_the_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = ServeArgs {
+            control: Some("127.0.0.1:0".into()),
+            http: None,
+            stars: Some("2".into()),
+        };
+        let err = serve(&args, Some(dir.path())).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("control 127.0.0.1:0, http 127.0.0.1:8080, 2 stars"),
+            "{err}"
+        );
+        let bad = ServeArgs {
+            control: Some("nowhere".into()),
+            http: None,
+            stars: None,
+        };
+        let err = serve(&bad, Some(dir.path())).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--control = 'nowhere' is not a listen address: write IP:PORT, e.g. 127.0.0.1:4343"
+        );
+    }
+}
