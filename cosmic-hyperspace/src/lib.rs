@@ -8,4 +8,6 @@
 pub mod registry;
 
 pub use cosmic_space as space;
-pub use registry::{Entry, ParticleRecord, Registration, Registry, RegistryError, RegistryResult};
+pub use registry::{
+    EmbeddedRegistry, Entry, ParticleRecord, Registration, Registry, RegistryError, RegistryResult,
+};

@@ -10,6 +10,11 @@
 //! exists, locked properties do not change, a bundle's artifacts appear all together or not at
 //! all — and nothing else: kind rules and permissions are the executor's job.
 
+pub mod conformance;
+mod embedded;
+
+pub use embedded::EmbeddedRegistry;
+
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
