@@ -8,19 +8,54 @@
 //! particle seen at each depth, which, as every registered particle's parent is registered,
 //! are exactly the candidate's ancestors.
 
-use std::collections::{BTreeMap, HashMap};
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use cosmic_space::{Grant, Kind, Lineage, Point, PointHierarchy, RouteSeg, Selector};
+use cosmic_space::{
+    Grant, Hop, Kind, KindSelector, Lineage, Point, PointHierarchy, RouteSeg, SegmentPattern,
+    Selector,
+};
 
 use super::store::storage;
 use super::writer::Overlay;
 use crate::registry::{ParticleRecord, RegistryError, RegistryResult};
 
+/// A record in the index, ordered and found by its point alone: the point is stored once,
+/// and a scan that compares points reads the same memory the stubs are cloned from.
+#[derive(Debug)]
+pub(super) struct Indexed(pub(super) ParticleRecord);
+
+impl PartialEq for Indexed {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.point == other.0.point
+    }
+}
+
+impl Eq for Indexed {}
+
+impl PartialOrd for Indexed {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Indexed {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.point.cmp(&other.0.point)
+    }
+}
+
+impl Borrow<Point> for Indexed {
+    fn borrow(&self) -> &Point {
+        &self.0.point
+    }
+}
+
 /// Everything the registry holds but content, as committed to the file.
 #[derive(Debug, Default)]
 pub(super) struct State {
     /// Every particle, in point order.
-    pub(super) records: BTreeMap<Point, ParticleRecord>,
+    pub(super) records: BTreeSet<Indexed>,
     /// The last number handed out under each parent.
     pub(super) sequences: BTreeMap<Point, u64>,
     /// Every grant, in id order.
@@ -37,7 +72,7 @@ impl State {
         for (point, change) in overlay.records.into_changes() {
             match change {
                 Some(stored) => {
-                    self.records.insert(point, stored.value);
+                    self.records.replace(Indexed(stored.value));
                 }
                 None => {
                     self.records.remove(&point);
@@ -92,7 +127,7 @@ pub(super) trait Records {
 
 impl Records for State {
     fn get(&self, point: &Point) -> Option<&ParticleRecord> {
-        self.records.get(point)
+        self.records.get(point).map(|indexed| &indexed.0)
     }
 
     fn scan<'a>(
@@ -104,16 +139,16 @@ impl Records for State {
                 let top = top.clone();
                 Box::new(
                     self.records
-                        .range(top.clone()..)
-                        .take_while(move |(point, _)| point.is_within(&top))
-                        .map(|(_, record)| record),
+                        .range::<Point, _>(top.clone()..)
+                        .map(|indexed| &indexed.0)
+                        .take_while(move |record| record.point.is_within(&top)),
                 )
             }
             None => Box::new(
                 self.records
-                    .range(Point::root()..)
-                    .take_while(|(point, _)| *point.route() == RouteSeg::This)
-                    .map(|(_, record)| record),
+                    .range::<Point, _>(Point::root()..)
+                    .map(|indexed| &indexed.0)
+                    .take_while(|record| *record.point.route() == RouteSeg::This),
             ),
         }
     }
@@ -180,6 +215,25 @@ pub(super) fn select_each<'a, R: Records>(
     selector: &Selector,
     mut each: impl FnMut(&'a ParticleRecord),
 ) {
+    if let Some((top, kind)) = descendants_of_kind(selector) {
+        let depth = top.as_ref().map_or(0, |top| top.segments().len());
+        for record in records.scan(top.as_ref()) {
+            if record.point.segments().len() > depth && kind.matches(&record.kind) {
+                each(record);
+            }
+        }
+        return;
+    }
+    select_matching(records, selector, each);
+}
+
+/// [`select_each`] for any selector: every candidate below the literal prefix is matched
+/// with the kinds of its segments.
+fn select_matching<'a, R: Records>(
+    records: &'a R,
+    selector: &Selector,
+    mut each: impl FnMut(&'a ParticleRecord),
+) {
     let prefix = selector.literal_prefix();
     let mut kinds: Vec<Kind> = Vec::new();
     if let Some(prefix) = &prefix {
@@ -212,6 +266,37 @@ pub(super) fn select_each<'a, R: Records>(
     }
 }
 
+/// For the selectors `**<K>` and `a:b:**<K>` — exact hops that name no kind, then a trailing
+/// `**` — the point below which they select (`None`: the whole cosmos) and `K`: they match
+/// exactly the particles strictly below it whose own kind `K` matches (a trailing `**`
+/// consumes one or more segments and checks its kind on the last), so no per-candidate
+/// matching is needed. `None` for any other selector.
+fn descendants_of_kind(selector: &Selector) -> Option<(Option<Point>, &KindSelector)> {
+    if selector.fs.is_some() {
+        return None;
+    }
+    let (last, leading) = selector.hops.split_last()?;
+    if last.segment != SegmentPattern::Recursive || last.inclusive {
+        return None;
+    }
+    let plain = |hop: &Hop| {
+        matches!(
+            hop.segment,
+            SegmentPattern::Exact(_) | SegmentPattern::Version(_)
+        ) && !hop.inclusive
+            && hop.kind.is_any()
+    };
+    if !leading.iter().all(plain) {
+        return None;
+    }
+    if leading.is_empty() {
+        return Some((None, &last.kind));
+    }
+    // Every leading hop became a segment of the prefix, or the shape is not the simple one.
+    let top = selector.literal_prefix()?;
+    (top.segments().len() == leading.len()).then_some((Some(top), &last.kind))
+}
+
 /// The direct children of `point`, in point order.
 pub(super) fn children<'a>(records: &'a impl Records, point: &Point) -> Vec<&'a ParticleRecord> {
     let depth = point.segments().len() + 1;
@@ -225,12 +310,102 @@ impl State {
     /// How many particles there are of each base kind.
     pub(super) fn census(&self) -> BTreeMap<String, u64> {
         let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
-        for record in self.records.values() {
+        for Indexed(record) in &self.records {
             *counts.entry(record.kind.base().name()).or_default() += 1;
         }
         counts
             .into_iter()
             .map(|(name, count)| (name.to_string(), count))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::ParticleRecord;
+    use cosmic_space::{Properties, Status};
+
+    fn state(particles: &[(&str, &str)]) -> State {
+        let mut state = State::default();
+        for (point, kind) in particles {
+            let point: Point = point.parse().unwrap();
+            state.records.insert(Indexed(ParticleRecord {
+                point,
+                kind: kind.parse().unwrap(),
+                status: Status::Ready,
+                owner: Point::hyperuser(),
+                properties: Properties::new(),
+                location: None,
+            }));
+        }
+        state
+    }
+
+    fn points(records: Vec<&ParticleRecord>) -> Vec<String> {
+        records.iter().map(|r| r.point.to_string()).collect()
+    }
+
+    #[test]
+    fn the_shortcut_for_descendants_of_a_kind_agrees_with_full_matching() {
+        let state = state(&[
+            ("ROOT", "Root"),
+            ("localhost", "Space"),
+            ("localhost:app", "App"),
+            ("localhost:app:echo", "Mechtron"),
+            ("localhost:app:echo:/", "File<Dir>"),
+            ("localhost:app:echo:/log.txt", "File<File>"),
+            ("localhost:app:users", "UserBase"),
+            ("localhost:app:users:scott", "User"),
+            ("localhost:worker", "Mechtron"),
+            ("repo", "Space"),
+            ("repo:hello", "BundleSeries"),
+            ("repo:hello:1.0.0", "Bundle"),
+            ("repo:hello:1.0.0:/", "Artifact<Dir>"),
+            ("repo:hello:1.0.0:/wasm/", "Artifact<Dir>"),
+            ("repo:hello:1.0.0:/wasm/hello.wasm", "Artifact<Wasm>"),
+        ]);
+        let mut shortcuts = 0;
+        for text in [
+            "**<Mechtron>",
+            "**",
+            "**<*>",
+            "localhost:**",
+            "localhost:**<App>",
+            "localhost:**<*>",
+            "localhost:app:**<Mechtron>",
+            "localhost:app:echo:**",
+            "repo:hello:1.0.0:**",
+            "repo:hello:1.0.0:**<Artifact<Wasm>>",
+            "repo:hello:1.0.0:**<Artifact>",
+            "nowhere:**<Mechtron>",
+            "localhost:**<UserBase<*>>",
+            "localhost+:**",
+            "localhost:**+",
+            "*:**<Mechtron>",
+            "localhost:*<App>:**",
+            "localhost:app<App>:**",
+            "**:/**",
+            "repo:hello:1.0.0:/**",
+            "**+:**",
+        ] {
+            let selector: Selector = text.parse().unwrap();
+            if descendants_of_kind(&selector).is_some() {
+                shortcuts += 1;
+            }
+            let mut fast = Vec::new();
+            select_each(&state, &selector, |r| fast.push(r));
+            let mut full = Vec::new();
+            select_matching(&state, &selector, |r| full.push(r));
+            let brute: Vec<&ParticleRecord> = state
+                .records
+                .iter()
+                .map(|indexed| &indexed.0)
+                .filter(|r| selector.matches(&hierarchy(&state, &r.point).unwrap()))
+                .collect();
+            assert_eq!(points(fast.clone()), points(brute.clone()), "{text}");
+            assert_eq!(points(full), points(brute), "{text}");
+        }
+        assert_eq!(shortcuts, 13, "selectors that take the shortcut");
     }
 }

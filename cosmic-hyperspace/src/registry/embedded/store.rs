@@ -21,7 +21,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::state::State;
+use super::state::{Indexed, State};
 use super::writer::Overlay;
 use crate::registry::{ParticleRecord, RegistryError, RegistryResult};
 
@@ -128,11 +128,11 @@ pub(super) fn load(db: &Database) -> RegistryResult<State> {
                 record.point
             )));
         }
-        state.records.insert(record.point.clone(), record);
+        state.records.insert(Indexed(record));
     }
-    for point in state.records.keys() {
+    for Indexed(ParticleRecord { point, .. }) in &state.records {
         if let Some(parent) = point.parent()
-            && !state.records.contains_key(&parent)
+            && !state.records.contains(&parent)
         {
             return Err(RegistryError::Storage(format!(
                 "corrupt registry file: {point} is registered but its parent {parent} is not"

@@ -171,7 +171,7 @@ impl Records for View<'_> {
     fn get(&self, point: &Point) -> Option<&ParticleRecord> {
         match self.records.get(point) {
             Some(change) => change.map(|stored| &stored.value),
-            None => self.state.records.get(point),
+            None => self.state.get(point),
         }
     }
 
@@ -217,7 +217,7 @@ impl Batch<'_> {
     fn record(&self, point: &Point) -> Option<&ParticleRecord> {
         match self.overlay.records.get(point) {
             Some(change) => change.map(|stored| &stored.value),
-            None => self.state.records.get(point),
+            None => self.state.get(point),
         }
     }
 
@@ -226,16 +226,18 @@ impl Batch<'_> {
             .ok_or_else(|| RegistryError::NotFound(point.clone()))
     }
 
+    /// Stores `record` and returns a copy for the caller (the index keeps the original).
     fn put(&mut self, record: ParticleRecord) -> RegistryResult<ParticleRecord> {
         let bytes = encode("a particle record", &record)?;
+        let copy = record.clone();
         self.overlay.records.set(
-            record.point.clone(),
+            copy.point.clone(),
             Some(Stored {
-                value: record.clone(),
+                value: record,
                 bytes,
             }),
         );
-        Ok(record)
+        Ok(copy)
     }
 
     /// Registers one particle (the rules of [`crate::registry::Registry::register`]); `content`
