@@ -776,9 +776,22 @@ impl Matcher<'_> {
         let n = self.hops.len();
         let m = self.segments.len();
         let width = m + 1;
-        // Row `i + 1` and row `i` of the table; rows are computed from the last hop up.
-        let mut next: Vec<bool> = (0..=m).map(|j| j == m && self.end_ok(n)).collect();
-        let mut row = vec![false; width];
+        // Row `i + 1` and row `i` of the table; rows are computed from the last hop up. They
+        // live on the stack for points of fewer than `INLINE` segments (every ordinary
+        // point), so matching allocates nothing: a registry's select runs this per candidate.
+        const INLINE: usize = 32;
+        let (mut next_inline, mut row_inline) = ([false; INLINE], [false; INLINE]);
+        let (mut next_heap, mut row_heap);
+        let (mut next, mut row): (&mut [bool], &mut [bool]) = if width <= INLINE {
+            (&mut next_inline[..width], &mut row_inline[..width])
+        } else {
+            next_heap = vec![false; width];
+            row_heap = vec![false; width];
+            (&mut next_heap[..], &mut row_heap[..])
+        };
+        for (j, cell) in next.iter_mut().enumerate() {
+            *cell = j == m && self.end_ok(n);
+        }
         for i in (0..n).rev() {
             let hop = &self.hops[i];
             let trailing = self.ends_selector && i + 1 == n;
