@@ -1230,7 +1230,8 @@ pub async fn grants_have_ids_never_reused<R: Registry>(registry: Arc<R>) -> Outc
     Ok(())
 }
 
-/// A stored token names its agent; an unknown token names none.
+/// A stored token names its agent (the last one it was stored for); an unknown token names
+/// none.
 pub async fn tokens_name_their_agent<R: Registry>(registry: Arc<R>) -> Outcome {
     ok(
         registry
@@ -1263,6 +1264,17 @@ pub async fn tokens_name_their_agent<R: Registry>(registry: Arc<R>) -> Outcome {
         ok(registry.token_agent("").await, "token")?,
         None,
         "the empty token"
+    );
+    ok(
+        registry
+            .store_token("tok-scott-0123456789", &Point::anonymous())
+            .await,
+        "storing a token again",
+    )?;
+    check_eq!(
+        ok(registry.token_agent("tok-scott-0123456789").await, "token")?,
+        Some(Point::anonymous()),
+        "a token stored again names its new agent"
     );
     Ok(())
 }
