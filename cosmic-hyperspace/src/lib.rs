@@ -12,4 +12,6 @@ pub mod registry;
 pub use bundle::{Bundle, BundleEntry, BundleError, BundleFile, BundleLimits};
 pub use control::{ControlError, ControlService, MachineConfig};
 pub use cosmic_space as space;
-pub use registry::{Entry, ParticleRecord, Registration, Registry, RegistryError, RegistryResult};
+pub use registry::{
+    EmbeddedRegistry, Entry, ParticleRecord, Registration, Registry, RegistryError, RegistryResult,
+};

@@ -611,6 +611,15 @@ impl Selector {
         self.matches_parts(point.route(), point.segments(), None)
     }
 
+    /// Whether the selector matches `point` whose segments have the kinds `kinds` (outermost
+    /// first, one per segment): [`Selector::matches`] without building a [`PointHierarchy`],
+    /// for a registry that keeps the kinds of the ancestors at hand while it scans. False when
+    /// the number of kinds differs from the number of segments.
+    pub fn matches_kinds(&self, point: &Point, kinds: &[Kind]) -> bool {
+        kinds.len() == point.segments().len()
+            && self.matches_parts(point.route(), point.segments(), Some(kinds))
+    }
+
     /// Whether the selector matches the ancestor of `hierarchy` with `depth` segments; used to
     /// check a selector against every ancestor without building each one.
     pub(crate) fn matches_depth(&self, hierarchy: &PointHierarchy, depth: usize) -> bool {
@@ -767,9 +776,22 @@ impl Matcher<'_> {
         let n = self.hops.len();
         let m = self.segments.len();
         let width = m + 1;
-        // Row `i + 1` and row `i` of the table; rows are computed from the last hop up.
-        let mut next: Vec<bool> = (0..=m).map(|j| j == m && self.end_ok(n)).collect();
-        let mut row = vec![false; width];
+        // Row `i + 1` and row `i` of the table; rows are computed from the last hop up. They
+        // live on the stack for points of fewer than `INLINE` segments (every ordinary
+        // point), so matching allocates nothing: a registry's select runs this per candidate.
+        const INLINE: usize = 32;
+        let (mut next_inline, mut row_inline) = ([false; INLINE], [false; INLINE]);
+        let (mut next_heap, mut row_heap);
+        let (mut next, mut row): (&mut [bool], &mut [bool]) = if width <= INLINE {
+            (&mut next_inline[..width], &mut row_inline[..width])
+        } else {
+            next_heap = vec![false; width];
+            row_heap = vec![false; width];
+            (&mut next_heap[..], &mut row_heap[..])
+        };
+        for (j, cell) in next.iter_mut().enumerate() {
+            *cell = j == m && self.end_ok(n);
+        }
         for i in (0..n).rev() {
             let hop = &self.hops[i];
             let trailing = self.ends_selector && i + 1 == n;
@@ -1349,6 +1371,29 @@ mod tests {
         assert_eq!(parent, hier("localhost", &["Space"]));
         assert_eq!(ok.ancestor(0).unwrap(), PointHierarchy::root());
         assert_eq!(ok.ancestor(3), None);
+    }
+
+    #[test]
+    fn matching_with_kinds_equals_matching_the_hierarchy() {
+        let point: Point = "localhost:app:echo".parse().unwrap();
+        let kinds = vec![Kind::Space, Kind::App, Kind::Mechtron];
+        let hierarchy = PointHierarchy::new(point.clone(), kinds.clone()).unwrap();
+        for s in [
+            "localhost:**<Mechtron>",
+            "**<App>:*",
+            "**<Space>",
+            "*:*<App>:echo<User>",
+        ] {
+            let selector: Selector = s.parse().unwrap();
+            assert_eq!(
+                selector.matches_kinds(&point, &kinds),
+                selector.matches(&hierarchy),
+                "{s}"
+            );
+        }
+        let selector: Selector = "localhost:**<Mechtron>".parse().unwrap();
+        assert!(selector.matches_kinds(&point, &kinds));
+        assert!(!selector.matches_kinds(&point, &kinds[..2]));
     }
 
     #[test]

@@ -10,6 +10,11 @@
 //! exists, locked properties do not change, a bundle's artifacts appear all together or not at
 //! all — and nothing else: kind rules and permissions are the executor's job.
 
+pub mod conformance;
+mod embedded;
+
+pub use embedded::EmbeddedRegistry;
+
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
@@ -67,7 +72,10 @@ pub struct Registration {
     /// Its initial properties (applied in order; `Remove` of an absent property is a no-op).
     pub properties: PropertyChanges,
     /// What to do if the point is taken: fail (`Commit`), accept an existing particle of the
-    /// same kind unchanged (`Ensure`), or replace its unlocked properties (`Override`).
+    /// same kind unchanged (`Ensure`), or replace its unlocked properties (`Override`: the
+    /// locked ones stay, every other is replaced by these; owner, status and location stay).
+    /// Setting a locked property to the value it already has is no change, so re-running
+    /// the same `create!` succeeds; any other change to a locked one is `PropertyLocked`.
     pub strategy: CreateStrategy,
     /// The status it starts in (normally [`Status::Pending`]).
     pub status: Status,
@@ -78,7 +86,9 @@ pub struct Registration {
 pub struct Entry {
     /// The registration.
     pub registration: Registration,
-    /// The content, for particles that hold bytes (artifacts).
+    /// The content, for particles that hold bytes (artifacts). Stored when the entry
+    /// registers its particle, and replaces the old content when an `Override` re-registers
+    /// one; an `Ensure` of an existing particle leaves its content as it is.
     pub content: Option<Vec<u8>>,
 }
 
@@ -164,19 +174,23 @@ pub trait Registry: Send + Sync + 'static {
     async fn register_all(&self, entries: Vec<Entry>) -> RegistryResult<Vec<ParticleRecord>>;
 
     /// The next number of `parent`'s sequence (1, 2, 3 …), for `create …-%`; never the same
-    /// twice, even across restarts.
+    /// twice, even across restarts or after `parent` is deleted and registered again.
+    /// `NotFound` if `parent` is not registered.
     async fn next_sequence(&self, parent: &Point) -> RegistryResult<u64>;
 
     /// The record at `point`.
     async fn record(&self, point: &Point) -> RegistryResult<ParticleRecord>;
 
-    /// The records of `point` and every ancestor that is registered, from `ROOT` down.
+    /// The records of `point` and every ancestor that is registered, from `ROOT` down
+    /// (`NotFound` if `point` itself is not).
     async fn line(&self, point: &Point) -> RegistryResult<Vec<ParticleRecord>>;
 
-    /// The point with the kind of each segment (its ancestors must all be registered).
+    /// The point with the kind of each segment: `NotFound` naming `point`, or the first
+    /// ancestor below `ROOT`, that is not registered. `ROOT`'s hierarchy has no kinds.
     async fn hierarchy(&self, point: &Point) -> RegistryResult<PointHierarchy>;
 
-    /// What the access algorithm needs about `point`: its hierarchy and every owner on the way.
+    /// What the access algorithm needs about `point`: its hierarchy and every owner on the way,
+    /// `ROOT`'s first (so `ROOT` must be registered too).
     async fn lineage(&self, point: &Point) -> RegistryResult<Lineage>;
 
     /// Sets the status.
@@ -185,8 +199,9 @@ pub trait Registry: Send + Sync + 'static {
     /// Records the star a particle is placed on.
     async fn set_location(&self, point: &Point, star: StarKey) -> RegistryResult<()>;
 
-    /// Applies property changes atomically; any change to a locked property refuses them all.
-    /// Returns the properties after the change.
+    /// Applies property changes atomically; any change to a locked property (removing it, or
+    /// setting another value) refuses them all. `+@name=v` sets and locks. Returns the
+    /// properties after the change.
     async fn set_properties(
         &self,
         point: &Point,
@@ -196,14 +211,18 @@ pub trait Registry: Send + Sync + 'static {
     /// The stubs of every particle the selector matches (kinds included), in point order.
     async fn select(&self, selector: &Selector) -> RegistryResult<Vec<Stub>>;
 
-    /// The stubs of the direct children of `point`, in point order.
+    /// The stubs of the direct children of `point`, in point order (`NotFound` if `point` is
+    /// not registered).
     async fn children(&self, point: &Point) -> RegistryResult<Vec<Stub>>;
 
-    /// Deletes `point`; with `force` its whole subtree, otherwise only if it has no children.
-    /// Returns the deleted points, deepest first. Grants are kept (they name selectors).
+    /// Deletes `point`; with `force` its whole subtree, otherwise only if it has no children
+    /// (`HasChildren` counts the direct ones). Returns the deleted points, deepest first and,
+    /// within one depth, in point order. Their content goes with them; grants and sequences
+    /// are kept (grants name selectors; a sequence never repeats).
     async fn delete(&self, point: &Point, force: bool) -> RegistryResult<Vec<Point>>;
 
-    /// The content stored with a particle (an artifact's bytes); `None` if it holds none.
+    /// The content stored with a particle (an artifact's bytes); `None` if it holds none,
+    /// `NotFound` if there is no such particle.
     async fn content(&self, point: &Point) -> RegistryResult<Option<Vec<u8>>>;
 
     /// Makes `owner` the owner of every particle the selector matches; returns how many.
@@ -224,12 +243,14 @@ pub trait Registry: Send + Sync + 'static {
     /// Every grant, in id order.
     async fn grants(&self) -> RegistryResult<Vec<Grant>>;
 
-    /// Stores an access token that acts as `agent`.
+    /// Stores an access token that acts as `agent` (a token stored again names the new
+    /// agent). Implementations keep a hash of the token, not the token.
     async fn store_token(&self, token: &str, agent: &Point) -> RegistryResult<()>;
 
     /// The agent a token acts as, if the token is known.
     async fn token_agent(&self, token: &str) -> RegistryResult<Option<Point>>;
 
-    /// How many particles there are of each base kind (for `starlane status`).
+    /// How many particles there are of each base kind, by the base's name (`"Mechtron"`), for
+    /// `starlane status`; kinds with none are left out.
     async fn census(&self) -> RegistryResult<BTreeMap<String, u64>>;
 }
