@@ -4,10 +4,34 @@
 //! waves between them, checking on the way that the sender may reach the target, persistence in
 //! the registry, running mechtrons in wasmer, and the HTTP gateway. Particles never see this
 //! crate; they see [`cosmic_space`].
+//!
+//! | Module | Owns |
+//! | --- | --- |
+//! | [`control`] | the protocol the CLI speaks to a machine, and its settings |
+//! | [`bundle`] | reading and checking bundle zips |
+//! | [`machine`] | one `starlane serve` process: registry, stars, control |
+//! | [`star`] | a shard: routing, and the layers a wave passes (Field → Shell → Core) |
+//! | [`fabric`] | how stars exchange envelopes (in-process now, NATS later) |
+//! | [`placement`] | which star hosts a particle (rendezvous hashing) |
+//! | [`field`] | security and bind routing of every directed wave |
+//! | [`shell`] | exchanges: waiting for Pongs, 408s, dropping unsolicited reflections |
+//! | [`driver`] | the behaviour of each kind |
+//! | [`executor`] | the command language, run for an agent |
+//! | [`security`] | what an agent may do on a point, from the registry |
+//! | [`registry`] | the durable record of the cosmos |
 
 pub mod bundle;
 pub mod control;
+pub mod driver;
+pub mod executor;
+pub mod fabric;
+pub mod field;
+pub mod machine;
+pub mod placement;
 pub mod registry;
+pub mod security;
+pub mod shell;
+pub mod star;
 
 pub use bundle::{Bundle, BundleEntry, BundleError, BundleFile, BundleLimits};
 pub use control::{ControlError, ControlService, MachineConfig};

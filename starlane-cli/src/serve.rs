@@ -8,9 +8,10 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context, anyhow};
+use anyhow::Context;
 use clap::Args;
 use cosmic_hyperspace::control::{MachineConfig, Settings};
+use cosmic_hyperspace::machine::Machine;
 
 /// Arguments of `starlane serve`.
 #[derive(Debug, Args)]
@@ -30,9 +31,8 @@ pub struct ServeArgs {
     stars: Option<String>,
 }
 
-/// What `serve` needs of a started machine.
-// Used by `start_and_run` once the machine is connected.
-#[cfg_attr(not(test), allow(dead_code))]
+/// What `serve` needs of a started machine (a trait so the printing and shutdown sequence can
+/// be tested without starting one).
 pub trait Served {
     /// The address the control protocol listens on (the port chosen, if 0 was asked).
     fn control_addr(&self) -> SocketAddr;
@@ -62,24 +62,43 @@ pub fn serve(args: &ServeArgs, home: Option<&Path>) -> anyhow::Result<ExitCode> 
 }
 
 /// Starts the machine with `config` and serves until a shutdown signal.
-///
-/// This is the one place the CLI meets `cosmic_hyperspace::Machine`, which this branch does
-/// not have yet. Connected, the body is
-/// `run_until(Machine::start(config).await?, &config.home, &mut stdout, shutdown_signal()).await`
-/// with `impl Served for Machine`; until then `serve` says plainly that it cannot serve.
 async fn start_and_run(config: MachineConfig) -> anyhow::Result<()> {
-    Err(anyhow!(
-        "this build of starlane has no machine to serve with (the hyperspace machine is not \
-         linked in yet); settings resolved: control {}, http {}, {} stars, data in {}",
-        config.control,
-        config.http,
-        config.stars,
-        config.home.display()
-    ))
+    let home = config.home.clone();
+    let (control, http) = (config.control, config.http);
+    let machine = Machine::start(config)
+        .await
+        .with_context(|| format!("cannot start a machine in {}", home.display()))?;
+    let served = Started {
+        machine,
+        control,
+        http,
+    };
+    run_until(served, &home, &mut std::io::stdout(), shutdown_signal()).await
+}
+
+/// A started machine, with the addresses it was asked for in case it did not report them.
+struct Started {
+    machine: Machine,
+    control: SocketAddr,
+    http: SocketAddr,
+}
+
+impl Served for Started {
+    fn control_addr(&self) -> SocketAddr {
+        self.machine.control_addr().unwrap_or(self.control)
+    }
+
+    fn http_addr(&self) -> SocketAddr {
+        self.machine.http_addr().unwrap_or(self.http)
+    }
+
+    async fn shutdown(self) -> anyhow::Result<()> {
+        self.machine.shutdown().await;
+        Ok(())
+    }
 }
 
 /// Prints where `machine` listens, waits for `stop`, then shuts it down.
-#[cfg_attr(not(test), allow(dead_code))]
 pub async fn run_until<M: Served>(
     machine: M,
     home: &Path,
@@ -101,7 +120,6 @@ pub async fn run_until<M: Served>(
 }
 
 /// Completes on Ctrl-C (SIGINT) or, on Unix, SIGTERM.
-#[allow(dead_code)]
 pub async fn shutdown_signal() -> anyhow::Result<()> {
     #[cfg(unix)]
     {
@@ -165,19 +183,8 @@ mod tests {
     }
 
     #[test]
-    fn without_a_machine_serve_says_so_after_resolving_the_settings() {
+    fn a_bad_address_is_refused_before_anything_starts() {
         let dir = tempfile::tempdir().unwrap();
-        let args = ServeArgs {
-            control: Some("127.0.0.1:0".into()),
-            http: None,
-            stars: Some("2".into()),
-        };
-        let err = serve(&args, Some(dir.path())).unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("control 127.0.0.1:0, http 127.0.0.1:8080, 2 stars"),
-            "{err}"
-        );
         let bad = ServeArgs {
             control: Some("nowhere".into()),
             http: None,

@@ -140,14 +140,13 @@ mod tests {
     use std::collections::BTreeMap;
 
     use cosmic_hyperspace::control::StarReport;
-    use cosmic_space::Kind;
 
     use super::*;
 
     fn report() -> StatusReport {
         let mut particles = BTreeMap::new();
-        particles.insert(Kind::Space, 2);
-        particles.insert(Kind::Mechtron, 10);
+        particles.insert("Space".to_string(), 2);
+        particles.insert("Mechtron".to_string(), 10);
         StatusReport {
             machine: "box".into(),
             uptime: Duration::from_secs(3 * 3600 + 5),
@@ -186,8 +185,8 @@ STAR::central:nexus[0]  Star<Central>  3
 STAR::machine:star[1]   Star<Machine>  9
 
 KIND      PARTICLES
-Space     2
 Mechtron  10
+Space     2
 total     12
 "
         );

@@ -204,8 +204,8 @@ pub struct StatusReport {
     pub uptime: Duration,
     /// Its stars.
     pub stars: Vec<StarReport>,
-    /// How many particles there are of each kind.
-    pub particles: BTreeMap<Kind, u64>,
+    /// How many particles there are of each base kind (`Space`, `Artifact`, …).
+    pub particles: BTreeMap<String, u64>,
     /// Where the control protocol listens.
     pub control: Option<SocketAddr>,
     /// Where the HTTP gateway listens.

@@ -68,8 +68,8 @@ impl ControlService for Fake {
 
 fn report() -> StatusReport {
     let mut particles = BTreeMap::new();
-    particles.insert(Kind::Space, 2);
-    particles.insert(Kind::Mechtron, 7);
+    particles.insert("Space".to_string(), 2);
+    particles.insert("Mechtron".to_string(), 7);
     StatusReport {
         machine: "test-machine".to_string(),
         uptime: Duration::from_secs(75),

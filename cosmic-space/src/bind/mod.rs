@@ -63,6 +63,16 @@ pub struct Bind {
     pub routes: Vec<Route>,
 }
 
+impl Default for Bind {
+    /// A bind with no routes: `Cmd<…>` waves reach the Core, everything else is "no route".
+    fn default() -> Bind {
+        Bind {
+            version: Version::new(1, 0, 0),
+            routes: Vec::new(),
+        }
+    }
+}
+
 /// One `Route…` of a bind: a selector and what to do with the waves it selects.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Route {

@@ -1,0 +1,121 @@
+//! Drivers: the host-side behaviour of each kind (SPEC §0, §6 Core layer).
+//!
+//! A [`Driver`] says what creating a particle of its kind does ([`Driver::init`]), how such a
+//! particle answers waves that reach its Core ([`Driver::handle`]) and which bind applies when
+//! the particle has no `bind` property of its own ([`Driver::bind`]). [`Drivers`] maps base
+//! kinds to drivers; a machine starts with the built-in ones and may be given others.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cosmic_space::{BaseKind, Bind, Kind, Ping, ReflectedCore, Status};
+
+use crate::registry::{ParticleRecord, Registry};
+use crate::star::StarHandle;
+
+mod artifact;
+mod basic;
+
+pub use artifact::{ArtifactDriver, content_type};
+pub use basic::BasicDriver;
+
+/// What a driver may use while it works: the registry and its star (to send waves).
+#[derive(Clone)]
+pub struct DriverCtx {
+    /// The registry of the cosmos.
+    pub registry: Arc<dyn Registry>,
+    /// The star the particle lives on.
+    pub star: StarHandle,
+}
+
+impl std::fmt::Debug for DriverCtx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DriverCtx")
+            .field("star", &self.star)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a driver could not bring a particle to life.
+#[derive(Debug, thiserror::Error)]
+#[error("the {kind} driver failed: {message}")]
+pub struct DriverError {
+    /// The kind whose driver failed.
+    pub kind: Kind,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// The behaviour of one base kind.
+#[async_trait]
+pub trait Driver: Send + Sync + 'static {
+    /// The base kind this driver serves.
+    fn kind(&self) -> BaseKind;
+
+    /// The bind used for particles of this kind that have no `bind` property.
+    fn bind(&self) -> Arc<Bind>;
+
+    /// Brings a newly created (or, after a restart, reloaded) particle to life; the status it
+    /// returns is recorded (normally [`Status::Ready`]).
+    async fn init(
+        &self,
+        _ctx: &DriverCtx,
+        _record: &ParticleRecord,
+    ) -> Result<Status, DriverError> {
+        Ok(Status::Ready)
+    }
+
+    /// Answers a Ping that the Field let through to the particle's Core.
+    async fn handle(&self, ctx: &DriverCtx, record: &ParticleRecord, ping: &Ping) -> ReflectedCore;
+
+    /// Forgets whatever the driver keeps for a particle that was deleted.
+    async fn remove(&self, _record: &ParticleRecord) {}
+}
+
+/// The drivers of a machine, by base kind.
+#[derive(Clone, Default)]
+pub struct Drivers {
+    by_kind: HashMap<BaseKind, Arc<dyn Driver>>,
+}
+
+impl std::fmt::Debug for Drivers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.by_kind.keys()).finish()
+    }
+}
+
+impl Drivers {
+    /// The built-in drivers: artifacts, and the plain containers and records (Root, Space,
+    /// Base, App, Repo, BundleSeries, Bundle, UserBase, User, FileStore, Database).
+    pub fn builtin() -> Drivers {
+        let mut drivers = Drivers::default();
+        for kind in [
+            BaseKind::Root,
+            BaseKind::Space,
+            BaseKind::Base,
+            BaseKind::App,
+            BaseKind::Repo,
+            BaseKind::BundleSeries,
+            BaseKind::Bundle,
+            BaseKind::UserBase,
+            BaseKind::User,
+            BaseKind::FileStore,
+            BaseKind::Database,
+        ] {
+            drivers.insert(Arc::new(BasicDriver::new(kind)));
+        }
+        drivers.insert(Arc::new(ArtifactDriver::new()));
+        drivers
+    }
+
+    /// Adds (or replaces) the driver for its kind.
+    pub fn insert(&mut self, driver: Arc<dyn Driver>) {
+        self.by_kind.insert(driver.kind(), driver);
+    }
+
+    /// The driver for `kind`, if the machine has one.
+    pub fn get(&self, kind: &Kind) -> Option<&Arc<dyn Driver>> {
+        self.by_kind.get(&kind.base())
+    }
+}

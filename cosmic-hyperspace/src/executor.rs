@@ -1,0 +1,508 @@
+//! The command executor, `GLOBAL::executor` (SPEC §10): runs the commands of the operator
+//! language for the agent of the wave that carries them.
+//!
+//! Every command is checked before it changes or reveals anything (SPEC §9): create needs `c`
+//! on the parent, select `s`, delete `d` on the parent, get and read `r`, set and publish `w`,
+//! grant, revoke and chown full access. A refused or failed command changes nothing.
+
+use std::collections::BTreeMap;
+
+use cosmic_space::{
+    Agent, CmdMethod, Command, Create, CreateStrategy, Env, GrantKind, HypMethod, KindError,
+    Method, ParseError, Permission, Ping, Point, PointError, PointTemplate, PointVar,
+    PropertyChanges, ReflectedCore, Selector, Status, StatusCode, Stub, Substance, Transfer,
+};
+use serde::Serialize;
+
+use crate::placement;
+use crate::registry::{ParticleRecord, Registration, RegistryError};
+use crate::security::{self, SecurityError};
+use crate::star::StarHandle;
+
+mod publish;
+
+/// Why a command failed: the status it answers with and a message for the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The status (400 bad input, 403 denied, 404 missing, 409 conflict, 500 failed …).
+    pub status: StatusCode,
+    /// What went wrong, and where.
+    pub message: String,
+}
+
+impl Failure {
+    fn new(status: StatusCode, message: impl Into<String>) -> Failure {
+        Failure {
+            status,
+            message: message.into(),
+        }
+    }
+
+    fn bad(message: impl Into<String>) -> Failure {
+        Failure::new(StatusCode::BAD_REQUEST, message)
+    }
+}
+
+impl From<RegistryError> for Failure {
+    fn from(err: RegistryError) -> Failure {
+        Failure::new(err.status(), err.to_string())
+    }
+}
+
+impl From<SecurityError> for Failure {
+    fn from(err: SecurityError) -> Failure {
+        match err {
+            SecurityError::Denied(denied) => {
+                Failure::new(StatusCode::FORBIDDEN, denied.to_string())
+            }
+            SecurityError::Registry(err) => err.into(),
+        }
+    }
+}
+
+impl From<ParseError> for Failure {
+    fn from(err: ParseError) -> Failure {
+        Failure::bad(err.to_string())
+    }
+}
+
+impl From<PointError> for Failure {
+    fn from(err: PointError) -> Failure {
+        Failure::bad(err.to_string())
+    }
+}
+
+impl From<KindError> for Failure {
+    fn from(err: KindError) -> Failure {
+        Failure::bad(err.to_string())
+    }
+}
+
+/// Runs the command a Ping to `GLOBAL::executor` carries and answers it.
+pub async fn execute(star: &StarHandle, ping: &Ping) -> ReflectedCore {
+    match run(star, ping).await {
+        Ok(body) => ReflectedCore::ok(body),
+        Err(failure) => ReflectedCore::error(failure.status, failure.message),
+    }
+}
+
+async fn run(star: &StarHandle, ping: &Ping) -> Result<Substance, Failure> {
+    let (command, transfers) = request(ping)?;
+    let command = command.resolve(&Env::new())?;
+    let agent = &ping.agent;
+    match command {
+        Command::Create(create) => self::create(star, agent, create).await,
+        Command::Publish { file, point } => {
+            let point = absolute(&point)?;
+            let transfer = transfers.iter().find(|t| t.name == file).ok_or_else(|| {
+                Failure::bad(format!(
+                    "publish names the file '{file}' but no such file was sent with the command"
+                ))
+            })?;
+            publish::publish(star, agent, &point, &transfer.bytes).await
+        }
+        Command::Select { selector } => select(star, agent, &selector).await,
+        Command::Set { point, properties } => {
+            set(star, agent, &absolute(&point)?, &properties).await
+        }
+        Command::Get { point, names } => get(star, agent, &absolute(&point)?, &names).await,
+        Command::Read { point } => read(star, agent, &absolute(&point)?).await,
+        Command::Delete { point, force } => delete(star, agent, &absolute(&point)?, force).await,
+        Command::Grant { kind, on, to } => grant(star, agent, kind, on, to).await,
+        Command::Revoke { id } => revoke(star, agent, id).await,
+        Command::Access { point } => access(star, agent, &absolute(&point)?).await,
+        Command::Chown { on, owner } => chown(star, agent, &on, &absolute(&owner)?).await,
+    }
+}
+
+/// The command a Ping carries, and the files sent with it.
+fn request(ping: &Ping) -> Result<(Command, Vec<Transfer>), Failure> {
+    match (&ping.core.method, &ping.core.body) {
+        (Method::Cmd(CmdMethod::RawCommand), Substance::RawCommand(raw)) => {
+            Ok((raw.line.parse::<Command>()?, raw.transfers.clone()))
+        }
+        (Method::Cmd(CmdMethod::Command), Substance::Command(command)) => {
+            Ok(((**command).clone(), Vec::new()))
+        }
+        (method, body) => Err(Failure::bad(format!(
+            "{} runs commands: send Cmd<RawCommand> with a RawCommand body (got {method} with {})",
+            Point::global_executor(),
+            body.kind()
+        ))),
+    }
+}
+
+/// A resolved point-var as a point (commands here run without a working point).
+fn absolute(point: &PointVar) -> Result<Point, Failure> {
+    point
+        .to_point()
+        .ok_or_else(|| Failure::bad(format!("{point} is relative or has variables")))
+}
+
+async fn create(star: &StarHandle, agent: &Agent, create: Create) -> Result<Substance, Failure> {
+    let registry = star.registry();
+    if create.kind.is_internal() {
+        return Err(Failure::bad(format!(
+            "{} particles are made by the hyperspace itself, not by commands",
+            create.kind
+        )));
+    }
+    let parent = match &create.template {
+        PointTemplate::Exact(point) => absolute(point)?
+            .parent()
+            .ok_or_else(|| Failure::bad("ROOT exists from the start and cannot be created"))?,
+        PointTemplate::Sequence { parent, .. } => absolute(parent)?,
+    };
+    let parent_record = registry.record(&parent).await.map_err(|err| match err {
+        RegistryError::NotFound(_) => Failure::new(
+            StatusCode::NOT_FOUND,
+            format!("cannot create under {parent}: it does not exist"),
+        ),
+        other => other.into(),
+    })?;
+    security::require(registry.as_ref(), agent, &parent, Permission::Create).await?;
+    create.kind.may_live_under(&parent_record.kind)?;
+    let point = match &create.template {
+        PointTemplate::Exact(point) => absolute(point)?,
+        PointTemplate::Sequence { .. } => {
+            let n = registry.next_sequence(&parent).await?;
+            let segment = create.template.segment(n).unwrap_or_default();
+            parent.push_base(&segment)?
+        }
+    };
+    let fits = point
+        .last_segment()
+        .is_some_and(|segment| create.kind.accepts_segment(segment));
+    if !fits {
+        return Err(Failure::bad(format!(
+            "{point} is not a point a {} can have (a Bundle's last segment is a version, files \
+             and artifacts live under ':/', a Space is a domain, everything else a skewer-case \
+             name)",
+            create.kind
+        )));
+    }
+    let record = registry
+        .register(Registration {
+            point: point.clone(),
+            kind: create.kind.clone(),
+            owner: agent.to_point(),
+            properties: create.properties.clone(),
+            strategy: create.strategy,
+            status: Status::Pending,
+        })
+        .await?;
+    let existed = create.strategy != CreateStrategy::Commit
+        && record.location.is_some()
+        && record.status == Status::Ready;
+    if !existed {
+        bring_to_life(star, &record, create.strategy == CreateStrategy::Commit).await?;
+    }
+    Ok(Substance::Point(point))
+}
+
+/// Places a freshly registered particle on a star and has that star's driver start it. If it
+/// does not become Ready, a particle this command registered is removed again (a failed
+/// create registers nothing) and the driver's reason is the answer.
+pub(crate) async fn bring_to_life(
+    star: &StarHandle,
+    record: &ParticleRecord,
+    remove_on_failure: bool,
+) -> Result<(), Failure> {
+    let registry = star.registry();
+    let stars = star.stars();
+    let host = placement::place(&record.point, &stars)
+        .cloned()
+        .ok_or_else(|| Failure::new(StatusCode::UNAVAILABLE, "this machine has no stars"))?;
+    registry.set_location(&record.point, host.clone()).await?;
+    let assign = star.infrastructure_ping(
+        host.point(),
+        Method::Hyp(HypMethod::Assign),
+        Substance::Point(record.point.clone()),
+    );
+    let pong = star.ping(assign).await;
+    let failure = match (&pong.core.status, &pong.core.body) {
+        (status, Substance::Status(Status::Ready)) if status.is_ok() => return Ok(()),
+        (status, Substance::Status(other)) if status.is_ok() => Failure::new(
+            StatusCode::ERROR,
+            format!("{} could not start: {other}", record.point),
+        ),
+        _ => Failure::new(
+            pong.core.status,
+            format!(
+                "{} could not be started: {}",
+                record.point,
+                pong.core.error_message().unwrap_or_default()
+            ),
+        ),
+    };
+    if remove_on_failure {
+        let _ = registry.delete(&record.point, true).await;
+    }
+    Err(failure)
+}
+
+async fn select(
+    star: &StarHandle,
+    agent: &Agent,
+    selector: &Selector,
+) -> Result<Substance, Failure> {
+    let registry = star.registry();
+    if *agent != Agent::HyperUser
+        && let Some(prefix) = selector.literal_prefix()
+        && registry.record(&prefix).await.is_ok()
+    {
+        security::require(registry.as_ref(), agent, &prefix, Permission::Select).await?;
+    }
+    let found = registry.select(selector).await?;
+    if *agent == Agent::HyperUser {
+        return Ok(stubs(found));
+    }
+    // An agent sees a particle when it may select the children of its parent.
+    let mut allowed: BTreeMap<Point, bool> = BTreeMap::new();
+    let mut visible = Vec::new();
+    let mut hidden: Option<Point> = None;
+    for stub in found {
+        let parent = stub.point.parent().unwrap_or_else(Point::root);
+        let may = match allowed.get(&parent) {
+            Some(may) => *may,
+            None => {
+                let may = security::access_on(registry.as_ref(), agent, &parent)
+                    .await
+                    .map(|a| a.has(Permission::Select))
+                    .unwrap_or(false);
+                allowed.insert(parent.clone(), may);
+                may
+            }
+        };
+        if may {
+            visible.push(stub);
+        } else if hidden.is_none() {
+            hidden = Some(parent);
+        }
+    }
+    if let (true, Some(parent)) = (visible.is_empty(), hidden) {
+        return Err(Failure::new(
+            StatusCode::FORBIDDEN,
+            format!("{agent} may not select {selector} (missing permission 's' on {parent})"),
+        ));
+    }
+    Ok(stubs(visible))
+}
+
+fn stubs(stubs: Vec<Stub>) -> Substance {
+    Substance::List(stubs.into_iter().map(Substance::from).collect())
+}
+
+async fn set(
+    star: &StarHandle,
+    agent: &Agent,
+    point: &Point,
+    changes: &PropertyChanges,
+) -> Result<Substance, Failure> {
+    let registry = star.registry();
+    registry.record(point).await?;
+    security::require(registry.as_ref(), agent, point, Permission::Write).await?;
+    registry.set_properties(point, changes).await?;
+    Ok(Substance::from(registry.record(point).await?.details()))
+}
+
+async fn get(
+    star: &StarHandle,
+    agent: &Agent,
+    point: &Point,
+    names: &[String],
+) -> Result<Substance, Failure> {
+    let registry = star.registry();
+    let record = registry.record(point).await?;
+    security::require(registry.as_ref(), agent, point, Permission::Read).await?;
+    if names.is_empty() {
+        return Ok(Substance::from(record.details()));
+    }
+    let mut values = BTreeMap::new();
+    for name in names {
+        let value = record.properties.value(name).ok_or_else(|| {
+            Failure::new(
+                StatusCode::NOT_FOUND,
+                format!("{point} has no property '{name}'"),
+            )
+        })?;
+        values.insert(name.clone(), Substance::Text(value.to_string()));
+    }
+    Ok(Substance::Map(values))
+}
+
+async fn read(star: &StarHandle, agent: &Agent, point: &Point) -> Result<Substance, Failure> {
+    let registry = star.registry();
+    let record = registry.record(point).await?;
+    security::require(registry.as_ref(), agent, point, Permission::Read).await?;
+    match registry.content(point).await? {
+        Some(bytes) => Ok(Substance::Bin(bytes)),
+        None => Err(Failure::bad(format!(
+            "{point} is a {} and holds no content to read",
+            record.kind
+        ))),
+    }
+}
+
+async fn delete(
+    star: &StarHandle,
+    agent: &Agent,
+    point: &Point,
+    force: bool,
+) -> Result<Substance, Failure> {
+    let registry = star.registry();
+    let record = registry.record(point).await?;
+    let parent = point
+        .parent()
+        .ok_or_else(|| Failure::new(StatusCode::FORBIDDEN, "ROOT cannot be deleted"))?;
+    if point.is_within(&Point::hyperuser().parent().unwrap_or_else(Point::root))
+        || *point == Point::anonymous()
+    {
+        return Err(Failure::new(
+            StatusCode::FORBIDDEN,
+            format!("{point} belongs to the hyperspace and cannot be deleted"),
+        ));
+    }
+    security::require(registry.as_ref(), agent, &parent, Permission::Delete).await?;
+    let children = registry.children(point).await?;
+    if !children.is_empty() && !force {
+        return Err(RegistryError::HasChildren {
+            point: point.clone(),
+            children: children.len(),
+        }
+        .into());
+    }
+    // Let the drivers of the subtree forget their particles before the records go.
+    let mut doomed = vec![record];
+    let mut frontier = children;
+    while let Some(stub) = frontier.pop() {
+        frontier.extend(registry.children(&stub.point).await?);
+        doomed.push(registry.record(&stub.point).await?);
+    }
+    for record in &doomed {
+        if let Some(host) = &record.location {
+            let forget = star.infrastructure_ping(
+                host.point(),
+                Method::Hyp(HypMethod::Delete),
+                Substance::Point(record.point.clone()),
+            );
+            star.ping(forget).await;
+        }
+    }
+    let deleted = registry.delete(point, force).await?;
+    Ok(Substance::List(
+        deleted.into_iter().map(Substance::Point).collect(),
+    ))
+}
+
+/// The point a selector's grants are anchored at, which the granting agent must fully own:
+/// the selector's fixed beginning (only HyperUser may grant on a selector without one).
+async fn anchor(star: &StarHandle, agent: &Agent, on: &Selector) -> Result<(), Failure> {
+    if *agent == Agent::HyperUser {
+        return Ok(());
+    }
+    let Some(anchor) = on.literal_prefix() else {
+        return Err(Failure::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "{agent} may not grant on {on}: only HyperUser may grant on a selector that does not begin with a fixed point"
+            ),
+        ));
+    };
+    let registry = star.registry();
+    registry.record(&anchor).await?;
+    security::require_full(registry.as_ref(), agent, &anchor).await?;
+    Ok(())
+}
+
+async fn grant(
+    star: &StarHandle,
+    agent: &Agent,
+    kind: GrantKind,
+    on: Selector,
+    to: Selector,
+) -> Result<Substance, Failure> {
+    anchor(star, agent, &on).await?;
+    let grant = star
+        .registry()
+        .grant(kind, on, to, agent.to_point())
+        .await?;
+    Ok(Substance::Int(i64::try_from(grant.id).unwrap_or(i64::MAX)))
+}
+
+async fn revoke(star: &StarHandle, agent: &Agent, id: u64) -> Result<Substance, Failure> {
+    let registry = star.registry();
+    let grants = registry.grants().await?;
+    let grant = grants
+        .iter()
+        .find(|g| g.id == id)
+        .ok_or(RegistryError::NoSuchGrant(id))?;
+    if grant.by != agent.to_point() {
+        anchor(star, agent, &grant.on).await?;
+    }
+    registry.revoke(id).await?;
+    Ok(Substance::Empty)
+}
+
+/// One grant as `access` lists it.
+#[derive(Debug, Serialize)]
+struct GrantRow {
+    id: u64,
+    grant: String,
+    on: String,
+    to: String,
+    by: String,
+}
+
+/// What `access` answers: the particle's owner and the grants that apply to it.
+#[derive(Debug, Serialize)]
+struct AccessReport {
+    point: String,
+    owner: String,
+    grants: Vec<GrantRow>,
+}
+
+async fn access(star: &StarHandle, agent: &Agent, point: &Point) -> Result<Substance, Failure> {
+    let registry = star.registry();
+    let record = registry.record(point).await?;
+    security::require(registry.as_ref(), agent, point, Permission::Read).await?;
+    let hierarchy = registry.hierarchy(point).await?;
+    let levels: Vec<_> = (0..=point.segments().len())
+        .filter_map(|depth| hierarchy.ancestor(depth))
+        .collect();
+    let grants = registry
+        .grants()
+        .await?
+        .into_iter()
+        .filter(|g| levels.iter().any(|h| g.on.matches(h)))
+        .map(|g| GrantRow {
+            id: g.id,
+            grant: g.kind.to_string(),
+            on: g.on.to_string(),
+            to: g.to.to_string(),
+            by: g.by.to_string(),
+        })
+        .collect();
+    let report = AccessReport {
+        point: point.to_string(),
+        owner: record.owner.to_string(),
+        grants,
+    };
+    Substance::json(&report).map_err(|e| Failure::new(StatusCode::ERROR, e.to_string()))
+}
+
+async fn chown(
+    star: &StarHandle,
+    agent: &Agent,
+    on: &Selector,
+    owner: &Point,
+) -> Result<Substance, Failure> {
+    let registry = star.registry();
+    if *agent != Agent::HyperUser {
+        for stub in registry.select(on).await? {
+            security::require_full(registry.as_ref(), agent, &stub.point).await?;
+        }
+    }
+    let count = registry.chown(on, owner).await?;
+    Ok(Substance::Int(i64::try_from(count).unwrap_or(i64::MAX)))
+}

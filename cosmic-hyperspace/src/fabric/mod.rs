@@ -1,0 +1,46 @@
+//! The fabric: how stars exchange waves (SPEC §14).
+//!
+//! Stars never share memory with each other; everything one star tells another goes through
+//! [`Fabric::send`] as an [`Envelope`]. [`LocalFabric`] connects the stars of one machine with
+//! in-process channels; a NATS fabric will connect machines, carrying envelopes as `wire`
+//! frames on one subject per star.
+
+use async_trait::async_trait;
+use cosmic_space::{StarKey, Wave};
+use serde::{Deserialize, Serialize};
+
+mod local;
+
+pub use local::LocalFabric;
+
+/// A wave on its way between stars, with the star that put it on the fabric (reflections go
+/// back there: it holds the exchange waiting for them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// The star that sent the wave.
+    pub from_star: StarKey,
+    /// The wave.
+    pub wave: Wave,
+}
+
+/// Why the fabric could not carry an envelope.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FabricError {
+    /// No star with that key is connected.
+    #[error("no star {0} on the fabric")]
+    UnknownStar(StarKey),
+    /// The star is connected but no longer receiving (it is shutting down).
+    #[error("star {0} is not receiving")]
+    Closed(StarKey),
+}
+
+/// Carries envelopes between stars.
+#[async_trait]
+pub trait Fabric: Send + Sync + 'static {
+    /// Puts `envelope` on its way to star `to`. Returns once the fabric has taken it; delivery
+    /// is in order per sender and receiver.
+    async fn send(&self, to: &StarKey, envelope: Envelope) -> Result<(), FabricError>;
+
+    /// The stars currently connected, in a stable order.
+    fn stars(&self) -> Vec<StarKey>;
+}

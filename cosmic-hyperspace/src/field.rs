@@ -1,0 +1,216 @@
+//! The Field layer (SPEC §6): security, then routing by the target's bind.
+//!
+//! Every directed wave to a particle passes here before its driver sees it. The Field checks
+//! that the wave's agent may reach the target (`x`), then asks the target's bind (its `bind`
+//! property, else its driver's default) which pipeline the wave takes, and runs it: deliver to
+//! the Core, forward to another particle, or call another particle with a new method and path
+//! — each hop keeps the agent, so each hop is checked again — with the pipeline's substance
+//! filters on the way in and out.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use cosmic_space::{
+    Agent, Bind, Destination, Permission, Ping, Point, ReflectedCore, Selection, Status,
+    StatusCode, Surface,
+};
+use parking_lot::RwLock;
+
+use crate::driver::{Driver, DriverCtx};
+use crate::registry::{ParticleRecord, RegistryError};
+use crate::security::{self, SecurityError};
+use crate::star::StarHandle;
+
+/// The Field of one star: its cache of parsed binds.
+#[derive(Debug, Default)]
+pub struct Field {
+    /// Parsed bind documents by artifact point, with a fingerprint of the bytes they came from
+    /// (artifacts are immutable, but a deleted bundle may be published again).
+    binds: RwLock<HashMap<Point, (u64, Arc<Bind>)>>,
+}
+
+impl From<SecurityError> for ReflectedCore {
+    fn from(err: SecurityError) -> ReflectedCore {
+        match err {
+            SecurityError::Denied(denied) => {
+                ReflectedCore::error(StatusCode::FORBIDDEN, denied.to_string())
+            }
+            SecurityError::Registry(err) => err.into(),
+        }
+    }
+}
+
+impl From<RegistryError> for ReflectedCore {
+    fn from(err: RegistryError) -> ReflectedCore {
+        ReflectedCore::error(err.status(), err.to_string())
+    }
+}
+
+impl Field {
+    /// A Field with an empty bind cache.
+    pub fn new() -> Field {
+        Field::default()
+    }
+
+    /// Runs `ping` through security and the target's bind and returns the answer.
+    pub async fn pass(&self, star: &StarHandle, ping: &Ping) -> ReflectedCore {
+        let registry = star.registry();
+        let point = &ping.to.point;
+        let record = match registry.record(point).await {
+            Ok(record) => record,
+            Err(err) => return err.into(),
+        };
+        if ping.agent != Agent::HyperUser
+            && let Err(err) =
+                security::require(registry.as_ref(), &ping.agent, point, Permission::Execute).await
+        {
+            return err.into();
+        }
+        if let Some(refusal) = not_ready(&record) {
+            return refusal;
+        }
+        let Some(driver) = star.drivers().get(&record.kind).cloned() else {
+            return ReflectedCore::error(
+                StatusCode::ERROR,
+                format!("this machine has no driver for {}", record.kind),
+            );
+        };
+        let bind = match self.bind_of(star, &record, driver.as_ref()).await {
+            Ok(bind) => bind,
+            Err(core) => return core,
+        };
+        let selection = bind.select(&ping.core.method, &ping.core.path);
+        let (pipeline, mut env) = match selection {
+            Selection::NoRoute => {
+                return ReflectedCore::error(
+                    StatusCode::NOT_FOUND,
+                    format!(
+                        "no route for {} {} in the bind of {point}",
+                        ping.core.method, ping.core.path
+                    ),
+                );
+            }
+            Selection::Default => (
+                cosmic_space::Pipeline::default_pipeline(),
+                cosmic_space::Env::new(),
+            ),
+            Selection::Route { pipeline, vars } => (pipeline, vars),
+        };
+        if let Err(err) = pipeline.check_request(ping.core.body.kind()) {
+            return ReflectedCore::error(StatusCode::BAD_REQUEST, err.to_string());
+        }
+        env = env.with_working(point.clone());
+        let destination = match pipeline.stop.resolve(&env) {
+            Ok(destination) => destination,
+            Err(err) => {
+                return ReflectedCore::error(
+                    StatusCode::BAD_REQUEST,
+                    format!("the bind of {point} could not route this wave: {err}"),
+                );
+            }
+        };
+        let core = match destination {
+            Destination::Core => {
+                let ctx = DriverCtx {
+                    registry: registry.clone(),
+                    star: star.clone(),
+                };
+                driver.handle(&ctx, &record, ping).await
+            }
+            Destination::Forward(target) => relay(star, ping, target, None).await,
+            Destination::Call {
+                point: target,
+                method,
+                path,
+            } => relay(star, ping, target, Some((method, path))).await,
+        };
+        if let Err(err) = pipeline.check_reflection(core.body.kind()) {
+            return ReflectedCore::error(
+                StatusCode::ERROR,
+                format!("{point} answered with a body its bind does not allow: {err}"),
+            );
+        }
+        core
+    }
+
+    /// The bind that routes waves to `record`: its `bind` property (a bind artifact), else its
+    /// driver's default.
+    async fn bind_of(
+        &self,
+        star: &StarHandle,
+        record: &ParticleRecord,
+        driver: &dyn Driver,
+    ) -> Result<Arc<Bind>, ReflectedCore> {
+        let Some(value) = record.properties.value("bind") else {
+            return Ok(driver.bind());
+        };
+        let broken = |why: String| {
+            ReflectedCore::error(
+                StatusCode::ERROR,
+                format!("the bind of {} ({value}) is unusable: {why}", record.point),
+            )
+        };
+        let bind_point: Point = value.parse().map_err(|e| broken(format!("{e}")))?;
+        let bytes = match star.registry().content(&bind_point).await {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Err(broken("it holds no document".to_string())),
+            Err(err) => return Err(broken(err.to_string())),
+        };
+        let fingerprint = fingerprint(&bytes);
+        if let Some((seen, bind)) = self.binds.read().get(&bind_point)
+            && *seen == fingerprint
+        {
+            return Ok(bind.clone());
+        }
+        let text = std::str::from_utf8(&bytes).map_err(|_| broken("it is not UTF-8".into()))?;
+        let bind: Arc<Bind> = Arc::new(
+            text.parse::<Bind>()
+                .map_err(|e| broken(format!("\n{}", e.in_file(bind_point.to_string()))))?,
+        );
+        self.binds
+            .write()
+            .insert(bind_point, (fingerprint, bind.clone()));
+        Ok(bind)
+    }
+}
+
+/// Answers for a particle that cannot take waves yet (or any more).
+fn not_ready(record: &ParticleRecord) -> Option<ReflectedCore> {
+    let why = match &record.status {
+        Status::Ready => return None,
+        Status::Panic(reason) | Status::Fatal(reason) => {
+            format!("{} is {}: {reason}", record.point, record.status)
+        }
+        other => format!("{} is not ready ({other})", record.point),
+    };
+    Some(ReflectedCore::error(StatusCode::UNAVAILABLE, why))
+}
+
+/// Sends `ping` on to `target` (with a new method and path for a call) as the same agent, and
+/// adopts the answer.
+async fn relay(
+    star: &StarHandle,
+    ping: &Ping,
+    target: Point,
+    call: Option<(cosmic_space::Method, Option<String>)>,
+) -> ReflectedCore {
+    let mut core = ping.core.clone();
+    if let Some((method, path)) = call {
+        core.method = method;
+        if let Some(path) = path {
+            core.path = path;
+        }
+    }
+    let mut relayed = Ping::with_core(ping.to.clone(), Surface::core(target), core);
+    relayed.agent = ping.agent.clone();
+    relayed.handling = ping.handling;
+    relayed.hops = ping.hops.saturating_add(1);
+    star.ping(relayed).await.core
+}
+
+/// FNV-1a of the bytes: cheap, and enough to notice a replaced document.
+fn fingerprint(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}

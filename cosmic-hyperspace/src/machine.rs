@@ -1,0 +1,405 @@
+//! The machine: one `starlane serve` process (SPEC §0, §13, §14).
+//!
+//! A machine opens the registry in its data directory, makes sure the hyperspace's own
+//! particles exist (ROOT, the `hyperspace` space, the HyperUser and Anonymous users), starts
+//! its stars on a fabric, brings back to life every particle that was not Ready on a live star,
+//! and serves the control protocol the CLI speaks. Waves from the CLI enter through one of its
+//! stars, stamped with the agent their session's token stands for.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use cosmic_space::{
+    Agent, CreateStrategy, Kind, Layer, Ping, Point, Pong, PropertyChanges, StarKey, StarSubKind,
+    Status, Surface, Topic, UserBaseSubKind, WaveId,
+};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::control::{self, ControlError, ControlService, MachineConfig, StarReport, StatusReport};
+use crate::driver::Drivers;
+use crate::executor;
+use crate::fabric::{Fabric, LocalFabric};
+use crate::registry::{EmbeddedRegistry, Registration, Registry, RegistryError};
+use crate::star::StarHandle;
+
+/// Why a machine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum MachineError {
+    /// The data directory could not be created or written.
+    #[error("data directory {path}: {source}")]
+    Home {
+        /// The directory.
+        path: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// The registry could not be opened or bootstrapped.
+    #[error("registry: {0}")]
+    Registry(#[from] RegistryError),
+    /// The endpoint files could not be written.
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    /// A listening address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// What failed.
+        source: std::io::Error,
+    },
+}
+
+/// A running machine.
+#[derive(Debug)]
+pub struct Machine {
+    inner: Arc<MachineInner>,
+    tasks: Vec<JoinHandle<()>>,
+    control: Option<Serving>,
+}
+
+/// The control server of a machine started with [`Machine::start`].
+#[derive(Debug)]
+struct Serving {
+    control_addr: SocketAddr,
+    http_addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+/// What the control protocol talks to: the machine and the HyperUser's token.
+struct Controller {
+    inner: Arc<MachineInner>,
+    hyperuser_token: String,
+    control_addr: SocketAddr,
+    http_addr: SocketAddr,
+}
+
+struct MachineInner {
+    home: PathBuf,
+    registry: Arc<dyn Registry>,
+    fabric: Arc<LocalFabric>,
+    stars: Vec<StarHandle>,
+    next_star: AtomicUsize,
+    started: Instant,
+}
+
+impl std::fmt::Debug for MachineInner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Machine")
+            .field("home", &self.home)
+            .field("stars", &self.stars)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The key of star `index` of this machine.
+pub fn star_key(index: u16) -> StarKey {
+    StarKey {
+        constellation: "machine".to_string(),
+        name: "star".to_string(),
+        index,
+    }
+}
+
+impl Machine {
+    /// Starts a machine with `stars` stars whose registry lives in `home`.
+    pub async fn open(
+        home: &Path,
+        stars: usize,
+        drivers: Drivers,
+    ) -> Result<Machine, MachineError> {
+        std::fs::create_dir_all(home).map_err(|source| MachineError::Home {
+            path: home.to_path_buf(),
+            source,
+        })?;
+        let registry: Arc<dyn Registry> =
+            Arc::new(EmbeddedRegistry::open(&home.join("registry.redb"))?);
+        let fabric = Arc::new(LocalFabric::new());
+        let mut handles = Vec::new();
+        let mut tasks = Vec::new();
+        let count = u16::try_from(stars.clamp(1, 1024)).unwrap_or(1);
+        for index in 0..count {
+            let key = star_key(index);
+            let inbox = fabric.connect(key.clone());
+            let fabric_dyn: Arc<dyn Fabric> = fabric.clone();
+            let (star, task) =
+                StarHandle::spawn(key, registry.clone(), fabric_dyn, drivers.clone(), inbox);
+            handles.push(star);
+            tasks.push(task);
+        }
+        let inner = Arc::new(MachineInner {
+            home: home.to_path_buf(),
+            registry,
+            fabric,
+            stars: handles,
+            next_star: AtomicUsize::new(0),
+            started: Instant::now(),
+        });
+        let machine = Machine {
+            inner,
+            tasks,
+            control: None,
+        };
+        machine.bootstrap().await?;
+        machine.reawaken().await?;
+        Ok(machine)
+    }
+
+    /// Makes sure the hyperspace's own particles exist and are Ready on a star.
+    async fn bootstrap(&self) -> Result<(), RegistryError> {
+        let hyperuser = Point::hyperuser();
+        let users = hyperuser.parent().unwrap_or_else(Point::root);
+        let space = users.parent().unwrap_or_else(Point::root);
+        for (point, kind) in [
+            (Point::root(), Kind::Root),
+            (space, Kind::Space),
+            (users, Kind::UserBase(None::<UserBaseSubKind>)),
+            (hyperuser.clone(), Kind::User),
+            (Point::anonymous(), Kind::User),
+        ] {
+            let record = self
+                .inner
+                .registry
+                .register(Registration {
+                    point: point.clone(),
+                    kind,
+                    owner: hyperuser.clone(),
+                    properties: PropertyChanges::new(),
+                    strategy: CreateStrategy::Ensure,
+                    status: Status::Ready,
+                })
+                .await?;
+            if record.location.is_none() {
+                let stars = self.inner.fabric.stars();
+                if let Some(star) = crate::placement::place(&point, &stars) {
+                    self.inner
+                        .registry
+                        .set_location(&point, star.clone())
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Brings back every particle that is not Ready on one of this machine's stars: particles
+    /// whose star is gone (fewer stars than before) are placed again, and each is assigned.
+    async fn reawaken(&self) -> Result<(), RegistryError> {
+        let registry = &self.inner.registry;
+        let live = self.inner.fabric.stars();
+        let everything: cosmic_space::Selector = "**"
+            .parse()
+            .map_err(|e: cosmic_space::ParseError| RegistryError::Storage(e.to_string()))?;
+        let stubs = registry.select(&everything).await?;
+        let star = self.star();
+        for stub in stubs {
+            let record = registry.record(&stub.point).await?;
+            let placed = record.location.as_ref().is_some_and(|l| live.contains(l));
+            if placed && record.status == Status::Ready {
+                continue;
+            }
+            // Failures are recorded on the particle (Fatal with the reason); keep going.
+            let _ = executor::bring_to_life(&star, &record, false).await;
+        }
+        Ok(())
+    }
+
+    /// The next star to let a wave in through (round robin).
+    fn star(&self) -> StarHandle {
+        self.inner.star()
+    }
+
+    /// The stars of this machine.
+    pub fn stars(&self) -> &[StarHandle] {
+        &self.inner.stars
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &Arc<dyn Registry> {
+        &self.inner.registry
+    }
+
+    /// The data directory.
+    pub fn home(&self) -> &Path {
+        &self.inner.home
+    }
+
+    /// How long the machine has been running.
+    pub fn uptime(&self) -> std::time::Duration {
+        self.inner.started.elapsed()
+    }
+
+    /// Sends a Ping into the cosmos as `agent` (stamped here: whatever the Ping carried is
+    /// replaced) and waits for its Pong.
+    pub async fn ping(&self, agent: Agent, ping: Ping) -> Pong {
+        self.inner.ping(agent, ping).await
+    }
+
+    /// Starts a machine as `starlane serve` does: opens it in `config.home` with the built-in
+    /// drivers, listens for the control protocol and writes the endpoint files (control
+    /// address, HTTP address, the HyperUser's token) into the data directory.
+    pub async fn start(config: MachineConfig) -> Result<Machine, MachineError> {
+        let mut machine = Machine::open(&config.home, config.stars, Drivers::builtin()).await?;
+        let listener =
+            TcpListener::bind(config.control)
+                .await
+                .map_err(|source| MachineError::Listen {
+                    addr: config.control,
+                    source,
+                })?;
+        let control_addr = listener
+            .local_addr()
+            .map_err(|source| MachineError::Listen {
+                addr: config.control,
+                source,
+            })?;
+        // The HTTP gateway is not part of this machine yet; its address is recorded as set.
+        let http_addr = config.http;
+        let hyperuser_token = control::generate_token()?;
+        let controller = Controller {
+            inner: machine.inner.clone(),
+            hyperuser_token: hyperuser_token.clone(),
+            control_addr,
+            http_addr,
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(control::serve(listener, Arc::new(controller), async move {
+            let _ = stopped.await;
+        }));
+        control::write_endpoint(&config.home, control_addr, http_addr, &hyperuser_token)?;
+        machine.control = Some(Serving {
+            control_addr,
+            http_addr,
+            stop,
+            task,
+        });
+        Ok(machine)
+    }
+
+    /// Where the control protocol listens (after [`Machine::start`]).
+    pub fn control_addr(&self) -> Option<SocketAddr> {
+        self.control.as_ref().map(|c| c.control_addr)
+    }
+
+    /// Where the HTTP gateway listens (after [`Machine::start`]).
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.control.as_ref().map(|c| c.http_addr)
+    }
+
+    /// Stops the control server (removing the endpoint files) and every star, and waits for
+    /// them.
+    pub async fn shutdown(self) {
+        if let Some(serving) = self.control {
+            let _ = serving.stop.send(());
+            let _ = serving.task.await;
+            let _ = control::clear_endpoint(&self.inner.home);
+        }
+        for star in self.inner.fabric.stars() {
+            self.inner.fabric.disconnect(&star);
+        }
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+impl MachineInner {
+    fn star(&self) -> StarHandle {
+        let n = self.next_star.fetch_add(1, Ordering::Relaxed);
+        self.stars[n % self.stars.len()].clone()
+    }
+
+    async fn ping(&self, agent: Agent, mut ping: Ping) -> Pong {
+        ping.id = WaveId::new();
+        ping.from = Surface {
+            point: agent.to_point(),
+            layer: Layer::Shell,
+            topic: Some(Topic::Cli),
+        };
+        ping.agent = agent;
+        ping.hops = 0;
+        self.star().ping(ping).await
+    }
+}
+
+/// Compares two secrets in time that depends only on their lengths.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |diff, (x, y)| diff | (x ^ y))
+            == 0
+}
+
+#[async_trait]
+impl ControlService for Controller {
+    async fn authenticate(&self, token: &str) -> Option<Agent> {
+        if same_secret(token, &self.hyperuser_token) {
+            return Some(Agent::HyperUser);
+        }
+        match self.inner.registry.token_agent(token).await {
+            Ok(Some(point)) => Some(Agent::from_point(point)),
+            _ => None,
+        }
+    }
+
+    async fn ping(&self, agent: Agent, ping: Ping) -> Pong {
+        self.inner.ping(agent, ping).await
+    }
+
+    async fn status(&self) -> StatusReport {
+        let registry = &self.inner.registry;
+        let particles = registry.census().await.unwrap_or_default();
+        let mut hosted: BTreeMap<StarKey, u64> = BTreeMap::new();
+        if let Ok(everything) = "**".parse::<cosmic_space::Selector>()
+            && let Ok(stubs) = registry.select(&everything).await
+        {
+            for stub in stubs {
+                if let Ok(record) = registry.record(&stub.point).await
+                    && let Some(star) = record.location
+                {
+                    *hosted.entry(star).or_default() += 1;
+                }
+            }
+        }
+        StatusReport {
+            machine: self.inner.home.display().to_string(),
+            uptime: self.inner.started.elapsed(),
+            stars: self
+                .inner
+                .stars
+                .iter()
+                .map(|star| StarReport {
+                    key: star.key().clone(),
+                    kind: Kind::Star(StarSubKind::Fold),
+                    particles: hosted.get(star.key()).copied().unwrap_or(0),
+                })
+                .collect(),
+            particles,
+            control: Some(self.control_addr),
+            http: Some(self.http_addr),
+        }
+    }
+
+    async fn issue_token(&self, by: &Agent, agent: Point) -> Result<String, ControlError> {
+        if *by != Agent::HyperUser {
+            return Err(ControlError::Denied(format!(
+                "{by} may not issue tokens: only HyperUser may"
+            )));
+        }
+        let token = control::generate_token()?;
+        self.inner
+            .registry
+            .store_token(&token, &agent)
+            .await
+            .map_err(|err| ControlError::Io(std::io::Error::other(err.to_string())))?;
+        Ok(token)
+    }
+}

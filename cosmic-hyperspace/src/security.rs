@@ -1,0 +1,72 @@
+//! Security enforcement (SPEC §9): what an agent may do on a point, computed from the registry
+//! with the pure algorithm of `cosmic_space::access`.
+//!
+//! The Field asks this before any driver sees a wave (`x` on the target), and the executor
+//! before any command changes or reveals anything (`c`, `s`, `d`, `r`, `w`, full access).
+
+use std::collections::BTreeSet;
+
+use cosmic_space::{
+    Access, AccessDenied, Agent, FullAccess, Permission, Point, PointHierarchy, access,
+};
+
+use crate::registry::{Registry, RegistryError};
+
+/// Why access could not be decided or was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecurityError {
+    /// The agent lacks what the operation needs.
+    #[error(transparent)]
+    Denied(#[from] AccessDenied),
+    /// The registry could not answer (the point does not exist, storage failed).
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+/// What `agent` may do on `point` (which must be registered).
+pub async fn access_on(
+    registry: &dyn Registry,
+    agent: &Agent,
+    point: &Point,
+) -> Result<Access, RegistryError> {
+    if *agent == Agent::HyperUser {
+        return Ok(Access::full(FullAccess::HyperUser));
+    }
+    let lineage = registry.lineage(point).await?;
+    let grants = registry.grants().await?;
+    // The hierarchies of the agent and of every grant maker: selectors with kinds (`to
+    // localhost:users:*<User>`) need them. Points that are not registered are matched by their
+    // point alone.
+    let mut points: BTreeSet<Point> = grants.iter().map(|g| g.by.clone()).collect();
+    points.insert(agent.to_point());
+    let mut agents: Vec<PointHierarchy> = Vec::with_capacity(points.len());
+    for point in points {
+        if let Ok(hierarchy) = registry.hierarchy(&point).await {
+            agents.push(hierarchy);
+        }
+    }
+    Ok(access(agent, &lineage, &grants, &agents))
+}
+
+/// `Ok` if `agent` holds `permission` on `point`.
+pub async fn require(
+    registry: &dyn Registry,
+    agent: &Agent,
+    point: &Point,
+    permission: Permission,
+) -> Result<(), SecurityError> {
+    let access = access_on(registry, agent, point).await?;
+    access.check(permission, agent, point)?;
+    Ok(())
+}
+
+/// `Ok` if `agent` has full access (owner, Super or HyperUser) on `point`.
+pub async fn require_full(
+    registry: &dyn Registry,
+    agent: &Agent,
+    point: &Point,
+) -> Result<(), SecurityError> {
+    let access = access_on(registry, agent, point).await?;
+    access.check_full(agent, point)?;
+    Ok(())
+}

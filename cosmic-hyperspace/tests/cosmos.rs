@@ -1,0 +1,318 @@
+//! A whole machine in one process: commands through the executor, waves through the layers,
+//! security on the way, and exactly one answer for every Ping.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cosmic_hyperspace::driver::{BasicDriver, Driver, DriverCtx, Drivers};
+use cosmic_hyperspace::machine::Machine;
+use cosmic_hyperspace::registry::ParticleRecord;
+use cosmic_space::{
+    Agent, BaseKind, Bind, CmdMethod, Method, Ping, Point, RawCommand, ReflectedCore, StatusCode,
+    Substance, WaitTime,
+};
+
+async fn machine(drivers: Drivers) -> (tempfile::TempDir, Machine) {
+    let dir = tempfile::tempdir().unwrap();
+    let machine = Machine::open(dir.path(), 2, drivers).await.unwrap();
+    (dir, machine)
+}
+
+/// Runs one command as `agent` and returns the answer.
+async fn exec(machine: &Machine, agent: &Agent, line: &str) -> ReflectedCore {
+    let ping = Ping::new(
+        Point::hyperuser(),
+        Point::global_executor(),
+        Method::Cmd(CmdMethod::RawCommand),
+        Substance::RawCommand(RawCommand::new(line)),
+    );
+    machine.ping(agent.clone(), ping).await.core
+}
+
+async fn ok(machine: &Machine, line: &str) -> Substance {
+    let core = exec(machine, &Agent::HyperUser, line).await;
+    assert!(
+        core.is_ok(),
+        "{line}: {} {:?}",
+        core.status,
+        core.error_message()
+    );
+    core.body
+}
+
+fn user(name: &str) -> Agent {
+    Agent::Point(format!("localhost:users:{name}").parse().unwrap())
+}
+
+#[tokio::test]
+async fn commands_create_select_set_get_and_delete() {
+    let (_dir, machine) = machine(Drivers::builtin()).await;
+    assert_eq!(
+        ok(&machine, "create localhost<Space>").await,
+        Substance::Point("localhost".parse().unwrap())
+    );
+    assert_eq!(
+        exec(&machine, &Agent::HyperUser, "create localhost<Space>")
+            .await
+            .status,
+        StatusCode::CONFLICT
+    );
+    ok(&machine, "create? localhost<Space>").await;
+    ok(
+        &machine,
+        "create localhost:app<Base>{ +title=Hello, +@locked=x }",
+    )
+    .await;
+    let first = ok(&machine, "create localhost:app:worker-%<Base>").await;
+    let second = ok(&machine, "create localhost:app:worker-%<Base>").await;
+    assert_eq!(
+        first,
+        Substance::Point("localhost:app:worker-1".parse().unwrap())
+    );
+    assert_eq!(
+        second,
+        Substance::Point("localhost:app:worker-2".parse().unwrap())
+    );
+
+    let Substance::List(found) = ok(&machine, "select localhost:app:*<Base>").await else {
+        panic!("select answers a list");
+    };
+    assert_eq!(found.len(), 2);
+
+    ok(&machine, "set localhost:app{ +title=Goodbye }").await;
+    let got = ok(&machine, "get localhost:app{ title }").await;
+    let Substance::Map(values) = got else {
+        panic!("get answers a map")
+    };
+    assert_eq!(
+        values.get("title"),
+        Some(&Substance::Text("Goodbye".into()))
+    );
+    let locked = exec(
+        &machine,
+        &Agent::HyperUser,
+        "set localhost:app{ +locked=y }",
+    )
+    .await;
+    assert_eq!(locked.status, StatusCode::FORBIDDEN);
+
+    let refused = exec(&machine, &Agent::HyperUser, "delete localhost:app").await;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    let Substance::List(deleted) = ok(&machine, "delete! localhost:app").await else {
+        panic!("delete answers a list");
+    };
+    assert_eq!(deleted.len(), 3);
+    assert_eq!(
+        exec(&machine, &Agent::HyperUser, "get localhost:app")
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    machine.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_commands_are_refused_and_register_nothing() {
+    let (_dir, machine) = machine(Drivers::builtin()).await;
+    ok(&machine, "create localhost<Space>").await;
+    for (line, status) in [
+        ("create localhost:x<Spaceship>", StatusCode::BAD_REQUEST),
+        ("create localhost:repo<Repo", StatusCode::BAD_REQUEST),
+        ("create localhost:b<Bundle>", StatusCode::BAD_REQUEST),
+        ("create nowhere:app<App>", StatusCode::NOT_FOUND),
+        ("create localhost:u<User>", StatusCode::BAD_REQUEST),
+        ("create localhost:s<Star<Fold>>", StatusCode::BAD_REQUEST),
+        ("read localhost:nope", StatusCode::NOT_FOUND),
+        ("revoke 99", StatusCode::NOT_FOUND),
+    ] {
+        let core = exec(&machine, &Agent::HyperUser, line).await;
+        assert_eq!(core.status, status, "{line}: {:?}", core.error_message());
+    }
+    let Substance::List(all) = ok(&machine, "select localhost:**").await else {
+        panic!("a list");
+    };
+    assert!(all.is_empty(), "nothing was registered: {all:?}");
+    machine.shutdown().await;
+}
+
+#[tokio::test]
+async fn users_without_grants_get_403_and_change_nothing() {
+    let (_dir, machine) = machine(Drivers::builtin()).await;
+    ok(&machine, "create localhost<Space>").await;
+    ok(&machine, "create localhost:users<UserBase>").await;
+    ok(&machine, "create localhost:users:scott<User>").await;
+    ok(&machine, "create localhost:app<Base>").await;
+    let scott = user("scott");
+    for line in [
+        "create localhost:app:mine<Base>",
+        "select localhost:app:**",
+        "set localhost:app{ +x=y }",
+        "get localhost:app",
+        "delete localhost:app",
+        "grant Super on localhost+:** to localhost:users:scott",
+    ] {
+        let core = exec(&machine, &scott, line).await;
+        assert_eq!(core.status, StatusCode::FORBIDDEN, "{line}");
+        let message = core.error_message().unwrap_or_default();
+        assert!(
+            message.contains("localhost:users:scott"),
+            "{line}: {message}"
+        );
+    }
+    let send = machine
+        .ping(
+            scott.clone(),
+            Ping::new(
+                Point::root(),
+                "localhost:app".parse::<Point>().unwrap(),
+                Method::Cmd(CmdMethod::Read),
+                (),
+            ),
+        )
+        .await;
+    assert_eq!(send.core.status, StatusCode::FORBIDDEN);
+    let anonymous = machine
+        .ping(
+            Agent::Anonymous,
+            Ping::new(
+                Point::root(),
+                "localhost:app".parse::<Point>().unwrap(),
+                Method::Cmd(CmdMethod::Read),
+                (),
+            ),
+        )
+        .await;
+    assert_eq!(anonymous.core.status, StatusCode::FORBIDDEN);
+    let Substance::Details(details) = ok(&machine, "get localhost:app").await else {
+        panic!("details");
+    };
+    assert!(details.properties.get("x").is_none(), "nothing changed");
+
+    // A mask opens exactly what it says.
+    ok(
+        &machine,
+        "grant +cSd-Rwx on localhost:app+:** to localhost:users:**<User>",
+    )
+    .await;
+    assert!(exec(&machine, &scott, "get localhost:app").await.is_ok());
+    assert!(
+        exec(&machine, &scott, "select localhost:app:**")
+            .await
+            .is_ok()
+    );
+    assert_eq!(
+        exec(&machine, &scott, "create localhost:app:mine<Base>")
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        exec(&machine, &scott, "set localhost:app{ +x=y }")
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    ok(
+        &machine,
+        "grant +Csd-rwx on localhost:app to localhost:users:scott",
+    )
+    .await;
+    assert!(
+        exec(&machine, &scott, "create localhost:app:mine<Base>")
+            .await
+            .is_ok()
+    );
+    // An `&` mask above takes away what the others add.
+    ok(
+        &machine,
+        "grant &csd-rwx on localhost to localhost:users:**",
+    )
+    .await;
+    assert_eq!(
+        exec(&machine, &scott, "get localhost:app").await.status,
+        StatusCode::FORBIDDEN
+    );
+    // Scott owns what he created.
+    assert!(
+        exec(&machine, &scott, "set localhost:app:mine{ +x=y }")
+            .await
+            .is_ok()
+    );
+    machine.shutdown().await;
+}
+
+/// A driver whose particles take their time: `Ext<Slow>` answers after 300 ms.
+struct SlowDriver(BasicDriver);
+
+#[async_trait]
+impl Driver for SlowDriver {
+    fn kind(&self) -> BaseKind {
+        BaseKind::Base
+    }
+    fn bind(&self) -> Arc<Bind> {
+        "Bind(version=1.0.0) { Route<Ext<*>> -> (()) => &; }"
+            .parse::<Bind>()
+            .map(Arc::new)
+            .unwrap()
+    }
+    async fn handle(&self, ctx: &DriverCtx, record: &ParticleRecord, ping: &Ping) -> ReflectedCore {
+        if ping.core.method == Method::ext("Slow").unwrap() {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            return ReflectedCore::ok("finally");
+        }
+        self.0.handle(ctx, record, ping).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_ping_is_answered_exactly_once() {
+    let mut drivers = Drivers::builtin();
+    drivers.insert(Arc::new(SlowDriver(BasicDriver::new(BaseKind::Base))));
+    let (_dir, machine) = machine(drivers).await;
+    ok(&machine, "create localhost<Space>").await;
+    ok(&machine, "create localhost:fast<App>").await;
+    ok(&machine, "create localhost:slow<Base>").await;
+    let machine = Arc::new(machine);
+    let total = 100_000usize;
+    let mut counts = std::collections::BTreeMap::new();
+    let mut in_flight = tokio::task::JoinSet::new();
+    for i in 0..total {
+        let machine = machine.clone();
+        let (to, method, wait) = match i % 10 {
+            0 => (
+                "localhost:missing",
+                Method::Cmd(CmdMethod::Read),
+                WaitTime::DEFAULT,
+            ),
+            1 => (
+                "localhost:slow",
+                Method::ext("Slow").unwrap(),
+                WaitTime::from_millis(50),
+            ),
+            _ => (
+                "localhost:fast",
+                Method::Cmd(CmdMethod::Bounce),
+                WaitTime::DEFAULT,
+            ),
+        };
+        in_flight.spawn(async move {
+            let ping =
+                Ping::new(Point::root(), to.parse::<Point>().unwrap(), method, ()).with_wait(wait);
+            machine.ping(Agent::HyperUser, ping).await.core.status
+        });
+        while in_flight.len() >= 512 {
+            let status = in_flight.join_next().await.unwrap().unwrap();
+            *counts.entry(status.as_u16()).or_insert(0usize) += 1;
+        }
+    }
+    while let Some(status) = in_flight.join_next().await {
+        *counts.entry(status.unwrap().as_u16()).or_insert(0usize) += 1;
+    }
+    assert_eq!(counts.values().sum::<usize>(), total);
+    assert_eq!(counts.get(&200), Some(&80_000), "{counts:?}");
+    assert_eq!(counts.get(&404), Some(&10_000), "{counts:?}");
+    assert_eq!(counts.get(&408), Some(&10_000), "{counts:?}");
+}
