@@ -316,3 +316,20 @@ async fn every_ping_is_answered_exactly_once() {
     assert_eq!(counts.get(&404), Some(&10_000), "{counts:?}");
     assert_eq!(counts.get(&408), Some(&10_000), "{counts:?}");
 }
+
+#[tokio::test]
+async fn chown_changes_the_owner() {
+    let (_dir, machine) = machine(Drivers::builtin()).await;
+    ok(&machine, "create localhost<Space>").await;
+    ok(&machine, "create localhost:app<App>").await;
+    assert_eq!(
+        ok(&machine, "chown localhost:app+:** to localhost:users:scott").await,
+        Substance::Int(1)
+    );
+    let record = machine
+        .registry()
+        .record(&"localhost:app".parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(record.owner.to_string(), "localhost:users:scott");
+}

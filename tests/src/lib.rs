@@ -56,3 +56,128 @@ pub fn starlane(dir: &Path, args: &[&str]) -> Output {
         .output()
         .unwrap_or_else(|e| panic!("cannot run starlane: {e}"))
 }
+
+/// A `starlane serve` running on a data directory of its own, on free ports.
+#[derive(Debug)]
+pub struct Server {
+    home: PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl Server {
+    /// Starts `starlane serve` on `home` (control and HTTP on port 0, two stars) and waits
+    /// until it has written its endpoint files.
+    pub fn start(home: &Path) -> Server {
+        // Stale endpoint files from a killed server must not be mistaken for the new one's.
+        for stale in ["control.addr", "http.addr", "token"] {
+            let _ = std::fs::remove_file(home.join(stale));
+        }
+        let log = std::fs::File::create(home.with_extension("log"))
+            .unwrap_or_else(|e| panic!("cannot create the server log: {e}"));
+        let child = Command::new(starlane_bin())
+            .arg("serve")
+            .env("STARLANE_HOME", home)
+            .env("STARLANE_CONTROL", "127.0.0.1:0")
+            .env("STARLANE_HTTP", "127.0.0.1:0")
+            .env("STARLANE_STARS", "2")
+            .stdout(log.try_clone().unwrap_or_else(|e| panic!("log: {e}")))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start starlane serve: {e}"));
+        let server = Server {
+            home: home.to_path_buf(),
+            child: Some(child),
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !(home.join("control.addr").exists() && home.join("token").exists()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "starlane serve did not start within 30 s; its log:\n{}",
+                std::fs::read_to_string(home.with_extension("log")).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        server
+    }
+
+    /// The data directory.
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// Runs `starlane ARGS` in `dir` against this server (found through its data directory).
+    pub fn run(&self, dir: &Path, args: &[&str]) -> Output {
+        self.command(dir, args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run starlane: {e}"))
+    }
+
+    /// A `starlane ARGS` command set up to talk to this server.
+    pub fn command(&self, dir: &Path, args: &[&str]) -> Command {
+        let mut command = Command::new(starlane_bin());
+        command
+            .args(args)
+            .current_dir(dir)
+            .env("STARLANE_HOME", &self.home)
+            .env_remove("STARLANE_SERVER")
+            .env_remove("STARLANE_TOKEN");
+        command
+    }
+
+    /// Stops the server the way Ctrl-C does (SIGTERM) and waits for it to exit.
+    pub fn stop(mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills the server with SIGKILL, as a crash would, and waits for it to die.
+    pub fn kill9(mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// What a command printed on standard output.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// What a command printed on standard error.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A zip archive holding `files` (path, bytes), as a bundle is shipped.
+pub fn zip(files: &[(&str, &[u8])]) -> Vec<u8> {
+    use std::io::Write;
+    let mut archive = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (path, bytes) in files {
+        archive
+            .start_file(*path, options)
+            .unwrap_or_else(|e| panic!("zip {path}: {e}"));
+        archive
+            .write_all(bytes)
+            .unwrap_or_else(|e| panic!("zip {path}: {e}"));
+    }
+    archive
+        .finish()
+        .unwrap_or_else(|e| panic!("zip: {e}"))
+        .into_inner()
+}

@@ -1,0 +1,536 @@
+//! A local cosmos as an operator meets it: `starlane serve` on a fresh data directory, driven
+//! by `starlane exec`, `script`, `send`, `status` and `token`; restarted, and killed.
+
+#![allow(clippy::unwrap_used)]
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::Stdio;
+
+use tests::{Server, stderr, stdout, zip};
+
+const INDEX: &[u8] = b"<!doctype html><h1>Hello, cosmos</h1>\n";
+
+/// A bundle with a page, binds for the space and the app, and a binary file whose bytes must
+/// come back exactly.
+fn hello_bundle() -> Vec<u8> {
+    let binary: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    let binary: &'static [u8] = Box::leak(binary.into_boxed_slice());
+    zip(&[
+        ("html/index.html", INDEX),
+        ("html/logo.bin", binary),
+        (
+            "bind/localhost.bind",
+            b"Bind(version=1.0.0) { Route<Http<Get>>/(?P<path>.*) -> localhost:repo:hello:1.0.0:/html/${path} => &; }",
+        ),
+        ("bind/app.bind", b"Bind(version=1.0.0) { Route -> { Cmd<Read> -> (()) => &; } }"),
+        ("config/app.txt", b"name=app\n"),
+    ])
+}
+
+fn setup(dir: &Path) -> Server {
+    fs::write(dir.join("bundle.zip"), hello_bundle()).unwrap();
+    Server::start(&dir.join("home"))
+}
+
+/// Runs one `starlane exec` and returns its standard output, failing the test on an error.
+fn exec(server: &Server, dir: &Path, line: &str) -> String {
+    let out = server.run(dir, &["exec", line]);
+    assert!(
+        out.status.success(),
+        "{line}: exit {:?}\n{}",
+        out.status.code(),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+/// Runs one `starlane exec` that must fail, and returns its standard error.
+fn refused(server: &Server, dir: &Path, args: &[&str]) -> String {
+    let out = server.run(dir, args);
+    assert!(
+        !out.status.success(),
+        "{args:?} should have failed: {}",
+        stdout(&out)
+    );
+    stderr(&out)
+}
+
+#[test]
+fn the_spec_script_runs_and_every_answer_is_right() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let server = setup(dir);
+
+    assert_eq!(exec(&server, dir, "create localhost<Space>"), "localhost\n");
+    assert!(refused(&server, dir, &["exec", "create localhost<Space>"]).contains("409"));
+    assert_eq!(
+        exec(&server, dir, "create? localhost:repo<Repo>"),
+        "localhost:repo\n"
+    );
+    assert_eq!(
+        exec(&server, dir, "create? localhost:repo<Repo>"),
+        "localhost:repo\n"
+    );
+    assert_eq!(
+        exec(
+            &server,
+            dir,
+            "publish ^[ bundle.zip ]-> localhost:repo:hello:1.0.0"
+        ),
+        "localhost:repo:hello:1.0.0\n"
+    );
+    assert_eq!(
+        exec(
+            &server,
+            dir,
+            "create! localhost:app<App>{ +config=localhost:repo:hello:1.0.0:/config/app.txt, +bind=localhost:repo:hello:1.0.0:/bind/app.bind }"
+        ),
+        "localhost:app\n"
+    );
+    exec(&server, dir, "create localhost:base<Base>");
+    assert_eq!(
+        exec(&server, dir, "create localhost:base:worker-%<Base>"),
+        "localhost:base:worker-1\n"
+    );
+    assert_eq!(
+        exec(&server, dir, "create localhost:base:worker-%<Base>"),
+        "localhost:base:worker-2\n"
+    );
+
+    let selected = exec(&server, dir, "select localhost:**<App>");
+    assert!(
+        selected.contains("localhost:app") && selected.contains("App"),
+        "{selected}"
+    );
+    assert!(!selected.contains("localhost:base"), "{selected}");
+
+    exec(
+        &server,
+        dir,
+        "set localhost{ +bind=localhost:repo:hello:1.0.0:/bind/localhost.bind, +@locked=x, !old }",
+    );
+    let got = exec(&server, dir, "get localhost:app{ config, bind }");
+    assert!(
+        got.contains("localhost:repo:hello:1.0.0:/config/app.txt"),
+        "{got}"
+    );
+    assert!(
+        got.contains("localhost:repo:hello:1.0.0:/bind/app.bind"),
+        "{got}"
+    );
+    assert!(refused(&server, dir, &["exec", "set localhost{ +locked=y }"]).contains("locked"));
+
+    let read = server.run(
+        dir,
+        &["exec", "read localhost:repo:hello:1.0.0:/html/index.html"],
+    );
+    assert!(read.status.success());
+    assert_eq!(read.stdout, INDEX);
+
+    let refusal = refused(&server, dir, &["exec", "delete localhost:base"]);
+    assert!(
+        refusal.contains("409") && refusal.contains("delete!"),
+        "{refusal}"
+    );
+    let deleted = exec(&server, dir, "delete! localhost:base");
+    assert_eq!(deleted.lines().count(), 3, "{deleted}");
+
+    exec(&server, dir, "create localhost:users<UserBase>");
+    exec(&server, dir, "create localhost:users:scott<User>");
+    exec(&server, dir, "create localhost:users:admin<User>");
+    // `localhost:app:**` covers what is below the app; `+` takes the app itself in too.
+    let first = exec(
+        &server,
+        dir,
+        "grant +cSd-RwX on localhost:app+:** to localhost:users:**<User>",
+    );
+    let second = exec(
+        &server,
+        dir,
+        "grant Super on localhost+:** to localhost:users:admin",
+    );
+    let first: u64 = first.trim().parse().unwrap();
+    let second: u64 = second.trim().parse().unwrap();
+    assert!(second > first);
+    let access = exec(&server, dir, "access localhost:app");
+    assert!(
+        access.contains("+cSd-RwX") && access.contains("Super"),
+        "{access}"
+    );
+    exec(&server, dir, &format!("revoke {first}"));
+    let access = exec(&server, dir, "access localhost:app");
+    assert!(
+        !access.contains("+cSd-RwX") && access.contains("Super"),
+        "{access}"
+    );
+    assert_eq!(
+        exec(
+            &server,
+            dir,
+            "chown localhost:app+:** to localhost:users:scott"
+        ),
+        "1\n"
+    );
+    let access = exec(&server, dir, "access localhost:app");
+    assert!(
+        access.contains("\"owner\": \"localhost:users:scott\""),
+        "{access}"
+    );
+
+    // The same script as a file runs top to bottom on a fresh machine and exits 0.
+    let fresh = tempfile::tempdir().unwrap();
+    let fresh_server = setup(fresh.path());
+    fs::write(fresh.path().join("spec.script"), SPEC_SCRIPT).unwrap();
+    let out = fresh_server.run(fresh.path(), &["script", "spec.script"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    server.stop();
+    fresh_server.stop();
+}
+
+/// SPEC §10's script, without mechtrons (they come with the guest SDK).
+const SPEC_SCRIPT: &str = "\
+# SPEC §10, with the placeholders filled in
+create localhost<Space>;
+create? localhost:repo<Repo>;
+create! localhost:app<App>{ +config=localhost:repo:hello:1.0.0:/config/app.txt };
+publish ^[ bundle.zip ]-> localhost:repo:hello:1.0.0;
+create localhost:base<Base>;
+create localhost:base:worker-%<Base>{ +role=worker };
+select localhost:**<Base>;
+set localhost{ +bind=localhost:repo:hello:1.0.0:/bind/localhost.bind, +@locked=x, !old };
+get localhost:app{ config };
+read localhost:repo:hello:1.0.0:/html/index.html;
+delete! localhost:base;
+create localhost:users<UserBase>;
+create localhost:users:admin<User>;
+grant +cSd-RwX on localhost:app:** to localhost:users:**<User>;
+grant Super on localhost+:** to localhost:users:admin;
+access localhost:app;
+chown localhost:app:** to localhost:users:admin;
+";
+
+#[test]
+fn a_script_stops_at_the_first_failure_and_names_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let server = setup(dir);
+    fs::write(
+        dir.join("broken.script"),
+        "create localhost<Space>;\ncreate localhost:a<Base>;\ncreate localhost:a<Base>;\ncreate localhost:b<Base>;\n",
+    )
+    .unwrap();
+    let out = server.run(dir, &["script", "broken.script"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("line 3"), "{}", stderr(&out));
+    let selected = exec(&server, dir, "select localhost:*");
+    assert!(selected.contains("localhost:a"));
+    assert!(
+        !selected.contains("localhost:b"),
+        "the script stopped at line 3: {selected}"
+    );
+    server.stop();
+}
+
+#[test]
+fn a_restart_finds_every_particle_property_grant_and_artifact() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let server = setup(dir);
+    exec(&server, dir, "create localhost<Space>");
+    exec(&server, dir, "create localhost:repo<Repo>");
+    exec(
+        &server,
+        dir,
+        "publish ^[ bundle.zip ]-> localhost:repo:hello:1.0.0",
+    );
+    exec(
+        &server,
+        dir,
+        "create localhost:base<Base>{ +color=blue, +@size=big }",
+    );
+    exec(&server, dir, "create localhost:users<UserBase>");
+    exec(&server, dir, "create localhost:users:scott<User>");
+    exec(
+        &server,
+        dir,
+        "grant +cSd-RwX on localhost:base+:** to localhost:users:scott",
+    );
+    let before = exec(&server, dir, "select localhost:**");
+    let access_before = exec(&server, dir, "access localhost:base");
+    server.stop();
+
+    let server = Server::start(&dir.join("home"));
+    assert_eq!(exec(&server, dir, "select localhost:**"), before);
+    assert_eq!(exec(&server, dir, "access localhost:base"), access_before);
+    let got = exec(&server, dir, "get localhost:base{ color, size }");
+    assert!(got.contains("blue") && got.contains("big"), "{got}");
+    assert!(
+        refused(&server, dir, &["exec", "set localhost:base{ +size=small }"]).contains("locked")
+    );
+    let read = server.run(
+        dir,
+        &["exec", "read localhost:repo:hello:1.0.0:/html/logo.bin"],
+    );
+    let expected: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    assert_eq!(read.stdout, expected);
+    // And the particles answer waves again.
+    let sent = server.run(
+        dir,
+        &[
+            "send",
+            "localhost:repo:hello:1.0.0:/html/index.html",
+            "Cmd<Read>",
+        ],
+    );
+    assert!(sent.status.success(), "{}", stderr(&sent));
+    server.stop();
+}
+
+#[test]
+fn after_kill_9_every_answered_create_is_still_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let server = setup(dir);
+    exec(&server, dir, "create localhost<Space>");
+    exec(&server, dir, "create localhost:stream<Base>");
+    let script: String = (0..2_000)
+        .map(|i| format!("create localhost:stream:p{i}<Base>;\n"))
+        .collect();
+    fs::write(dir.join("stream.script"), script).unwrap();
+    let mut client = server
+        .command(dir, &["script", "stream.script"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut answered = Vec::new();
+    let reader = BufReader::new(client.stdout.take().unwrap());
+    let mut lines = reader.lines();
+    while answered.len() < 300 {
+        match lines.next() {
+            Some(Ok(line)) => answered.push(line),
+            _ => break,
+        }
+    }
+    server.kill9();
+    // Whatever the client printed before it noticed is answered too.
+    for line in lines.map_while(Result::ok) {
+        answered.push(line);
+    }
+    let status = client.wait().unwrap();
+    assert!(!status.success(), "the stream was cut short by the crash");
+    assert!(
+        answered.len() >= 300,
+        "{} creates were answered",
+        answered.len()
+    );
+    assert!(
+        answered.len() < 2_000,
+        "the crash came in the middle of the stream"
+    );
+
+    let server = Server::start(&dir.join("home"));
+    let stored = exec(&server, dir, "select localhost:stream:*");
+    for point in &answered {
+        assert!(
+            stored
+                .lines()
+                .any(|line| line.split_whitespace().next() == Some(point.as_str())),
+            "{point} was answered before the crash but is gone"
+        );
+    }
+    server.stop();
+}
+
+#[test]
+fn a_user_token_without_grants_gets_403_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let server = setup(dir);
+    exec(&server, dir, "create localhost<Space>");
+    exec(&server, dir, "create localhost:repo<Repo>");
+    exec(
+        &server,
+        dir,
+        "publish ^[ bundle.zip ]-> localhost:repo:hello:1.0.0",
+    );
+    exec(&server, dir, "create localhost:users<UserBase>");
+    exec(&server, dir, "create localhost:users:scott<User>");
+    exec(&server, dir, "create localhost:base<Base>{ +color=blue }");
+    let token = server.run(dir, &["token", "localhost:users:scott"]);
+    assert!(token.status.success(), "{}", stderr(&token));
+    let token = stdout(&token).trim().to_string();
+    let before = exec(&server, dir, "select localhost:**");
+
+    for command in [
+        "create localhost:base:mine<Base>",
+        "select localhost:base:**",
+        "set localhost:base{ +color=red }",
+        "read localhost:repo:hello:1.0.0:/html/index.html",
+        "delete! localhost:base",
+        "grant Super on localhost+:** to localhost:users:scott",
+    ] {
+        let err = refused(&server, dir, &["exec", "--token", &token, command]);
+        assert!(err.contains("403"), "{command}: {err}");
+        assert!(err.contains("localhost:users:scott"), "{command}: {err}");
+    }
+    let sent = server.run(
+        dir,
+        &["send", "--token", &token, "localhost:base", "Cmd<Read>"],
+    );
+    assert!(!sent.status.success());
+    let printed = format!("{}{}", stdout(&sent), stderr(&sent));
+    assert!(
+        printed.contains("403") && printed.contains("localhost:users:scott"),
+        "{printed}"
+    );
+    // Scott may not issue tokens either.
+    assert!(
+        !server
+            .run(dir, &["token", "--token", &token, "localhost:users:scott"])
+            .status
+            .success()
+    );
+    assert_eq!(
+        exec(&server, dir, "select localhost:**"),
+        before,
+        "nothing changed"
+    );
+    assert!(exec(&server, dir, "get localhost:base{ color }").contains("blue"));
+
+    // A mask opens exactly what it says: read and select, not write.
+    exec(
+        &server,
+        dir,
+        "grant +cSd-Rwx on localhost:base+:** to localhost:users:scott",
+    );
+    assert!(
+        server
+            .run(dir, &["exec", "--token", &token, "get localhost:base"])
+            .status
+            .success()
+    );
+    assert!(
+        !server
+            .run(
+                dir,
+                &[
+                    "exec",
+                    "--token",
+                    &token,
+                    "set localhost:base{ +color=red }"
+                ]
+            )
+            .status
+            .success()
+    );
+    assert!(
+        !server
+            .run(
+                dir,
+                &[
+                    "exec",
+                    "--token",
+                    &token,
+                    "create localhost:base:mine<Base>"
+                ]
+            )
+            .status
+            .success()
+    );
+    server.stop();
+}
+
+#[test]
+fn an_unauthenticated_control_connection_gets_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let server = setup(dir);
+    for args in [
+        vec!["exec", "--token", "not-a-token", "create localhost<Space>"],
+        vec!["status", "--token", "not-a-token"],
+        vec!["send", "--token", "", "localhost", "Cmd<Read>"],
+    ] {
+        let err = refused(&server, dir, &args);
+        assert!(err.contains("refused the token"), "{args:?}: {err}");
+    }
+    let selected = exec(&server, dir, "select localhost");
+    assert!(
+        selected.trim().lines().count() <= 1,
+        "nothing was created: {selected}"
+    );
+    server.stop();
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_registers_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let server = setup(dir);
+    exec(&server, dir, "create localhost<Space>");
+    exec(&server, dir, "create localhost:repo<Repo>");
+    fs::write(dir.join("escape.zip"), zip(&[("../evil.txt", b"x")])).unwrap();
+    fs::write(dir.join("absolute.zip"), zip(&[("/etc/passwd", b"x")])).unwrap();
+    fs::write(dir.join("garbage.zip"), b"this is not a zip").unwrap();
+    let bomb: Vec<u8> = vec![0u8; 70 * 1024 * 1024];
+    fs::write(dir.join("bomb.zip"), zip(&[("big.bin", &bomb)])).unwrap();
+    let before = exec(&server, dir, "select localhost:**");
+    for (command, expect) in [
+        ("create localhost:x<Spaceship>", "unknown kind 'Spaceship'"),
+        ("create localhost:x<Repo", "expected"),
+        ("creat localhost:x<Repo>", "create"),
+        (
+            "create localhost:repo:x<App>",
+            "App may not live under Repo",
+        ),
+        ("create localhost:repo<Repo>", "409"),
+        ("read localhost:nowhere", "404"),
+        ("create nowhere:x<Base>", "404"),
+        ("publish ^[ escape.zip ]-> localhost:repo:evil:1.0.0", "400"),
+        (
+            "publish ^[ absolute.zip ]-> localhost:repo:evil:1.0.0",
+            "400",
+        ),
+        (
+            "publish ^[ garbage.zip ]-> localhost:repo:evil:1.0.0",
+            "400",
+        ),
+        ("publish ^[ bomb.zip ]-> localhost:repo:evil:1.0.0", "413"),
+    ] {
+        let err = refused(&server, dir, &["exec", command]);
+        assert!(
+            err.contains(expect),
+            "{command}: expected '{expect}' in:\n{err}"
+        );
+    }
+    assert_eq!(
+        exec(&server, dir, "select localhost:**"),
+        before,
+        "nothing was registered"
+    );
+    server.stop();
+}
+
+#[test]
+fn status_and_send_report_the_running_cosmos() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let server = setup(dir);
+    exec(&server, dir, "create localhost<Space>");
+    let status = server.run(dir, &["status"]);
+    assert!(status.status.success(), "{}", stderr(&status));
+    let printed = stdout(&status);
+    assert!(printed.contains("STAR::machine:star[0]"), "{printed}");
+    assert!(printed.contains("STAR::machine:star[1]"), "{printed}");
+    assert!(printed.contains("Space"), "{printed}");
+    let json = server.run(dir, &["status", "--json"]);
+    assert!(stdout(&json).contains("\"stars\""));
+    let sent = server.run(dir, &["send", "localhost", "Cmd<Bounce>"]);
+    assert!(sent.status.success(), "{}", stderr(&sent));
+    assert!(stdout(&sent).starts_with("200"), "{}", stdout(&sent));
+    let missing = server.run(dir, &["send", "localhost:nowhere", "Cmd<Read>"]);
+    assert!(!missing.status.success());
+    server.stop();
+}
