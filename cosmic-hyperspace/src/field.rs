@@ -52,14 +52,16 @@ impl Field {
         Field::default()
     }
 
-    /// Runs `ping` through security and the target's bind and returns the answer.
-    pub async fn pass(&self, star: &StarHandle, ping: &Ping) -> ReflectedCore {
+    /// Runs `ping` through security and the target's bind and returns the answer; `record`
+    /// is the target's, as routing found it.
+    pub async fn pass(
+        &self,
+        star: &StarHandle,
+        ping: &Ping,
+        record: ParticleRecord,
+    ) -> ReflectedCore {
         let registry = star.registry();
         let point = &ping.to.point;
-        let record = match registry.record(point).await {
-            Ok(record) => record,
-            Err(err) => return err.into(),
-        };
         if ping.agent != Agent::HyperUser
             && let Err(err) =
                 security::require(registry.as_ref(), &ping.agent, point, Permission::Execute).await

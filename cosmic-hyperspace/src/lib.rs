@@ -12,6 +12,7 @@
 //! | [`machine`] | one `starlane serve` process: registry, stars, control |
 //! | [`star`] | a shard: routing, and the layers a wave passes (Field → Shell → Core) |
 //! | [`fabric`] | how stars exchange envelopes (in-process now, NATS later) |
+//! | [`ids`] | fresh wave ids |
 //! | [`placement`] | which star hosts a particle (rendezvous hashing) |
 //! | [`field`] | security and bind routing of every directed wave |
 //! | [`shell`] | exchanges: waiting for Pongs, 408s, dropping unsolicited reflections |
@@ -26,6 +27,7 @@ pub mod driver;
 pub mod executor;
 pub mod fabric;
 pub mod field;
+pub mod ids;
 pub mod machine;
 pub mod placement;
 pub mod registry;

@@ -16,7 +16,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use cosmic_space::{
     Agent, CreateStrategy, Kind, Layer, Ping, Point, Pong, PropertyChanges, StarKey, StarSubKind,
-    Status, Surface, Topic, UserBaseSubKind, WaveId,
+    Status, Surface, Topic, UserBaseSubKind,
 };
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -60,7 +60,6 @@ pub enum MachineError {
 #[derive(Debug)]
 pub struct Machine {
     inner: Arc<MachineInner>,
-    tasks: Vec<JoinHandle<()>>,
     control: Option<Serving>,
 }
 
@@ -123,16 +122,13 @@ impl Machine {
             Arc::new(EmbeddedRegistry::open(&home.join("registry.redb"))?);
         let fabric = Arc::new(LocalFabric::new());
         let mut handles = Vec::new();
-        let mut tasks = Vec::new();
         let count = u16::try_from(stars.clamp(1, 1024)).unwrap_or(1);
         for index in 0..count {
             let key = star_key(index);
-            let inbox = fabric.connect(key.clone());
             let fabric_dyn: Arc<dyn Fabric> = fabric.clone();
-            let (star, task) =
-                StarHandle::spawn(key, registry.clone(), fabric_dyn, drivers.clone(), inbox);
+            let star = StarHandle::new(key.clone(), registry.clone(), fabric_dyn, drivers.clone());
+            fabric.connect(key, Arc::new(star.clone()));
             handles.push(star);
-            tasks.push(task);
         }
         let inner = Arc::new(MachineInner {
             home: home.to_path_buf(),
@@ -144,7 +140,6 @@ impl Machine {
         });
         let machine = Machine {
             inner,
-            tasks,
             control: None,
         };
         machine.bootstrap().await?;
@@ -293,8 +288,8 @@ impl Machine {
         self.control.as_ref().map(|c| c.http_addr)
     }
 
-    /// Stops the control server (removing the endpoint files) and every star, and waits for
-    /// them.
+    /// Stops the control server (removing the endpoint files) and disconnects every star from
+    /// the fabric.
     pub async fn shutdown(self) {
         if let Some(serving) = self.control {
             let _ = serving.stop.send(());
@@ -303,9 +298,6 @@ impl Machine {
         }
         for star in self.inner.fabric.stars() {
             self.inner.fabric.disconnect(&star);
-        }
-        for task in self.tasks {
-            let _ = task.await;
         }
     }
 }
@@ -317,7 +309,7 @@ impl MachineInner {
     }
 
     async fn ping(&self, agent: Agent, mut ping: Ping) -> Pong {
-        ping.id = WaveId::new();
+        ping.id = crate::ids::wave_id();
         ping.from = Surface {
             point: agent.to_point(),
             layer: Layer::Shell,

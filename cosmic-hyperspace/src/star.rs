@@ -13,13 +13,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use cosmic_space::{
     Agent, CmdMethod, DirectedWave, HypMethod, Method, Ping, Point, Pong, ReflectedCore,
-    ReflectedWave, RouteSeg, StarKey, Status, StatusCode, Substance, Surface, Wave, WaveId,
+    ReflectedWave, RouteSeg, StarKey, Status, StatusCode, Substance, Surface, Wave,
 };
-use tokio::sync::mpsc;
 
 use crate::driver::{DriverCtx, Drivers};
 use crate::executor;
-use crate::fabric::{Envelope, Fabric};
+use crate::fabric::{Envelope, Fabric, Inbox};
 use crate::field::Field;
 use crate::registry::{ParticleRecord, Registry, RegistryError};
 use crate::shell::Shell;
@@ -54,21 +53,41 @@ impl std::fmt::Debug for StarHandle {
 
 /// Where a directed wave's target lives, seen from this star.
 enum Location {
-    Here,
+    /// On this star (with its record, for a particle).
+    Here(Option<Box<ParticleRecord>>),
     There(StarKey),
     Nowhere(ReflectedCore),
 }
 
+impl Inbox for StarHandle {
+    fn deliver(&self, envelope: Envelope) {
+        self.inner.received.fetch_add(1, Ordering::Relaxed);
+        match envelope.wave {
+            Wave::Reflected(ReflectedWave::Pong(pong)) => {
+                self.inner.shell.deliver(pong);
+            }
+            Wave::Reflected(ReflectedWave::Echo(_)) => {
+                // Ripples are not sent by this star yet: an echo here was never asked for.
+                self.inner.shell.drop_unsolicited();
+            }
+            Wave::Directed(directed) => {
+                let star = self.clone();
+                let from_star = envelope.from_star;
+                tokio::spawn(async move { star.receive(from_star, directed).await });
+            }
+        }
+    }
+}
+
 impl StarHandle {
-    /// Starts a star that reads `inbox` until the fabric closes it.
-    pub fn spawn(
+    /// A star that will receive what the fabric delivers to its inbox (see [`Inbox`]).
+    pub fn new(
         key: StarKey,
         registry: Arc<dyn Registry>,
         fabric: Arc<dyn Fabric>,
         drivers: Drivers,
-        inbox: mpsc::UnboundedReceiver<Envelope>,
-    ) -> (StarHandle, tokio::task::JoinHandle<()>) {
-        let star = StarHandle {
+    ) -> StarHandle {
+        StarHandle {
             inner: Arc::new(StarInner {
                 point: key.point(),
                 key,
@@ -79,9 +98,7 @@ impl StarHandle {
                 field: Field::new(),
                 received: AtomicU64::new(0),
             }),
-        };
-        let task = tokio::spawn(star.clone().run(inbox));
-        (star, task)
+        }
     }
 
     /// The star's key.
@@ -124,7 +141,7 @@ impl StarHandle {
     /// here if the Ping has none; the agent is taken as given (callers set it).
     pub async fn ping(&self, mut ping: Ping) -> Pong {
         if ping.id.is_nil() {
-            ping.id = WaveId::new();
+            ping.id = crate::ids::wave_id();
         }
         let exchange = self.inner.shell.open(&ping);
         let envelope = Envelope {
@@ -135,33 +152,12 @@ impl StarHandle {
         self.inner.shell.wait(exchange).await
     }
 
-    async fn run(self, mut inbox: mpsc::UnboundedReceiver<Envelope>) {
-        while let Some(envelope) = inbox.recv().await {
-            self.inner.received.fetch_add(1, Ordering::Relaxed);
-            match envelope.wave {
-                Wave::Reflected(ReflectedWave::Pong(pong)) => {
-                    self.inner.shell.deliver(pong);
-                }
-                Wave::Reflected(ReflectedWave::Echo(_)) => {
-                    // Ripples are not sent by this star yet: an echo here was never asked for.
-                    self.inner.shell.drop_unsolicited();
-                }
-                Wave::Directed(directed) => {
-                    let star = self.clone();
-                    let from_star = envelope.from_star;
-                    tokio::spawn(async move { star.receive(from_star, directed).await });
-                }
-            }
-        }
-    }
-
     /// Routes an envelope carrying `ping` to the star that hosts its target (maybe this one),
     /// or answers it at once when it cannot be delivered.
     async fn route(&self, envelope: Envelope, ping: &Ping) {
-        let to = match self.locate(&ping.to.point).await {
-            Location::Here => self.inner.key.clone(),
-            Location::There(star) => star,
-            Location::Nowhere(core) => {
+        let to = match self.host_of(&ping.to.point).await {
+            Ok(star) => star,
+            Err(core) => {
                 self.reflect(&envelope.from_star, ping, core).await;
                 return;
             }
@@ -175,8 +171,8 @@ impl StarHandle {
     async fn receive(&self, from_star: StarKey, directed: DirectedWave) {
         match directed {
             DirectedWave::Ping(ping) => match self.locate(&ping.to.point).await {
-                Location::Here => {
-                    let core = self.process(&ping).await;
+                Location::Here(record) => {
+                    let core = self.process(&ping, record).await;
                     self.reflect(&from_star, &ping, core).await;
                 }
                 Location::There(star) if ping.hops < MAX_HOPS => {
@@ -211,8 +207,8 @@ impl StarHandle {
                     hops: signal.hops,
                     core: signal.core,
                 };
-                if let Location::Here = self.locate(&ping.to.point).await {
-                    let _ = self.process(&ping).await;
+                if let Location::Here(record) = self.locate(&ping.to.point).await {
+                    let _ = self.process(&ping, record).await;
                 }
             }
             DirectedWave::Ripple(_) => {
@@ -224,7 +220,7 @@ impl StarHandle {
     /// Sends the answer to `ping` back to the star that holds its exchange.
     async fn reflect(&self, to_star: &StarKey, ping: &Ping, core: ReflectedCore) {
         let mut pong = ping.pong(core);
-        pong.id = WaveId::new();
+        pong.id = crate::ids::wave_id();
         let envelope = Envelope {
             from_star: self.inner.key.clone(),
             wave: Wave::from(pong),
@@ -235,10 +231,29 @@ impl StarHandle {
         }
     }
 
+    /// The star that hosts `point`, asking the registry only for its placement.
+    async fn host_of(&self, point: &Point) -> Result<StarKey, ReflectedCore> {
+        match point.route() {
+            RouteSeg::This => match self.inner.registry.location(point).await {
+                Ok(Some(star)) => Ok(star),
+                Ok(None) => Err(ReflectedCore::error(
+                    StatusCode::UNAVAILABLE,
+                    format!("{point} is not placed on a star yet"),
+                )),
+                Err(err) => Err(err.into()),
+            },
+            _ => match self.locate(point).await {
+                Location::Here(_) => Ok(self.inner.key.clone()),
+                Location::There(star) => Ok(star),
+                Location::Nowhere(core) => Err(core),
+            },
+        }
+    }
+
     async fn locate(&self, point: &Point) -> Location {
         match point.route() {
-            RouteSeg::Global | RouteSeg::Local => Location::Here,
-            RouteSeg::Star(key) if *key == self.inner.key => Location::Here,
+            RouteSeg::Global | RouteSeg::Local => Location::Here(None),
+            RouteSeg::Star(key) if *key == self.inner.key => Location::Here(None),
             RouteSeg::Star(key) => Location::There(key.clone()),
             RouteSeg::Remote | RouteSeg::Tag(_) | RouteSeg::Domain(_) => {
                 Location::Nowhere(ReflectedCore::error(
@@ -247,9 +262,9 @@ impl StarHandle {
                 ))
             }
             RouteSeg::This => match self.inner.registry.record(point).await {
-                Ok(record) => match record.location {
-                    Some(star) if star == self.inner.key => Location::Here,
-                    Some(star) => Location::There(star),
+                Ok(record) => match &record.location {
+                    Some(star) if *star == self.inner.key => Location::Here(Some(Box::new(record))),
+                    Some(star) => Location::There(star.clone()),
                     None => Location::Nowhere(ReflectedCore::error(
                         StatusCode::UNAVAILABLE,
                         format!("{point} is not placed on a star yet"),
@@ -261,7 +276,7 @@ impl StarHandle {
     }
 
     /// Runs a Ping addressed to something this star hosts.
-    async fn process(&self, ping: &Ping) -> ReflectedCore {
+    async fn process(&self, ping: &Ping, record: Option<Box<ParticleRecord>>) -> ReflectedCore {
         let point = &ping.to.point;
         match point.route() {
             RouteSeg::Global if *point == Point::global_executor() => {
@@ -278,7 +293,10 @@ impl StarHandle {
                     ReflectedCore::error(StatusCode::NOT_FOUND, format!("no particle {point}"))
                 }
             }
-            _ => self.inner.field.pass(self, ping).await,
+            _ => match record {
+                Some(record) => self.inner.field.pass(self, ping, *record).await,
+                None => ReflectedCore::error(StatusCode::NOT_FOUND, format!("no particle {point}")),
+            },
         }
     }
 

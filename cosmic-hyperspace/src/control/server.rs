@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cosmic_space::{Agent, StatusCode, Token, WaveId, Wire};
+use cosmic_space::{Agent, StatusCode, Token, Wire};
 use tokio::io::AsyncWrite;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
@@ -234,7 +234,7 @@ async fn answer(
     match request {
         Request::Ping(ping) => {
             let mut ping = *ping;
-            ping.id = WaveId::new();
+            ping.id = crate::ids::wave_id();
             ping.agent = agent.clone();
             ping.hops = 0;
             if ping.handling.wait > limits.max_wait {

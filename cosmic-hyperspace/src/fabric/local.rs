@@ -1,18 +1,25 @@
-//! The in-process fabric: one unbounded channel per star.
+//! The in-process fabric: stars of one machine hand envelopes straight to each other's inbox.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use cosmic_space::StarKey;
 use parking_lot::RwLock;
-use tokio::sync::mpsc;
 
-use super::{Envelope, Fabric, FabricError};
+use super::{Envelope, Fabric, FabricError, Inbox};
 
-/// Connects the stars of one machine through in-process channels.
-#[derive(Debug, Default)]
+/// Connects the stars of one machine. Sending is a call into the receiving star's inbox: no
+/// copy, no serialization and no extra task switch, which is the point of being in one process.
+#[derive(Default)]
 pub struct LocalFabric {
-    inboxes: RwLock<BTreeMap<StarKey, mpsc::UnboundedSender<Envelope>>>,
+    inboxes: RwLock<BTreeMap<StarKey, Arc<dyn Inbox>>>,
+}
+
+impl std::fmt::Debug for LocalFabric {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.inboxes.read().keys()).finish()
+    }
 }
 
 impl LocalFabric {
@@ -21,11 +28,9 @@ impl LocalFabric {
         LocalFabric::default()
     }
 
-    /// Connects a star and returns the receiving end of its inbox.
-    pub fn connect(&self, star: StarKey) -> mpsc::UnboundedReceiver<Envelope> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.inboxes.write().insert(star, tx);
-        rx
+    /// Connects a star: envelopes sent to `star` go to `inbox` from now on.
+    pub fn connect(&self, star: StarKey, inbox: Arc<dyn Inbox>) {
+        self.inboxes.write().insert(star, inbox);
     }
 
     /// Disconnects a star; envelopes sent to it afterwards fail with `UnknownStar`.
@@ -37,13 +42,14 @@ impl LocalFabric {
 #[async_trait]
 impl Fabric for LocalFabric {
     async fn send(&self, to: &StarKey, envelope: Envelope) -> Result<(), FabricError> {
-        let inboxes = self.inboxes.read();
-        let inbox = inboxes
+        let inbox = self
+            .inboxes
+            .read()
             .get(to)
+            .cloned()
             .ok_or_else(|| FabricError::UnknownStar(to.clone()))?;
-        inbox
-            .send(envelope)
-            .map_err(|_| FabricError::Closed(to.clone()))
+        inbox.deliver(envelope);
+        Ok(())
     }
 
     fn stars(&self) -> Vec<StarKey> {
@@ -54,6 +60,7 @@ impl Fabric for LocalFabric {
 #[cfg(test)]
 mod tests {
     use cosmic_space::{Method, Ping, Point, Wave};
+    use parking_lot::Mutex;
 
     use super::*;
 
@@ -61,46 +68,52 @@ mod tests {
         StarKey::new("machine", "star", i).expect("valid star key")
     }
 
+    #[derive(Default)]
+    struct Collect(Mutex<Vec<Envelope>>);
+
+    impl Inbox for Collect {
+        fn deliver(&self, envelope: Envelope) {
+            self.0.lock().push(envelope);
+        }
+    }
+
+    fn envelope(from: u16) -> Envelope {
+        Envelope {
+            from_star: key(from),
+            wave: Wave::from(Ping::new(
+                Point::hyperuser(),
+                Point::global_executor(),
+                Method::ext("Hello").expect("camel case"),
+                "hi",
+            )),
+        }
+    }
+
     #[tokio::test]
     async fn envelopes_reach_the_star_they_are_sent_to() {
         let fabric = LocalFabric::new();
-        let mut zero = fabric.connect(key(0));
-        let _one = fabric.connect(key(1));
-        let ping = Ping::new(
-            Point::hyperuser(),
-            Point::global_executor(),
-            Method::ext("Hello").expect("camel case"),
-            "hi",
-        );
-        let envelope = Envelope {
-            from_star: key(1),
-            wave: Wave::from(ping),
-        };
-        fabric.send(&key(0), envelope.clone()).await.expect("sent");
-        assert_eq!(zero.recv().await, Some(envelope));
+        let zero = Arc::new(Collect::default());
+        let one = Arc::new(Collect::default());
+        fabric.connect(key(0), zero.clone());
+        fabric.connect(key(1), one.clone());
+        fabric.send(&key(0), envelope(1)).await.expect("sent");
+        assert_eq!(*zero.0.lock(), vec![envelope(1)]);
+        assert!(one.0.lock().is_empty());
         assert_eq!(fabric.stars(), vec![key(0), key(1)]);
     }
 
     #[tokio::test]
-    async fn unknown_and_closed_stars_are_errors() {
+    async fn unknown_and_disconnected_stars_are_errors() {
         let fabric = LocalFabric::new();
-        let envelope = Envelope {
-            from_star: key(0),
-            wave: Wave::from(Ping::new(
-                Point::hyperuser(),
-                Point::hyperuser(),
-                Method::ext("X").expect("camel case"),
-                (),
-            )),
-        };
         assert_eq!(
-            fabric.send(&key(9), envelope.clone()).await,
+            fabric.send(&key(9), envelope(0)).await,
             Err(FabricError::UnknownStar(key(9)))
         );
-        drop(fabric.connect(key(2)));
+        fabric.connect(key(2), Arc::new(Collect::default()));
+        fabric.disconnect(&key(2));
         assert_eq!(
-            fabric.send(&key(2), envelope).await,
-            Err(FabricError::Closed(key(2)))
+            fabric.send(&key(2), envelope(0)).await,
+            Err(FabricError::UnknownStar(key(2)))
         );
     }
 }

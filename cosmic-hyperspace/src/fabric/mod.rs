@@ -34,6 +34,13 @@ pub enum FabricError {
     Closed(StarKey),
 }
 
+/// What receives the envelopes addressed to one star. A star's inbox must not block: it hands
+/// reflections to the waiting exchange and starts a task for each directed wave.
+pub trait Inbox: Send + Sync + 'static {
+    /// Takes one envelope addressed to this star.
+    fn deliver(&self, envelope: Envelope);
+}
+
 /// Carries envelopes between stars.
 #[async_trait]
 pub trait Fabric: Send + Sync + 'static {

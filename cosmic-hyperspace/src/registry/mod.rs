@@ -181,6 +181,12 @@ pub trait Registry: Send + Sync + 'static {
     /// The record at `point`.
     async fn record(&self, point: &Point) -> RegistryResult<ParticleRecord>;
 
+    /// The star `point` is placed on (`None` if it is not placed yet) — what routing asks on
+    /// every wave, so implementations should answer it without copying the whole record.
+    async fn location(&self, point: &Point) -> RegistryResult<Option<StarKey>> {
+        Ok(self.record(point).await?.location)
+    }
+
     /// The records of `point` and every ancestor that is registered, from `ROOT` down
     /// (`NotFound` if `point` itself is not).
     async fn line(&self, point: &Point) -> RegistryResult<Vec<ParticleRecord>>;

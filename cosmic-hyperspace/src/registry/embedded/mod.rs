@@ -144,6 +144,14 @@ impl Registry for EmbeddedRegistry {
             .ok_or_else(|| RegistryError::NotFound(point.clone()))
     }
 
+    async fn location(&self, point: &Point) -> RegistryResult<Option<StarKey>> {
+        self.state
+            .read()
+            .get(point)
+            .map(|record| record.location.clone())
+            .ok_or_else(|| RegistryError::NotFound(point.clone()))
+    }
+
     async fn line(&self, point: &Point) -> RegistryResult<Vec<ParticleRecord>> {
         state::line(&*self.state.read(), point)
     }

@@ -1,0 +1,197 @@
+//! Ping→Pong between native particles on two stars of one machine (SPEC §15: p50 ≤ 10 µs,
+//! ≥ 200k round trips/s with many in flight), beside the floor measured in the same run: a
+//! bare tokio round trip (request over an mpsc channel to another task, answer over a
+//! oneshot), which is what one hop between stars costs at the least.
+//!
+//! `cargo bench -p cosmic-hyperspace --bench waves`
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cosmic_hyperspace::driver::Drivers;
+use cosmic_hyperspace::machine::Machine;
+use cosmic_hyperspace::star::StarHandle;
+use cosmic_space::{
+    Agent, CmdMethod, Method, Ping, Point, RawCommand, StatusCode, Substance, Surface,
+};
+use tokio::sync::{mpsc, oneshot};
+
+const SEQUENTIAL: usize = 20_000;
+const THROUGHPUT: usize = 200_000;
+const IN_FLIGHT: usize = 256;
+
+struct Figures {
+    p50: Duration,
+    p99: Duration,
+    per_second: f64,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let at = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[at.min(sorted.len() - 1)]
+}
+
+/// Measures on a task of the runtime (not on the thread blocked in `block_on`, which every
+/// answer would have to wake).
+async fn measure<F, Fut>(round_trip: F) -> Figures
+where
+    F: Fn() -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(measure_here(round_trip)).await.unwrap()
+}
+
+async fn measure_here<F, Fut>(round_trip: F) -> Figures
+where
+    F: Fn() -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    for _ in 0..2_000 {
+        round_trip().await;
+    }
+    let mut latencies = Vec::with_capacity(SEQUENTIAL);
+    for _ in 0..SEQUENTIAL {
+        let start = Instant::now();
+        round_trip().await;
+        latencies.push(start.elapsed());
+    }
+    latencies.sort();
+    let start = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..THROUGHPUT {
+        let round_trip = round_trip.clone();
+        set.spawn(async move { round_trip().await });
+        while set.len() >= IN_FLIGHT {
+            set.join_next().await.unwrap().unwrap();
+        }
+    }
+    while let Some(done) = set.join_next().await {
+        done.unwrap();
+    }
+    Figures {
+        p50: percentile(&latencies, 0.5),
+        p99: percentile(&latencies, 0.99),
+        per_second: THROUGHPUT as f64 / start.elapsed().as_secs_f64(),
+    }
+}
+
+async fn exec(machine: &Machine, line: &str) {
+    let ping = Ping::new(
+        Point::hyperuser(),
+        Point::global_executor(),
+        Method::Cmd(CmdMethod::RawCommand),
+        Substance::RawCommand(RawCommand::new(line)),
+    );
+    let pong = machine.ping(Agent::HyperUser, ping).await;
+    assert!(pong.core.is_ok(), "{line}: {:?}", pong.core.error_message());
+}
+
+/// The star that does not host `target`, so every round trip crosses between stars.
+async fn other_star(machine: &Machine, target: &Point) -> StarHandle {
+    let record = machine.registry().record(target).await.unwrap();
+    let host = record.location.unwrap();
+    machine
+        .stars()
+        .iter()
+        .find(|star| *star.key() != host)
+        .cloned()
+        .unwrap()
+}
+
+fn report(name: &str, figures: &Figures, floor: &Figures) {
+    println!(
+        "{name:<44} p50 {:>8.2} µs  p99 {:>8.2} µs  {:>9.0} round trips/s   p50 ×{:.1} floor, throughput ×{:.2} floor",
+        figures.p50.as_secs_f64() * 1e6,
+        figures.p99.as_secs_f64() * 1e6,
+        figures.per_second,
+        figures.p50.as_secs_f64() / floor.p50.as_secs_f64(),
+        figures.per_second / floor.per_second,
+    );
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        // The floor: a request to another task and its answer, nothing else.
+        let (tx, mut rx) = mpsc::unbounded_channel::<oneshot::Sender<()>>();
+        tokio::spawn(async move {
+            while let Some(answer) = rx.recv().await {
+                let _ = answer.send(());
+            }
+        });
+        let floor = measure(move || {
+            let tx = tx.clone();
+            async move {
+                let (answer, answered) = oneshot::channel();
+                tx.send(answer).unwrap();
+                answered.await.unwrap();
+            }
+        })
+        .await;
+
+        let dir = tempfile::tempdir().unwrap();
+        let machine = Machine::open(dir.path(), 2, Drivers::builtin()).await.unwrap();
+        exec(&machine, "create localhost<Space>").await;
+        exec(&machine, "create localhost:users<UserBase>").await;
+        exec(&machine, "create localhost:users:client<User>").await;
+        exec(&machine, "create localhost:target<Base>").await;
+        exec(&machine, "grant +csd-rwX on localhost:target to localhost:users:client").await;
+        let target: Point = "localhost:target".parse().unwrap();
+        let sender = other_star(&machine, &target).await;
+
+        let hyper = {
+            let sender = sender.clone();
+            let target = target.clone();
+            measure(move || {
+                let sender = sender.clone();
+                let mut ping = Ping::new(
+                    Surface::core(sender.point().clone()),
+                    target.clone(),
+                    Method::Cmd(CmdMethod::Bounce),
+                    (),
+                );
+                ping.agent = Agent::HyperUser;
+                async move {
+                    let pong = sender.ping(ping).await;
+                    assert_eq!(pong.core.status, StatusCode::OK);
+                }
+            })
+            .await
+        };
+
+        let user = {
+            let sender = sender.clone();
+            let agent = Agent::Point("localhost:users:client".parse().unwrap());
+            measure(move || {
+                let sender = sender.clone();
+                let mut ping = Ping::new(
+                    Surface::core(sender.point().clone()),
+                    target.clone(),
+                    Method::Cmd(CmdMethod::Bounce),
+                    (),
+                );
+                ping.agent = agent.clone();
+                async move {
+                    let pong = sender.ping(ping).await;
+                    assert_eq!(pong.core.status, StatusCode::OK);
+                }
+            })
+            .await
+        };
+
+        println!("Ping→Pong across two stars ({SEQUENTIAL} sequential for latency; {THROUGHPUT} with {IN_FLIGHT} in flight for throughput)");
+        report("floor: tokio mpsc + oneshot round trip", &floor, &floor);
+        report("HyperUser (no access check)", &hyper, &floor);
+        report("user agent (access checked by the Field)", &user, &floor);
+        let machine = Arc::new(machine);
+        if let Ok(machine) = Arc::try_unwrap(machine) {
+            machine.shutdown().await;
+        }
+    });
+}
