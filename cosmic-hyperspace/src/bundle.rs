@@ -1005,3 +1005,114 @@ mod tests {
         );
     }
 }
+
+/// Why a directory could not be packed into a bundle zip.
+#[derive(Debug, thiserror::Error)]
+pub enum PackError {
+    /// The directory (or a file in it) could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// What could not be read.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A file's name cannot be part of a point (`[A-Za-z0-9._-]+` per segment).
+    #[error(
+        "{path}: '{name}' cannot name a file in a bundle (use letters, digits, '.', '_' and '-')"
+    )]
+    BadName {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The offending name.
+        name: String,
+    },
+    /// Writing the archive failed.
+    #[error("writing the bundle zip failed: {0}")]
+    Zip(String),
+}
+
+/// Packs the files below `root` into a bundle zip (entries relative to `root`, in a stable
+/// order, deflated), refusing names a bundle could not hold. Symbolic links are not followed.
+pub fn pack(root: &std::path::Path) -> Result<Vec<u8>, PackError> {
+    use std::io::Write;
+
+    fn walk(
+        dir: &std::path::Path,
+        prefix: &str,
+        files: &mut Vec<(String, std::path::PathBuf)>,
+    ) -> Result<(), PackError> {
+        let read = |source| PackError::Read {
+            path: dir.to_path_buf(),
+            source,
+        };
+        let mut entries: Vec<std::fs::DirEntry> = std::fs::read_dir(dir)
+            .map_err(read)?
+            .collect::<Result<_, _>>()
+            .map_err(read)?;
+        entries.sort_by_key(std::fs::DirEntry::file_name);
+        for entry in entries {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let valid = !name.is_empty()
+                && name != "."
+                && name != ".."
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+            if !valid {
+                return Err(PackError::BadName { path, name });
+            }
+            let kind = entry.file_type().map_err(read)?;
+            if kind.is_dir() {
+                walk(&path, &format!("{prefix}{name}/"), files)?;
+            } else if kind.is_file() {
+                files.push((format!("{prefix}{name}"), path));
+            }
+        }
+        Ok(())
+    }
+
+    let mut files = Vec::new();
+    walk(root, "", &mut files)?;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (name, path) in files {
+        let bytes = std::fs::read(&path).map_err(|source| PackError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        zip.start_file(name, options)
+            .map_err(|e| PackError::Zip(e.to_string()))?;
+        zip.write_all(&bytes)
+            .map_err(|e| PackError::Zip(e.to_string()))?;
+    }
+    zip.finish()
+        .map(std::io::Cursor::into_inner)
+        .map_err(|e| PackError::Zip(e.to_string()))
+}
+
+#[cfg(test)]
+mod pack_tests {
+    use super::*;
+
+    #[test]
+    fn a_packed_directory_reads_back_as_the_same_bundle() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("html/css")).expect("dirs");
+        std::fs::write(dir.path().join("html/index.html"), b"<h1>hi</h1>").expect("file");
+        std::fs::write(dir.path().join("html/css/site.css"), b"h1{}").expect("file");
+        let zip = pack(dir.path()).expect("packed");
+        let bundle = Bundle::from_zip(&zip, &BundleLimits::default()).expect("valid bundle");
+        assert_eq!(bundle.file("html/index.html"), Some(&b"<h1>hi</h1>"[..]));
+        assert_eq!(bundle.file("html/css/site.css"), Some(&b"h1{}"[..]));
+    }
+
+    #[test]
+    fn names_a_point_cannot_hold_are_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("bad name.txt"), b"x").expect("file");
+        assert!(matches!(pack(dir.path()), Err(PackError::BadName { .. })));
+    }
+}

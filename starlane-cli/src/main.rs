@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use cosmic_space::ParseError;
 
+mod bundle;
 mod check;
 mod exec;
 mod output;
@@ -49,6 +50,8 @@ enum Command {
     Status(status::StatusArgs),
     /// Issue a token that acts as a user (HyperUser only).
     Token(status::TokenArgs),
+    /// Pack a bundle directory (DIR/bundle, or DIR) into DIR/bundle.zip for `publish`.
+    Bundle(bundle::BundleArgs),
     /// Check scripts, bind and mechtron documents, or single expressions, and print them in
     /// canonical form.
     Check(check::CheckArgs),
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         Command::Send(args) => send::send(args, home),
         Command::Status(args) => status::status(args, home),
         Command::Token(args) => status::token(args, home),
+        Command::Bundle(args) => bundle::bundle(args),
         Command::Check(args) => check::run(args),
     };
     match result {
