@@ -333,3 +333,107 @@ async fn chown_changes_the_owner() {
         .unwrap();
     assert_eq!(record.owner.to_string(), "localhost:users:scott");
 }
+
+#[tokio::test]
+async fn super_and_privileges_open_exactly_what_they_say() {
+    let (_dir, machine) = machine(Drivers::builtin()).await;
+    ok(&machine, "create localhost<Space>").await;
+    ok(&machine, "create localhost:users<UserBase>").await;
+    ok(&machine, "create localhost:users:scott<User>").await;
+    ok(&machine, "create localhost:users:admin<User>").await;
+    ok(
+        &machine,
+        "create localhost:people<Base>{ +email=a@b.c, +phone=123 }",
+    )
+    .await;
+    let scott = user("scott");
+    let admin = user("admin");
+
+    // A privilege opens the one property it names, for the one action it names.
+    assert_eq!(
+        exec(&machine, &scott, "get localhost:people{ email }")
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    ok(
+        &machine,
+        "grant property:email:read on localhost:people to localhost:users:scott",
+    )
+    .await;
+    assert!(
+        exec(&machine, &scott, "get localhost:people{ email }")
+            .await
+            .is_ok()
+    );
+    assert_eq!(
+        exec(&machine, &scott, "get localhost:people{ phone }")
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        exec(&machine, &scott, "get localhost:people{ email, phone }")
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        exec(&machine, &scott, "get localhost:people").await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        exec(&machine, &scott, "set localhost:people{ +email=x@y.z }")
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+
+    // Super is full access below where it is granted, and nothing outside it.
+    ok(
+        &machine,
+        "grant Super on localhost:people+:** to localhost:users:admin",
+    )
+    .await;
+    assert!(
+        exec(&machine, &admin, "set localhost:people{ +email=x@y.z }")
+            .await
+            .is_ok()
+    );
+    assert!(
+        exec(&machine, &admin, "create localhost:people:bob<Base>")
+            .await
+            .is_ok()
+    );
+    assert!(
+        exec(
+            &machine,
+            &admin,
+            "grant +csd-Rwx on localhost:people:bob to localhost:users:scott"
+        )
+        .await
+        .is_ok()
+    );
+    assert!(
+        exec(&machine, &scott, "get localhost:people:bob")
+            .await
+            .is_ok()
+    );
+    assert_eq!(
+        exec(&machine, &admin, "create localhost:elsewhere<Base>")
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    // A grant made by someone without full access where it applies counts for nothing.
+    assert_eq!(
+        exec(
+            &machine,
+            &scott,
+            "grant Super on localhost+:** to localhost:users:scott"
+        )
+        .await
+        .status,
+        StatusCode::FORBIDDEN
+    );
+}
