@@ -386,9 +386,11 @@ async fn delete(
     let parent = point
         .parent()
         .ok_or_else(|| Failure::new(StatusCode::FORBIDDEN, "ROOT cannot be deleted"))?;
-    if point.is_within(&Point::hyperuser().parent().unwrap_or_else(Point::root))
-        || *point == Point::anonymous()
-    {
+    let hyperspace = Point::hyperuser()
+        .ancestors()
+        .nth(1)
+        .unwrap_or_else(Point::root);
+    if point.is_within(&hyperspace) {
         return Err(Failure::new(
             StatusCode::FORBIDDEN,
             format!("{point} belongs to the hyperspace and cannot be deleted"),

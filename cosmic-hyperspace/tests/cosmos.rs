@@ -127,6 +127,8 @@ async fn bad_commands_are_refused_and_register_nothing() {
         ("create localhost:s<Star<Fold>>", StatusCode::BAD_REQUEST),
         ("read localhost:nope", StatusCode::NOT_FOUND),
         ("revoke 99", StatusCode::NOT_FOUND),
+        ("delete! hyperspace", StatusCode::FORBIDDEN),
+        ("delete hyperspace:users:anonymous", StatusCode::FORBIDDEN),
     ] {
         let core = exec(&machine, &Agent::HyperUser, line).await;
         assert_eq!(core.status, status, "{line}: {:?}", core.error_message());
