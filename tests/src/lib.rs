@@ -127,10 +127,34 @@ impl Server {
     /// Stops the server the way Ctrl-C does (SIGTERM) and waits for it to exit.
     pub fn stop(mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
+            let signalled = Command::new("kill")
                 .args(["-TERM", &child.id().to_string()])
-                .status();
-            let _ = child.wait();
+                .status()
+                .is_ok_and(|status| status.success());
+            if !signalled {
+                // No `kill` program here: a hard stop still ends the test cleanly.
+                let _ = child.kill();
+            }
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            loop {
+                match child.try_wait() {
+                    Ok(Some(status)) => {
+                        assert!(
+                            status.success(),
+                            "starlane serve exited with {status} on SIGTERM"
+                        );
+                        return;
+                    }
+                    Ok(None) if std::time::Instant::now() < deadline => {
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                    }
+                    _ => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        panic!("starlane serve did not stop within 20 s of SIGTERM");
+                    }
+                }
+            }
         }
     }
 
