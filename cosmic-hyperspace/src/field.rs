@@ -24,6 +24,8 @@ use crate::star::StarHandle;
 /// The Field of one star: its cache of parsed binds.
 #[derive(Debug, Default)]
 pub struct Field {
+    /// Access decisions, while the registry is unchanged.
+    access: security::AccessCache,
     /// Parsed bind documents by artifact point, with a fingerprint of the bytes they came from
     /// (artifacts are immutable, but a deleted bundle may be published again).
     binds: RwLock<HashMap<Point, (u64, Arc<Bind>)>>,
@@ -62,11 +64,18 @@ impl Field {
     ) -> ReflectedCore {
         let registry = star.registry();
         let point = &ping.to.point;
-        if ping.agent != Agent::HyperUser
-            && let Err(err) =
-                security::require(registry.as_ref(), &ping.agent, point, Permission::Execute).await
-        {
-            return err.into();
+        if ping.agent != Agent::HyperUser {
+            let access = match self
+                .access
+                .access_on(registry.as_ref(), &ping.agent, point)
+                .await
+            {
+                Ok(access) => access,
+                Err(err) => return err.into(),
+            };
+            if let Err(denied) = access.check(Permission::Execute, &ping.agent, point) {
+                return SecurityError::Denied(denied).into();
+            }
         }
         if let Some(refusal) = not_ready(&record) {
             return refusal;

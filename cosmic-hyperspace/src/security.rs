@@ -4,7 +4,9 @@
 //! The Field asks this before any driver sees a wave (`x` on the target), and the executor
 //! before any command changes or reveals anything (`c`, `s`, `d`, `r`, `w`, full access).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+
+use parking_lot::RwLock;
 
 use cosmic_space::{
     Access, AccessDenied, Agent, FullAccess, Permission, Point, PointHierarchy, access,
@@ -69,4 +71,50 @@ pub async fn require_full(
     let access = access_on(registry, agent, point).await?;
     access.check_full(agent, point)?;
     Ok(())
+}
+
+/// The most decisions an [`AccessCache`] keeps before it starts again from empty.
+const CACHE_LIMIT: usize = 65_536;
+
+/// Access decisions of one star, remembered while the registry does not change.
+///
+/// Computing access reads the target's lineage and every grant; the Field asks for every
+/// directed wave, and most waves repeat the same (agent, target) pair. Entries carry the
+/// registry's generation and are used only while it is unchanged; a registry that cannot tell
+/// its generation gets no caching at all.
+#[derive(Debug, Default)]
+pub struct AccessCache {
+    decisions: RwLock<HashMap<(Agent, Point), (u64, Access)>>,
+}
+
+impl AccessCache {
+    /// An empty cache.
+    pub fn new() -> AccessCache {
+        AccessCache::default()
+    }
+
+    /// What `agent` may do on `point`, from the cache when the registry has not changed since.
+    pub async fn access_on(
+        &self,
+        registry: &dyn Registry,
+        agent: &Agent,
+        point: &Point,
+    ) -> Result<Access, RegistryError> {
+        let Some(generation) = registry.generation() else {
+            return access_on(registry, agent, point).await;
+        };
+        let key = (agent.clone(), point.clone());
+        if let Some((seen, access)) = self.decisions.read().get(&key)
+            && *seen == generation
+        {
+            return Ok(access.clone());
+        }
+        let access = access_on(registry, agent, point).await?;
+        let mut decisions = self.decisions.write();
+        if decisions.len() >= CACHE_LIMIT {
+            decisions.clear();
+        }
+        decisions.insert(key, (generation, access.clone()));
+        Ok(access)
+    }
 }

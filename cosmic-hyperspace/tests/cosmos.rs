@@ -439,3 +439,46 @@ async fn super_and_privileges_open_exactly_what_they_say() {
         StatusCode::FORBIDDEN
     );
 }
+
+#[tokio::test]
+async fn cached_access_follows_grants_and_revocations() {
+    let (_dir, machine) = machine(Drivers::builtin()).await;
+    ok(&machine, "create localhost<Space>").await;
+    ok(&machine, "create localhost:users<UserBase>").await;
+    ok(&machine, "create localhost:users:scott<User>").await;
+    ok(&machine, "create localhost:app<Base>").await;
+    let scott = user("scott");
+    let bounce = || {
+        Ping::new(
+            Point::root(),
+            "localhost:app".parse::<Point>().unwrap(),
+            Method::Cmd(CmdMethod::Bounce),
+            (),
+        )
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            machine.ping(scott.clone(), bounce()).await.core.status,
+            StatusCode::FORBIDDEN
+        );
+    }
+    let Substance::Int(id) = ok(
+        &machine,
+        "grant +csd-rwX on localhost:app to localhost:users:scott",
+    )
+    .await
+    else {
+        panic!("grant answers its id");
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            machine.ping(scott.clone(), bounce()).await.core.status,
+            StatusCode::OK
+        );
+    }
+    ok(&machine, &format!("revoke {id}")).await;
+    assert_eq!(
+        machine.ping(scott.clone(), bounce()).await.core.status,
+        StatusCode::FORBIDDEN
+    );
+}

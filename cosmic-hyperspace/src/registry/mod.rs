@@ -187,6 +187,13 @@ pub trait Registry: Send + Sync + 'static {
         Ok(self.record(point).await?.location)
     }
 
+    /// A number that changes whenever anything in the registry changes, for caches of what is
+    /// derived from it (such as access decisions); `None` if the implementation cannot tell, in
+    /// which case nothing may be cached.
+    fn generation(&self) -> Option<u64> {
+        None
+    }
+
     /// The records of `point` and every ancestor that is registered, from `ROOT` down
     /// (`NotFound` if `point` itself is not).
     async fn line(&self, point: &Point) -> RegistryResult<Vec<ParticleRecord>>;

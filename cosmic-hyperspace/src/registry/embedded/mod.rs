@@ -144,6 +144,10 @@ impl Registry for EmbeddedRegistry {
             .ok_or_else(|| RegistryError::NotFound(point.clone()))
     }
 
+    fn generation(&self) -> Option<u64> {
+        Some(self.state.read().generation)
+    }
+
     async fn location(&self, point: &Point) -> RegistryResult<Option<StarKey>> {
         self.state
             .read()
