@@ -35,7 +35,9 @@ fn render(source: &str, error: &ParseError) -> String {
     let start = error.span.start.min(source.len());
     let end = error.span.end.clamp(start, source.len());
     let lead = source.get(..start).map_or(0, |s| s.chars().count());
-    let width = source.get(start..end).map_or(1, |s| s.chars().count().max(1));
+    let width = source
+        .get(start..end)
+        .map_or(1, |s| s.chars().count().max(1));
     format!(
         "invalid route: {}\n  {source}\n  {}{}",
         error.message,
@@ -69,7 +71,10 @@ mod tests {
              Ext<hello>\n      ^^^^^"
         );
         let error = check("Http<Get>/a(").unwrap_err();
-        assert!(error.starts_with("invalid route: invalid path regex:"), "{error}");
+        assert!(
+            error.starts_with("invalid route: invalid path regex:"),
+            "{error}"
+        );
         let error = check("Http<Get> greet").unwrap_err();
         assert!(error.contains("path regex beginning with '/'"), "{error}");
         let error = check("Http<Fetch>").unwrap_err();

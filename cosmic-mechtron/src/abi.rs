@@ -131,8 +131,10 @@ pub fn decode_directed(frame: &[u8]) -> Result<DirectedWave, WireError> {
 /// A `ReflectedCore` frame; a core too large to encode becomes a 500 saying so.
 pub fn encode_core(core: &ReflectedCore) -> Vec<u8> {
     wire::encode(core).unwrap_or_else(|error| {
-        let fallback =
-            ReflectedCore::error(StatusCode::ERROR, format!("the answer cannot be sent: {error}"));
+        let fallback = ReflectedCore::error(
+            StatusCode::ERROR,
+            format!("the answer cannot be sent: {error}"),
+        );
         wire::encode(&fallback).unwrap_or_default()
     })
 }
@@ -244,7 +246,8 @@ pub mod wasm {
             let DirectedWave::Ping(ping) = wave else {
                 unreachable!("the wave was made a Ping just above")
             };
-            let failed = |message: String| ping.pong(ReflectedCore::error(StatusCode::ERROR, message));
+            let failed =
+                |message: String| ping.pong(ReflectedCore::error(StatusCode::ERROR, message));
             match answer {
                 Ok(Some(frame)) => wire::decode::<Pong>(&frame)
                     .unwrap_or_else(|e| failed(format!("the host's Pong is malformed: {e}"))),
@@ -303,9 +306,8 @@ pub mod wasm {
     /// Reads and frees the host's input buffer, then decodes it with `decode`.
     unsafe fn take<T>(ptr: u32, len: u32, decode: impl FnOnce(&[u8]) -> T) -> T {
         // SAFETY: the host wrote `len` bytes at `ptr`, into a buffer from mechtron_alloc(len).
-        let value = decode(unsafe {
-            std::slice::from_raw_parts(ptr as usize as *const u8, len as usize)
-        });
+        let value =
+            decode(unsafe { std::slice::from_raw_parts(ptr as usize as *const u8, len as usize) });
         // SAFETY: the input buffer is the guest's to free once decoded.
         unsafe { dealloc_buffer(ptr as usize as *mut u8, len as usize) };
         value

@@ -59,6 +59,8 @@ mod error;
 mod mechtron;
 mod route;
 pub mod testing;
+#[cfg(test)]
+mod tests;
 
 pub use cosmic_macros::{handlers, mechtron, route};
 pub use cosmic_space as space;
@@ -71,11 +73,9 @@ pub use route::{FromWave, HandlerFn, IntoReflected, Json, Route, RouteSelector, 
 
 /// What a mechtron author needs in scope: `use cosmic_mechtron::prelude::*;`.
 pub mod prelude {
-    pub use crate::{
-        Ctx, Error, FromWave, IntoReflected, Json, Result, handlers, mechtron, route,
-    };
+    pub use crate::{Ctx, Error, FromWave, IntoReflected, Json, Result, handlers, mechtron, route};
     pub use cosmic_space::{
-        Agent, DirectedCore, Details, HttpMethod, HttpRequest, HttpResponse, Kind, LogLevel,
+        Agent, Details, DirectedCore, HttpMethod, HttpRequest, HttpResponse, Kind, LogLevel,
         Method, Point, Pong, ReflectedCore, StatusCode, Substance, Surface,
     };
 }

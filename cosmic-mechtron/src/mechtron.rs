@@ -86,25 +86,28 @@ pub fn create(registry: &[Registration], details: &Details) -> Result<Box<dyn In
         .properties
         .value(MECHTRON_PROPERTY)
         .ok_or(Error::MissingMechtronName)?;
-    let registration = registry
-        .iter()
-        .find(|r| r.name == name)
-        .ok_or_else(|| Error::UnknownMechtron {
-            name: name.to_string(),
-            known: registry
-                .iter()
-                .map(|r| r.name)
-                .collect::<Vec<_>>()
-                .join(", "),
-        })?;
+    let registration =
+        registry
+            .iter()
+            .find(|r| r.name == name)
+            .ok_or_else(|| Error::UnknownMechtron {
+                name: name.to_string(),
+                known: registry
+                    .iter()
+                    .map(|r| r.name)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
     (registration.create)(details)
 }
 
 /// Turns the result of a custom constructor (`#[mechtron(init = path)]`) into the SDK's.
 #[doc(hidden)]
 pub fn init_result<M, E: std::fmt::Display + 'static>(result: Result<M, E>) -> Result<M, Error> {
-    result.map_err(|error| match (&error as &dyn std::any::Any).downcast_ref::<Error>() {
-        Some(error) => error.clone(),
-        None => Error::msg(error.to_string()),
-    })
+    result.map_err(
+        |error| match (&error as &dyn std::any::Any).downcast_ref::<Error>() {
+            Some(error) => error.clone(),
+            None => Error::msg(error.to_string()),
+        },
+    )
 }

@@ -10,9 +10,9 @@ use std::any::Any;
 use std::fmt;
 
 use cosmic_space::{
-    Cursor, Details, DirectedCore, Env, HttpRequest, HttpResponse, Method,
-    MethodPattern, ParseError, PathRegex, Point, ReflectedCore, RouteVars, Span, Status,
-    StatusCode, Stub, Substance, SubstanceError, SubstanceKind,
+    Cursor, Details, DirectedCore, Env, HttpRequest, HttpResponse, Method, MethodPattern,
+    ParseError, PathRegex, Point, ReflectedCore, RouteVars, Span, Status, StatusCode, Stub,
+    Substance, SubstanceError, SubstanceKind,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -65,7 +65,10 @@ impl RouteSelector {
                 return None;
             }
             for name in regex.capture_names() {
-                vars.insert(name.to_string(), env.var(name).unwrap_or_default().to_string());
+                vars.insert(
+                    name.to_string(),
+                    env.var(name).unwrap_or_default().to_string(),
+                );
             }
         }
         Some(vars)

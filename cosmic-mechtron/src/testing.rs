@@ -97,7 +97,9 @@ impl TestHost {
 
 impl Host for TestHost {
     fn ping(&self, ping: Ping) -> Pong {
-        self.sent.borrow_mut().push(DirectedWave::Ping(ping.clone()));
+        self.sent
+            .borrow_mut()
+            .push(DirectedWave::Ping(ping.clone()));
         let core = (self.responder.borrow_mut())(&ping);
         ping.pong(core)
     }
@@ -229,8 +231,8 @@ impl<M: Mechtron> TestMechtron<M> {
 
     /// Pings the mechtron with `core` (method, path, headers, body) and returns its answer.
     pub fn request(&mut self, core: DirectedCore) -> ReflectedCore {
-        let ping = Ping::with_core(self.from.clone(), self.surface(), core)
-            .with_agent(self.agent.clone());
+        let ping =
+            Ping::with_core(self.from.clone(), self.surface(), core).with_agent(self.agent.clone());
         self.deliver(DirectedWave::Ping(ping))
     }
 
