@@ -246,12 +246,12 @@ fn expand_handlers(mut item: ItemImpl) -> syn::Result<TokenStream2> {
             });
         }
     }
-    if let Some(errors) = errors {
-        let errors = errors.into_compile_error();
-        return Ok(quote!(#item #errors));
-    }
+    // The table is written even when some routes are wrong, so the errors stand alone
+    // rather than cascading into "no route table".
+    let errors = errors.map(syn::Error::into_compile_error);
     Ok(quote! {
         #item
+        #errors
 
         impl ::cosmic_mechtron::Handlers for #self_ty {
             fn routes() -> &'static ::cosmic_mechtron::RouteTable<Self> {
@@ -353,7 +353,9 @@ fn handler_closure(self_ty: &Type, method: &ImplItemFn) -> syn::Result<TokenStre
         extract = quote_spanned! {ty.span()=>
             let input = match <#ty as ::cosmic_mechtron::FromWave>::from_wave(ctx) {
                 ::core::result::Result::Ok(input) => input,
-                ::core::result::Result::Err(answer) => return answer,
+                ::core::result::Result::Err(error) => {
+                    return ::cosmic_mechtron::space::ReflectedCore::from(error);
+                }
             };
         };
         args.push(quote!(input));
@@ -365,7 +367,8 @@ fn handler_closure(self_ty: &Type, method: &ImplItemFn) -> syn::Result<TokenStre
             ::cosmic_mechtron::space::ReflectedCore::ok(())
         },
         ReturnType::Type(_, ty) => quote_spanned! {ty.span()=>
-            ::cosmic_mechtron::IntoReflected::into_reflected(#call)
+            let output = #call;
+            ::cosmic_mechtron::IntoReflected::into_reflected(output)
         },
     };
     let this = format_ident!("this");

@@ -1,7 +1,7 @@
 //! The SDK's one error type: what a handler returns when it fails, and what the ABI glue
 //! reports when a frame cannot be read or written (SPEC §11.1, §16).
 
-use cosmic_space::{ParseError, StatusCode, SubstanceError, WaveError, WireError};
+use cosmic_space::{ParseError, ReflectedCore, StatusCode, SubstanceError, WaveError, WireError};
 
 /// A `Result` whose error is the SDK's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -82,6 +82,13 @@ impl From<String> for Error {
 impl From<&str> for Error {
     fn from(message: &str) -> Error {
         Error::Message(message.to_string())
+    }
+}
+
+impl From<Error> for ReflectedCore {
+    /// The failure answer: the error's status, its message as the body.
+    fn from(error: Error) -> ReflectedCore {
+        ReflectedCore::error(error.status_code(), error.to_string())
     }
 }
 

@@ -169,8 +169,8 @@ impl<M> RouteTable<M> {
 }
 
 /// A handler input made from the wave being answered (usually from its body). A wave it
-/// cannot be made from is answered with the returned reflection (400 for a body of the wrong
-/// kind) without calling the handler.
+/// cannot be made from is answered with the error's status (400 for a body of the wrong
+/// kind) and message, without calling the handler.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a handler input",
     label = "not made from a wave",
@@ -179,18 +179,22 @@ impl<M> RouteTable<M> {
 )]
 pub trait FromWave: Sized {
     /// The input for the wave `ctx` holds.
-    fn from_wave(ctx: &Ctx) -> Result<Self, ReflectedCore>;
+    fn from_wave(ctx: &Ctx) -> Result<Self, Error>;
 }
 
-fn bad_body(error: SubstanceError) -> ReflectedCore {
-    ReflectedCore::bad_request(error.to_string())
+fn bad_body(error: SubstanceError) -> Error {
+    Error::Substance(error)
+}
+
+fn bad_request(message: impl Into<String>) -> Error {
+    Error::status(StatusCode::BAD_REQUEST, message)
 }
 
 /// `FromWave` through `TryFrom<Substance>` on a clone of the body.
 macro_rules! from_body {
     ($($ty:ty),+ $(,)?) => {$(
         impl FromWave for $ty {
-            fn from_wave(ctx: &Ctx) -> Result<Self, ReflectedCore> {
+            fn from_wave(ctx: &Ctx) -> Result<Self, Error> {
                 <$ty>::try_from(ctx.body().clone()).map_err(bad_body)
             }
         }
@@ -200,18 +204,18 @@ macro_rules! from_body {
 from_body!(bool, i64, i32, u32, u64, Point, Details, Stub, Status, ());
 
 impl FromWave for Substance {
-    fn from_wave(ctx: &Ctx) -> Result<Self, ReflectedCore> {
+    fn from_wave(ctx: &Ctx) -> Result<Self, Error> {
         Ok(ctx.body().clone())
     }
 }
 
 impl FromWave for String {
     /// Text, or bytes that are UTF-8 (an HTTP body).
-    fn from_wave(ctx: &Ctx) -> Result<Self, ReflectedCore> {
+    fn from_wave(ctx: &Ctx) -> Result<Self, Error> {
         match ctx.body() {
             Substance::Text(text) => Ok(text.clone()),
             Substance::Bin(bytes) => String::from_utf8(bytes.clone())
-                .map_err(|_| ReflectedCore::bad_request("the body is not UTF-8 text")),
+                .map_err(|_| bad_request("the body is not UTF-8 text")),
             other => Err(bad_body(SubstanceError::WrongKind {
                 expected: SubstanceKind::Text,
                 found: other.kind(),
@@ -222,7 +226,7 @@ impl FromWave for String {
 
 impl FromWave for Vec<u8> {
     /// Bytes, or the bytes of text.
-    fn from_wave(ctx: &Ctx) -> Result<Self, ReflectedCore> {
+    fn from_wave(ctx: &Ctx) -> Result<Self, Error> {
         match ctx.body() {
             Substance::Bin(bytes) => Ok(bytes.clone()),
             Substance::Text(text) => Ok(text.clone().into_bytes()),
@@ -233,7 +237,7 @@ impl FromWave for Vec<u8> {
 
 impl FromWave for DirectedCore {
     /// The whole request: method, path, headers and body.
-    fn from_wave(ctx: &Ctx) -> Result<Self, ReflectedCore> {
+    fn from_wave(ctx: &Ctx) -> Result<Self, Error> {
         Ok(ctx.wave().core().clone())
     }
 }
@@ -241,14 +245,14 @@ impl FromWave for DirectedCore {
 impl FromWave for HttpRequest {
     /// The HTTP request: the body itself when it is a [`Substance::HttpRequest`], else made
     /// from an `Http<…>` wave's method, path (`?query` split off), headers and body.
-    fn from_wave(ctx: &Ctx) -> Result<Self, ReflectedCore> {
+    fn from_wave(ctx: &Ctx) -> Result<Self, Error> {
         if let Substance::HttpRequest(request) = ctx.body() {
             return Ok(request.clone());
         }
         let method = match ctx.method() {
             Method::Http(method) => *method,
             other => {
-                return Err(ReflectedCore::bad_request(format!(
+                return Err(bad_request(format!(
                     "expected an Http<…> wave, found {other}"
                 )));
             }
@@ -258,7 +262,7 @@ impl FromWave for HttpRequest {
             Substance::Bin(bytes) => bytes.clone(),
             Substance::Text(text) => text.clone().into_bytes(),
             other => {
-                return Err(ReflectedCore::bad_request(format!(
+                return Err(bad_request(format!(
                     "an HTTP body is bytes or text, found {}",
                     other.kind()
                 )));
@@ -273,7 +277,7 @@ impl FromWave for HttpRequest {
 
 impl<T: FromWave> FromWave for Option<T> {
     /// `None` for an empty body.
-    fn from_wave(ctx: &Ctx) -> Result<Self, ReflectedCore> {
+    fn from_wave(ctx: &Ctx) -> Result<Self, Error> {
         if ctx.body().is_empty() {
             Ok(None)
         } else {
@@ -289,7 +293,7 @@ pub struct Json<T>(pub T);
 
 impl<T: DeserializeOwned> FromWave for Json<T> {
     /// The body's JSON (a `Json` body, or text or bytes holding JSON) as `T`.
-    fn from_wave(ctx: &Ctx) -> Result<Self, ReflectedCore> {
+    fn from_wave(ctx: &Ctx) -> Result<Self, Error> {
         let value = match ctx.body() {
             Substance::Json(json) => json.to_value::<T>(),
             Substance::Text(text) => cosmic_space::Json::new(text).and_then(|j| j.to_value()),
@@ -383,13 +387,10 @@ impl<T: IntoReflected, E: fmt::Display + 'static> IntoReflected for Result<T, E>
     fn into_reflected(self) -> ReflectedCore {
         match self {
             Ok(value) => value.into_reflected(),
-            Err(error) => {
-                let status = (&error as &dyn Any)
-                    .downcast_ref::<Error>()
-                    .map(Error::status_code)
-                    .unwrap_or(StatusCode::ERROR);
-                ReflectedCore::error(status, error.to_string())
-            }
+            Err(error) => match (&error as &dyn Any).downcast_ref::<Error>() {
+                Some(error) => ReflectedCore::from(error.clone()),
+                None => ReflectedCore::error(StatusCode::ERROR, error.to_string()),
+            },
         }
     }
 }
