@@ -1,0 +1,265 @@
+//! Native tests of a mechtron, without wasm (SPEC §11.1): [`TestMechtron`] builds one and
+//! sends it waves through a [`TestHost`] that records logs and outgoing waves and answers
+//! outgoing Pings with a closure.
+//!
+//! ```
+//! use cosmic_mechtron::prelude::*;
+//! use cosmic_mechtron::testing::TestMechtron;
+//!
+//! #[mechtron]
+//! #[derive(Default)]
+//! pub struct Hello;
+//!
+//! #[handlers]
+//! impl Hello {
+//!     #[route("Ext<Hello>")]
+//!     fn hello(&mut self, ctx: &mut Ctx, name: String) -> String {
+//!         ctx.info(format!("greeting {name}"));
+//!         format!("Goodbye, {name}!")
+//!     }
+//! }
+//!
+//! let mut hello = TestMechtron::<Hello>::new()?;
+//! let answer = hello.ping("Ext<Hello>", "scott");
+//! assert_eq!(answer.body, Substance::from("Goodbye, scott!"));
+//! assert_eq!(hello.logs(), [(LogLevel::Info, "greeting scott".to_string())]);
+//! # Ok::<(), cosmic_mechtron::Error>(())
+//! ```
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use cosmic_space::{
+    Agent, Details, DirectedCore, DirectedWave, Echo, HttpMethod, Kind, LogLevel, Method, Ping,
+    Point, Pong, Properties, ReflectedCore, Ripple, Signal, Status, Stub, Substance, Surface,
+};
+
+use crate::ctx::{Ctx, Host};
+use crate::error::Error;
+use crate::mechtron::{MECHTRON_PROPERTY, Mechtron};
+
+/// Answers a Ping a mechtron sends during a test.
+type Responder = Box<dyn FnMut(&Ping) -> ReflectedCore>;
+
+/// A [`Host`] for tests: records what the mechtron logs and sends, answers its Pings with a
+/// closure (404 by default), keeps a settable clock and gives deterministic "random" bytes.
+pub struct TestHost {
+    logs: RefCell<Vec<(LogLevel, String)>>,
+    sent: RefCell<Vec<DirectedWave>>,
+    responder: RefCell<Responder>,
+    now: Cell<u64>,
+    seed: Cell<u64>,
+}
+
+impl std::fmt::Debug for TestHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestHost")
+            .field("logs", &self.logs)
+            .field("sent", &self.sent)
+            .field("now", &self.now)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for TestHost {
+    fn default() -> Self {
+        TestHost {
+            logs: RefCell::default(),
+            sent: RefCell::default(),
+            responder: RefCell::new(Box::new(|_: &Ping| ReflectedCore::not_found())),
+            now: Cell::new(0),
+            seed: Cell::new(0x5eed),
+        }
+    }
+}
+
+impl TestHost {
+    /// Answers the Pings the mechtron sends with `responder`.
+    pub fn answer_pings(&self, responder: impl FnMut(&Ping) -> ReflectedCore + 'static) {
+        *self.responder.borrow_mut() = Box::new(responder);
+    }
+
+    /// Sets the clock ([`Ctx::now`]) to `nanos` since the Unix epoch.
+    pub fn set_now(&self, nanos: u64) {
+        self.now.set(nanos);
+    }
+
+    /// Every line logged so far, oldest first.
+    pub fn logs(&self) -> Vec<(LogLevel, String)> {
+        self.logs.borrow().clone()
+    }
+
+    /// Every wave sent so far, oldest first.
+    pub fn sent(&self) -> Vec<DirectedWave> {
+        self.sent.borrow().clone()
+    }
+}
+
+impl Host for TestHost {
+    fn ping(&self, ping: Ping) -> Pong {
+        self.sent
+            .borrow_mut()
+            .push(DirectedWave::Ping(ping.clone()));
+        let core = (self.responder.borrow_mut())(&ping);
+        ping.pong(core)
+    }
+
+    fn signal(&self, signal: Signal) {
+        self.sent.borrow_mut().push(DirectedWave::Signal(signal));
+    }
+
+    fn ripple(&self, ripple: Ripple) -> Vec<Echo> {
+        self.sent.borrow_mut().push(DirectedWave::Ripple(ripple));
+        Vec::new()
+    }
+
+    fn log(&self, level: LogLevel, message: &str) {
+        self.logs.borrow_mut().push((level, message.to_string()));
+    }
+
+    fn now(&self) -> u64 {
+        self.now.get()
+    }
+
+    fn random(&self, buf: &mut [u8]) {
+        // splitmix64: deterministic, so tests that print ids stay stable.
+        for chunk in buf.chunks_mut(8) {
+            let mut z = self.seed.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
+            self.seed.set(z);
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
+        }
+    }
+}
+
+/// A mechtron of type `M` under test: send it waves, inspect its state, its logs and the
+/// waves it sent.
+pub struct TestMechtron<M> {
+    mechtron: M,
+    details: Rc<Details>,
+    host: Rc<TestHost>,
+    from: Surface,
+    agent: Agent,
+}
+
+impl<M: std::fmt::Debug> std::fmt::Debug for TestMechtron<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestMechtron")
+            .field("mechtron", &self.mechtron)
+            .field("details", &self.details)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M: Mechtron> TestMechtron<M> {
+    /// A mechtron at `localhost:test:NAME`, created as `mechtron_init` would create it.
+    pub fn new() -> Result<TestMechtron<M>, Error> {
+        let point: Point = format!("localhost:test:{}", M::NAME).parse()?;
+        let mut properties = Properties::new();
+        properties.set(MECHTRON_PROPERTY, M::NAME);
+        TestMechtron::with_details(Details {
+            stub: Stub {
+                point,
+                kind: Kind::Mechtron,
+                status: Status::Ready,
+            },
+            properties,
+        })
+    }
+
+    /// A mechtron created from `details` (its point, its properties).
+    pub fn with_details(details: Details) -> Result<TestMechtron<M>, Error> {
+        let mechtron = M::create(&details)?;
+        let from = "localhost:tester".parse::<Surface>()?;
+        Ok(TestMechtron {
+            mechtron,
+            details: Rc::new(details),
+            host: Rc::new(TestHost::default()),
+            from,
+            agent: Agent::Anonymous,
+        })
+    }
+
+    /// Sends the waves of this test as `agent` (Anonymous by default).
+    pub fn with_agent(mut self, agent: Agent) -> TestMechtron<M> {
+        self.agent = agent;
+        self
+    }
+
+    /// Answers the Pings the mechtron sends with `responder` (404 by default).
+    pub fn answer_pings(
+        self,
+        responder: impl FnMut(&Ping) -> ReflectedCore + 'static,
+    ) -> TestMechtron<M> {
+        self.host.answer_pings(responder);
+        self
+    }
+
+    /// The host the mechtron talks to.
+    pub fn host(&self) -> &TestHost {
+        &self.host
+    }
+
+    /// The mechtron's state.
+    pub fn mechtron(&self) -> &M {
+        &self.mechtron
+    }
+
+    /// The mechtron's state, to change.
+    pub fn mechtron_mut(&mut self) -> &mut M {
+        &mut self.mechtron
+    }
+
+    /// Pings the mechtron with `method` (e.g. `"Ext<Hello>"`) and `body` on path `/`.
+    ///
+    /// # Panics
+    /// When `method` is not a method: it is written in the test, so that is the test's bug.
+    pub fn ping(&mut self, method: &str, body: impl Into<Substance>) -> ReflectedCore {
+        let method = match method.parse::<Method>() {
+            Ok(method) => method,
+            Err(error) => panic!("the test pings with a bad method: {error}"),
+        };
+        self.request(DirectedCore::new(method).with_body(body))
+    }
+
+    /// Sends `Http<Get>` on `path`.
+    pub fn get(&mut self, path: &str) -> ReflectedCore {
+        self.request(DirectedCore::new(Method::Http(HttpMethod::Get)).with_path(path))
+    }
+
+    /// Pings the mechtron with `core` (method, path, headers, body) and returns its answer.
+    pub fn request(&mut self, core: DirectedCore) -> ReflectedCore {
+        let ping =
+            Ping::with_core(self.from.clone(), self.surface(), core).with_agent(self.agent.clone());
+        self.deliver(DirectedWave::Ping(ping))
+    }
+
+    /// Signals the mechtron with `core` (its answer is dropped, as in the cosmos).
+    pub fn signal(&mut self, core: DirectedCore) {
+        let mut signal = Signal::new(self.from.clone(), self.surface(), core.method.clone(), ());
+        signal.core = core;
+        let _ = self.deliver(DirectedWave::Signal(signal.with_agent(self.agent.clone())));
+    }
+
+    /// Every line the mechtron logged so far.
+    pub fn logs(&self) -> Vec<(LogLevel, String)> {
+        self.host.logs()
+    }
+
+    /// Every wave the mechtron sent so far.
+    pub fn sent(&self) -> Vec<DirectedWave> {
+        self.host.sent()
+    }
+
+    fn surface(&self) -> Surface {
+        Surface::core(self.details.stub.point.clone())
+    }
+
+    fn deliver(&mut self, wave: DirectedWave) -> ReflectedCore {
+        let host: Rc<dyn Host> = self.host.clone();
+        let mut ctx = Ctx::new(wave, self.details.clone(), host);
+        Mechtron::handle(&mut self.mechtron, &mut ctx)
+    }
+}

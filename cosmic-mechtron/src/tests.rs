@@ -1,0 +1,481 @@
+//! The SDK end to end, natively: macros, route dispatch, conversions, the test context and
+//! the ABI's frame functions.
+
+use std::rc::Rc;
+
+use cosmic_space::{DirectedWave, Properties, Ripple, Signal, Status, Stub, WaveId, wire};
+
+use crate::abi::{self, LogRecord};
+use crate::prelude::*;
+use crate::testing::{TestHost, TestMechtron};
+use crate::{Registration, RouteSelector};
+
+#[mechtron(with(Counter))]
+#[derive(Debug, Default)]
+pub struct Hello {
+    greeted: u64,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Order {
+    item: String,
+    count: u32,
+}
+
+#[handlers]
+impl Hello {
+    #[route("Ext<Hello>")]
+    fn hello(&mut self, ctx: &mut Ctx, name: String) -> Result<String, Error> {
+        self.greeted += 1;
+        ctx.info(format!("greeting {name}"));
+        Ok(format!("Goodbye, {name}!"))
+    }
+
+    #[route("Http<Get>/greet/(?P<who>.*)")]
+    fn greet(&self, ctx: &mut Ctx, req: HttpRequest) -> HttpResponse {
+        let who = ctx.var("who").unwrap_or_default();
+        HttpResponse::ok(format!("Hello, {who}! ({})", req.query.unwrap_or_default()))
+            .with_header("Content-Type", "text/plain")
+    }
+
+    #[route("Ext<Fail>")]
+    fn fail(&self, input: Option<i64>) -> Result<(), Error> {
+        match input {
+            Some(_) => Err(Error::status(StatusCode::BAD_REQUEST, "no numbers")),
+            None => Err(Error::msg("always fails")),
+        }
+    }
+
+    #[route("Ext<Order>")]
+    fn order(&mut self, Json(order): Json<Order>) -> Json<Order> {
+        Json(Order {
+            item: order.item.to_uppercase(),
+            count: order.count * 2,
+        })
+    }
+
+    #[route("Ext<Relay>")]
+    fn relay(&self, ctx: &mut Ctx, to: Point) -> Result<String, Error> {
+        ctx.signal(to.clone(), Method::ext("Note")?, "fyi");
+        let text = ctx.read(to)?;
+        Ok(format!(
+            "{} at {}",
+            text.as_text().unwrap_or_default(),
+            ctx.now()
+        ))
+    }
+
+    #[route("Ext<Whoami>")]
+    #[route("Ext<Me>")]
+    fn whoami(&self, ctx: &mut Ctx) -> String {
+        format!(
+            "{} {}",
+            ctx.point(),
+            ctx.property("greeting").unwrap_or("none")
+        )
+    }
+
+    #[route("Ext<Bytes>")]
+    fn bytes(&self, bytes: Vec<u8>) -> usize {
+        bytes.len()
+    }
+
+    #[route("Ext<Unit>")]
+    fn unit(&mut self) {
+        self.greeted = 100;
+    }
+
+    /// Not a route: left alone.
+    fn helper(&self) -> u64 {
+        self.greeted
+    }
+}
+
+impl IntoReflected for usize {
+    fn into_reflected(self) -> ReflectedCore {
+        ReflectedCore::ok(i64::try_from(self).unwrap_or(i64::MAX))
+    }
+}
+
+#[mechtron(export = false, name = "tally", init = Counter::start)]
+#[derive(Debug)]
+pub struct Counter(i64);
+
+impl Counter {
+    fn start(details: &Details) -> Result<Counter, String> {
+        match details.properties.value("start") {
+            Some(start) => start
+                .parse()
+                .map(Counter)
+                .map_err(|_| format!("bad start {start}")),
+            None => Ok(Counter(0)),
+        }
+    }
+}
+
+#[handlers]
+impl Counter {
+    #[route("Ext<Count>")]
+    fn count(&mut self) -> i64 {
+        self.0 += 1;
+        self.0
+    }
+}
+
+fn text(s: &str) -> Substance {
+    Substance::from(s)
+}
+
+#[test]
+fn routes_dispatch_and_convert() -> Result<(), Error> {
+    let mut hello = TestMechtron::<Hello>::new()?;
+    let answer = hello.ping("Ext<Hello>", "scott");
+    assert_eq!(
+        (answer.status, answer.body),
+        (StatusCode::OK, text("Goodbye, scott!"))
+    );
+    assert_eq!(hello.mechtron().greeted, 1);
+    assert_eq!(hello.mechtron().helper(), 1);
+    assert_eq!(
+        hello.logs(),
+        [(LogLevel::Info, "greeting scott".to_string())]
+    );
+
+    // A body of the wrong kind is a 400 before the handler runs.
+    let answer = hello.ping("Ext<Hello>", 3i64);
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        answer.error_message().as_deref(),
+        Some("expected a Text substance, found Int")
+    );
+    assert_eq!(hello.mechtron().greeted, 1);
+
+    // Path captures, HTTP requests and responses.
+    let answer = hello.request(
+        DirectedCore::new(Method::Http(HttpMethod::Get))
+            .with_path("/greet/ann?x=1")
+            .with_header("Accept", "text/plain"),
+    );
+    // The route sees the path as the wave carries it; the request splits the query off.
+    assert_eq!(
+        answer.body,
+        Substance::Bin(b"Hello, ann?x=1! (x=1)".to_vec())
+    );
+    let answer = hello.get("/greet/ann");
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.headers.get("content-type"), Some("text/plain"));
+    assert_eq!(answer.body, Substance::Bin(b"Hello, ann! ()".to_vec()));
+
+    // Errors: the SDK's keep their status, others are 500.
+    let answer = hello.ping("Ext<Fail>", ());
+    assert_eq!(answer.status, StatusCode::ERROR);
+    assert_eq!(answer.error_message().as_deref(), Some("always fails"));
+    let answer = hello.ping("Ext<Fail>", 1i64);
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer.error_message().as_deref(), Some("no numbers"));
+
+    // Json in and out.
+    let answer = hello.ping("Ext<Order>", r#"{"item":"tea","count":2}"#);
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.body, Substance::json(&serde_json_value("TEA", 4))?);
+    assert_eq!(
+        hello.ping("Ext<Order>", "nope").status,
+        StatusCode::BAD_REQUEST
+    );
+
+    // Several routes on one handler; details and properties.
+    let me = hello.ping("Ext<Me>", ());
+    assert_eq!(me.body, text("localhost:test:hello none"));
+    assert_eq!(hello.ping("Ext<Whoami>", ()).body, me.body);
+
+    assert_eq!(hello.ping("Ext<Bytes>", "four").body, Substance::Int(4));
+    assert_eq!(hello.ping("Ext<Unit>", ()).body, Substance::Empty);
+    assert_eq!(hello.mechtron().greeted, 100);
+    Ok(())
+}
+
+fn serde_json_value(item: &str, count: u32) -> Order {
+    Order {
+        item: item.to_string(),
+        count,
+    }
+}
+
+#[test]
+fn unmatched_waves_get_details_or_404() -> Result<(), Error> {
+    let mut hello = TestMechtron::<Hello>::new()?;
+    let answer = hello.ping("Cmd<Read>", ());
+    match answer.body {
+        Substance::Details(details) => {
+            assert_eq!(details.stub.point.to_string(), "localhost:test:hello")
+        }
+        other => panic!("expected details, got {other:?}"),
+    }
+    let answer = hello.ping("Ext<Nobody>", ());
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        answer.error_message().as_deref(),
+        Some("no route for Ext<Nobody> /")
+    );
+    Ok(())
+}
+
+#[test]
+fn ctx_sends_through_the_host() -> Result<(), Error> {
+    let mut hello = TestMechtron::<Hello>::new()?.answer_pings(|ping| {
+        if ping.core.method == Method::Cmd(cosmic_space::CmdMethod::Read) {
+            ReflectedCore::ok(format!("contents of {}", ping.to))
+        } else {
+            ReflectedCore::not_found()
+        }
+    });
+    hello.host().set_now(42);
+    let answer = hello.ping(
+        "Ext<Relay>",
+        Point::from_str_checked("localhost:repo:file")?,
+    );
+    assert_eq!(
+        answer.body,
+        text("contents of localhost:repo:file@Core at 42")
+    );
+    let sent = hello.sent();
+    assert_eq!(sent.len(), 2);
+    assert!(matches!(&sent[0], DirectedWave::Signal(s) if s.core.body == text("fyi")));
+    let DirectedWave::Ping(read) = &sent[1] else {
+        panic!("expected a Ping, got {:?}", sent[1]);
+    };
+    assert_eq!(read.from.to_string(), "localhost:test:hello@Core");
+    assert!(!read.id.is_nil());
+    assert_ne!(read.id, sent[0].id(), "every wave gets its own id");
+
+    // A failing read surfaces as an error with the target's status.
+    let mut hello = TestMechtron::<Hello>::new()?;
+    let answer = hello.ping("Ext<Relay>", Point::from_str_checked("localhost:gone")?);
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    Ok(())
+}
+
+trait FromStrChecked: Sized {
+    fn from_str_checked(s: &str) -> Result<Self, Error>;
+}
+
+impl FromStrChecked for Point {
+    fn from_str_checked(s: &str) -> Result<Point, Error> {
+        Ok(s.parse()?)
+    }
+}
+
+#[test]
+fn custom_names_and_constructors() -> Result<(), Error> {
+    assert_eq!(<Counter as crate::Mechtron>::NAME, "tally");
+    assert_eq!(<Hello as crate::Mechtron>::NAME, "hello");
+    let mut counter = TestMechtron::<Counter>::new()?;
+    assert_eq!(counter.ping("Ext<Count>", ()).body, Substance::Int(1));
+    assert_eq!(counter.ping("Ext<Count>", ()).body, Substance::Int(2));
+    let mut details = counter.mechtron_details();
+    details.properties.set("start", "10");
+    let mut counter = TestMechtron::<Counter>::with_details(details.clone())?;
+    assert_eq!(counter.ping("Ext<Count>", ()).body, Substance::Int(11));
+    details.properties.set("start", "ten");
+    assert_eq!(
+        TestMechtron::<Counter>::with_details(details).err(),
+        Some(Error::msg("bad start ten"))
+    );
+    Ok(())
+}
+
+impl<M: crate::Mechtron> TestMechtron<M> {
+    fn mechtron_details(&self) -> Details {
+        let mut properties = Properties::new();
+        properties.set(crate::MECHTRON_PROPERTY, M::NAME);
+        Details {
+            stub: Stub {
+                point: "localhost:test:counter"
+                    .parse()
+                    .unwrap_or_else(|_| unreachable!()),
+                kind: Kind::Mechtron,
+                status: Status::Ready,
+            },
+            properties,
+        }
+    }
+}
+
+#[test]
+fn route_selectors_parse_and_select() {
+    let selector =
+        RouteSelector::parse("Http<Get>/greet/(?P<who>[a-z]+)").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(selector.to_string(), "Http<Get>/greet/(?P<who>[a-z]+)");
+    let vars = selector.select(&Method::Http(HttpMethod::Get), "/greet/ann");
+    assert_eq!(
+        vars.and_then(|v| v.get("who").cloned()).as_deref(),
+        Some("ann")
+    );
+    assert_eq!(
+        selector.select(&Method::Http(HttpMethod::Post), "/greet/ann"),
+        None
+    );
+    assert_eq!(
+        selector.select(&Method::Http(HttpMethod::Get), "/greet/Ann"),
+        None
+    );
+    assert!(RouteSelector::parse("*").is_ok_and(|s| s.path.is_none()));
+    let error = RouteSelector::parse("Ext<Hello> x")
+        .err()
+        .map(|e| e.span.start);
+    assert_eq!(error, Some(11));
+}
+
+fn details_for(name: &str) -> Details {
+    let mut properties = Properties::new();
+    properties.set(crate::MECHTRON_PROPERTY, name);
+    Details {
+        stub: Stub {
+            point: "localhost:app:hello"
+                .parse()
+                .unwrap_or_else(|_| unreachable!()),
+            kind: Kind::Mechtron,
+            status: Status::Init,
+        },
+        properties,
+    }
+}
+
+const REGISTRY: &[Registration] = &[Registration::of::<Hello>(), Registration::of::<Counter>()];
+
+#[test]
+fn abi_frames_round_trip_natively() -> Result<(), Error> {
+    let host = Rc::new(TestHost::default());
+
+    // mechtron_init: a Details frame in, a Status frame out.
+    let frame = wire::encode(&details_for("hello"))?;
+    let (guest, status) = abi::init_frame(REGISTRY, &frame, host.clone());
+    assert_eq!(wire::decode::<Status>(&status)?, Status::Ready);
+    let mut guest = guest.ok_or("init made no guest")?;
+
+    // mechtron_handle: a DirectedWave frame (or a bare Ping frame) in, a ReflectedCore out.
+    let ping = cosmic_space::Ping::new(
+        "localhost:cli".parse::<Surface>()?,
+        "localhost:app:hello".parse::<Surface>()?,
+        Method::ext("Hello")?,
+        "scott",
+    )
+    .with_id(WaveId::from_bytes([7; 16]));
+    let out = abi::handle_frame(
+        Some(&mut guest),
+        &wire::encode(&DirectedWave::Ping(ping.clone()))?,
+    )
+    .ok_or("a Ping must be answered")?;
+    assert_eq!(
+        wire::decode::<ReflectedCore>(&out)?.body,
+        text("Goodbye, scott!")
+    );
+    let out = abi::handle_frame(Some(&mut guest), &wire::encode(&ping)?).ok_or("answered")?;
+    assert_eq!(
+        wire::decode::<ReflectedCore>(&out)?.body,
+        text("Goodbye, scott!")
+    );
+    assert_eq!(host.logs().len(), 2);
+
+    // A Signal is absorbed: no answer.
+    let signal = Signal::new(
+        ping.from.clone(),
+        ping.to.clone(),
+        Method::ext("Hello")?,
+        "x",
+    );
+    assert_eq!(
+        abi::handle_frame(
+            Some(&mut guest),
+            &wire::encode(&DirectedWave::Signal(signal))?
+        ),
+        None
+    );
+    assert_eq!(host.logs().len(), 3, "the signal ran the handler");
+
+    // A Ripple is answered like a Ping.
+    let ripple = Ripple::new(
+        ping.from.clone(),
+        ping.to.clone(),
+        Method::ext("Count")?,
+        (),
+    );
+    let out = abi::handle_frame(
+        Some(&mut guest),
+        &wire::encode(&DirectedWave::Ripple(ripple))?,
+    )
+    .ok_or("a Ripple is answered")?;
+    assert_eq!(
+        wire::decode::<ReflectedCore>(&out)?.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Garbage is a 400, not a panic; no guest is a 503.
+    let out = abi::handle_frame(Some(&mut guest), &[0xff, 0x01]).ok_or("answered")?;
+    assert_eq!(
+        wire::decode::<ReflectedCore>(&out)?.status,
+        StatusCode::BAD_REQUEST
+    );
+    let out = abi::handle_frame(None, &wire::encode(&ping)?).ok_or("answered")?;
+    assert_eq!(
+        wire::decode::<ReflectedCore>(&out)?.status,
+        StatusCode::UNAVAILABLE
+    );
+
+    // The second type of the wasm, chosen by name.
+    let frame = wire::encode(&details_for("tally"))?;
+    let (guest, status) = abi::init_frame(REGISTRY, &frame, host.clone());
+    assert_eq!(wire::decode::<Status>(&status)?, Status::Ready);
+    assert!(guest.is_some());
+    Ok(())
+}
+
+#[test]
+fn abi_init_failures_are_fatal() -> Result<(), Error> {
+    let host: Rc<dyn crate::Host> = Rc::new(TestHost::default());
+    let fatal = |frame: &[u8]| -> Result<Status, Error> {
+        let (guest, status) = abi::init_frame(REGISTRY, frame, host.clone());
+        assert!(guest.is_none());
+        Ok(wire::decode::<Status>(&status)?)
+    };
+    assert_eq!(
+        fatal(&wire::encode(&details_for("nobody"))?)?,
+        Status::Fatal("this wasm holds no mechtron named 'nobody' (it holds: hello, tally)".into())
+    );
+    let mut details = details_for("x");
+    details.properties.remove(crate::MECHTRON_PROPERTY);
+    assert_eq!(
+        fatal(&wire::encode(&details)?)?,
+        Status::Fatal(Error::MissingMechtronName.to_string())
+    );
+    assert!(
+        matches!(fatal(&[1, 2, 3])?, Status::Fatal(reason) if reason.starts_with("malformed frame"))
+    );
+    Ok(())
+}
+
+#[test]
+fn buffers_and_log_records() -> Result<(), Error> {
+    let ptr = abi::alloc_buffer(32);
+    assert!(!ptr.is_null());
+    // SAFETY: allocated just above with this length.
+    unsafe { abi::dealloc_buffer(ptr, 32) };
+    let (ptr, len) = abi::into_buffer(vec![1, 2, 3]);
+    // SAFETY: into_buffer hands out exactly `len` readable bytes.
+    assert_eq!(unsafe { std::slice::from_raw_parts(ptr, len) }, &[1, 2, 3]);
+    // SAFETY: from into_buffer with its length.
+    unsafe { abi::dealloc_buffer(ptr, len) };
+    assert!(!abi::alloc_buffer(0).is_null());
+
+    // A log record is the level then the message: the same bytes as the tuple.
+    let record = LogRecord {
+        level: LogLevel::Warn,
+        message: "careful".into(),
+    };
+    assert_eq!(
+        wire::encode(&record)?,
+        wire::encode(&(LogLevel::Warn, "careful"))?
+    );
+    assert_eq!(wire::pack_ptr_len(8, 3), (8u64 << 32) | 3);
+    Ok(())
+}
