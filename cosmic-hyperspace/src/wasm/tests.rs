@@ -37,3 +37,12 @@ fn percentiles() {
     assert_eq!(report.p99_ns, 99);
     assert_eq!(FloorReport::of(&mut []).p50_ns, 0);
 }
+
+#[test]
+fn handles_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<WasmHost>();
+    check::<Guest>();
+    check::<PongReply>();
+    check::<GuestModule>();
+}

@@ -451,6 +451,17 @@ impl WorkerCtx {
         instantiate(&self.engine, self.wire, module, spec)
     }
 
+    /// The first deferred request whose guest is no longer mid-call (never a shutdown).
+    fn ready_deferred(&self) -> Option<Request> {
+        let mut deferred = self.deferred.borrow_mut();
+        let busy = self.busy.borrow();
+        let at = deferred.iter().position(|request| match request {
+            Request::Shutdown | Request::Pong { .. } => false,
+            other => other.guest().is_none_or(|id| !busy.contains(&id)),
+        })?;
+        deferred.remove(at)
+    }
+
     /// Waits for the Pong of `token`, serving other guests meanwhile; `None` if the outbox
     /// dropped the reply, `Err(())` on timeout.
     fn wait_pong(&self, token: u64, deadline: Instant) -> Result<Option<Box<Pong>>, ()> {
@@ -462,6 +473,12 @@ impl WorkerCtx {
             let now = Instant::now();
             if now >= deadline {
                 break Err(());
+            }
+            if self.depth.get() <= self.max_nesting
+                && let Some(request) = self.ready_deferred()
+            {
+                self.serve(request);
+                continue;
             }
             match self.rx.recv_timeout(deadline - now) {
                 Ok(Request::Pong { token: t, pong }) if t == token => break Ok(pong),
