@@ -20,6 +20,7 @@
 //! | [`executor`] | the command language, run for an agent |
 //! | [`security`] | what an agent may do on a point, from the registry |
 //! | [`registry`] | the durable record of the cosmos |
+//! | [`wasm`] | compiling, caching and running mechtron guests in wasmer |
 
 pub mod bundle;
 pub mod control;
@@ -34,6 +35,7 @@ pub mod registry;
 pub mod security;
 pub mod shell;
 pub mod star;
+pub mod wasm;
 
 pub use bundle::{Bundle, BundleEntry, BundleError, BundleFile, BundleLimits};
 pub use control::{ControlError, ControlService, MachineConfig};
