@@ -32,6 +32,11 @@ async fn exec(machine: &Machine, agent: &Agent, line: &str) -> ReflectedCore {
     machine.ping(agent.clone(), ping).await.core
 }
 
+/// The status one command answers with.
+async fn status_of(machine: &Machine, agent: &Agent, line: &str) -> StatusCode {
+    exec(machine, agent, line).await.status
+}
+
 async fn ok(machine: &Machine, line: &str) -> Substance {
     let core = exec(machine, &Agent::HyperUser, line).await;
     assert!(
@@ -55,9 +60,7 @@ async fn commands_create_select_set_get_and_delete() {
         Substance::Point("localhost".parse().unwrap())
     );
     assert_eq!(
-        exec(&machine, &Agent::HyperUser, "create localhost<Space>")
-            .await
-            .status,
+        status_of(&machine, &Agent::HyperUser, "create localhost<Space>").await,
         StatusCode::CONFLICT
     );
     ok(&machine, "create? localhost<Space>").await;
@@ -106,9 +109,7 @@ async fn commands_create_select_set_get_and_delete() {
     };
     assert_eq!(deleted.len(), 3);
     assert_eq!(
-        exec(&machine, &Agent::HyperUser, "get localhost:app")
-            .await
-            .status,
+        status_of(&machine, &Agent::HyperUser, "get localhost:app").await,
         StatusCode::NOT_FOUND
     );
     machine.shutdown().await;
@@ -199,22 +200,22 @@ async fn users_without_grants_get_403_and_change_nothing() {
         "grant +cSd-Rwx on localhost:app+:** to localhost:users:**<User>",
     )
     .await;
-    assert!(exec(&machine, &scott, "get localhost:app").await.is_ok());
     assert!(
-        exec(&machine, &scott, "select localhost:app:**")
+        status_of(&machine, &scott, "get localhost:app")
+            .await
+            .is_ok()
+    );
+    assert!(
+        status_of(&machine, &scott, "select localhost:app:**")
             .await
             .is_ok()
     );
     assert_eq!(
-        exec(&machine, &scott, "create localhost:app:mine<Base>")
-            .await
-            .status,
+        status_of(&machine, &scott, "create localhost:app:mine<Base>").await,
         StatusCode::FORBIDDEN
     );
     assert_eq!(
-        exec(&machine, &scott, "set localhost:app{ +x=y }")
-            .await
-            .status,
+        status_of(&machine, &scott, "set localhost:app{ +x=y }").await,
         StatusCode::FORBIDDEN
     );
     ok(
@@ -223,7 +224,7 @@ async fn users_without_grants_get_403_and_change_nothing() {
     )
     .await;
     assert!(
-        exec(&machine, &scott, "create localhost:app:mine<Base>")
+        status_of(&machine, &scott, "create localhost:app:mine<Base>")
             .await
             .is_ok()
     );
@@ -234,12 +235,12 @@ async fn users_without_grants_get_403_and_change_nothing() {
     )
     .await;
     assert_eq!(
-        exec(&machine, &scott, "get localhost:app").await.status,
+        status_of(&machine, &scott, "get localhost:app").await,
         StatusCode::FORBIDDEN
     );
     // Scott owns what he created.
     assert!(
-        exec(&machine, &scott, "set localhost:app:mine{ +x=y }")
+        status_of(&machine, &scott, "set localhost:app:mine{ +x=y }")
             .await
             .is_ok()
     );
@@ -353,9 +354,7 @@ async fn super_and_privileges_open_exactly_what_they_say() {
 
     // A privilege opens the one property it names, for the one action it names.
     assert_eq!(
-        exec(&machine, &scott, "get localhost:people{ email }")
-            .await
-            .status,
+        status_of(&machine, &scott, "get localhost:people{ email }").await,
         StatusCode::FORBIDDEN
     );
     ok(
@@ -364,30 +363,24 @@ async fn super_and_privileges_open_exactly_what_they_say() {
     )
     .await;
     assert!(
-        exec(&machine, &scott, "get localhost:people{ email }")
+        status_of(&machine, &scott, "get localhost:people{ email }")
             .await
             .is_ok()
     );
     assert_eq!(
-        exec(&machine, &scott, "get localhost:people{ phone }")
-            .await
-            .status,
+        status_of(&machine, &scott, "get localhost:people{ phone }").await,
         StatusCode::FORBIDDEN
     );
     assert_eq!(
-        exec(&machine, &scott, "get localhost:people{ email, phone }")
-            .await
-            .status,
+        status_of(&machine, &scott, "get localhost:people{ email, phone }").await,
         StatusCode::FORBIDDEN
     );
     assert_eq!(
-        exec(&machine, &scott, "get localhost:people").await.status,
+        status_of(&machine, &scott, "get localhost:people").await,
         StatusCode::FORBIDDEN
     );
     assert_eq!(
-        exec(&machine, &scott, "set localhost:people{ +email=x@y.z }")
-            .await
-            .status,
+        status_of(&machine, &scott, "set localhost:people{ +email=x@y.z }").await,
         StatusCode::FORBIDDEN
     );
 
@@ -398,12 +391,12 @@ async fn super_and_privileges_open_exactly_what_they_say() {
     )
     .await;
     assert!(
-        exec(&machine, &admin, "set localhost:people{ +email=x@y.z }")
+        status_of(&machine, &admin, "set localhost:people{ +email=x@y.z }")
             .await
             .is_ok()
     );
     assert!(
-        exec(&machine, &admin, "create localhost:people:bob<Base>")
+        status_of(&machine, &admin, "create localhost:people:bob<Base>")
             .await
             .is_ok()
     );
@@ -417,14 +410,12 @@ async fn super_and_privileges_open_exactly_what_they_say() {
         .is_ok()
     );
     assert!(
-        exec(&machine, &scott, "get localhost:people:bob")
+        status_of(&machine, &scott, "get localhost:people:bob")
             .await
             .is_ok()
     );
     assert_eq!(
-        exec(&machine, &admin, "create localhost:elsewhere<Base>")
-            .await
-            .status,
+        status_of(&machine, &admin, "create localhost:elsewhere<Base>").await,
         StatusCode::FORBIDDEN
     );
     // A grant made by someone without full access where it applies counts for nothing.
