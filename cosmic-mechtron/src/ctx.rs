@@ -6,8 +6,8 @@ use std::fmt;
 use std::rc::Rc;
 
 use cosmic_space::{
-    Agent, CmdMethod, Details, DirectedCore, DirectedWave, Echo, Headers, LogLevel, Method, Ping,
-    Point, Pong, Ripple, RouteVars, Signal, Substance, Surface, WaveId,
+    Agent, CmdMethod, Details, DirectedCore, DirectedWave, Echo, Headers, LogLevel, Logger, Method,
+    Ping, Point, Pong, Ripple, RouteVars, Signal, Substance, Surface, WaveId,
 };
 
 use crate::error::Result;
@@ -39,6 +39,12 @@ pub struct Ctx {
     vars: RouteVars,
     details: Rc<Details>,
     host: Rc<dyn Host>,
+}
+
+impl Logger for Ctx {
+    fn log(&self, level: LogLevel, message: &str) {
+        self.host.log(level, message);
+    }
 }
 
 impl fmt::Debug for Ctx {
@@ -157,36 +163,6 @@ impl Ctx {
     pub fn read(&self, point: impl Into<Surface>) -> Result<Substance> {
         let pong = self.ping(point, Method::Cmd(CmdMethod::Read), ());
         Ok(pong.core.into_result()?)
-    }
-
-    /// Logs `message` at `level` in the host's log.
-    pub fn log(&self, level: LogLevel, message: impl AsRef<str>) {
-        self.host.log(level, message.as_ref());
-    }
-
-    /// Logs at trace level.
-    pub fn trace(&self, message: impl AsRef<str>) {
-        self.log(LogLevel::Trace, message);
-    }
-
-    /// Logs at debug level.
-    pub fn debug(&self, message: impl AsRef<str>) {
-        self.log(LogLevel::Debug, message);
-    }
-
-    /// Logs at info level.
-    pub fn info(&self, message: impl AsRef<str>) {
-        self.log(LogLevel::Info, message);
-    }
-
-    /// Logs at warn level.
-    pub fn warn(&self, message: impl AsRef<str>) {
-        self.log(LogLevel::Warn, message);
-    }
-
-    /// Logs at error level.
-    pub fn error(&self, message: impl AsRef<str>) {
-        self.log(LogLevel::Error, message);
     }
 
     /// The host's wall clock in nanoseconds since the Unix epoch (a guest has no clock of its

@@ -76,6 +76,6 @@ pub mod prelude {
     pub use crate::{Ctx, Error, FromWave, IntoReflected, Json, Result, handlers, mechtron, route};
     pub use cosmic_space::{
         Agent, Details, DirectedCore, HttpMethod, HttpRequest, HttpResponse, Kind, LogLevel,
-        Method, Point, Pong, ReflectedCore, StatusCode, Substance, Surface,
+        Logger, Method, Point, Pong, ReflectedCore, StatusCode, Substance, Surface,
     };
 }

@@ -117,10 +117,51 @@ impl fmt::Display for LogLevel {
     }
 }
 
-/// Where a particle's log lines go (the host's log, through `host_log` for a guest).
+/// Where a particle's log lines go (the host's log, through `host_log` for a guest). Handler
+/// contexts implement it too, so `ctx.info(…)` reads the same everywhere.
 pub trait Logger {
     /// Records `message` at `level`.
     fn log(&self, level: LogLevel, message: &str);
+
+    /// Logs at trace level.
+    fn trace(&self, message: impl AsRef<str>)
+    where
+        Self: Sized,
+    {
+        self.log(LogLevel::Trace, message.as_ref());
+    }
+
+    /// Logs at debug level.
+    fn debug(&self, message: impl AsRef<str>)
+    where
+        Self: Sized,
+    {
+        self.log(LogLevel::Debug, message.as_ref());
+    }
+
+    /// Logs at info level.
+    fn info(&self, message: impl AsRef<str>)
+    where
+        Self: Sized,
+    {
+        self.log(LogLevel::Info, message.as_ref());
+    }
+
+    /// Logs at warn level.
+    fn warn(&self, message: impl AsRef<str>)
+    where
+        Self: Sized,
+    {
+        self.log(LogLevel::Warn, message.as_ref());
+    }
+
+    /// Logs at error level.
+    fn error(&self, message: impl AsRef<str>)
+    where
+        Self: Sized,
+    {
+        self.log(LogLevel::Error, message.as_ref());
+    }
 }
 
 /// Values a route captured from the wave's path (`(?P<who>.*)` captures `who`).
@@ -134,6 +175,12 @@ pub struct Ctx<'a> {
     logger: &'a dyn Logger,
     vars: RouteVars,
     surface: Option<Surface>,
+}
+
+impl Logger for Ctx<'_> {
+    fn log(&self, level: LogLevel, message: &str) {
+        self.logger.log(level, message);
+    }
 }
 
 impl fmt::Debug for Ctx<'_> {
@@ -259,36 +306,6 @@ impl<'a> Ctx<'a> {
         let mut ripple = ripple.with_agent(self.agent().clone());
         ripple.from = self.surface().clone();
         self.transmitter.ripple(ripple)
-    }
-
-    /// Logs `message` at `level`.
-    pub fn log(&self, level: LogLevel, message: impl AsRef<str>) {
-        self.logger.log(level, message.as_ref());
-    }
-
-    /// Logs at trace level.
-    pub fn trace(&self, message: impl AsRef<str>) {
-        self.log(LogLevel::Trace, message);
-    }
-
-    /// Logs at debug level.
-    pub fn debug(&self, message: impl AsRef<str>) {
-        self.log(LogLevel::Debug, message);
-    }
-
-    /// Logs at info level.
-    pub fn info(&self, message: impl AsRef<str>) {
-        self.log(LogLevel::Info, message);
-    }
-
-    /// Logs at warn level.
-    pub fn warn(&self, message: impl AsRef<str>) {
-        self.log(LogLevel::Warn, message);
-    }
-
-    /// Logs at error level.
-    pub fn error(&self, message: impl AsRef<str>) {
-        self.log(LogLevel::Error, message);
     }
 }
 

@@ -105,8 +105,8 @@ pub use wire::{Wire, WireError};
 /// The types most code that sends, routes or answers waves needs.
 pub mod prelude {
     pub use crate::{
-        Agent, Details, DirectedCore, DirectedHandler, DirectedWave, Kind, Method, Ping, Point,
-        Pong, ReflectedCore, ReflectedWave, Selector, Signal, Status, StatusCode, Stub, Substance,
-        Surface, Wave,
+        Agent, Details, DirectedCore, DirectedHandler, DirectedWave, Kind, Logger, Method, Ping,
+        Point, Pong, ReflectedCore, ReflectedWave, Selector, Signal, Status, StatusCode, Stub,
+        Substance, Surface, Wave,
     };
 }
