@@ -7,7 +7,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cosmic_hyperspace::driver::Drivers;
@@ -100,6 +99,32 @@ async fn other_star(machine: &Machine, target: &Point) -> StarHandle {
         .unwrap()
 }
 
+/// One round trip: a `Cmd<Bounce>` from `sender` to `target` as `agent`, which must answer 200.
+fn bounces(
+    sender: StarHandle,
+    target: Point,
+    agent: Agent,
+) -> impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
++ Clone
++ Send
++ Sync
++ 'static {
+    move || {
+        let mut ping = Ping::new(
+            Surface::core(sender.point().clone()),
+            target.clone(),
+            Method::Cmd(CmdMethod::Bounce),
+            (),
+        );
+        ping.agent = agent.clone();
+        let sender = sender.clone();
+        Box::pin(async move {
+            let pong = sender.ping(ping).await;
+            assert_eq!(pong.core.status, StatusCode::OK);
+        })
+    }
+}
+
 fn report(name: &str, figures: &Figures, floor: &Figures) {
     println!(
         "{name:<44} p50 {:>8.2} µs  p99 {:>8.2} µs  {:>9.0} round trips/s   p50 ×{:.1} floor, throughput ×{:.2} floor",
@@ -145,53 +170,14 @@ fn main() {
         let target: Point = "localhost:target".parse().unwrap();
         let sender = other_star(&machine, &target).await;
 
-        let hyper = {
-            let sender = sender.clone();
-            let target = target.clone();
-            measure(move || {
-                let sender = sender.clone();
-                let mut ping = Ping::new(
-                    Surface::core(sender.point().clone()),
-                    target.clone(),
-                    Method::Cmd(CmdMethod::Bounce),
-                    (),
-                );
-                ping.agent = Agent::HyperUser;
-                async move {
-                    let pong = sender.ping(ping).await;
-                    assert_eq!(pong.core.status, StatusCode::OK);
-                }
-            })
-            .await
-        };
-
-        let user = {
-            let sender = sender.clone();
-            let agent = Agent::Point("localhost:users:client".parse().unwrap());
-            measure(move || {
-                let sender = sender.clone();
-                let mut ping = Ping::new(
-                    Surface::core(sender.point().clone()),
-                    target.clone(),
-                    Method::Cmd(CmdMethod::Bounce),
-                    (),
-                );
-                ping.agent = agent.clone();
-                async move {
-                    let pong = sender.ping(ping).await;
-                    assert_eq!(pong.core.status, StatusCode::OK);
-                }
-            })
-            .await
-        };
+        let hyper = measure(bounces(sender.clone(), target.clone(), Agent::HyperUser)).await;
+        let client = Agent::Point("localhost:users:client".parse().unwrap());
+        let user = measure(bounces(sender, target, client)).await;
 
         println!("Ping→Pong across two stars ({SEQUENTIAL} sequential for latency; {THROUGHPUT} with {IN_FLIGHT} in flight for throughput)");
         report("floor: tokio mpsc + oneshot round trip", &floor, &floor);
         report("HyperUser (no access check)", &hyper, &floor);
         report("user agent (access checked by the Field)", &user, &floor);
-        let machine = Arc::new(machine);
-        if let Ok(machine) = Arc::try_unwrap(machine) {
-            machine.shutdown().await;
-        }
+        machine.shutdown().await;
     });
 }

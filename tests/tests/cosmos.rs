@@ -29,6 +29,13 @@ fn hello_bundle() -> Vec<u8> {
     ])
 }
 
+/// A space, a repo, and the hello bundle published in it.
+const SITE: &str = "create localhost<Space>; create localhost:repo<Repo>; \
+                    publish ^[ bundle.zip ]-> localhost:repo:hello:1.0.0";
+
+/// A user base with the user scott (after [`SITE`] or another `create localhost<Space>`).
+const USERS: &str = "create localhost:users<UserBase>; create localhost:users:scott<User>";
+
 fn setup(dir: &Path) -> Server {
     fs::write(dir.join("bundle.zip"), hello_bundle()).unwrap();
     Server::start(&dir.join("home"))
@@ -137,8 +144,7 @@ fn the_spec_script_runs_and_every_answer_is_right() {
     let deleted = exec(&server, dir, "delete! localhost:base");
     assert_eq!(deleted.lines().count(), 3, "{deleted}");
 
-    exec(&server, dir, "create localhost:users<UserBase>");
-    exec(&server, dir, "create localhost:users:scott<User>");
+    exec(&server, dir, USERS);
     exec(&server, dir, "create localhost:users:admin<User>");
     // `localhost:app:**` covers what is below the app; `+` takes the app itself in too.
     let first = exec(
@@ -238,20 +244,13 @@ fn a_restart_finds_every_particle_property_grant_and_artifact() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     let server = setup(dir);
-    exec(&server, dir, "create localhost<Space>");
-    exec(&server, dir, "create localhost:repo<Repo>");
-    exec(
-        &server,
-        dir,
-        "publish ^[ bundle.zip ]-> localhost:repo:hello:1.0.0",
-    );
+    exec(&server, dir, SITE);
     exec(
         &server,
         dir,
         "create localhost:base<Base>{ +color=blue, +@size=big }",
     );
-    exec(&server, dir, "create localhost:users<UserBase>");
-    exec(&server, dir, "create localhost:users:scott<User>");
+    exec(&server, dir, USERS);
     exec(
         &server,
         dir,
@@ -349,15 +348,8 @@ fn a_user_token_without_grants_gets_403_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     let server = setup(dir);
-    exec(&server, dir, "create localhost<Space>");
-    exec(&server, dir, "create localhost:repo<Repo>");
-    exec(
-        &server,
-        dir,
-        "publish ^[ bundle.zip ]-> localhost:repo:hello:1.0.0",
-    );
-    exec(&server, dir, "create localhost:users<UserBase>");
-    exec(&server, dir, "create localhost:users:scott<User>");
+    exec(&server, dir, SITE);
+    exec(&server, dir, USERS);
     exec(&server, dir, "create localhost:base<Base>{ +color=blue }");
     let token = server.run(dir, &["token", "localhost:users:scott"]);
     assert!(token.status.success(), "{}", stderr(&token));
