@@ -26,9 +26,19 @@ use crate::star::StarHandle;
 pub struct Field {
     /// Access decisions, while the registry is unchanged.
     access: security::AccessCache,
-    /// Parsed bind documents by artifact point, with a fingerprint of the bytes they came from
-    /// (artifacts are immutable, but a deleted bundle may be published again).
-    binds: RwLock<HashMap<Point, (u64, Arc<Bind>)>>,
+    /// Parsed bind documents, by the `bind` property that names them.
+    binds: RwLock<HashMap<String, CachedBind>>,
+}
+
+/// A parsed bind and what it was read from. While the registry's generation is unchanged the
+/// document cannot have changed, so the hot path neither reads nor hashes it; after a change
+/// the bytes are read again and reparsed only if their fingerprint differs (artifacts are
+/// immutable, but a deleted bundle may be published again).
+#[derive(Debug)]
+struct CachedBind {
+    generation: Option<u64>,
+    fingerprint: u64,
+    bind: Arc<Bind>,
 }
 
 impl From<SecurityError> for ReflectedCore {
@@ -161,6 +171,13 @@ impl Field {
                 format!("the bind of {} ({value}) is unusable: {why}", record.point),
             )
         };
+        let generation = star.registry().generation();
+        if let Some(cached) = self.binds.read().get(value)
+            && generation.is_some()
+            && cached.generation == generation
+        {
+            return Ok(cached.bind.clone());
+        }
         let bind_point: Point = value.parse().map_err(|e| broken(format!("{e}")))?;
         let bytes = match star.registry().content(&bind_point).await {
             Ok(Some(bytes)) => bytes,
@@ -168,19 +185,31 @@ impl Field {
             Err(err) => return Err(broken(err.to_string())),
         };
         let fingerprint = fingerprint(&bytes);
-        if let Some((seen, bind)) = self.binds.read().get(&bind_point)
-            && *seen == fingerprint
-        {
-            return Ok(bind.clone());
-        }
-        let text = std::str::from_utf8(&bytes).map_err(|_| broken("it is not UTF-8".into()))?;
-        let bind: Arc<Bind> = Arc::new(
-            text.parse::<Bind>()
-                .map_err(|e| broken(format!("\n{}", e.in_file(bind_point.to_string()))))?,
+        let known = self
+            .binds
+            .read()
+            .get(value)
+            .filter(|cached| cached.fingerprint == fingerprint)
+            .map(|cached| cached.bind.clone());
+        let bind = match known {
+            Some(bind) => bind,
+            None => {
+                let text =
+                    std::str::from_utf8(&bytes).map_err(|_| broken("it is not UTF-8".into()))?;
+                Arc::new(
+                    text.parse::<Bind>()
+                        .map_err(|e| broken(format!("\n{}", e.in_file(bind_point.to_string()))))?,
+                )
+            }
+        };
+        self.binds.write().insert(
+            value.to_string(),
+            CachedBind {
+                generation,
+                fingerprint,
+                bind: bind.clone(),
+            },
         );
-        self.binds
-            .write()
-            .insert(bind_point, (fingerprint, bind.clone()));
         Ok(bind)
     }
 }
