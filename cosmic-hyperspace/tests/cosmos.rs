@@ -473,3 +473,119 @@ async fn cached_access_follows_grants_and_revocations() {
         StatusCode::FORBIDDEN
     );
 }
+
+/// Publishes the files `(path, text)` as the bundle `localhost:repo:site:1.0.0`.
+async fn publish_site(machine: &Machine, files: &[(&str, &str)]) {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, text) in files {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let zip = cosmic_hyperspace::bundle::pack(dir.path()).unwrap();
+    let line = "publish ^[ site.zip ]-> localhost:repo:site:1.0.0";
+    let ping = Ping::new(
+        Point::hyperuser(),
+        Point::global_executor(),
+        Method::Cmd(CmdMethod::RawCommand),
+        Substance::RawCommand(RawCommand::new(line).with_transfer("site.zip", zip)),
+    );
+    let pong = machine.ping(Agent::HyperUser, ping).await;
+    assert!(pong.core.is_ok(), "{:?}", pong.core.error_message());
+}
+
+async fn send(machine: &Machine, method: &str, path: &str, body: Substance) -> ReflectedCore {
+    let ping = Ping::new(
+        Point::root(),
+        "localhost:app".parse::<Point>().unwrap(),
+        method.parse().unwrap(),
+        body,
+    )
+    .with_path(path);
+    machine.ping(Agent::HyperUser, ping).await.core
+}
+
+#[tokio::test]
+async fn a_bind_property_routes_forwards_calls_and_filters() {
+    let (_dir, machine) = machine(Drivers::builtin()).await;
+    ok(&machine, "create localhost<Space>").await;
+    ok(&machine, "create localhost:repo<Repo>").await;
+    publish_site(
+        &machine,
+        &[
+            ("html/index.html", "<h1>hi</h1>"),
+            (
+                "bind/app.bind",
+                "Bind(version=1.0.0) {
+                   Route<Http<Get>>/static/(?P<path>.*) -> localhost:repo:site:1.0.0:/html/${path} => &;
+                   Route<Ext<Page>> -> localhost:repo:site:1.0.0:/html/index.html^Cmd<Read> => &;
+                   Route<Ext<Text>> -[ Text ]-> (()) => &;
+                 }",
+            ),
+            ("bind/empty.bind", "Bind(version=1.0.0) { }"),
+        ],
+    )
+    .await;
+    ok(
+        &machine,
+        "create localhost:app<Base>{ +bind=localhost:repo:site:1.0.0:/bind/app.bind }",
+    )
+    .await;
+
+    // Forward, with the captured path variable, to an artifact that answers Http<Get>.
+    let page = send(
+        &machine,
+        "Http<Get>",
+        "/static/index.html",
+        Substance::Empty,
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(page.body, Substance::Bin(b"<h1>hi</h1>".to_vec()));
+    assert_eq!(
+        page.headers.get("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    // A call: a new method on another particle.
+    let called = send(&machine, "Ext<Page>", "/", Substance::Empty).await;
+    assert_eq!(called.body, Substance::Bin(b"<h1>hi</h1>".to_vec()));
+    // The filter answers 400 for the wrong kind of body, and lets Text through to the Core.
+    let wrong = send(&machine, "Ext<Text>", "/", Substance::Bin(vec![1])).await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+    let through = send(&machine, "Ext<Text>", "/", Substance::Text("x".into())).await;
+    assert_eq!(
+        through.status,
+        StatusCode::NOT_FOUND,
+        "the Base's Core does not answer Ext<Text>"
+    );
+    // No route; and Cmd waves take the default pipeline to the Core.
+    assert_eq!(
+        send(&machine, "Http<Get>", "/elsewhere", Substance::Empty)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert!(
+        send(&machine, "Cmd<Read>", "/", Substance::Empty)
+            .await
+            .is_ok()
+    );
+
+    // A new bind takes effect at once.
+    ok(
+        &machine,
+        "set localhost:app{ +bind=localhost:repo:site:1.0.0:/bind/empty.bind }",
+    )
+    .await;
+    assert_eq!(
+        send(
+            &machine,
+            "Http<Get>",
+            "/static/index.html",
+            Substance::Empty
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+}
