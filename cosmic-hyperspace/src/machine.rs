@@ -23,11 +23,12 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::control::{self, ControlError, ControlService, MachineConfig, StarReport, StatusReport};
-use crate::driver::Drivers;
+use crate::driver::{Drivers, MechtronDriver};
 use crate::executor;
 use crate::fabric::{Fabric, LocalFabric};
 use crate::registry::{EmbeddedRegistry, Registration, Registry, RegistryError};
 use crate::star::StarHandle;
+use crate::wasm::{WasmConfig, WasmError, WasmHost};
 
 /// Why a machine could not start.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +47,9 @@ pub enum MachineError {
     /// The endpoint files could not be written.
     #[error(transparent)]
     Control(#[from] ControlError),
+    /// The wasm host could not start (its cache directory, its worker threads).
+    #[error(transparent)]
+    Wasm(#[from] WasmError),
     /// A listening address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -197,7 +201,11 @@ impl Machine {
         for stub in stubs {
             let record = registry.record(&stub.point).await?;
             let placed = record.location.as_ref().is_some_and(|l| live.contains(l));
-            if placed && record.status == Status::Ready {
+            let in_memory = star
+                .drivers()
+                .get(&record.kind)
+                .is_some_and(|driver| driver.keeps_state_in_memory());
+            if placed && record.status == Status::Ready && !in_memory {
                 continue;
             }
             // Failures are recorded on the particle (Fatal with the reason); keep going.
@@ -237,11 +245,24 @@ impl Machine {
         self.inner.ping(agent, ping).await
     }
 
-    /// Starts a machine as `starlane serve` does: opens it in `config.home` with the built-in
+    /// The drivers `starlane serve` runs with: the built-in ones and mechtrons, whose compiled
+    /// modules are cached in `home/cache/wasm`.
+    pub fn standard_drivers(home: &Path) -> Result<Drivers, WasmError> {
+        let host = WasmHost::new(WasmConfig {
+            cache_dir: Some(home.join("cache").join("wasm")),
+            ..WasmConfig::default()
+        })?;
+        let mut drivers = Drivers::builtin();
+        drivers.insert(Arc::new(MechtronDriver::new(host)));
+        Ok(drivers)
+    }
+
+    /// Starts a machine as `starlane serve` does: opens it in `config.home` with the standard
     /// drivers, listens for the control protocol and writes the endpoint files (control
     /// address, HTTP address, the HyperUser's token) into the data directory.
     pub async fn start(config: MachineConfig) -> Result<Machine, MachineError> {
-        let mut machine = Machine::open(&config.home, config.stars, Drivers::builtin()).await?;
+        let drivers = Machine::standard_drivers(&config.home)?;
+        let mut machine = Machine::open(&config.home, config.stars, drivers).await?;
         let listener =
             TcpListener::bind(config.control)
                 .await

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use cosmic_space::{
     Agent, CmdMethod, DirectedWave, HypMethod, Method, Ping, Point, Pong, ReflectedCore,
-    ReflectedWave, RouteSeg, StarKey, Status, StatusCode, Substance, Surface, Wave,
+    ReflectedWave, RouteSeg, Signal, StarKey, Status, StatusCode, Substance, Surface, Wave,
 };
 
 use crate::driver::{DriverCtx, Drivers};
@@ -150,6 +150,22 @@ impl StarHandle {
         };
         self.route(envelope, &ping).await;
         self.inner.shell.wait(exchange).await
+    }
+
+    /// Sends `signal` toward its target and returns at once: nobody waits for an answer, so a
+    /// signal that cannot be delivered is dropped (the id is stamped here if it has none).
+    pub async fn signal(&self, mut signal: Signal) {
+        if signal.id.is_nil() {
+            signal.id = crate::ids::wave_id();
+        }
+        let Ok(to) = self.host_of(&signal.to.point).await else {
+            return;
+        };
+        let envelope = Envelope {
+            from_star: self.inner.key.clone(),
+            wave: Wave::from(signal),
+        };
+        let _ = self.inner.fabric.send(&to, envelope).await;
     }
 
     /// Routes an envelope carrying `ping` to the star that hosts its target (maybe this one),

@@ -6,13 +6,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow};
+use cosmic_hyperspace::driver::{Drivers, MechtronDriver};
+use cosmic_hyperspace::machine::Machine;
 use cosmic_hyperspace::wasm::{
     CacheSource, Guest, GuestModule, GuestOutbox, GuestSpec, PongReply, WasmConfig, WasmError,
     WasmHost,
 };
 use cosmic_space::{
-    Agent, Details, DirectedWave, Kind, Limits, LogLevel, Method, Ping, Point, Pong, ReflectedCore,
-    Status, Stub, Substance, Surface, wire,
+    Agent, CmdMethod, Details, DirectedWave, Kind, Limits, LogLevel, Method, Ping, Point, Pong,
+    RawCommand, ReflectedCore, Status, Stub, Substance, Surface, wire,
 };
 
 /// Offsets in a guest's memory (one page: 64 KiB).
@@ -549,5 +551,162 @@ async fn compiled_modules_are_cached_on_disk() -> Result<()> {
         WasmHost::new(config())?.compile(&wasm)?.source,
         CacheSource::Compiled
     );
+    Ok(())
+}
+
+/// A machine whose Mechtron driver runs guests in `host`, and a bundle
+/// `localhost:repo:guests:1.0.0` holding `files` (path, bytes).
+async fn machine_with_bundle(
+    host: WasmHost,
+    files: &[(&str, Vec<u8>)],
+) -> Result<(tempfile::TempDir, Machine)> {
+    let dir = tempfile::tempdir()?;
+    let mut drivers = Drivers::builtin();
+    drivers.insert(Arc::new(
+        MechtronDriver::new(host).with_log(Arc::new(|_: &Point, _: LogLevel, _: &str| {})),
+    ));
+    let machine = Machine::open(&dir.path().join("home"), 2, drivers).await?;
+    let bundle = dir.path().join("bundle");
+    for (path, bytes) in files {
+        let path = bundle.join(path);
+        std::fs::create_dir_all(path.parent().context("a parent")?)?;
+        std::fs::write(path, bytes)?;
+    }
+    let zip = cosmic_hyperspace::bundle::pack(&bundle)?;
+    command(&machine, "create localhost<Space>", None).await?;
+    command(&machine, "create localhost:repo<Repo>", None).await?;
+    command(
+        &machine,
+        "publish ^[ guests.zip ]-> localhost:repo:guests:1.0.0",
+        Some(zip),
+    )
+    .await?;
+    Ok((dir, machine))
+}
+
+/// Runs a command line as HyperUser (with `zip` as its transfer) and returns the answer.
+async fn command(machine: &Machine, line: &str, zip: Option<Vec<u8>>) -> Result<ReflectedCore> {
+    let mut raw = RawCommand::new(line);
+    if let Some(zip) = zip {
+        raw = raw.with_transfer("guests.zip", zip);
+    }
+    let ping = Ping::new(
+        Point::hyperuser(),
+        Point::global_executor(),
+        Method::Cmd(CmdMethod::RawCommand),
+        Substance::RawCommand(raw),
+    );
+    let core = machine.ping(Agent::HyperUser, ping).await.core;
+    match core.is_ok() {
+        true => Ok(core),
+        false => Err(anyhow!(
+            "{line}: {} {:?}",
+            core.status,
+            core.error_message()
+        )),
+    }
+}
+
+fn mechtron_doc(wasm: &str, name: &str) -> Vec<u8> {
+    format!("Mechtron(version=1.0.0) {{ Wasm {{ +bin=${{bundle}}:/wasm/{wasm}; +name={name}; }} }}")
+        .into_bytes()
+}
+
+#[tokio::test]
+async fn the_mechtron_driver_runs_guests_and_restarts_broken_ones() -> Result<()> {
+    let (reply, mark) = reply_template(8)?;
+    // Counts, and traps on the second call.
+    let trapper = guest(
+        &format!(
+            "(i64.store (i32.const {COUNTER_AT}) (i64.add (i64.load (i32.const {COUNTER_AT})) (i64.const 1)))
+             (if (i64.eq (i64.load (i32.const {COUNTER_AT})) (i64.const 2)) (then unreachable))
+             (i64.store (i32.const {at}) (i64.load (i32.const {COUNTER_AT})))
+             (call $pack (i32.const {REPLY_AT}) (i32.const {len}))",
+            at = REPLY_AT + mark,
+            len = reply.len(),
+        ),
+        &data(REPLY_AT, &reply),
+    )?;
+    let (_dir, machine) = machine_with_bundle(
+        host(1)?,
+        &[
+            ("wasm/counter.wasm", counter_guest()?),
+            ("wasm/trapper.wasm", trapper),
+            (
+                "config/counter.mechtron",
+                mechtron_doc("counter.wasm", "counter"),
+            ),
+            (
+                "config/trapper.mechtron",
+                mechtron_doc("trapper.wasm", "counter"),
+            ),
+            (
+                "config/nowasm.mechtron",
+                mechtron_doc("missing.wasm", "counter"),
+            ),
+        ],
+    )
+    .await?;
+    let config = "localhost:repo:guests:1.0.0:/config";
+    command(
+        &machine,
+        &format!("create localhost:counter<Mechtron>{{ +config={config}/counter.mechtron }}"),
+        None,
+    )
+    .await?;
+    command(
+        &machine,
+        &format!("create localhost:trapper<Mechtron>{{ +config={config}/trapper.mechtron }}"),
+        None,
+    )
+    .await?;
+    let send = |name: &str| {
+        let ping = ping_to(name);
+        let machine = &machine;
+        async move { Ok::<_, anyhow::Error>(machine.ping(Agent::HyperUser, ping?).await.core) }
+    };
+    // State lives as long as the particle.
+    for expected in 1..=3 {
+        assert_eq!(count_of(&send("counter").await?)?, expected);
+    }
+    // A trap answers 500 for its wave; the guest restarts in the background with fresh state.
+    assert_eq!(count_of(&send("trapper").await?)?, 1);
+    let failed = send("trapper").await?;
+    assert_eq!(failed.status.as_u16(), 500);
+    assert!(
+        failed
+            .error_message()
+            .unwrap_or_default()
+            .contains("trapped"),
+        "{failed:?}"
+    );
+    let mut after = send("trapper").await?;
+    for _ in 0..100 {
+        if after.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        after = send("trapper").await?;
+    }
+    assert_eq!(count_of(&after)?, 1);
+    // Every other particle kept working.
+    assert_eq!(count_of(&send("counter").await?)?, 4);
+    // A mechtron whose wasm is missing is refused, with the reason, and registers nothing.
+    let refused = command(
+        &machine,
+        &format!("create localhost:broken<Mechtron>{{ +config={config}/nowasm.mechtron }}"),
+        None,
+    )
+    .await;
+    let message = format!("{:?}", refused.err());
+    assert!(message.contains("missing.wasm"), "{message}");
+    assert_eq!(
+        command(&machine, "select localhost:broken", None)
+            .await?
+            .body,
+        Substance::List(vec![])
+    );
+    let missing = command(&machine, "create localhost:bare<Mechtron>", None).await;
+    assert!(format!("{:?}", missing.err()).contains("config"));
     Ok(())
 }

@@ -16,9 +16,11 @@ use crate::star::StarHandle;
 
 mod artifact;
 mod basic;
+mod mechtron;
 
 pub use artifact::{ArtifactDriver, content_type};
 pub use basic::BasicDriver;
+pub use mechtron::{CONFIG_PROPERTY, GuestLog, MechtronDriver, RestartPolicy};
 
 /// What a driver may use while it works: the registry and its star (to send waves).
 #[derive(Clone)]
@@ -64,6 +66,13 @@ pub trait Driver: Send + Sync + 'static {
         _record: &ParticleRecord,
     ) -> Result<Status, DriverError> {
         Ok(Status::Ready)
+    }
+
+    /// Whether particles of this kind live partly in this process's memory (a running
+    /// guest), so that a restarted machine must bring them to life again even though the
+    /// registry records them Ready.
+    fn keeps_state_in_memory(&self) -> bool {
+        false
     }
 
     /// Answers a Ping that the Field let through to the particle's Core.
