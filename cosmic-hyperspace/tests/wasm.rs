@@ -89,6 +89,22 @@ fn counter_guest() -> Result<Vec<u8>> {
     )
 }
 
+/// Counts like [`counter_guest`], but traps on the second call.
+fn trapper_guest() -> Result<Vec<u8>> {
+    let (reply, mark) = reply_template(8)?;
+    guest(
+        &format!(
+            "(i64.store (i32.const {COUNTER_AT}) (i64.add (i64.load (i32.const {COUNTER_AT})) (i64.const 1)))
+             (if (i64.eq (i64.load (i32.const {COUNTER_AT})) (i64.const 2)) (then unreachable))
+             (i64.store (i32.const {at}) (i64.load (i32.const {COUNTER_AT})))
+             (call $pack (i32.const {REPLY_AT}) (i32.const {len}))",
+            at = REPLY_AT + mark,
+            len = reply.len(),
+        ),
+        &data(REPLY_AT, &reply),
+    )
+}
+
 fn count_of(core: &ReflectedCore) -> Result<i64> {
     match &core.body {
         Substance::Bin(bytes) => Ok(i64::from_le_bytes(
@@ -233,19 +249,7 @@ async fn an_endless_loop_runs_out_of_fuel_and_breaks_only_its_guest() -> Result<
 #[tokio::test]
 async fn a_trap_fails_the_call_and_restart_recovers() -> Result<()> {
     let host = host(1)?;
-    let (reply, mark) = reply_template(8)?;
-    // Traps on the second call; counts otherwise.
-    let module = host.compile(&guest(
-        &format!(
-            "(i64.store (i32.const {COUNTER_AT}) (i64.add (i64.load (i32.const {COUNTER_AT})) (i64.const 1)))
-             (if (i64.eq (i64.load (i32.const {COUNTER_AT})) (i64.const 2)) (then unreachable))
-             (i64.store (i32.const {at}) (i64.load (i32.const {COUNTER_AT})))
-             (call $pack (i32.const {REPLY_AT}) (i32.const {len}))",
-            at = REPLY_AT + mark,
-            len = reply.len(),
-        ),
-        &data(REPLY_AT, &reply),
-    )?)?;
+    let module = host.compile(&trapper_guest()?)?;
     let guest = started(&host, &module.module, "trapper", Limits::default()).await?;
     assert_eq!(count_of(&guest.handle(&ping_to("trapper")?).await?)?, 1);
     let error = guest.handle(&ping_to("trapper")?).await.err();
@@ -614,24 +618,11 @@ fn mechtron_doc(wasm: &str, name: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn the_mechtron_driver_runs_guests_and_restarts_broken_ones() -> Result<()> {
-    let (reply, mark) = reply_template(8)?;
-    // Counts, and traps on the second call.
-    let trapper = guest(
-        &format!(
-            "(i64.store (i32.const {COUNTER_AT}) (i64.add (i64.load (i32.const {COUNTER_AT})) (i64.const 1)))
-             (if (i64.eq (i64.load (i32.const {COUNTER_AT})) (i64.const 2)) (then unreachable))
-             (i64.store (i32.const {at}) (i64.load (i32.const {COUNTER_AT})))
-             (call $pack (i32.const {REPLY_AT}) (i32.const {len}))",
-            at = REPLY_AT + mark,
-            len = reply.len(),
-        ),
-        &data(REPLY_AT, &reply),
-    )?;
     let (_dir, machine) = machine_with_bundle(
         host(1)?,
         &[
             ("wasm/counter.wasm", counter_guest()?),
-            ("wasm/trapper.wasm", trapper),
+            ("wasm/trapper.wasm", trapper_guest()?),
             (
                 "config/counter.mechtron",
                 mechtron_doc("counter.wasm", "counter"),
