@@ -196,7 +196,8 @@ pub mod wasm {
     use std::rc::Rc;
 
     use cosmic_space::{
-        DirectedWave, Echo, LogLevel, Ping, Pong, ReflectedCore, Ripple, Signal, StatusCode, wire,
+        DirectedWave, Echo, LogLevel, Logger, Ping, Pong, ReflectedCore, Ripple, Signal,
+        StatusCode, Transmitter, wire,
     };
 
     use super::{Guest, LogRecord, alloc_buffer, dealloc_buffer, into_buffer};
@@ -239,7 +240,7 @@ pub mod wasm {
         }
     }
 
-    impl Host for WasmHost {
+    impl Transmitter for WasmHost {
         fn ping(&self, ping: Ping) -> Pong {
             let wave = DirectedWave::Ping(ping);
             let answer = self.send(&wave);
@@ -266,7 +267,9 @@ pub mod wasm {
                 _ => Vec::new(),
             }
         }
+    }
 
+    impl Logger for WasmHost {
         fn log(&self, level: LogLevel, message: &str) {
             let record = LogRecord {
                 level,
@@ -277,7 +280,9 @@ pub mod wasm {
                 unsafe { host_log(frame.as_ptr() as u32, frame.len() as u32) };
             }
         }
+    }
 
+    impl Host for WasmHost {
         fn now(&self) -> u64 {
             // SAFETY: no arguments.
             unsafe { host_now() }

@@ -7,22 +7,15 @@ use std::rc::Rc;
 
 use cosmic_space::{
     Agent, CmdMethod, Details, DirectedCore, DirectedWave, Echo, Headers, LogLevel, Logger, Method,
-    Ping, Point, Pong, Ripple, RouteVars, Signal, Substance, Surface, WaveId,
+    Ping, Point, Pong, Ripple, RouteVars, Signal, Substance, Surface, Transmitter, WaveId,
 };
 
 use crate::error::Result;
 
-/// The services a guest takes from its host: sending waves, logging, the clock and random
-/// bytes. Inside wasm this is the `cosmic` import module (SPEC §11.3).
-pub trait Host {
-    /// Sends `ping` and returns its Pong (the host answers every Ping, 408 on timeout).
-    fn ping(&self, ping: Ping) -> Pong;
-    /// Sends `signal`; nothing comes back.
-    fn signal(&self, signal: Signal);
-    /// Sends `ripple` and returns the Echoes its bounce-back rule asks for.
-    fn ripple(&self, ripple: Ripple) -> Vec<Echo>;
-    /// Records `message` at `level` in the host's log.
-    fn log(&self, level: LogLevel, message: &str);
+/// The services a guest takes from its host: sending waves ([`Transmitter`], the Universal
+/// API's contract), logging ([`Logger`]), the clock and random bytes. Inside wasm this is the
+/// `cosmic` import module (SPEC §11.3); natively, [`crate::testing`]'s recording fake.
+pub trait Host: Transmitter + Logger {
     /// The wall clock: nanoseconds since the Unix epoch.
     fn now(&self) -> u64;
     /// Fills `buf` with random bytes.

@@ -30,8 +30,9 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use cosmic_space::{
-    Agent, Details, DirectedCore, DirectedWave, Echo, HttpMethod, Kind, LogLevel, Method, Ping,
-    Point, Pong, Properties, ReflectedCore, Ripple, Signal, Status, Stub, Substance, Surface,
+    Agent, Details, DirectedCore, DirectedWave, Echo, HttpMethod, Kind, LogLevel, Logger, Method,
+    Ping, Point, Pong, Properties, ReflectedCore, Ripple, Signal, Status, Stub, Substance, Surface,
+    Transmitter,
 };
 
 use crate::ctx::{Ctx, Host};
@@ -95,7 +96,7 @@ impl TestHost {
     }
 }
 
-impl Host for TestHost {
+impl Transmitter for TestHost {
     fn ping(&self, ping: Ping) -> Pong {
         self.sent
             .borrow_mut()
@@ -112,11 +113,15 @@ impl Host for TestHost {
         self.sent.borrow_mut().push(DirectedWave::Ripple(ripple));
         Vec::new()
     }
+}
 
+impl Logger for TestHost {
     fn log(&self, level: LogLevel, message: &str) {
         self.logs.borrow_mut().push((level, message.to_string()));
     }
+}
 
+impl Host for TestHost {
     fn now(&self) -> u64 {
         self.now.get()
     }
