@@ -36,7 +36,7 @@ use crate::registry::{ParticleRecord, Registry};
 use crate::security;
 use crate::star::StarHandle;
 use crate::wasm::{
-    Guest, GuestOutbox, GuestSpec, MECHTRON_PROPERTY, PongReply, WasmError, WasmHost,
+    CacheSource, Guest, GuestOutbox, GuestSpec, MECHTRON_PROPERTY, PongReply, WasmError, WasmHost,
 };
 
 /// The property of a Mechtron particle that names its `.mechtron` document.
@@ -176,6 +176,23 @@ impl MechtronDriver {
             .await
             .map_err(|e| format!("compiling {wasm_point} was interrupted: {e}"))?
             .map_err(|e| format!("{wasm_point}: {e}"))?;
+        let source = match compiled.source {
+            CacheSource::Memory => "already loaded",
+            CacheSource::Disk => "loaded from the disk cache",
+            CacheSource::Compiled => "compiled (not cached yet)",
+        };
+        (self.log)(
+            &record.point,
+            LogLevel::Info,
+            &format!("module of {wasm_point} {source}"),
+        );
+        if let Some(error) = &compiled.cache_error {
+            (self.log)(
+                &record.point,
+                LogLevel::Warn,
+                &format!("the compiled module could not be cached: {error}"),
+            );
+        }
         let outbox = Arc::new(StarOutbox {
             star: ctx.star.clone(),
             runtime: tokio::runtime::Handle::current(),
