@@ -1,4 +1,4 @@
-//! The `hello` mechtron: answers `Ext<Hello>` with a greeting (SPEC §11.1).
+//! The `hello` mechtron: answers `Ext<Hello>` with a greeting.
 
 use cosmic_mechtron::prelude::*;
 

@@ -242,8 +242,6 @@ mod exports {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-
     use cosmic_space::{DirectedCore, LogLevel, Method, Point, StatusCode, Surface};
 
     use super::*;
