@@ -95,13 +95,8 @@ fn build_wasm(dir: &Path) -> anyhow::Result<PathBuf> {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
-    let bytes = std::fs::copy(&wasm, &bundled).with_context(|| {
-        format!(
-            "cannot copy {} to {}",
-            wasm.display(),
-            bundled.display()
-        )
-    })?;
+    let bytes = std::fs::copy(&wasm, &bundled)
+        .with_context(|| format!("cannot copy {} to {}", wasm.display(), bundled.display()))?;
     println!(
         "{} ({}, from {})",
         bundled.display(),

@@ -73,7 +73,10 @@ pub(crate) fn scaffold(name: &str, sdk: &Path) -> anyhow::Result<Vec<(String, St
         ("Cargo.toml".to_string(), cargo_toml(name, sdk)?),
         ("src/lib.rs".to_string(), lib_rs(name)),
         (format!("bundle/bind/{name}.bind"), bind_document(name)),
-        (format!("bundle/config/{name}.mechtron"), mechtron_document(name)),
+        (
+            format!("bundle/config/{name}.mechtron"),
+            mechtron_document(name),
+        ),
         (
             ".gitignore".to_string(),
             "/target\n/bundle.zip\n/bundle/wasm/\n".to_string(),
@@ -152,7 +155,10 @@ mod tests {{
         let mut mechtron = TestMechtron::<{ty}>::new()?;
         let answer = mechtron.ping("Ext<Hello>", "world");
         assert_eq!(answer.body, Substance::from("Goodbye, world!"));
-        assert_eq!(mechtron.logs(), [(LogLevel::Info, "greeting world".to_string())]);
+        assert_eq!(
+            mechtron.logs(),
+            [(LogLevel::Info, "greeting world".to_string())]
+        );
         Ok(())
     }}
 }}
@@ -460,16 +466,27 @@ mod tests {
             assert!(check_name(good).is_ok(), "{good}");
         }
         for bad in [
-            "", "Hello", "my_app", "2fast", "-hello", "hello-", "a--b", "héllo", "hello world",
+            "",
+            "Hello",
+            "my_app",
+            "2fast",
+            "-hello",
+            "hello-",
+            "a--b",
+            "héllo",
+            "hello world",
         ] {
             let error = check_name(bad).unwrap_err().to_string();
-            assert!(error.contains("is not a valid mechtron name"), "{bad}: {error}");
+            assert!(
+                error.contains("is not a valid mechtron name"),
+                "{bad}: {error}"
+            );
         }
-        assert!(check_name("fn").unwrap_err().to_string().contains("keyword"));
-        assert!(check_name("test").unwrap_err().to_string().contains("reserved"));
-        assert!(check_name("proc-macro").unwrap_err().to_string().contains("reserved"));
-        let ctx = check_name("ctx").unwrap_err().to_string();
-        assert!(ctx.contains("`Ctx`"), "{ctx}");
+        let refusal = |name: &str| check_name(name).unwrap_err().to_string();
+        assert!(refusal("fn").contains("keyword"));
+        assert!(refusal("test").contains("reserved"));
+        assert!(refusal("proc-macro").contains("reserved"));
+        assert!(refusal("ctx").contains("`Ctx`"));
         assert!(check_name("log-level").is_err());
     }
 
@@ -517,10 +534,15 @@ mod tests {
         assert!(sdk.ends_with("cosmic-mechtron"));
         let cli = Path::new(env!("CARGO_MANIFEST_DIR"));
         let error = sdk_dir(Some(cli)).unwrap_err().to_string();
-        assert!(error.contains("is not the cosmic-mechtron package"), "{error}");
+        assert!(
+            error.contains("is not the cosmic-mechtron package"),
+            "{error}"
+        );
         let error = sdk_dir(Some(&cli.join("src"))).unwrap_err().to_string();
         assert!(error.contains("has no Cargo.toml"), "{error}");
-        let error = sdk_dir(Some(&cli.join("no-such-dir"))).unwrap_err().to_string();
+        let error = sdk_dir(Some(&cli.join("no-such-dir")))
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("does not exist"), "{error}");
     }
 

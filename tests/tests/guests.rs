@@ -5,7 +5,9 @@
 
 use std::io::Read;
 
-use tests::{FIXTURE_CONFIGS, fixtures_bundle, guest_wasm, starlane, stderr, stdout, workspace_root};
+use tests::{
+    FIXTURE_CONFIGS, fixtures_bundle, guest_wasm, starlane, stderr, stdout, workspace_root,
+};
 
 /// The exports and imports (`module.field`) of a wasm module, read from its export and import
 /// sections (no wasm tooling needed).
@@ -55,7 +57,11 @@ impl Reader<'_> {
 }
 
 fn interface(wasm: &[u8]) -> Interface {
-    assert_eq!(&wasm[..8], b"\0asm\x01\0\0\0", "not a wasm module, version 1");
+    assert_eq!(
+        &wasm[..8],
+        b"\0asm\x01\0\0\0",
+        "not a wasm module, version 1"
+    );
     let mut reader = Reader { bytes: wasm, at: 8 };
     let mut interface = Interface {
         exports: Vec::new(),
@@ -161,7 +167,11 @@ fn the_fixture_documents_check_clean() {
     let out = starlane(&workspace_root(), &args);
     assert!(out.status.success(), "{}", stderr(&out));
     for file in &files {
-        assert!(stdout(&out).contains(&format!("{file}: ok")), "{}", stdout(&out));
+        assert!(
+            stdout(&out).contains(&format!("{file}: ok")),
+            "{}",
+            stdout(&out)
+        );
     }
 }
 

@@ -26,7 +26,10 @@ mod tests {
         let mut mechtron = TestMechtron::<Hello>::new()?;
         let answer = mechtron.ping("Ext<Hello>", "world");
         assert_eq!(answer.body, Substance::from("Goodbye, world!"));
-        assert_eq!(mechtron.logs(), [(LogLevel::Info, "greeting world".to_string())]);
+        assert_eq!(
+            mechtron.logs(),
+            [(LogLevel::Info, "greeting world".to_string())]
+        );
         Ok(())
     }
 }

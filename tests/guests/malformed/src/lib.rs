@@ -213,9 +213,7 @@ mod exports {
             // A well-placed buffer of bytes that decode as nothing.
             Misbehaviour::Garbage => give(GARBAGE),
             // A real buffer, in bounds, but one byte over the frame limit.
-            Misbehaviour::TooLong => {
-                wire::pack_ptr_len(too_long_buffer(), TOO_LONG)
-            }
+            Misbehaviour::TooLong => wire::pack_ptr_len(too_long_buffer(), TOO_LONG),
             // The host must refuse the frame (by failing the call); if it ever answered, the
             // answer is a buffer of ours to free.
             Misbehaviour::SendGarbage => {
@@ -293,7 +291,10 @@ mod tests {
 
     #[test]
     fn the_valid_frames_decode() {
-        assert_eq!(wire::decode::<Status>(&ready_frame()).unwrap(), Status::Ready);
+        assert_eq!(
+            wire::decode::<Status>(&ready_frame()).unwrap(),
+            Status::Ready
+        );
         let core = wire::decode::<ReflectedCore>(&core_frame(&ReflectedCore::ok("fine"))).unwrap();
         assert_eq!(core.status, StatusCode::OK);
         assert_eq!(core.body.as_text(), Some("fine"));
