@@ -3,7 +3,8 @@
 //! `serve` runs a cosmos on this machine; `exec`, `script`, `send`, `status` and `token` drive
 //! a running one over the control protocol (`cosmic_hyperspace::control`), finding it through
 //! `--server`/`--token`, `STARLANE_SERVER`/`STARLANE_TOKEN`, or the data directory the server
-//! writes its address and token into; `check` checks documents offline.
+//! writes its address and token into; `check` checks documents offline; `new` scaffolds a
+//! mechtron crate and `bundle` builds and packs it.
 //!
 //! Exit status: 0 when everything succeeded, 1 otherwise (the error on standard error), 2 for
 //! a command line that does not parse.
@@ -17,6 +18,7 @@ use cosmic_space::ParseError;
 mod bundle;
 mod check;
 mod exec;
+mod new;
 mod output;
 mod progress;
 mod remote;
@@ -50,7 +52,10 @@ enum Command {
     Status(status::StatusArgs),
     /// Issue a token that acts as a user (HyperUser only).
     Token(status::TokenArgs),
-    /// Pack a bundle directory (DIR/bundle, or DIR) into DIR/bundle.zip for `publish`.
+    /// Scaffold a mechtron crate NAME/ that builds as-is (Cargo.toml, src/lib.rs, bundle/).
+    New(new::NewArgs),
+    /// Build a mechtron crate's wasm (if DIR has a Cargo.toml) and pack its bundle directory
+    /// (DIR/bundle, or DIR) into DIR/bundle.zip for `publish`.
     Bundle(bundle::BundleArgs),
     /// Check scripts, bind and mechtron documents, or single expressions, and print them in
     /// canonical form.
@@ -67,6 +72,7 @@ fn main() -> ExitCode {
         Command::Send(args) => send::send(args, home),
         Command::Status(args) => status::status(args, home),
         Command::Token(args) => status::token(args, home),
+        Command::New(args) => new::new(args),
         Command::Bundle(args) => bundle::bundle(args),
         Command::Check(args) => check::run(args),
     };

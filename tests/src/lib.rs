@@ -1,6 +1,6 @@
 //! End-to-end tests of Starlane. The tests in `tests/` run the real `starlane` binary the way an
-//! operator would; this library holds what they share: building and locating the binary, and
-//! running it.
+//! operator would; this library holds what they share: building and locating the binary,
+//! running it, and the guest fixtures (real wasm, built by `build.rs` from `tests/guests/`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -35,6 +35,14 @@ pub fn starlane_bin() -> &'static Path {
         assert!(status.success(), "building the starlane binary failed");
         target_dir().join(format!("starlane{}", std::env::consts::EXE_SUFFIX))
     })
+}
+
+/// The target directory the tests were built into (`target`, or `CARGO_TARGET_DIR`): the
+/// parent of [`target_dir`]. Tests keep their persistent build products under it.
+pub fn target_root() -> PathBuf {
+    let mut dir = target_dir();
+    dir.pop();
+    dir
 }
 
 /// The directory cargo puts this profile's binaries in (`target/debug`).
@@ -204,4 +212,67 @@ pub fn zip(files: &[(&str, &[u8])]) -> Vec<u8> {
         .finish()
         .unwrap_or_else(|e| panic!("zip: {e}"))
         .into_inner()
+}
+
+/// The wasm of the guest crate `name` (`guest_fixtures` or `guest_malformed`), built for
+/// `wasm32-unknown-unknown` by `build.rs`.
+pub fn guest_wasm(name: &str) -> PathBuf {
+    Path::new(env!("STARLANE_GUEST_WASM_DIR")).join(format!("{name}.wasm"))
+}
+
+/// The `.mechtron` documents of the fixtures bundle (file name, text): one per mechtron type
+/// of `guest_fixtures.wasm`, and one for `guest_malformed.wasm`.
+pub const FIXTURE_CONFIGS: [(&str, &str); 5] = [
+    (
+        "hello.mechtron",
+        include_str!("../guests/bundle/config/hello.mechtron"),
+    ),
+    (
+        "counter.mechtron",
+        include_str!("../guests/bundle/config/counter.mechtron"),
+    ),
+    (
+        "pinger.mechtron",
+        include_str!("../guests/bundle/config/pinger.mechtron"),
+    ),
+    (
+        "troublemaker.mechtron",
+        include_str!("../guests/bundle/config/troublemaker.mechtron"),
+    ),
+    (
+        "malformed.mechtron",
+        include_str!("../guests/bundle/config/malformed.mechtron"),
+    ),
+];
+
+/// The fixtures bundle as a zip: `wasm/guest_fixtures.wasm`, `wasm/guest_malformed.wasm` and
+/// `config/{hello,counter,pinger,troublemaker,malformed}.mechtron`. Published as
+/// `localhost:repo:fixtures:1.0.0`, a mechtron is created with e.g.
+/// `+config=localhost:repo:fixtures:1.0.0:/config/counter.mechtron`.
+pub fn fixtures_bundle() -> Vec<u8> {
+    let read = |name: &str| {
+        let path = guest_wasm(name);
+        std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+    };
+    let fixtures = read("guest_fixtures");
+    let malformed = read("guest_malformed");
+    let configs: Vec<(String, &[u8])> = FIXTURE_CONFIGS
+        .iter()
+        .map(|(name, text)| (format!("config/{name}"), text.as_bytes()))
+        .collect();
+    let mut files: Vec<(&str, &[u8])> = vec![
+        ("wasm/guest_fixtures.wasm", &fixtures),
+        ("wasm/guest_malformed.wasm", &malformed),
+    ];
+    files.extend(configs.iter().map(|(name, bytes)| (name.as_str(), *bytes)));
+    zip(&files)
+}
+
+/// Writes [`fixtures_bundle`] to `dir/bundle.zip` (ready for `publish ^[ bundle.zip ]-> …`)
+/// and returns its path.
+pub fn write_fixtures_bundle(dir: &Path) -> PathBuf {
+    let path = dir.join("bundle.zip");
+    std::fs::write(&path, fixtures_bundle())
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    path
 }
