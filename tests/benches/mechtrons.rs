@@ -20,40 +20,23 @@ use cosmic_space::{Agent, CmdMethod, Method, Ping, Point, RawCommand, Substance,
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
-const CONFIG: &str = "localhost:repo:guests:1.0.0:/config";
+const CONFIG: &str = "localhost:repo:fixtures:1.0.0:/config";
 
 fn fixtures_wasm() -> Result<Vec<u8>> {
-    let dir = Path::new(env!("STARLANE_GUEST_WASM_DIR"));
-    Ok(std::fs::read(dir.join("guest_fixtures.wasm"))?)
+    Ok(std::fs::read(tests::guest_wasm("guest_fixtures"))?)
 }
 
 /// A machine on a fresh data directory, with the fixtures published as
-/// `localhost:repo:guests:1.0.0`.
-async fn machine(home: &Path) -> Result<Machine> {
+/// `localhost:repo:fixtures:1.0.0`.
+async fn fixtures_machine(home: &Path) -> Result<Machine> {
     let drivers = Machine::standard_drivers(home)?;
     let machine = Machine::open(home, 2, drivers).await?;
-    let bundle = tempfile::tempdir()?;
-    std::fs::create_dir_all(bundle.path().join("wasm"))?;
-    std::fs::create_dir_all(bundle.path().join("config"))?;
-    std::fs::write(
-        bundle.path().join("wasm/guest_fixtures.wasm"),
-        fixtures_wasm()?,
-    )?;
-    for name in ["hello", "counter"] {
-        std::fs::write(
-            bundle.path().join(format!("config/{name}.mechtron")),
-            format!(
-                "Mechtron(version=1.0.0) {{ Wasm {{ +bin=${{bundle}}:/wasm/guest_fixtures.wasm; +name={name}; }} }}"
-            ),
-        )?;
-    }
-    let zip = cosmic_hyperspace::bundle::pack(bundle.path())?;
     command(&machine, "create localhost<Space>", None).await?;
     command(&machine, "create localhost:repo<Repo>", None).await?;
     command(
         &machine,
-        "publish ^[ guests.zip ]-> localhost:repo:guests:1.0.0",
-        Some(zip),
+        "publish ^[ bundle.zip ]-> localhost:repo:fixtures:1.0.0",
+        Some(tests::fixtures_bundle()),
     )
     .await?;
     Ok(machine)
@@ -62,7 +45,7 @@ async fn machine(home: &Path) -> Result<Machine> {
 async fn command(machine: &Machine, line: &str, zip: Option<Vec<u8>>) -> Result<()> {
     let mut raw = RawCommand::new(line);
     if let Some(zip) = zip {
-        raw = raw.with_transfer("guests.zip", zip);
+        raw = raw.with_transfer("bundle.zip", zip);
     }
     let ping = Ping::new(
         Point::hyperuser(),
@@ -206,7 +189,7 @@ async fn create_to_ready(machine: &Machine) -> Result<()> {
     let mut misses = Vec::new();
     for _ in 0..5 {
         let home = tempfile::tempdir()?;
-        let cold = machine(home.path()).await?;
+        let cold = fixtures_machine(home.path()).await?;
         let start = Instant::now();
         command(&cold, &create_line("localhost:cold", "counter"), None).await?;
         misses.push(u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX));
@@ -284,7 +267,7 @@ fn main() -> Result<()> {
     runtime.block_on(async {
         let floor = floor()?;
         let home = tempfile::tempdir()?;
-        let machine = Arc::new(machine(home.path()).await?);
+        let machine = Arc::new(fixtures_machine(home.path()).await?);
         if !quick {
             ping_pong(&machine, &floor).await?;
             create_to_ready(&machine).await?;

@@ -276,3 +276,58 @@ pub fn write_fixtures_bundle(dir: &Path) -> PathBuf {
         .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
     path
 }
+
+/// Runs `starlane ARGS` in `dir` with the environment changes `envs` (`None` removes), and
+/// without what a test run sets for its own compilation (so builds it starts are clean).
+pub fn starlane_with(dir: &Path, args: &[&str], envs: &[(&str, Option<&str>)]) -> Output {
+    let mut command = Command::new(starlane_bin());
+    command.args(args).current_dir(dir);
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_BUILD_TARGET",
+    ] {
+        command.env_remove(var);
+    }
+    for (name, value) in envs {
+        match value {
+            Some(value) => command.env(name, value),
+            None => command.env_remove(name),
+        };
+    }
+    command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run starlane: {e}"))
+}
+
+/// `starlane new NAME` in `parent`, which must succeed, with the workspace's `Cargo.lock`
+/// copied into the new crate (its builds then resolve offline, to the versions CI tested).
+/// Returns the crate's directory.
+pub fn scaffold(parent: &Path, name: &str) -> PathBuf {
+    let out = starlane(parent, &["new", name]);
+    assert!(
+        out.status.success(),
+        "starlane new {name}: {}",
+        stderr(&out)
+    );
+    let dir = parent.join(name);
+    std::fs::copy(workspace_root().join("Cargo.lock"), dir.join("Cargo.lock"))
+        .unwrap_or_else(|e| panic!("cannot copy Cargo.lock into {}: {e}", dir.display()));
+    dir
+}
+
+/// `starlane bundle` in a scaffolded crate: offline, into a target directory kept between
+/// runs (`<target>/scaffold`), so a re-run is incremental.
+pub fn bundle_scaffold(dir: &Path) -> Output {
+    let target = target_root().join("scaffold").display().to_string();
+    starlane_with(
+        dir,
+        &["bundle"],
+        &[
+            ("CARGO_TARGET_DIR", Some(&target)),
+            ("CARGO_NET_OFFLINE", Some("true")),
+        ],
+    )
+}

@@ -6,15 +6,15 @@ use std::path::Path;
 
 use tests::{Server, stderr, stdout};
 
-/// The space, the repo, and the fixtures published as `localhost:repo:guests:1.0.0`.
+/// The space, the repo, and the fixtures published as `localhost:repo:fixtures:1.0.0`.
 fn setup(dir: &Path) -> Server {
-    std::fs::write(dir.join("guests.zip"), tests::fixtures_bundle()).unwrap_or_else(|e| panic!("{e}"));
+    tests::write_fixtures_bundle(dir);
     let server = Server::start(&dir.join("home"));
     exec(
         &server,
         dir,
         "create localhost<Space>; create localhost:repo<Repo>; \
-         publish ^[ guests.zip ]-> localhost:repo:guests:1.0.0",
+         publish ^[ bundle.zip ]-> localhost:repo:fixtures:1.0.0",
     );
     server
 }
@@ -37,7 +37,7 @@ fn create(server: &Server, dir: &Path, point: &str, config: &str) {
         server,
         dir,
         &format!(
-            "create {point}<Mechtron>{{ +config=localhost:repo:guests:1.0.0:/config/{config}.mechtron }}"
+            "create {point}<Mechtron>{{ +config=localhost:repo:fixtures:1.0.0:/config/{config}.mechtron }}"
         ),
     );
 }
@@ -69,12 +69,27 @@ fn state_survives_across_waves() {
     let server = setup(dir.path());
     create(&server, dir.path(), "localhost:counter", "counter");
     for expected in ["1", "2", "3"] {
-        let out = send(&server, dir.path(), &["localhost:counter", "Ext<Count>"], true);
+        let out = send(
+            &server,
+            dir.path(),
+            &["localhost:counter", "Ext<Count>"],
+            true,
+        );
         assert_eq!(body(&out), expected, "{out}");
     }
-    let out = send(&server, dir.path(), &["localhost:counter", "Ext<Get>"], true);
+    let out = send(
+        &server,
+        dir.path(),
+        &["localhost:counter", "Ext<Get>"],
+        true,
+    );
     assert_eq!(body(&out), "3", "{out}");
-    let out = send(&server, dir.path(), &["localhost:hello-nobody", "Ext<Get>"], false);
+    let out = send(
+        &server,
+        dir.path(),
+        &["localhost:hello-nobody", "Ext<Get>"],
+        false,
+    );
     assert!(out.contains("404"), "{out}");
     server.stop();
 }
@@ -87,33 +102,72 @@ fn mechtron_pings_pass_the_field_as_the_mechtron() {
     create(&server, dir.path(), "localhost:pinger", "pinger");
     create(&server, dir.path(), "localhost:counter", "counter");
     // The pinger acts as itself, and nobody granted it anything.
-    let out = send(&server, dir.path(), &["localhost:pinger", "Ext<Ping>", "localhost:hello"], true);
+    let out = send(
+        &server,
+        dir.path(),
+        &["localhost:pinger", "Ext<Ping>", "localhost:hello"],
+        true,
+    );
     assert!(body(&out).starts_with("403 "), "{out}");
     exec(
         &server,
         dir.path(),
         "grant +csd-rwX on localhost:hello to localhost:pinger",
     );
-    let out = send(&server, dir.path(), &["localhost:pinger", "Ext<Ping>", "localhost:hello"], true);
+    let out = send(
+        &server,
+        dir.path(),
+        &["localhost:pinger", "Ext<Ping>", "localhost:hello"],
+        true,
+    );
     assert_eq!(body(&out), "200 Goodbye, pinger!", "{out}");
     // A grant on one particle opens that one only.
-    exec(&server, dir.path(), "create localhost:hello-2<Mechtron>{ +config=localhost:repo:guests:1.0.0:/config/hello.mechtron }");
-    let out = send(&server, dir.path(), &["localhost:pinger", "Ext<Ping>", "localhost:hello-2"], true);
+    exec(
+        &server,
+        dir.path(),
+        "create localhost:hello-2<Mechtron>{ +config=localhost:repo:fixtures:1.0.0:/config/hello.mechtron }",
+    );
+    let out = send(
+        &server,
+        dir.path(),
+        &["localhost:pinger", "Ext<Ping>", "localhost:hello-2"],
+        true,
+    );
     assert!(body(&out).starts_with("403 "), "{out}");
     // Signals are checked the same way: without a grant the counter does not move.
-    send(&server, dir.path(), &["localhost:pinger", "Ext<Signal>", "localhost:counter"], true);
+    send(
+        &server,
+        dir.path(),
+        &["localhost:pinger", "Ext<Signal>", "localhost:counter"],
+        true,
+    );
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let out = send(&server, dir.path(), &["localhost:counter", "Ext<Get>"], true);
+    let out = send(
+        &server,
+        dir.path(),
+        &["localhost:counter", "Ext<Get>"],
+        true,
+    );
     assert_eq!(body(&out), "0", "{out}");
     exec(
         &server,
         dir.path(),
         "grant +csd-rwX on localhost:counter to localhost:pinger",
     );
-    send(&server, dir.path(), &["localhost:pinger", "Ext<Signal>", "localhost:counter"], true);
+    send(
+        &server,
+        dir.path(),
+        &["localhost:pinger", "Ext<Signal>", "localhost:counter"],
+        true,
+    );
     let mut seen = String::new();
     for _ in 0..50 {
-        seen = send(&server, dir.path(), &["localhost:counter", "Ext<Get>"], true);
+        seen = send(
+            &server,
+            dir.path(),
+            &["localhost:counter", "Ext<Get>"],
+            true,
+        );
         if body(&seen) == "1" {
             break;
         }
@@ -125,7 +179,13 @@ fn mechtron_pings_pass_the_field_as_the_mechtron() {
 
 /// Sends a wave that makes a guest misbehave, with a wait time of one second: a 500 (not the
 /// 408 the Shell gives when nothing answers in time) shows the host answered within it.
-fn fails_within_a_second(server: &Server, dir: &Path, point: &str, method: &str, path: Option<&str>) {
+fn fails_within_a_second(
+    server: &Server,
+    dir: &Path,
+    point: &str,
+    method: &str,
+    path: Option<&str>,
+) {
     let mut args = vec![point, method, "--wait", "1"];
     if let Some(path) = path {
         args.extend_from_slice(&["--path", path]);
@@ -142,11 +202,21 @@ fn misbehaving_guests_fail_their_wave_and_nothing_else() {
     create(&server, dir.path(), "localhost:trouble", "troublemaker");
     create(&server, dir.path(), "localhost:malformed", "malformed");
     let healthy = |server: &Server| {
-        let out = send(server, dir.path(), &["localhost:hello", "Ext<Hello>", "world"], true);
+        let out = send(
+            server,
+            dir.path(),
+            &["localhost:hello", "Ext<Hello>", "world"],
+            true,
+        );
         assert_eq!(body(&out), "Goodbye, world!", "{out}");
     };
     for method in ["Ext<Loop>", "Ext<Panic>", "Ext<Hog>"] {
-        send(&server, dir.path(), &["localhost:trouble", "Ext<Count>"], true);
+        send(
+            &server,
+            dir.path(),
+            &["localhost:trouble", "Ext<Count>"],
+            true,
+        );
         fails_within_a_second(&server, dir.path(), "localhost:trouble", method, None);
         healthy(&server);
         // The troublemaker was restarted: it answers again, with its state started over.
@@ -159,16 +229,48 @@ fn misbehaving_guests_fail_their_wave_and_nothing_else() {
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        assert_eq!(body(&out), "1", "{method}: the restarted guest counts from zero");
+        assert_eq!(
+            body(&out),
+            "1",
+            "{method}: the restarted guest counts from zero"
+        );
     }
-    for path in ["/out-of-bounds", "/garbage", "/too-long", "/log-out-of-bounds"] {
-        fails_within_a_second(&server, dir.path(), "localhost:malformed", "Ext<Go>", Some(path));
+    for path in [
+        "/out-of-bounds",
+        "/garbage",
+        "/too-long",
+        "/log-out-of-bounds",
+    ] {
+        fails_within_a_second(
+            &server,
+            dir.path(),
+            "localhost:malformed",
+            "Ext<Go>",
+            Some(path),
+        );
         healthy(&server);
     }
-    // A garbage frame to host_send is refused to the guest; the guest itself carries on.
-    let out = send(&server, dir.path(), &["localhost:malformed", "Ext<Go>", "--path", "/send-garbage"], true);
-    assert_eq!(body(&out), "sent", "{out}");
-    let out = send(&server, dir.path(), &["localhost:malformed", "Ext<Go>", "--path", "/ok"], true);
+    // A garbage frame handed to host_send fails the guest's call (and restarts it).
+    fails_within_a_second(
+        &server,
+        dir.path(),
+        "localhost:malformed",
+        "Ext<Go>",
+        Some("/send-garbage"),
+    );
+    healthy(&server);
+    let mut out = String::new();
+    for _ in 0..50 {
+        let attempt = server.run(
+            dir.path(),
+            &["send", "localhost:malformed", "Ext<Go>", "--path", "/ok"],
+        );
+        out = stdout(&attempt);
+        if attempt.status.success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     assert_eq!(body(&out), "fine", "{out}");
     server.stop();
 }
@@ -179,7 +281,12 @@ fn a_restart_brings_mechtrons_back_from_the_module_cache() {
     let server = setup(dir.path());
     create(&server, dir.path(), "localhost:hello", "hello");
     create(&server, dir.path(), "localhost:counter", "counter");
-    send(&server, dir.path(), &["localhost:counter", "Ext<Count>"], true);
+    send(
+        &server,
+        dir.path(),
+        &["localhost:counter", "Ext<Count>"],
+        true,
+    );
     let home = server.home().to_path_buf();
     server.stop();
     let log = home.with_extension("log");
@@ -187,10 +294,20 @@ fn a_restart_brings_mechtrons_back_from_the_module_cache() {
     let server = Server::start(&home);
     let out = exec(&server, dir.path(), "select localhost:*<Mechtron>");
     assert!(out.contains("localhost:hello"), "{out}");
-    let out = send(&server, dir.path(), &["localhost:hello", "Ext<Hello>", "again"], true);
+    let out = send(
+        &server,
+        dir.path(),
+        &["localhost:hello", "Ext<Hello>", "again"],
+        true,
+    );
     assert_eq!(body(&out), "Goodbye, again!", "{out}");
     // Memory is not persisted: the counter starts over in its new guest.
-    let out = send(&server, dir.path(), &["localhost:counter", "Ext<Count>"], true);
+    let out = send(
+        &server,
+        dir.path(),
+        &["localhost:counter", "Ext<Count>"],
+        true,
+    );
     assert_eq!(body(&out), "1", "{out}");
     let printed = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(
@@ -204,10 +321,14 @@ fn a_restart_brings_mechtrons_back_from_the_module_cache() {
 fn the_walkthrough_greets_the_world() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let crate_dir = tests::scaffold(dir.path(), "hello");
-    let out = tests::starlane(&crate_dir, &["bundle"]);
+    let out = tests::bundle_scaffold(&crate_dir);
     assert!(out.status.success(), "{}", stderr(&out));
     let server = Server::start(&dir.path().join("home"));
-    exec(&server, &crate_dir, "create localhost<Space>; create localhost:repo<Repo>");
+    exec(
+        &server,
+        &crate_dir,
+        "create localhost<Space>; create localhost:repo<Repo>",
+    );
     exec(
         &server,
         &crate_dir,
@@ -218,7 +339,10 @@ fn the_walkthrough_greets_the_world() {
         &crate_dir,
         "create localhost:hello<Mechtron>{ +config=localhost:repo:hello:1.0.0:/config/hello.mechtron }",
     );
-    let out = server.run(&crate_dir, &["send", "localhost:hello", "Ext<Hello>", "world"]);
+    let out = server.run(
+        &crate_dir,
+        &["send", "localhost:hello", "Ext<Hello>", "world"],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(body(&stdout(&out)), "Goodbye, world!");
     server.stop();

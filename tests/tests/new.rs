@@ -7,63 +7,8 @@
 use std::fs;
 use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Output};
 
-use tests::{starlane, starlane_bin, stderr, stdout, target_root, workspace_root};
-
-/// Runs `starlane ARGS` in `dir` with the environment changes `envs` (`None` removes).
-fn starlane_with(dir: &Path, args: &[&str], envs: &[(&str, Option<&str>)]) -> Output {
-    let mut command = Command::new(starlane_bin());
-    command.args(args).current_dir(dir);
-    // What a test run sets for its own compilation must not reach the builds it starts.
-    for var in [
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "RUSTC_WRAPPER",
-        "RUSTC_WORKSPACE_WRAPPER",
-        "CARGO_BUILD_TARGET",
-    ] {
-        command.env_remove(var);
-    }
-    for (name, value) in envs {
-        match value {
-            Some(value) => command.env(name, value),
-            None => command.env_remove(name),
-        };
-    }
-    command.output().unwrap()
-}
-
-/// `starlane new NAME` in `parent`, which must succeed.
-fn scaffold(parent: &Path, name: &str) {
-    let out = starlane(parent, &["new", name]);
-    assert!(
-        out.status.success(),
-        "starlane new {name}: {}",
-        stderr(&out)
-    );
-}
-
-/// The environment of a scaffold's build: offline (the workspace's Cargo.lock is copied in)
-/// and into a target directory kept between runs, so a re-run is incremental.
-fn scaffold_build_env() -> Vec<(&'static str, Option<String>)> {
-    vec![
-        (
-            "CARGO_TARGET_DIR",
-            Some(target_root().join("scaffold").display().to_string()),
-        ),
-        ("CARGO_NET_OFFLINE", Some("true".to_string())),
-    ]
-}
-
-fn bundle_built(dir: &Path) -> Output {
-    let envs = scaffold_build_env();
-    let envs: Vec<(&str, Option<&str>)> = envs
-        .iter()
-        .map(|(name, value)| (*name, value.as_deref()))
-        .collect();
-    starlane_with(dir, &["bundle"], &envs)
-}
+use tests::{bundle_scaffold, scaffold, starlane, starlane_with, stderr, stdout, workspace_root};
 
 fn zip_entries(path: &Path) -> Vec<(String, Vec<u8>)> {
     let mut archive = zip::ZipArchive::new(fs::File::open(path).unwrap()).unwrap();
@@ -244,12 +189,7 @@ fn new_then_bundle_makes_a_bundle_with_the_wasm() {
     let temp = tempfile::tempdir().unwrap();
     scaffold(temp.path(), "my-greeter");
     let crate_dir = temp.path().join("my-greeter");
-    fs::copy(
-        workspace_root().join("Cargo.lock"),
-        crate_dir.join("Cargo.lock"),
-    )
-    .unwrap();
-    let out = bundle_built(&crate_dir);
+    let out = bundle_scaffold(&crate_dir);
     assert!(
         out.status.success(),
         "starlane bundle: {}\n{}",
@@ -280,13 +220,8 @@ fn bundle_reports_a_failed_build_and_writes_no_zip() {
     let temp = tempfile::tempdir().unwrap();
     scaffold(temp.path(), "broken");
     let crate_dir = temp.path().join("broken");
-    fs::copy(
-        workspace_root().join("Cargo.lock"),
-        crate_dir.join("Cargo.lock"),
-    )
-    .unwrap();
     fs::write(crate_dir.join("src/lib.rs"), "this is not rust\n").unwrap();
-    let out = bundle_built(&crate_dir);
+    let out = bundle_scaffold(&crate_dir);
     assert_eq!(out.status.code(), Some(1));
     let said = stderr(&out);
     assert!(
