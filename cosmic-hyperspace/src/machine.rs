@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::control::{self, ControlError, ControlService, MachineConfig, StarReport, StatusReport};
-use crate::driver::{Drivers, MechtronDriver};
+use crate::driver::{Drivers, GuestLog, MechtronDriver, stderr_log};
 use crate::executor;
 use crate::fabric::{Fabric, LocalFabric};
 use crate::registry::{EmbeddedRegistry, Registration, Registry, RegistryError};
@@ -246,14 +246,14 @@ impl Machine {
     }
 
     /// The drivers `starlane serve` runs with: the built-in ones and mechtrons, whose compiled
-    /// modules are cached in `home/cache/wasm`.
-    pub fn standard_drivers(home: &Path) -> Result<Drivers, WasmError> {
+    /// modules are cached in `home/cache/wasm` and whose log lines go to `log`.
+    pub fn standard_drivers(home: &Path, log: GuestLog) -> Result<Drivers, WasmError> {
         let host = WasmHost::new(WasmConfig {
             cache_dir: Some(home.join("cache").join("wasm")),
             ..WasmConfig::default()
         })?;
         let mut drivers = Drivers::builtin();
-        drivers.insert(Arc::new(MechtronDriver::new(host)));
+        drivers.insert(Arc::new(MechtronDriver::new(host).with_log(log)));
         Ok(drivers)
     }
 
@@ -261,7 +261,7 @@ impl Machine {
     /// drivers, listens for the control protocol and writes the endpoint files (control
     /// address, HTTP address, the HyperUser's token) into the data directory.
     pub async fn start(config: MachineConfig) -> Result<Machine, MachineError> {
-        let drivers = Machine::standard_drivers(&config.home)?;
+        let drivers = Machine::standard_drivers(&config.home, stderr_log())?;
         let mut machine = Machine::open(&config.home, config.stars, drivers).await?;
         let listener =
             TcpListener::bind(config.control)

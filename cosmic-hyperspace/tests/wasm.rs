@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow};
-use cosmic_hyperspace::driver::{Drivers, MechtronDriver};
+use cosmic_hyperspace::driver::{Drivers, MechtronDriver, quiet_log};
 use cosmic_hyperspace::machine::Machine;
 use cosmic_hyperspace::wasm::{
     CacheSource, Guest, GuestModule, GuestOutbox, GuestSpec, PongReply, WasmConfig, WasmError,
@@ -566,9 +566,7 @@ async fn machine_with_bundle(
 ) -> Result<(tempfile::TempDir, Machine)> {
     let dir = tempfile::tempdir()?;
     let mut drivers = Drivers::builtin();
-    drivers.insert(Arc::new(
-        MechtronDriver::new(host).with_log(Arc::new(|_: &Point, _: LogLevel, _: &str| {})),
-    ));
+    drivers.insert(Arc::new(MechtronDriver::new(host).with_log(quiet_log())));
     let machine = Machine::open(&dir.path().join("home"), 2, drivers).await?;
     let bundle = dir.path().join("bundle");
     for (path, bytes) in files {

@@ -45,6 +45,19 @@ pub const CONFIG_PROPERTY: &str = "config";
 /// Where guests' log lines go: `(mechtron, level, message)`.
 pub type GuestLog = Arc<dyn Fn(&Point, LogLevel, &str) + Send + Sync>;
 
+/// A [`GuestLog`] that prints each line on standard error as `LEVEL point: message` (what
+/// `starlane serve` does).
+pub fn stderr_log() -> GuestLog {
+    Arc::new(|point: &Point, level: LogLevel, message: &str| {
+        eprintln!("{level} {point}: {message}");
+    })
+}
+
+/// A [`GuestLog`] that drops every line (benchmarks, tests).
+pub fn quiet_log() -> GuestLog {
+    Arc::new(|_: &Point, _: LogLevel, _: &str| {})
+}
+
 /// When a broken guest is restarted and when it is given up on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RestartPolicy {
@@ -109,9 +122,7 @@ impl MechtronDriver {
             bind: Arc::new(bind),
             policy: RestartPolicy::default(),
             send_timeout: Duration::from_secs(30),
-            log: Arc::new(|point: &Point, level: LogLevel, message: &str| {
-                eprintln!("{level} {point}: {message}");
-            }),
+            log: stderr_log(),
             live: RwLock::new(HashMap::new()),
         }
     }

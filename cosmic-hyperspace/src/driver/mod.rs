@@ -20,7 +20,9 @@ mod mechtron;
 
 pub use artifact::{ArtifactDriver, content_type};
 pub use basic::BasicDriver;
-pub use mechtron::{CONFIG_PROPERTY, GuestLog, MechtronDriver, RestartPolicy};
+pub use mechtron::{
+    CONFIG_PROPERTY, GuestLog, MechtronDriver, RestartPolicy, quiet_log, stderr_log,
+};
 
 /// What a driver may use while it works: the registry and its star (to send waves).
 #[derive(Clone)]

@@ -100,14 +100,20 @@ impl Tunables for GuestTunables {
     unsafe fn create_vm_memory(
         &self,
         ty: &MemoryType,
-        style: &MemoryStyle,
+        _compiled_for: &MemoryStyle,
         vm_definition_location: NonNull<VMMemoryDefinition>,
     ) -> Result<VMMemory, MemoryError> {
         let ty = Self::capped(ty)?;
+        // Compiled code is for a dynamic memory (it reads base and length from the definition on
+        // every access, so it runs on either style). A dynamic memory that grows past its
+        // reservation moves, copying — and so touching — every page it had; a guest whose
+        // allocator grows memory once would then have all of it resident. Created static, the
+        // memory reserves its address space up front (no RSS, no overcommit charge while
+        // inaccessible) and grows in place, so only pages a guest touches cost memory.
         // SAFETY: the caller's contract (a valid, owned definition location) is passed on.
         unsafe {
             self.base
-                .create_vm_memory(&ty, style, vm_definition_location)
+                .create_vm_memory(&ty, &MemoryStyle::Static, vm_definition_location)
         }
     }
 

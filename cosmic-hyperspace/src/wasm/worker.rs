@@ -92,6 +92,8 @@ impl Export {
 struct WorkerHandle {
     tx: Sender<Request>,
     guests: Arc<AtomicUsize>,
+    /// Calls sent to the worker and not yet answered.
+    calls: Arc<AtomicUsize>,
 }
 
 /// The worker threads of a host.
@@ -135,7 +137,11 @@ impl Pool {
                     })
                 })
                 .map_err(|e| WasmError::Setup(format!("starting a wasm worker: {e}")))?;
-            workers.push(WorkerHandle { tx, guests });
+            workers.push(WorkerHandle {
+                tx,
+                guests,
+                calls: Arc::new(AtomicUsize::new(0)),
+            });
         }
         Ok(Pool { workers, wire })
     }
@@ -187,6 +193,26 @@ impl Drop for Pool {
     }
 }
 
+/// Counts a call as in flight on its worker until dropped (also when the caller gives up).
+struct InFlight<'a> {
+    calls: &'a AtomicUsize,
+    /// Whether it was the only call in flight when it started.
+    alone: bool,
+}
+
+impl<'a> InFlight<'a> {
+    fn enter(calls: &'a AtomicUsize) -> InFlight<'a> {
+        let alone = calls.fetch_add(1, Ordering::AcqRel) == 0;
+        InFlight { calls, alone }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.calls.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// One live guest instance: its state survives between calls. Dropping it frees the instance.
 pub struct Guest {
     id: u64,
@@ -202,17 +228,37 @@ impl std::fmt::Debug for Guest {
 
 impl Guest {
     async fn call(&self, export: Export, frame: Vec<u8>) -> Result<Option<Vec<u8>>, WasmError> {
-        let (reply, answer) = oneshot::channel();
-        self.worker
-            .tx
-            .send(Request::Call {
-                id: self.id,
-                export,
-                frame,
-                reply,
-            })
-            .map_err(|_| WasmError::Closed)?;
-        answer.await.map_err(|_| WasmError::Closed)?
+        let (reply, mut answer) = oneshot::channel();
+        let in_flight = InFlight::enter(&self.worker.calls);
+        let sent = self.worker.tx.send(Request::Call {
+            id: self.id,
+            export,
+            frame,
+            reply,
+        });
+        let result = match sent {
+            Err(_) => Err(WasmError::Closed),
+            // The only call on its worker: the answer usually comes within microseconds, so
+            // poll for it briefly instead of parking this thread at once (see [`SPIN`]).
+            Ok(()) if in_flight.alone => {
+                let start = Instant::now();
+                loop {
+                    match answer.try_recv() {
+                        Ok(result) => break result,
+                        Err(oneshot::error::TryRecvError::Closed) => break Err(WasmError::Closed),
+                        Err(oneshot::error::TryRecvError::Empty) if start.elapsed() < SPIN => {
+                            std::hint::spin_loop();
+                        }
+                        Err(oneshot::error::TryRecvError::Empty) => {
+                            break (&mut answer).await.map_err(|_| WasmError::Closed)?;
+                        }
+                    }
+                }
+            }
+            Ok(()) => answer.await.map_err(|_| WasmError::Closed)?,
+        };
+        drop(in_flight);
+        result
     }
 
     /// Runs the guest's `mechtron_init` with `details` (whose properties should name the
@@ -350,7 +396,7 @@ fn run_worker(ctx: WorkerCtx) {
         let deferred = ctx.deferred.borrow_mut().pop_front();
         let request = match deferred {
             Some(request) => request,
-            None => match ctx.rx.recv() {
+            None => match receive(&ctx.rx) {
                 Ok(request) => request,
                 Err(_) => break,
             },
@@ -361,6 +407,24 @@ fn run_worker(ctx: WorkerCtx) {
         ctx.serve(request);
     }
     ctx.slots.borrow_mut().clear();
+}
+
+/// How long a thread that expects an answer soon spins before it sleeps. Waking a sleeping
+/// thread costs tens of microseconds on a quiet machine — more than a whole guest call — so a
+/// worker that has just answered, and a caller that has just asked, poll briefly first.
+const SPIN: Duration = Duration::from_micros(30);
+
+/// The next request: polled for [`SPIN`], then waited for.
+fn receive(rx: &Receiver<Request>) -> Result<Request, mpsc::RecvError> {
+    let start = Instant::now();
+    loop {
+        match rx.try_recv() {
+            Ok(request) => return Ok(request),
+            Err(mpsc::TryRecvError::Disconnected) => return Err(mpsc::RecvError),
+            Err(mpsc::TryRecvError::Empty) if start.elapsed() < SPIN => std::hint::spin_loop(),
+            Err(mpsc::TryRecvError::Empty) => return rx.recv(),
+        }
+    }
 }
 
 impl WorkerCtx {
