@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use cosmic_hyperspace::wasm::{
-    FloorReport, Guest, GuestOutbox, GuestSpec, PongReply, WasmConfig, WasmHost,
+    FloorReport, Guest, GuestOutbox, GuestSpec, PongReply, WasmConfig, WasmHost, footprint,
 };
 use cosmic_space::{
     Details, DirectedWave, Kind, Limits, LogLevel, Method, Ping, Point, ReflectedCore, Status,
@@ -67,22 +67,6 @@ fn counter_guest() -> Result<Vec<u8>, Box<dyn std::error::Error>> {
         reply_data = data(2048, &reply),
     );
     Ok(wat::parse_str(&text)?)
-}
-
-fn proc_status() -> (u64, usize) {
-    let rss_kib = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|n| n.parse().ok())
-        })
-        .unwrap_or(0);
-    let maps = std::fs::read_to_string("/proc/self/maps")
-        .map(|s| s.lines().count())
-        .unwrap_or(0);
-    (rss_kib, maps)
 }
 
 fn spec(n: usize) -> Result<GuestSpec, Box<dyn std::error::Error>> {
@@ -199,7 +183,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     drop(guests);
 
     // Create → Ready from the cached module, and the cost of idle guests.
-    let (rss0, maps0) = proc_status();
+    let (rss0, maps0) = footprint();
     let mut live = Vec::new();
     let mut create = Vec::new();
     for n in 0..10_000 {
@@ -213,7 +197,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
         live.push(g);
         if live.len() == 1_000 || live.len() == 10_000 {
-            let (rss, maps) = proc_status();
+            let (rss, maps) = footprint();
             println!(
                 "{} idle guests: VmRSS +{:.1} MiB ({:.1} KiB/guest), mappings +{} ({:.2}/guest)",
                 live.len(),

@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use cosmic_hyperspace::driver::quiet_log;
 use cosmic_hyperspace::machine::Machine;
-use cosmic_hyperspace::wasm::{FloorReport, WasmConfig, WasmHost};
+use cosmic_hyperspace::wasm::{FloorReport, WasmConfig, WasmHost, footprint};
 use cosmic_space::{Agent, CmdMethod, Method, Ping, Point, RawCommand, Substance, WaitTime};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -78,22 +78,6 @@ fn hello(to: &Point) -> Result<Ping> {
 
 fn micros(ns: u64) -> f64 {
     ns as f64 / 1e3
-}
-
-fn vm_rss_and_maps() -> (u64, usize) {
-    let rss_kib = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|n| n.parse().ok())
-        })
-        .unwrap_or(0);
-    let maps = std::fs::read_to_string("/proc/self/maps")
-        .map(|s| s.lines().count())
-        .unwrap_or(0);
-    (rss_kib, maps)
 }
 
 /// The floor: a raw wasmer call of the fixtures' empty export, on one thread.
@@ -211,7 +195,7 @@ async fn create_to_ready(machine: &Machine) -> Result<()> {
 }
 
 async fn live_mechtrons(machine: &Arc<Machine>, count: usize) -> Result<()> {
-    let (rss_before, maps_before) = vm_rss_and_maps();
+    let (rss_before, maps_before) = footprint();
     let start = Instant::now();
     let lanes = 16usize;
     let mut tasks = Vec::new();
@@ -233,7 +217,7 @@ async fn live_mechtrons(machine: &Arc<Machine>, count: usize) -> Result<()> {
         task.await?.map_err(|e| e.to_string())?;
     }
     let created = start.elapsed();
-    let (rss_after, maps_after) = vm_rss_and_maps();
+    let (rss_after, maps_after) = footprint();
     // Every one answers, and keeps its own state.
     let mut answered = 0usize;
     for i in 0..count {

@@ -281,6 +281,26 @@ pub(crate) fn encode_input<T: serde::Serialize>(
         .map_err(|source| WasmError::Frame { what, source })
 }
 
+/// What this process occupies: resident memory in KiB and the number of memory mappings, read
+/// from `/proc/self` (zeros where there is no such file). Guests cost both, so benchmarks and
+/// operators watch them to size a machine (SPEC §15: 10k live mechtrons).
+pub fn footprint() -> (u64, usize) {
+    let rss_kib = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("VmRSS:"))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse().ok())
+        })
+        .unwrap_or(0);
+    let mappings = std::fs::read_to_string("/proc/self/maps")
+        .map(|maps| maps.lines().count())
+        .unwrap_or(0);
+    (rss_kib, mappings)
+}
+
 /// Encodes a Ping for `mechtron_handle` (kept public for benchmarks and tests that want to
 /// prepare frames).
 pub fn ping_frame(wire: &Wire, ping: &Ping) -> Result<Vec<u8>, WasmError> {
