@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow};
-use cosmic_hyperspace::driver::{Drivers, MechtronDriver, quiet_log};
+use cosmic_hyperspace::driver::{Drivers, MechtronDriver, RestartPolicy, quiet_log};
 use cosmic_hyperspace::machine::Machine;
 use cosmic_hyperspace::wasm::{
     CacheSource, Guest, GuestModule, GuestOutbox, GuestSpec, PongReply, WasmConfig, WasmError,
@@ -561,12 +561,12 @@ async fn compiled_modules_are_cached_on_disk() -> Result<()> {
 /// A machine whose Mechtron driver runs guests in `host`, and a bundle
 /// `localhost:repo:guests:1.0.0` holding `files` (path, bytes).
 async fn machine_with_bundle(
-    host: WasmHost,
+    driver: MechtronDriver,
     files: &[(&str, Vec<u8>)],
 ) -> Result<(tempfile::TempDir, Machine)> {
     let dir = tempfile::tempdir()?;
     let mut drivers = Drivers::builtin();
-    drivers.insert(Arc::new(MechtronDriver::new(host).with_log(quiet_log())));
+    drivers.insert(Arc::new(driver.with_log(quiet_log())));
     let machine = Machine::open(&dir.path().join("home"), 2, drivers).await?;
     let bundle = dir.path().join("bundle");
     for (path, bytes) in files {
@@ -617,7 +617,7 @@ fn mechtron_doc(wasm: &str, name: &str) -> Vec<u8> {
 #[tokio::test]
 async fn the_mechtron_driver_runs_guests_and_restarts_broken_ones() -> Result<()> {
     let (_dir, machine) = machine_with_bundle(
-        host(1)?,
+        MechtronDriver::new(host(1)?),
         &[
             ("wasm/counter.wasm", counter_guest()?),
             ("wasm/trapper.wasm", trapper_guest()?),
@@ -697,5 +697,70 @@ async fn the_mechtron_driver_runs_guests_and_restarts_broken_ones() -> Result<()
     );
     let missing = command(&machine, "create localhost:bare<Mechtron>", None).await;
     assert!(format!("{:?}", missing.err()).contains("config"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_guest_that_breaks_too_often_is_marked_panic() -> Result<()> {
+    let policy = RestartPolicy {
+        max_restarts: 1,
+        window: std::time::Duration::from_secs(60),
+    };
+    let (_dir, machine) = machine_with_bundle(
+        MechtronDriver::new(host(1)?).with_policy(policy),
+        &[
+            ("wasm/trapper.wasm", trapper_guest()?),
+            (
+                "config/trapper.mechtron",
+                mechtron_doc("trapper.wasm", "counter"),
+            ),
+        ],
+    )
+    .await?;
+    command(
+        &machine,
+        "create localhost:trapper<Mechtron>{ +config=localhost:repo:guests:1.0.0:/config/trapper.mechtron }",
+        None,
+    )
+    .await?;
+    let send = || async {
+        Ok::<_, anyhow::Error>(
+            machine
+                .ping(Agent::HyperUser, ping_to("trapper")?)
+                .await
+                .core,
+        )
+    };
+    // Count 1, then the trap (a restart is allowed), then count 1 again, then a second trap:
+    // more restarts than the policy allows.
+    let mut statuses = Vec::new();
+    for _ in 0..40 {
+        let core = send().await?;
+        statuses.push(core.status.as_u16());
+        if core.status.as_u16() == 503 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(statuses.first(), Some(&200), "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 500).count() >= 2,
+        true,
+        "{statuses:?}"
+    );
+    assert_eq!(statuses.last(), Some(&503), "{statuses:?}");
+    let details = command(&machine, "get localhost:trapper", None).await?;
+    assert!(
+        format!("{:?}", details.body).contains("Panic"),
+        "{details:?}"
+    );
+    // Ensuring it exists (`create?`) brings it back.
+    command(
+        &machine,
+        "create? localhost:trapper<Mechtron>{ +config=localhost:repo:guests:1.0.0:/config/trapper.mechtron }",
+        None,
+    )
+    .await?;
+    assert_eq!(count_of(&send().await?)?, 1);
     Ok(())
 }
