@@ -743,9 +743,8 @@ async fn a_guest_that_breaks_too_often_is_marked_panic() -> Result<()> {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     assert_eq!(statuses.first(), Some(&200), "{statuses:?}");
-    assert_eq!(
+    assert!(
         statuses.iter().filter(|s| **s == 500).count() >= 2,
-        true,
         "{statuses:?}"
     );
     assert_eq!(statuses.last(), Some(&503), "{statuses:?}");
