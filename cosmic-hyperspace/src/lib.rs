@@ -15,6 +15,7 @@
 //! | [`ids`] | fresh wave ids |
 //! | [`placement`] | which star hosts a particle (rendezvous hashing) |
 //! | [`field`] | security and bind routing of every directed wave |
+//! | [`gateway`] | the HTTP gateway: requests in as `Http<…>` waves, reflections out as responses |
 //! | [`shell`] | exchanges: waiting for Pongs, 408s, dropping unsolicited reflections |
 //! | [`driver`] | the behaviour of each kind |
 //! | [`executor`] | the command language, run for an agent |
@@ -28,6 +29,7 @@ pub mod driver;
 pub mod executor;
 pub mod fabric;
 pub mod field;
+pub mod gateway;
 pub mod ids;
 pub mod machine;
 pub mod placement;

@@ -26,6 +26,7 @@ use crate::control::{self, ControlError, ControlService, MachineConfig, StarRepo
 use crate::driver::{Drivers, GuestLog, MechtronDriver, stderr_log};
 use crate::executor;
 use crate::fabric::{Fabric, LocalFabric};
+use crate::gateway;
 use crate::registry::{EmbeddedRegistry, Registration, Registry, RegistryError};
 use crate::star::StarHandle;
 use crate::wasm::{WasmConfig, WasmError, WasmHost};
@@ -74,6 +75,8 @@ struct Serving {
     http_addr: SocketAddr,
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
+    stop_http: oneshot::Sender<()>,
+    http_task: JoinHandle<()>,
 }
 
 /// What the control protocol talks to: the machine and the HyperUser's token.
@@ -276,8 +279,16 @@ impl Machine {
                 addr: config.control,
                 source,
             })?;
-        // The HTTP gateway is not part of this machine yet; its address is recorded as set.
-        let http_addr = config.http;
+        let http = TcpListener::bind(config.http)
+            .await
+            .map_err(|source| MachineError::Listen {
+                addr: config.http,
+                source,
+            })?;
+        let http_addr = http.local_addr().map_err(|source| MachineError::Listen {
+            addr: config.http,
+            source,
+        })?;
         let hyperuser_token = control::generate_token()?;
         let controller = Controller {
             inner: machine.inner.clone(),
@@ -286,15 +297,27 @@ impl Machine {
             http_addr,
         };
         let (stop, stopped) = oneshot::channel::<()>();
+        let (stop_http, http_stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(control::serve(listener, Arc::new(controller), async move {
             let _ = stopped.await;
         }));
+        let entry: Arc<dyn gateway::Entry> = machine.inner.clone();
+        let http_task = tokio::spawn(gateway::serve(
+            http,
+            entry,
+            config.gateway.clone(),
+            async move {
+                let _ = http_stopped.await;
+            },
+        ));
         control::write_endpoint(&config.home, control_addr, http_addr, &hyperuser_token)?;
         machine.control = Some(Serving {
             control_addr,
             http_addr,
             stop,
             task,
+            stop_http,
+            http_task,
         });
         Ok(machine)
     }
@@ -314,12 +337,25 @@ impl Machine {
     pub async fn shutdown(self) {
         if let Some(serving) = self.control {
             let _ = serving.stop.send(());
+            let _ = serving.stop_http.send(());
             let _ = serving.task.await;
+            let _ = serving.http_task.await;
             let _ = control::clear_endpoint(&self.inner.home);
         }
         for star in self.inner.fabric.stars() {
             self.inner.fabric.disconnect(&star);
         }
+    }
+}
+
+#[async_trait]
+impl gateway::Entry for MachineInner {
+    fn registry(&self) -> &Arc<dyn Registry> {
+        &self.registry
+    }
+
+    async fn ping(&self, agent: Agent, ping: Ping) -> cosmic_space::ReflectedCore {
+        MachineInner::ping(self, agent, ping).await.core
     }
 }
 

@@ -11,6 +11,10 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use cosmic_space::Point;
+
+use crate::gateway::GatewayConfig;
+
 /// Settings as given by one source (flags or environment); `None` means not given there.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Settings {
@@ -35,6 +39,8 @@ pub struct MachineConfig {
     pub http: SocketAddr,
     /// How many stars to run.
     pub stars: usize,
+    /// The HTTP gateway's settings beyond its address.
+    pub gateway: GatewayConfig,
 }
 
 /// Why the settings could not be resolved.
@@ -60,6 +66,14 @@ pub enum ConfigError {
         value: String,
         /// The largest number accepted.
         max: usize,
+    },
+    /// The default Space is not a domain point.
+    #[error("{setting} = '{value}' is not a Space: write a domain, e.g. localhost or example.com")]
+    BadSpace {
+        /// Where the value came from.
+        setting: String,
+        /// The value.
+        value: String,
     },
     /// `starlane.toml` could not be read.
     #[error("cannot read {}: {source}", path.display())]
@@ -89,6 +103,8 @@ pub const ENV_CONTROL: &str = "STARLANE_CONTROL";
 pub const ENV_HTTP: &str = "STARLANE_HTTP";
 /// The number of stars variable.
 pub const ENV_STARS: &str = "STARLANE_STARS";
+/// The Space the HTTP gateway sends requests to when their host is not a Space.
+pub const ENV_DEFAULT_SPACE: &str = "STARLANE_DEFAULT_SPACE";
 /// The settings file in the data directory.
 pub const SETTINGS_FILE: &str = "starlane.toml";
 
@@ -136,11 +152,16 @@ impl MachineConfig {
                 .map(|n| n.get().min(MachineConfig::MAX_STARS))
                 .unwrap_or(1),
         };
+        let mut gateway = GatewayConfig::default();
+        if let Some((setting, value)) = pick(&None, "", ENV_DEFAULT_SPACE, "default-space") {
+            gateway.default_space = parse_space(setting, value)?;
+        }
         Ok(MachineConfig {
             home,
             control,
             http,
             stars,
+            gateway,
         })
     }
 }
@@ -182,6 +203,13 @@ fn parse_stars(setting: String, value: String) -> Result<usize, ConfigError> {
     }
 }
 
+fn parse_space(setting: String, value: String) -> Result<Point, ConfigError> {
+    match value.trim().parse::<Point>() {
+        Ok(point) if point.segments().len() == 1 => Ok(point),
+        _ => Err(ConfigError::BadSpace { setting, value }),
+    }
+}
+
 /// One setting of `starlane.toml`.
 #[derive(Debug, PartialEq, Eq)]
 struct FileSetting {
@@ -211,7 +239,12 @@ fn read_settings_file(path: &Path) -> Result<Vec<FileSetting>, ConfigError> {
 }
 
 /// The keys `starlane.toml` may hold, and whether each takes a string (or an integer).
-const KEYS: [(&str, bool); 3] = [("control", true), ("http", true), ("stars", false)];
+const KEYS: [(&str, bool); 4] = [
+    ("control", true),
+    ("http", true),
+    ("stars", false),
+    ("default-space", true),
+];
 
 /// The settings in `text`, or the line and message of the first error.
 fn parse_settings(text: &str) -> Result<Vec<FileSetting>, (usize, String)> {
@@ -346,7 +379,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::write(
             dir.path().join(SETTINGS_FILE),
-            "# machine settings\ncontrol = \"127.0.0.1:1001\"\nhttp = '0.0.0.0:1002' # public\n\nstars = 3\n",
+            "# machine settings\ncontrol = \"127.0.0.1:1001\"\nhttp = '0.0.0.0:1002' # public\n\nstars = 3\ndefault-space = \"example.com\"\n",
         )
         .unwrap();
         let home = dir.path().to_str().unwrap();
@@ -361,6 +394,10 @@ mod tests {
                 control: addr("127.0.0.1:1001"),
                 http: addr("0.0.0.0:1002"),
                 stars: 3,
+                gateway: GatewayConfig {
+                    default_space: "example.com".parse().unwrap(),
+                    ..GatewayConfig::default()
+                },
             }
         );
 
@@ -368,8 +405,15 @@ mod tests {
             ("STARLANE_HOME", home),
             ("STARLANE_CONTROL", "127.0.0.1:2001"),
             ("STARLANE_STARS", "5"),
+            ("STARLANE_DEFAULT_SPACE", "starlane.io"),
         ]);
         let from_env = MachineConfig::resolve(&Settings::default(), &env).unwrap();
+        assert_eq!(from_env.gateway.default_space.to_string(), "starlane.io");
+        let bad = env_of(&[("STARLANE_HOME", home), ("STARLANE_DEFAULT_SPACE", "a:b")]);
+        assert!(matches!(
+            MachineConfig::resolve(&Settings::default(), bad),
+            Err(ConfigError::BadSpace { .. })
+        ));
         assert_eq!(from_env.control, addr("127.0.0.1:2001"));
         assert_eq!(from_env.http, addr("0.0.0.0:1002"));
         assert_eq!(from_env.stars, 5);
@@ -437,12 +481,12 @@ mod tests {
             (
                 "[machine]\n",
                 1,
-                "tables are not used: write the settings (control, http, stars) at the top level",
+                "tables are not used: write the settings (control, http, stars, default-space) at the top level",
             ),
             (
                 "\ncolour = \"red\"\n",
                 2,
-                "unknown setting 'colour': the settings are control, http, stars",
+                "unknown setting 'colour': the settings are control, http, stars, default-space",
             ),
             ("stars = 2\nstars = 3\n", 2, "'stars' is set twice"),
             ("stars = \"2\"\n", 1, "'stars' takes a whole number, e.g. 4"),

@@ -1,0 +1,404 @@
+//! The HTTP gateway: the cosmos on the web (SPEC §12).
+//!
+//! Every request becomes an `Http<Method>` Ping to a Space: the one named by the request's
+//! host (without its port), or the default Space when no such Space exists. The Space's bind
+//! routes it — to artifacts, mechtrons, other particles — and the reflection becomes the
+//! response: status, headers, body.
+//!
+//! - **Agent**: Anonymous, or the user an `Authorization: Bearer <token>` stands for (a token
+//!   that is not known is 401). The token never travels further into the cosmos.
+//! - **Path**: the request's path and query (`/app/world?x=1`), so binds route on it and a
+//!   mechtron's `HttpRequest` gets the query back.
+//! - **Statuses**: what the cosmos answers, except that a wave that timed out (408 from the
+//!   Shell) is **504**, and any 5xx answers a generic body: internals (a trap, a guest's
+//!   reason) stay in the server's log, never in the response.
+//! - **Limits** ([`GatewayConfig`]): request bodies over `max_body` are 413 before anything
+//!   enters the cosmos; a request's headers must arrive within `header_timeout` (slow clients
+//!   are cut off); each request waits at most `wait` for its answer; at most
+//!   `max_connections` are served at once.
+//!
+//! axum and hyper live only here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method as HttpVerb, Uri, header};
+use axum::response::{IntoResponse, Response};
+use cosmic_space::{
+    Agent, BaseKind, HttpMethod, Method, Ping, Point, ReflectedCore, StatusCode, Substance,
+    WaitTime,
+};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::registry::Registry;
+
+/// Settings of the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayConfig {
+    /// The Space for hosts that are not a Space (`STARLANE_DEFAULT_SPACE`, default `localhost`).
+    pub default_space: Point,
+    /// The largest request body, in bytes (bigger: 413).
+    pub max_body: usize,
+    /// How long a request's headers may take to arrive.
+    pub header_timeout: Duration,
+    /// How long a request waits for the cosmos to answer (then 504).
+    pub wait: Duration,
+    /// How many connections are served at once; more wait to be accepted.
+    pub max_connections: usize,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            default_space: "localhost".parse().unwrap_or_else(|_| Point::root()),
+            max_body: 16 * 1024 * 1024,
+            header_timeout: Duration::from_secs(10),
+            wait: Duration::from_secs(30),
+            max_connections: 4096,
+        }
+    }
+}
+
+/// What the request handler needs.
+struct Gateway {
+    machine: Arc<dyn Entry>,
+    config: GatewayConfig,
+}
+
+/// Where requests enter the cosmos: the machine (a trait so the gateway does not hold the
+/// machine itself).
+#[async_trait::async_trait]
+pub(crate) trait Entry: Send + Sync + 'static {
+    /// The registry.
+    fn registry(&self) -> &Arc<dyn Registry>;
+    /// Sends `ping` as `agent` and returns the answer.
+    async fn ping(&self, agent: Agent, ping: Ping) -> ReflectedCore;
+}
+
+/// Serves HTTP on `listener` until `shutdown` completes.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    machine: Arc<dyn Entry>,
+    config: GatewayConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) {
+    let permits = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    let header_timeout = config.header_timeout;
+    let max_body = config.max_body;
+    let router = Router::new()
+        .fallback(handle)
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(Arc::new(Gateway { machine, config }));
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+            () = &mut shutdown => return,
+        };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => return,
+        };
+        let Ok((stream, _peer)) = accepted else {
+            // A failed accept (e.g. too many open files) is the listener's problem, not the
+            // next client's: back off a little and carry on.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(router.clone());
+        tokio::spawn(async move {
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .keep_alive(true);
+            // A connection that breaks or sends garbage ends here; hyper has answered what
+            // it could (400, 431, …).
+            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Answers one request.
+async fn handle(
+    State(gateway): State<Arc<Gateway>>,
+    verb: HttpVerb,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return rejection.into_response(),
+    };
+    match gateway.answer(verb, uri, headers, body).await {
+        Ok(response) | Err(response) => response,
+    }
+}
+
+impl Gateway {
+    async fn answer(
+        &self,
+        verb: HttpVerb,
+        uri: Uri,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<Response, Response> {
+        let method = http_method(&verb).ok_or_else(|| {
+            plain(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                format!("the method {verb} is not served"),
+            )
+        })?;
+        let agent = self.agent(&headers).await?;
+        let space = self.space(&headers, &uri).await;
+        let path = uri
+            .path_and_query()
+            .map_or_else(|| uri.path().to_string(), |pq| pq.as_str().to_string());
+        let mut ping = Ping::new(
+            agent.to_point(),
+            space,
+            Method::Http(method),
+            if body.is_empty() {
+                Substance::Empty
+            } else {
+                Substance::Bin(body.to_vec())
+            },
+        )
+        .with_path(path)
+        .with_wait(WaitTime::from_millis(
+            u64::try_from(self.config.wait.as_millis()).unwrap_or(u64::MAX),
+        ));
+        for (name, value) in &headers {
+            if name == header::AUTHORIZATION || is_hop_by_hop(name) {
+                continue;
+            }
+            let value = value.to_str().map_err(|_| {
+                plain(
+                    axum::http::StatusCode::BAD_REQUEST,
+                    format!("the header {name} is not text"),
+                )
+            })?;
+            ping.core.headers.append(name.as_str(), value);
+        }
+        let core = self.machine.ping(agent, ping).await;
+        Ok(response(core))
+    }
+
+    /// Anonymous, or the user of a Bearer token.
+    async fn agent(&self, headers: &HeaderMap) -> Result<Agent, Response> {
+        let Some(value) = headers.get(header::AUTHORIZATION) else {
+            return Ok(Agent::Anonymous);
+        };
+        let unauthorized = |why: &str| {
+            let mut response = plain(axum::http::StatusCode::UNAUTHORIZED, why.to_string());
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response
+        };
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| unauthorized("Authorization must be 'Bearer <token>'"))?;
+        match self.machine.registry().token_agent(token).await {
+            Ok(Some(point)) => Ok(Agent::from_point(point)),
+            Ok(None) => Err(unauthorized("the token is not valid")),
+            Err(_) => Err(plain(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "the token could not be checked".to_string(),
+            )),
+        }
+    }
+
+    /// The Space named by the request's host, or the default Space.
+    async fn space(&self, headers: &HeaderMap, uri: &Uri) -> Point {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| uri.host())
+            .unwrap_or_default();
+        let name = strip_port(host).to_ascii_lowercase();
+        if let Ok(point) = name.parse::<Point>()
+            && point.segments().len() == 1
+            && let Ok(record) = self.machine.registry().record(&point).await
+            && record.kind.base() == BaseKind::Space
+        {
+            return point;
+        }
+        self.config.default_space.clone()
+    }
+}
+
+/// `host`, `host:port`, `[v6]:port` → the host.
+fn strip_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or_default();
+    }
+    host.rsplit_once(':').map_or(host, |(name, _)| name)
+}
+
+fn http_method(verb: &HttpVerb) -> Option<HttpMethod> {
+    Some(match *verb {
+        HttpVerb::GET => HttpMethod::Get,
+        HttpVerb::POST => HttpMethod::Post,
+        HttpVerb::PUT => HttpMethod::Put,
+        HttpVerb::DELETE => HttpMethod::Delete,
+        HttpVerb::PATCH => HttpMethod::Patch,
+        HttpVerb::HEAD => HttpMethod::Head,
+        HttpVerb::OPTIONS => HttpMethod::Options,
+        _ => return None,
+    })
+}
+
+/// Headers that belong to one connection, not to the message.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "content-length"
+            | "host"
+    )
+}
+
+fn plain(status: axum::http::StatusCode, text: String) -> Response {
+    let mut response = Response::new(Body::from(format!("{text}\n")));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// The HTTP response for a reflection.
+fn response(core: ReflectedCore) -> Response {
+    let status = match core.status {
+        StatusCode::TIMEOUT => StatusCode::GATEWAY_TIMEOUT,
+        status => status,
+    };
+    let http_status = axum::http::StatusCode::from_u16(status.as_u16())
+        .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+    if status.is_server_error() {
+        // The reason (a trap, a guest's message, a path inside the cosmos) is for the log.
+        if let Some(reason) = core.error_message() {
+            eprintln!("http: {status}: {reason}");
+        }
+        let text = http_status
+            .canonical_reason()
+            .unwrap_or("Server Error")
+            .to_string();
+        return plain(http_status, text);
+    }
+    if status.is_client_error()
+        && let Some(message) = core.error_message()
+    {
+        return plain(http_status, message.to_string());
+    }
+    let (bytes, content_type) = match core.body {
+        Substance::Empty => (Vec::new(), None),
+        Substance::Bin(bytes) => (bytes, None),
+        Substance::Text(text) => (text.into_bytes(), Some("text/plain; charset=utf-8")),
+        Substance::Json(json) => (json.as_str().as_bytes().to_vec(), Some("application/json")),
+        Substance::HttpResponse(inner) => (inner.body, None),
+        other => (
+            format!("{other:?}").into_bytes(),
+            Some("text/plain; charset=utf-8"),
+        ),
+    };
+    let mut response = Response::new(Body::from(bytes));
+    *response.status_mut() = http_status;
+    for (name, value) in core.headers.iter() {
+        let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) else {
+            continue;
+        };
+        if !is_hop_by_hop(&name) {
+            response.headers_mut().append(name, value);
+        }
+    }
+    if let Some(content_type) = content_type
+        && !response.headers().contains_key(header::CONTENT_TYPE)
+    {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_space_is_localhost() {
+        assert_eq!(
+            GatewayConfig::default().default_space.to_string(),
+            "localhost"
+        );
+    }
+
+    #[test]
+    fn hosts_lose_their_ports() {
+        assert_eq!(strip_port("localhost:8080"), "localhost");
+        assert_eq!(strip_port("example.com"), "example.com");
+        assert_eq!(strip_port("[::1]:8080"), "::1");
+    }
+
+    #[test]
+    fn timeouts_are_504_and_server_errors_keep_their_reasons_to_themselves() {
+        let timeout = response(ReflectedCore::error(StatusCode::TIMEOUT, "waited 30s"));
+        assert_eq!(timeout.status().as_u16(), 504);
+        let failed = response(ReflectedCore::error(
+            StatusCode::ERROR,
+            "the guest trapped in mechtron_handle: unreachable",
+        ));
+        assert_eq!(failed.status().as_u16(), 500);
+        assert!(!format!("{:?}", failed.body()).contains("trapped"));
+    }
+
+    #[test]
+    fn bodies_get_content_types() {
+        let text = response(ReflectedCore::ok("hi"));
+        assert_eq!(
+            text.headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+            Some("text/plain; charset=utf-8")
+        );
+        let html = response(
+            ReflectedCore::ok(Substance::Bin(b"<p>".to_vec()))
+                .with_header("content-type", "text/html; charset=utf-8"),
+        );
+        assert_eq!(
+            html.headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+            Some("text/html; charset=utf-8")
+        );
+    }
+}
