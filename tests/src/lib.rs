@@ -76,6 +76,12 @@ impl Server {
     /// Starts `starlane serve` on `home` (control and HTTP on port 0, two stars) and waits
     /// until it has written its endpoint files.
     pub fn start(home: &Path) -> Server {
+        Server::start_with(home, &[])
+    }
+
+    /// Starts `starlane serve` on `home` like [`Server::start`], with the extra environment
+    /// `envs` (e.g. `STARLANE_HTTP_WAIT`).
+    pub fn start_with(home: &Path, envs: &[(&str, &str)]) -> Server {
         // Stale endpoint files from a killed server must not be mistaken for the new one's.
         for stale in ["control.addr", "http.addr", "token"] {
             let _ = std::fs::remove_file(home.join(stale));
@@ -88,6 +94,7 @@ impl Server {
             .env("STARLANE_CONTROL", "127.0.0.1:0")
             .env("STARLANE_HTTP", "127.0.0.1:0")
             .env("STARLANE_STARS", "2")
+            .envs(envs.iter().copied())
             .stdout(log.try_clone().unwrap_or_else(|e| panic!("log: {e}")))
             .stderr(log)
             .spawn()
@@ -111,6 +118,14 @@ impl Server {
     /// The data directory.
     pub fn home(&self) -> &Path {
         &self.home
+    }
+
+    /// Where the HTTP gateway listens (`IP:PORT`, from the data directory).
+    pub fn http_addr(&self) -> String {
+        std::fs::read_to_string(self.home.join("http.addr"))
+            .unwrap_or_else(|e| panic!("the server wrote no http.addr: {e}"))
+            .trim()
+            .to_string()
     }
 
     /// Runs `starlane ARGS` in `dir` against this server (found through its data directory).
@@ -222,7 +237,7 @@ pub fn guest_wasm(name: &str) -> PathBuf {
 
 /// The `.mechtron` documents of the fixtures bundle (file name, text): one per mechtron type
 /// of `guest_fixtures.wasm`, and one for `guest_malformed.wasm`.
-pub const FIXTURE_CONFIGS: [(&str, &str); 5] = [
+pub const FIXTURE_CONFIGS: [(&str, &str); 6] = [
     (
         "hello.mechtron",
         include_str!("../guests/bundle/config/hello.mechtron"),
@@ -243,10 +258,14 @@ pub const FIXTURE_CONFIGS: [(&str, &str); 5] = [
         "malformed.mechtron",
         include_str!("../guests/bundle/config/malformed.mechtron"),
     ),
+    (
+        "slowpoke.mechtron",
+        include_str!("../guests/bundle/config/slowpoke.mechtron"),
+    ),
 ];
 
 /// The fixtures bundle as a zip: `wasm/guest_fixtures.wasm`, `wasm/guest_malformed.wasm` and
-/// `config/{hello,counter,pinger,troublemaker,malformed}.mechtron`. Published as
+/// `config/{hello,counter,pinger,troublemaker,malformed,slowpoke}.mechtron`. Published as
 /// `localhost:repo:fixtures:1.0.0`, a mechtron is created with e.g.
 /// `+config=localhost:repo:fixtures:1.0.0:/config/counter.mechtron`.
 pub fn fixtures_bundle() -> Vec<u8> {
@@ -330,4 +349,73 @@ pub fn bundle_scaffold(dir: &Path) -> Output {
             ("CARGO_NET_OFFLINE", Some("true")),
         ],
     )
+}
+
+/// An HTTP response as [`http`] read it.
+#[derive(Debug)]
+pub struct HttpReply {
+    /// The status code.
+    pub status: u16,
+    /// The headers, names in lower case, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl HttpReply {
+    /// The first value of the header `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Sends one HTTP/1.1 request to `addr` — `method path`, the `headers` (`Name: value`) and
+/// `body` — on a fresh connection, and reads the whole response. Deliberately small: the
+/// gateway's tests should see exactly the bytes a client sends and gets.
+pub fn http(addr: &str, method: &str, path: &str, headers: &[&str], body: &[u8]) -> HttpReply {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr)
+        .unwrap_or_else(|e| panic!("cannot connect to {addr}: {e}"));
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    for header in headers {
+        head.push_str(header);
+        head.push_str("\r\n");
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    stream
+        .write_all(head.as_bytes())
+        .and_then(|()| stream.write_all(body))
+        .unwrap_or_else(|e| panic!("cannot send to {addr}: {e}"));
+    let mut raw = Vec::new();
+    stream
+        .read_to_end(&mut raw)
+        .unwrap_or_else(|e| panic!("cannot read from {addr}: {e}"));
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no end of headers in {:?}", String::from_utf8_lossy(&raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|line| line.split(' ').nth(1))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {head:?}"));
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
+        .collect();
+    HttpReply {
+        status,
+        headers,
+        body: raw[split + 4..].to_vec(),
+    }
 }

@@ -10,6 +10,7 @@ use std::fs;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use cosmic_space::Point;
 
@@ -67,6 +68,16 @@ pub enum ConfigError {
         /// The largest number accepted.
         max: usize,
     },
+    /// A count (seconds, bytes) is not a positive whole number.
+    #[error("{setting} = '{value}' is not a number of {unit}: write a whole number above 0")]
+    BadCount {
+        /// Where the value came from.
+        setting: String,
+        /// The value.
+        value: String,
+        /// What it counts.
+        unit: &'static str,
+    },
     /// The default Space is not a domain point.
     #[error("{setting} = '{value}' is not a Space: write a domain, e.g. localhost or example.com")]
     BadSpace {
@@ -105,6 +116,10 @@ pub const ENV_HTTP: &str = "STARLANE_HTTP";
 pub const ENV_STARS: &str = "STARLANE_STARS";
 /// The Space the HTTP gateway sends requests to when their host is not a Space.
 pub const ENV_DEFAULT_SPACE: &str = "STARLANE_DEFAULT_SPACE";
+/// How many seconds an HTTP request waits for the cosmos to answer (then 504).
+pub const ENV_HTTP_WAIT: &str = "STARLANE_HTTP_WAIT";
+/// The largest HTTP request body, in bytes (then 413).
+pub const ENV_HTTP_MAX_BODY: &str = "STARLANE_HTTP_MAX_BODY";
 /// The settings file in the data directory.
 pub const SETTINGS_FILE: &str = "starlane.toml";
 
@@ -156,6 +171,13 @@ impl MachineConfig {
         if let Some((setting, value)) = pick(&None, "", ENV_DEFAULT_SPACE, "default-space") {
             gateway.default_space = parse_space(setting, value)?;
         }
+        if let Some((setting, value)) = pick(&None, "", ENV_HTTP_WAIT, "http-wait") {
+            gateway.wait = Duration::from_secs(parse_count(setting, value, "seconds")?);
+        }
+        if let Some((setting, value)) = pick(&None, "", ENV_HTTP_MAX_BODY, "http-max-body") {
+            gateway.max_body =
+                usize::try_from(parse_count(setting, value, "bytes")?).unwrap_or(usize::MAX);
+        }
         Ok(MachineConfig {
             home,
             control,
@@ -203,6 +225,17 @@ fn parse_stars(setting: String, value: String) -> Result<usize, ConfigError> {
     }
 }
 
+fn parse_count(setting: String, value: String, unit: &'static str) -> Result<u64, ConfigError> {
+    match value.trim().parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(ConfigError::BadCount {
+            setting,
+            value,
+            unit,
+        }),
+    }
+}
+
 fn parse_space(setting: String, value: String) -> Result<Point, ConfigError> {
     match value.trim().parse::<Point>() {
         Ok(point) if point.segments().len() == 1 => Ok(point),
@@ -239,11 +272,13 @@ fn read_settings_file(path: &Path) -> Result<Vec<FileSetting>, ConfigError> {
 }
 
 /// The keys `starlane.toml` may hold, and whether each takes a string (or an integer).
-const KEYS: [(&str, bool); 4] = [
+const KEYS: [(&str, bool); 6] = [
     ("control", true),
     ("http", true),
     ("stars", false),
     ("default-space", true),
+    ("http-wait", false),
+    ("http-max-body", false),
 ];
 
 /// The settings in `text`, or the line and message of the first error.
@@ -481,12 +516,12 @@ mod tests {
             (
                 "[machine]\n",
                 1,
-                "tables are not used: write the settings (control, http, stars, default-space) at the top level",
+                "tables are not used: write the settings (control, http, stars, default-space, http-wait, http-max-body) at the top level",
             ),
             (
                 "\ncolour = \"red\"\n",
                 2,
-                "unknown setting 'colour': the settings are control, http, stars, default-space",
+                "unknown setting 'colour': the settings are control, http, stars, default-space, http-wait, http-max-body",
             ),
             ("stars = 2\nstars = 3\n", 2, "'stars' is set twice"),
             ("stars = \"2\"\n", 1, "'stars' takes a whole number, e.g. 4"),
