@@ -191,6 +191,7 @@ fn the_fixtures_bundle_holds_both_wasms_and_every_document() {
             "config/hello.mechtron",
             "config/malformed.mechtron",
             "config/pinger.mechtron",
+            "config/slowpoke.mechtron",
             "config/troublemaker.mechtron",
             "wasm/guest_fixtures.wasm",
             "wasm/guest_malformed.wasm",
