@@ -12,9 +12,7 @@ use std::time::{Duration, Instant};
 use cosmic_hyperspace::driver::Drivers;
 use cosmic_hyperspace::machine::Machine;
 use cosmic_hyperspace::star::StarHandle;
-use cosmic_space::{
-    Agent, CmdMethod, Method, Ping, Point, RawCommand, StatusCode, Substance, Surface,
-};
+use cosmic_space::{Agent, CmdMethod, Method, Ping, Point, RawCommand, StatusCode, Surface};
 use tokio::sync::{mpsc, oneshot};
 
 const SEQUENTIAL: usize = 20_000;
@@ -77,12 +75,7 @@ where
 }
 
 async fn exec(machine: &Machine, line: &str) {
-    let ping = Ping::new(
-        Point::hyperuser(),
-        Point::global_executor(),
-        Method::Cmd(CmdMethod::RawCommand),
-        Substance::RawCommand(RawCommand::new(line)),
-    );
+    let ping = Ping::command(Point::hyperuser(), RawCommand::new(line));
     let pong = machine.ping(Agent::HyperUser, ping).await;
     assert!(pong.core.is_ok(), "{line}: {:?}", pong.core.error_message());
 }

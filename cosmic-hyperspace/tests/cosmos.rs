@@ -23,12 +23,7 @@ async fn machine(drivers: Drivers) -> (tempfile::TempDir, Machine) {
 
 /// Runs one command as `agent` and returns the answer.
 async fn exec(machine: &Machine, agent: &Agent, line: &str) -> ReflectedCore {
-    let ping = Ping::new(
-        Point::hyperuser(),
-        Point::global_executor(),
-        Method::Cmd(CmdMethod::RawCommand),
-        Substance::RawCommand(RawCommand::new(line)),
-    );
+    let ping = Ping::command(Point::hyperuser(), RawCommand::new(line));
     machine.ping(agent.clone(), ping).await.core
 }
 
@@ -484,11 +479,9 @@ async fn publish_site(machine: &Machine, files: &[(&str, &str)]) {
     }
     let zip = cosmic_hyperspace::bundle::pack(dir.path()).unwrap();
     let line = "publish ^[ site.zip ]-> localhost:repo:site:1.0.0";
-    let ping = Ping::new(
+    let ping = Ping::command(
         Point::hyperuser(),
-        Point::global_executor(),
-        Method::Cmd(CmdMethod::RawCommand),
-        Substance::RawCommand(RawCommand::new(line).with_transfer("site.zip", zip)),
+        RawCommand::new(line).with_transfer("site.zip", zip),
     );
     let pong = machine.ping(Agent::HyperUser, ping).await;
     assert!(pong.core.is_ok(), "{:?}", pong.core.error_message());

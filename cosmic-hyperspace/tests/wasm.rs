@@ -13,8 +13,8 @@ use cosmic_hyperspace::wasm::{
     WasmHost,
 };
 use cosmic_space::{
-    Agent, CmdMethod, Details, DirectedWave, Kind, Limits, LogLevel, Method, Ping, Point, Pong,
-    RawCommand, ReflectedCore, Status, Stub, Substance, Surface, wire,
+    Agent, Details, DirectedWave, Kind, Limits, LogLevel, Method, Ping, Point, Pong, RawCommand,
+    ReflectedCore, Status, Stub, Substance, Surface, wire,
 };
 
 /// Offsets in a guest's memory (one page: 64 KiB).
@@ -592,12 +592,7 @@ async fn command(machine: &Machine, line: &str, zip: Option<Vec<u8>>) -> Result<
     if let Some(zip) = zip {
         raw = raw.with_transfer("guests.zip", zip);
     }
-    let ping = Ping::new(
-        Point::hyperuser(),
-        Point::global_executor(),
-        Method::Cmd(CmdMethod::RawCommand),
-        Substance::RawCommand(raw),
-    );
+    let ping = Ping::command(Point::hyperuser(), raw);
     let core = machine.ping(Agent::HyperUser, ping).await.core;
     match core.is_ok() {
         true => Ok(core),

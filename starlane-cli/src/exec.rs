@@ -10,9 +10,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use cosmic_hyperspace::BundleLimits;
 use cosmic_hyperspace::control::Client;
-use cosmic_space::{
-    CmdMethod, Command, Method, Ping, Point, RawCommand, Script, Substance, Surface, WaitTime,
-};
+use cosmic_space::{Command, Ping, RawCommand, Script, Surface, WaitTime};
 
 use crate::output::{Origin, Printer, human_bytes};
 use crate::progress::UploadBar;
@@ -139,13 +137,7 @@ pub async fn run_commands<O: Write, E: Write>(
             .first()
             .map(|t| t.name.clone())
             .unwrap_or_default();
-        let ping = Ping::new(
-            Surface::core(client.agent().to_point()),
-            Surface::core(Point::global_executor()),
-            Method::Cmd(CmdMethod::RawCommand),
-            Substance::RawCommand(raw),
-        )
-        .with_wait(wait);
+        let ping = Ping::command(Surface::core(client.agent().to_point()), raw).with_wait(wait);
         let mut bar = UploadBar::new(label, upload);
         let pong = client
             .ping_with_progress(ping, |progress| bar.update(progress))
@@ -208,7 +200,7 @@ mod tests {
 
     use async_trait::async_trait;
     use cosmic_hyperspace::control::{self, ControlError, ControlService, StatusReport};
-    use cosmic_space::{Agent, Pong, ReflectedCore, StatusCode, Stub};
+    use cosmic_space::{Agent, Point, Pong, ReflectedCore, StatusCode, Stub, Substance};
     use tokio::net::TcpListener;
 
     use super::*;

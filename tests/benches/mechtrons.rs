@@ -17,7 +17,7 @@ use std::time::Instant;
 use cosmic_hyperspace::driver::quiet_log;
 use cosmic_hyperspace::machine::Machine;
 use cosmic_hyperspace::wasm::{FloorReport, WasmConfig, WasmHost, footprint};
-use cosmic_space::{Agent, CmdMethod, Method, Ping, Point, RawCommand, Substance, WaitTime};
+use cosmic_space::{Agent, Method, Ping, Point, RawCommand, Substance, WaitTime};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
@@ -48,12 +48,7 @@ async fn command(machine: &Machine, line: &str, zip: Option<Vec<u8>>) -> Result<
     if let Some(zip) = zip {
         raw = raw.with_transfer("bundle.zip", zip);
     }
-    let ping = Ping::new(
-        Point::hyperuser(),
-        Point::global_executor(),
-        Method::Cmd(CmdMethod::RawCommand),
-        Substance::RawCommand(raw),
-    );
+    let ping = Ping::command(Point::hyperuser(), raw);
     let core = machine.ping(Agent::HyperUser, ping).await.core;
     if core.is_ok() {
         Ok(())

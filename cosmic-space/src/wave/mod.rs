@@ -34,9 +34,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
 use crate::access::Agent;
-use crate::method::Method;
+use crate::method::{CmdMethod, Method};
 use crate::point::Point;
-use crate::substance::Substance;
+use crate::substance::{RawCommand, Substance};
 use crate::surface::Surface;
 use crate::syntax::{Cursor, ParseError, Span};
 
@@ -456,6 +456,17 @@ impl Ping {
         body: impl Into<Substance>,
     ) -> Ping {
         Ping::with_core(from, to, DirectedCore::new(method).with_body(body))
+    }
+
+    /// A Ping from `from` asking `GLOBAL::executor` to run `command` (`Cmd<RawCommand>`): how
+    /// every client — the CLI, tests, benchmarks — runs operator commands.
+    pub fn command(from: impl Into<Surface>, command: RawCommand) -> Ping {
+        Ping::new(
+            from,
+            Point::global_executor(),
+            Method::Cmd(CmdMethod::RawCommand),
+            Substance::RawCommand(command),
+        )
     }
 
     /// A Ping carrying `core`.
