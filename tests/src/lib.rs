@@ -135,6 +135,19 @@ impl Server {
             .unwrap_or_else(|e| panic!("cannot run starlane: {e}"))
     }
 
+    /// Runs `starlane exec LINE` in `dir`, which must succeed, and returns what it printed.
+    pub fn exec(&self, dir: &Path, line: &str) -> String {
+        let out = self.run(dir, &["exec", line]);
+        assert!(
+            out.status.success(),
+            "{line}: exit {:?}\nstdout: {}\nstderr: {}",
+            out.status.code(),
+            stdout(&out),
+            stderr(&out)
+        );
+        stdout(&out)
+    }
+
     /// A `starlane ARGS` command set up to talk to this server.
     pub fn command(&self, dir: &Path, args: &[&str]) -> Command {
         let mut command = Command::new(starlane_bin());

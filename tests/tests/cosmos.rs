@@ -41,18 +41,6 @@ fn setup(dir: &Path) -> Server {
     Server::start(&dir.join("home"))
 }
 
-/// Runs one `starlane exec` and returns its standard output, failing the test on an error.
-fn exec(server: &Server, dir: &Path, line: &str) -> String {
-    let out = server.run(dir, &["exec", line]);
-    assert!(
-        out.status.success(),
-        "{line}: exit {:?}\n{}",
-        out.status.code(),
-        stderr(&out)
-    );
-    stdout(&out)
-}
-
 /// Runs one `starlane exec` that must fail, and returns its standard error.
 fn refused(server: &Server, dir: &Path, args: &[&str]) -> String {
     let out = server.run(dir, args);
@@ -70,55 +58,48 @@ fn the_spec_script_runs_and_every_answer_is_right() {
     let dir = dir.path();
     let server = setup(dir);
 
-    assert_eq!(exec(&server, dir, "create localhost<Space>"), "localhost\n");
+    assert_eq!(server.exec(dir, "create localhost<Space>"), "localhost\n");
     assert!(refused(&server, dir, &["exec", "create localhost<Space>"]).contains("409"));
     assert_eq!(
-        exec(&server, dir, "create? localhost:repo<Repo>"),
+        server.exec(dir, "create? localhost:repo<Repo>"),
         "localhost:repo\n"
     );
     assert_eq!(
-        exec(&server, dir, "create? localhost:repo<Repo>"),
+        server.exec(dir, "create? localhost:repo<Repo>"),
         "localhost:repo\n"
     );
     assert_eq!(
-        exec(
-            &server,
-            dir,
-            "publish ^[ bundle.zip ]-> localhost:repo:hello:1.0.0"
-        ),
+        server.exec(dir, "publish ^[ bundle.zip ]-> localhost:repo:hello:1.0.0"),
         "localhost:repo:hello:1.0.0\n"
     );
     assert_eq!(
-        exec(
-            &server,
-            dir,
+        server.exec(dir,
             "create! localhost:app<App>{ +config=localhost:repo:hello:1.0.0:/config/app.txt, +bind=localhost:repo:hello:1.0.0:/bind/app.bind }"
         ),
         "localhost:app\n"
     );
-    exec(&server, dir, "create localhost:base<Base>");
+    server.exec(dir, "create localhost:base<Base>");
     assert_eq!(
-        exec(&server, dir, "create localhost:base:worker-%<Base>"),
+        server.exec(dir, "create localhost:base:worker-%<Base>"),
         "localhost:base:worker-1\n"
     );
     assert_eq!(
-        exec(&server, dir, "create localhost:base:worker-%<Base>"),
+        server.exec(dir, "create localhost:base:worker-%<Base>"),
         "localhost:base:worker-2\n"
     );
 
-    let selected = exec(&server, dir, "select localhost:**<App>");
+    let selected = server.exec(dir, "select localhost:**<App>");
     assert!(
         selected.contains("localhost:app") && selected.contains("App"),
         "{selected}"
     );
     assert!(!selected.contains("localhost:base"), "{selected}");
 
-    exec(
-        &server,
+    server.exec(
         dir,
         "set localhost{ +bind=localhost:repo:hello:1.0.0:/bind/localhost.bind, +@locked=x, !old }",
     );
-    let got = exec(&server, dir, "get localhost:app{ config, bind }");
+    let got = server.exec(dir, "get localhost:app{ config, bind }");
     assert!(
         got.contains("localhost:repo:hello:1.0.0:/config/app.txt"),
         "{got}"
@@ -141,45 +122,36 @@ fn the_spec_script_runs_and_every_answer_is_right() {
         refusal.contains("409") && refusal.contains("delete!"),
         "{refusal}"
     );
-    let deleted = exec(&server, dir, "delete! localhost:base");
+    let deleted = server.exec(dir, "delete! localhost:base");
     assert_eq!(deleted.lines().count(), 3, "{deleted}");
 
-    exec(&server, dir, USERS);
-    exec(&server, dir, "create localhost:users:admin<User>");
+    server.exec(dir, USERS);
+    server.exec(dir, "create localhost:users:admin<User>");
     // `localhost:app:**` covers what is below the app; `+` takes the app itself in too.
-    let first = exec(
-        &server,
+    let first = server.exec(
         dir,
         "grant +cSd-RwX on localhost:app+:** to localhost:users:**<User>",
     );
-    let second = exec(
-        &server,
-        dir,
-        "grant Super on localhost+:** to localhost:users:admin",
-    );
+    let second = server.exec(dir, "grant Super on localhost+:** to localhost:users:admin");
     let first: u64 = first.trim().parse().unwrap();
     let second: u64 = second.trim().parse().unwrap();
     assert!(second > first);
-    let access = exec(&server, dir, "access localhost:app");
+    let access = server.exec(dir, "access localhost:app");
     assert!(
         access.contains("+cSd-RwX") && access.contains("Super"),
         "{access}"
     );
-    exec(&server, dir, &format!("revoke {first}"));
-    let access = exec(&server, dir, "access localhost:app");
+    server.exec(dir, &format!("revoke {first}"));
+    let access = server.exec(dir, "access localhost:app");
     assert!(
         !access.contains("+cSd-RwX") && access.contains("Super"),
         "{access}"
     );
     assert_eq!(
-        exec(
-            &server,
-            dir,
-            "chown localhost:app+:** to localhost:users:scott"
-        ),
+        server.exec(dir, "chown localhost:app+:** to localhost:users:scott"),
         "1\n"
     );
-    let access = exec(&server, dir, "access localhost:app");
+    let access = server.exec(dir, "access localhost:app");
     assert!(
         access.contains("\"owner\": \"localhost:users:scott\""),
         "{access}"
@@ -230,7 +202,7 @@ fn a_script_stops_at_the_first_failure_and_names_its_line() {
     let out = server.run(dir, &["script", "broken.script"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("line 3"), "{}", stderr(&out));
-    let selected = exec(&server, dir, "select localhost:*");
+    let selected = server.exec(dir, "select localhost:*");
     assert!(selected.contains("localhost:a"));
     assert!(
         !selected.contains("localhost:b"),
@@ -244,26 +216,24 @@ fn a_restart_finds_every_particle_property_grant_and_artifact() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     let server = setup(dir);
-    exec(&server, dir, SITE);
-    exec(
-        &server,
+    server.exec(dir, SITE);
+    server.exec(
         dir,
         "create localhost:base<Base>{ +color=blue, +@size=big }",
     );
-    exec(&server, dir, USERS);
-    exec(
-        &server,
+    server.exec(dir, USERS);
+    server.exec(
         dir,
         "grant +cSd-RwX on localhost:base+:** to localhost:users:scott",
     );
-    let before = exec(&server, dir, "select localhost:**");
-    let access_before = exec(&server, dir, "access localhost:base");
+    let before = server.exec(dir, "select localhost:**");
+    let access_before = server.exec(dir, "access localhost:base");
     server.stop();
 
     let server = Server::start(&dir.join("home"));
-    assert_eq!(exec(&server, dir, "select localhost:**"), before);
-    assert_eq!(exec(&server, dir, "access localhost:base"), access_before);
-    let got = exec(&server, dir, "get localhost:base{ color, size }");
+    assert_eq!(server.exec(dir, "select localhost:**"), before);
+    assert_eq!(server.exec(dir, "access localhost:base"), access_before);
+    let got = server.exec(dir, "get localhost:base{ color, size }");
     assert!(got.contains("blue") && got.contains("big"), "{got}");
     assert!(
         refused(&server, dir, &["exec", "set localhost:base{ +size=small }"]).contains("locked")
@@ -292,8 +262,8 @@ fn after_kill_9_every_answered_create_is_still_there() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     let server = setup(dir);
-    exec(&server, dir, "create localhost<Space>");
-    exec(&server, dir, "create localhost:stream<Base>");
+    server.exec(dir, "create localhost<Space>");
+    server.exec(dir, "create localhost:stream<Base>");
     let script: String = (0..2_000)
         .map(|i| format!("create localhost:stream:p{i}<Base>;\n"))
         .collect();
@@ -331,7 +301,7 @@ fn after_kill_9_every_answered_create_is_still_there() {
     );
 
     let server = Server::start(&dir.join("home"));
-    let stored = exec(&server, dir, "select localhost:stream:*");
+    let stored = server.exec(dir, "select localhost:stream:*");
     for point in &answered {
         assert!(
             stored
@@ -348,13 +318,13 @@ fn a_user_token_without_grants_gets_403_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     let server = setup(dir);
-    exec(&server, dir, SITE);
-    exec(&server, dir, USERS);
-    exec(&server, dir, "create localhost:base<Base>{ +color=blue }");
+    server.exec(dir, SITE);
+    server.exec(dir, USERS);
+    server.exec(dir, "create localhost:base<Base>{ +color=blue }");
     let token = server.run(dir, &["token", "localhost:users:scott"]);
     assert!(token.status.success(), "{}", stderr(&token));
     let token = stdout(&token).trim().to_string();
-    let before = exec(&server, dir, "select localhost:**");
+    let before = server.exec(dir, "select localhost:**");
 
     for command in [
         "create localhost:base:mine<Base>",
@@ -386,15 +356,18 @@ fn a_user_token_without_grants_gets_403_and_changes_nothing() {
             .success()
     );
     assert_eq!(
-        exec(&server, dir, "select localhost:**"),
+        server.exec(dir, "select localhost:**"),
         before,
         "nothing changed"
     );
-    assert!(exec(&server, dir, "get localhost:base{ color }").contains("blue"));
+    assert!(
+        server
+            .exec(dir, "get localhost:base{ color }")
+            .contains("blue")
+    );
 
     // A mask opens exactly what it says: read and select, not write.
-    exec(
-        &server,
+    server.exec(
         dir,
         "grant +cSd-Rwx on localhost:base+:** to localhost:users:scott",
     );
@@ -448,7 +421,7 @@ fn an_unauthenticated_control_connection_gets_nothing() {
         let err = refused(&server, dir, &args);
         assert!(err.contains("refused the token"), "{args:?}: {err}");
     }
-    let selected = exec(&server, dir, "select localhost");
+    let selected = server.exec(dir, "select localhost");
     assert!(
         selected.trim().lines().count() <= 1,
         "nothing was created: {selected}"
@@ -461,14 +434,14 @@ fn bad_input_gets_a_clear_error_and_registers_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     let server = setup(dir);
-    exec(&server, dir, "create localhost<Space>");
-    exec(&server, dir, "create localhost:repo<Repo>");
+    server.exec(dir, "create localhost<Space>");
+    server.exec(dir, "create localhost:repo<Repo>");
     fs::write(dir.join("escape.zip"), zip(&[("../evil.txt", b"x")])).unwrap();
     fs::write(dir.join("absolute.zip"), zip(&[("/etc/passwd", b"x")])).unwrap();
     fs::write(dir.join("garbage.zip"), b"this is not a zip").unwrap();
     let bomb: Vec<u8> = vec![0u8; 70 * 1024 * 1024];
     fs::write(dir.join("bomb.zip"), zip(&[("big.bin", &bomb)])).unwrap();
-    let before = exec(&server, dir, "select localhost:**");
+    let before = server.exec(dir, "select localhost:**");
     for (command, expect) in [
         ("create localhost:x<Spaceship>", "unknown kind 'Spaceship'"),
         ("create localhost:x<Repo", "expected"),
@@ -498,7 +471,7 @@ fn bad_input_gets_a_clear_error_and_registers_nothing() {
         );
     }
     assert_eq!(
-        exec(&server, dir, "select localhost:**"),
+        server.exec(dir, "select localhost:**"),
         before,
         "nothing was registered"
     );
@@ -510,7 +483,7 @@ fn status_and_send_report_the_running_cosmos() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     let server = setup(dir);
-    exec(&server, dir, "create localhost<Space>");
+    server.exec(dir, "create localhost<Space>");
     let status = server.run(dir, &["status"]);
     assert!(status.status.success(), "{}", stderr(&status));
     let printed = stdout(&status);

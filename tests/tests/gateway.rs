@@ -20,17 +20,6 @@ const BIND: &str = "Bind(version=1.0.0) {
 }
 ";
 
-fn exec(server: &Server, dir: &Path, line: &str) -> String {
-    let out = server.run(dir, &["exec", line]);
-    assert!(
-        out.status.success(),
-        "{line}\nstdout: {}\nstderr: {}",
-        stdout(&out),
-        stderr(&out)
-    );
-    stdout(&out)
-}
-
 /// A server whose gateway waits 2 s and takes bodies up to 1 KiB, with the site, the
 /// fixtures and the bind above; Anonymous may reach everything but the vault.
 fn setup(dir: &Path) -> Server {
@@ -49,8 +38,7 @@ fn setup(dir: &Path) -> Server {
         ],
     );
     let config = "localhost:repo:fixtures:1.0.0:/config";
-    exec(
-        &server,
+    server.exec(
         dir,
         &format!(
             "create localhost<Space>; create localhost:repo<Repo>; \
@@ -71,7 +59,7 @@ fn setup(dir: &Path) -> Server {
         "grant &csd-rwx on localhost:vault to hyperspace:users:anonymous",
         "grant +csd-rwX on localhost to localhost:users:scott",
     ] {
-        exec(&server, dir, grant);
+        server.exec(dir, grant);
     }
     server
 }

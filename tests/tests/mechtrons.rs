@@ -10,8 +10,7 @@ use tests::{Server, stderr, stdout};
 fn setup(dir: &Path) -> Server {
     tests::write_fixtures_bundle(dir);
     let server = Server::start(&dir.join("home"));
-    exec(
-        &server,
+    server.exec(
         dir,
         "create localhost<Space>; create localhost:repo<Repo>; \
          publish ^[ bundle.zip ]-> localhost:repo:fixtures:1.0.0",
@@ -19,23 +18,9 @@ fn setup(dir: &Path) -> Server {
     server
 }
 
-/// Runs commands that must succeed; returns what they printed.
-fn exec(server: &Server, dir: &Path, line: &str) -> String {
-    let out = server.run(dir, &["exec", line]);
-    assert!(
-        out.status.success(),
-        "{line}\nstdout: {}\nstderr: {}",
-        stdout(&out),
-        stderr(&out)
-    );
-    stdout(&out)
-}
-
 /// Creates the mechtron `point` from the fixture document `config`.
 fn create(server: &Server, dir: &Path, point: &str, config: &str) {
-    exec(
-        server,
-        dir,
+    server.exec(dir,
         &format!(
             "create {point}<Mechtron>{{ +config=localhost:repo:fixtures:1.0.0:/config/{config}.mechtron }}"
         ),
@@ -109,8 +94,7 @@ fn mechtron_pings_pass_the_field_as_the_mechtron() {
         true,
     );
     assert!(body(&out).starts_with("403 "), "{out}");
-    exec(
-        &server,
+    server.exec(
         dir.path(),
         "grant +csd-rwX on localhost:hello to localhost:pinger",
     );
@@ -122,9 +106,7 @@ fn mechtron_pings_pass_the_field_as_the_mechtron() {
     );
     assert_eq!(body(&out), "200 Goodbye, pinger!", "{out}");
     // A grant on one particle opens that one only.
-    exec(
-        &server,
-        dir.path(),
+    server.exec(dir.path(),
         "create localhost:hello-2<Mechtron>{ +config=localhost:repo:fixtures:1.0.0:/config/hello.mechtron }",
     );
     let out = send(
@@ -149,8 +131,7 @@ fn mechtron_pings_pass_the_field_as_the_mechtron() {
         true,
     );
     assert_eq!(body(&out), "0", "{out}");
-    exec(
-        &server,
+    server.exec(
         dir.path(),
         "grant +csd-rwX on localhost:counter to localhost:pinger",
     );
@@ -160,21 +141,33 @@ fn mechtron_pings_pass_the_field_as_the_mechtron() {
         &["localhost:pinger", "Ext<Signal>", "localhost:counter"],
         true,
     );
-    let mut seen = String::new();
+    let seen = stdout(&retried(
+        &server,
+        dir.path(),
+        &["send", "localhost:counter", "Ext<Get>"],
+        |out| body(&stdout(out)) == "1",
+    ));
+    assert_eq!(body(&seen), "1", "{seen}");
+    server.stop();
+}
+
+/// Runs `starlane ARGS` until `done` holds for what it printed (a restarted guest, a signal
+/// that arrives, are a moment away), at most 50 times 50 ms apart; returns the last run.
+fn retried(
+    server: &Server,
+    dir: &Path,
+    args: &[&str],
+    done: impl Fn(&std::process::Output) -> bool,
+) -> std::process::Output {
+    let mut out = server.run(dir, args);
     for _ in 0..50 {
-        seen = send(
-            &server,
-            dir.path(),
-            &["localhost:counter", "Ext<Get>"],
-            true,
-        );
-        if body(&seen) == "1" {
+        if done(&out) {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
+        out = server.run(dir, args);
     }
-    assert_eq!(body(&seen), "1", "{seen}");
-    server.stop();
+    out
 }
 
 /// Sends a wave that makes a guest misbehave, with a wait time of one second: a 500 (not the
@@ -220,15 +213,12 @@ fn misbehaving_guests_fail_their_wave_and_nothing_else() {
         fails_within_a_second(&server, dir.path(), "localhost:trouble", method, None);
         healthy(&server);
         // The troublemaker was restarted: it answers again, with its state started over.
-        let mut out = String::new();
-        for _ in 0..50 {
-            let attempt = server.run(dir.path(), &["send", "localhost:trouble", "Ext<Count>"]);
-            out = stdout(&attempt);
-            if attempt.status.success() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        let out = stdout(&retried(
+            &server,
+            dir.path(),
+            &["send", "localhost:trouble", "Ext<Count>"],
+            |out| out.status.success(),
+        ));
         assert_eq!(
             body(&out),
             "1",
@@ -259,18 +249,12 @@ fn misbehaving_guests_fail_their_wave_and_nothing_else() {
         Some("/send-garbage"),
     );
     healthy(&server);
-    let mut out = String::new();
-    for _ in 0..50 {
-        let attempt = server.run(
-            dir.path(),
-            &["send", "localhost:malformed", "Ext<Go>", "--path", "/ok"],
-        );
-        out = stdout(&attempt);
-        if attempt.status.success() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let out = stdout(&retried(
+        &server,
+        dir.path(),
+        &["send", "localhost:malformed", "Ext<Go>", "--path", "/ok"],
+        |out| out.status.success(),
+    ));
     assert_eq!(body(&out), "fine", "{out}");
     server.stop();
 }
@@ -292,7 +276,7 @@ fn a_restart_brings_mechtrons_back_from_the_module_cache() {
     let log = home.with_extension("log");
     std::fs::write(&log, "").unwrap_or_else(|e| panic!("{e}"));
     let server = Server::start(&home);
-    let out = exec(&server, dir.path(), "select localhost:*<Mechtron>");
+    let out = server.exec(dir.path(), "select localhost:*<Mechtron>");
     assert!(out.contains("localhost:hello"), "{out}");
     let out = send(
         &server,
@@ -324,19 +308,15 @@ fn the_walkthrough_greets_the_world() {
     let out = tests::bundle_scaffold(&crate_dir);
     assert!(out.status.success(), "{}", stderr(&out));
     let server = Server::start(&dir.path().join("home"));
-    exec(
-        &server,
+    server.exec(
         &crate_dir,
         "create localhost<Space>; create localhost:repo<Repo>",
     );
-    exec(
-        &server,
+    server.exec(
         &crate_dir,
         "publish ^[ bundle.zip ]-> localhost:repo:hello:1.0.0",
     );
-    exec(
-        &server,
-        &crate_dir,
+    server.exec(&crate_dir,
         "create localhost:hello<Mechtron>{ +config=localhost:repo:hello:1.0.0:/config/hello.mechtron }",
     );
     let out = server.run(
