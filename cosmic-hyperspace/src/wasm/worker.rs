@@ -230,35 +230,26 @@ impl Guest {
     async fn call(&self, export: Export, frame: Vec<u8>) -> Result<Option<Vec<u8>>, WasmError> {
         let (reply, mut answer) = oneshot::channel();
         let in_flight = InFlight::enter(&self.worker.calls);
-        let sent = self.worker.tx.send(Request::Call {
-            id: self.id,
-            export,
-            frame,
-            reply,
-        });
-        let result = match sent {
-            Err(_) => Err(WasmError::Closed),
-            // The only call on its worker: the answer usually comes within microseconds, so
-            // poll for it briefly instead of parking this thread at once (see [`SPIN`]).
-            Ok(()) if in_flight.alone => {
-                let start = Instant::now();
-                loop {
-                    match answer.try_recv() {
-                        Ok(result) => break result,
-                        Err(oneshot::error::TryRecvError::Closed) => break Err(WasmError::Closed),
-                        Err(oneshot::error::TryRecvError::Empty) if start.elapsed() < SPIN => {
-                            std::hint::spin_loop();
-                        }
-                        Err(oneshot::error::TryRecvError::Empty) => {
-                            break (&mut answer).await.map_err(|_| WasmError::Closed)?;
-                        }
-                    }
-                }
-            }
-            Ok(()) => answer.await.map_err(|_| WasmError::Closed)?,
-        };
-        drop(in_flight);
-        result
+        self.worker
+            .tx
+            .send(Request::Call {
+                id: self.id,
+                export,
+                frame,
+                reply,
+            })
+            .map_err(|_| WasmError::Closed)?;
+        // The only call on its worker: the answer usually comes within microseconds, so poll
+        // for it briefly instead of parking this thread at once (see [`SPIN`]).
+        if in_flight.alone
+            && let Some(result) = spin(|| match answer.try_recv() {
+                Err(oneshot::error::TryRecvError::Empty) => None,
+                other => Some(other),
+            })
+        {
+            return result.map_err(|_| WasmError::Closed)?;
+        }
+        answer.await.map_err(|_| WasmError::Closed)?
     }
 
     /// Runs the guest's `mechtron_init` with `details` (whose properties should name the
@@ -414,16 +405,28 @@ fn run_worker(ctx: WorkerCtx) {
 /// worker that has just answered, and a caller that has just asked, poll briefly first.
 const SPIN: Duration = Duration::from_micros(30);
 
-/// The next request: polled for [`SPIN`], then waited for.
-fn receive(rx: &Receiver<Request>) -> Result<Request, mpsc::RecvError> {
+/// Calls `try_once` until it gives something, for at most [`SPIN`]; `None` if nothing came.
+fn spin<T>(mut try_once: impl FnMut() -> Option<T>) -> Option<T> {
     let start = Instant::now();
     loop {
-        match rx.try_recv() {
-            Ok(request) => return Ok(request),
-            Err(mpsc::TryRecvError::Disconnected) => return Err(mpsc::RecvError),
-            Err(mpsc::TryRecvError::Empty) if start.elapsed() < SPIN => std::hint::spin_loop(),
-            Err(mpsc::TryRecvError::Empty) => return rx.recv(),
+        if let Some(value) = try_once() {
+            return Some(value);
         }
+        if start.elapsed() >= SPIN {
+            return None;
+        }
+        std::hint::spin_loop();
+    }
+}
+
+/// The next request: polled for [`SPIN`], then waited for.
+fn receive(rx: &Receiver<Request>) -> Result<Request, mpsc::RecvError> {
+    match spin(|| match rx.try_recv() {
+        Err(mpsc::TryRecvError::Empty) => None,
+        other => Some(other),
+    }) {
+        Some(received) => received.map_err(|_| mpsc::RecvError),
+        None => rx.recv(),
     }
 }
 
