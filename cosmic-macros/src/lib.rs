@@ -138,7 +138,7 @@ fn expand_mechtron(args: MechtronArgs, item: ItemStruct) -> syn::Result<TokenStr
             }
             name
         }
-        None => skewer(&ident.to_string()),
+        None => cosmic_space::mechtron_type_name(&ident.to_string()),
     };
     let exports = args.export.as_ref().is_none_or(LitBool::value);
     if !exports && !args.with.is_empty() {
@@ -392,31 +392,6 @@ fn is_ctx(ty: &Type) -> bool {
     }
 }
 
-/// `HelloWorld` → `hello-world`, `HTTPServer` → `http-server`, `Hello_Two` → `hello-two`.
-fn skewer(name: &str) -> String {
-    let chars: Vec<char> = name.chars().collect();
-    let mut out = String::new();
-    for (i, &c) in chars.iter().enumerate() {
-        if c == '_' {
-            if !out.is_empty() && !out.ends_with('-') {
-                out.push('-');
-            }
-            continue;
-        }
-        if c.is_uppercase() && i > 0 {
-            let prev = chars[i - 1];
-            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
-            let boundary =
-                prev.is_lowercase() || prev.is_ascii_digit() || (prev.is_uppercase() && next_lower);
-            if boundary && !out.ends_with('-') {
-                out.push('-');
-            }
-        }
-        out.extend(c.to_lowercase());
-    }
-    out
-}
-
 fn is_skewer(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_lowercase())
@@ -429,11 +404,6 @@ mod tests {
 
     #[test]
     fn names_are_skewer_case() {
-        assert_eq!(skewer("Hello"), "hello");
-        assert_eq!(skewer("HelloWorld"), "hello-world");
-        assert_eq!(skewer("HTTPServer"), "http-server");
-        assert_eq!(skewer("Hello_Two"), "hello-two");
-        assert_eq!(skewer("Counter2Go"), "counter2-go");
         assert!(is_skewer("hello-world"));
         assert!(!is_skewer("Hello"));
         assert!(!is_skewer("2x"));

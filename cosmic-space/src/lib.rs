@@ -81,7 +81,7 @@ pub use kind::{
     ArtifactSubKind, BaseKind, DatabaseSubKind, FileSubKind, Kind, KindError, Specific,
     StarSubKind, UserBaseSubKind,
 };
-pub use mechtron::{LimitError, Limits, MechtronConfig};
+pub use mechtron::{LimitError, Limits, MechtronConfig, mechtron_type_name};
 pub use method::{CmdMethod, HttpMethod, HypMethod, Method, MethodKind, MethodPattern};
 pub use particle::{Details, Properties, Property, Status, Stub};
 pub use point::{Env, Lead, Point, PointError, PointSeg, PointVar, RouteSeg, StarKey, VarSeg};

@@ -450,6 +450,34 @@ impl FromStr for MechtronConfig {
     }
 }
 
+/// The name `#[mechtron]` gives a mechtron type when none is written: its Rust type name in
+/// skewer case (`HelloWorld` → `hello-world`, `HTTPServer` → `http-server`, `Hello_Two` →
+/// `hello-two`, `Counter2Go` → `counter2-go`). The macro and `starlane new` both use it, so
+/// what a scaffold expects is what the macro generates.
+pub fn mechtron_type_name(type_name: &str) -> String {
+    let chars: Vec<char> = type_name.chars().collect();
+    let mut out = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        if c == '_' {
+            if !out.is_empty() && !out.ends_with('-') {
+                out.push('-');
+            }
+            continue;
+        }
+        if c.is_uppercase() && i > 0 {
+            let prev = chars[i - 1];
+            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
+            let boundary =
+                prev.is_lowercase() || prev.is_ascii_digit() || (prev.is_uppercase() && next_lower);
+            if boundary && !out.ends_with('-') {
+                out.push('-');
+            }
+        }
+        out.extend(c.to_lowercase());
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -687,5 +715,15 @@ Mechtron(version=1.0.0) {
         let back: Option<(MechtronConfig, usize)> =
             bincode::serde::decode_from_slice(&bytes, config).ok();
         assert_eq!(back.map(|(c, _)| c), Some(c));
+    }
+
+    #[test]
+    fn type_names_become_skewer_case() {
+        assert_eq!(mechtron_type_name("Hello"), "hello");
+        assert_eq!(mechtron_type_name("HelloWorld"), "hello-world");
+        assert_eq!(mechtron_type_name("HTTPServer"), "http-server");
+        assert_eq!(mechtron_type_name("Hello_Two"), "hello-two");
+        assert_eq!(mechtron_type_name("Counter2Go"), "counter2-go");
+        assert_eq!(mechtron_type_name("Hello2"), "hello2");
     }
 }

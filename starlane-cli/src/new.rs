@@ -120,7 +120,7 @@ strip = true
 
 fn lib_rs(name: &str) -> String {
     let ty = camel(name);
-    let attribute = if skewer(&ty) == name {
+    let attribute = if cosmic_space::mechtron_type_name(&ty) == name {
         "#[mechtron]".to_string()
     } else {
         // The type's own name would not read back as NAME (`a-b` → `AB` → `ab`).
@@ -417,27 +417,6 @@ fn camel(name: &str) -> String {
         .collect()
 }
 
-/// The name `#[mechtron]` gives a type (`cosmic-macros`' rule): `MyGreeter` → `my-greeter`,
-/// `Web2Go` → `web2-go`, `AB` → `ab`.
-fn skewer(ty: &str) -> String {
-    let chars: Vec<char> = ty.chars().collect();
-    let mut out = String::new();
-    for (i, &c) in chars.iter().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
-            let prev = chars[i - 1];
-            let next_lower = chars.get(i + 1).is_some_and(char::is_ascii_lowercase);
-            let boundary = prev.is_ascii_lowercase()
-                || prev.is_ascii_digit()
-                || (prev.is_ascii_uppercase() && next_lower);
-            if boundary && !out.ends_with('-') {
-                out.push('-');
-            }
-        }
-        out.push(c.to_ascii_lowercase());
-    }
-    out
-}
-
 /// `text` as a TOML basic string (quoted, with `\` and `"` and control characters escaped).
 fn toml_string(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
@@ -495,10 +474,6 @@ mod tests {
         assert_eq!(camel("hello"), "Hello");
         assert_eq!(camel("my-greeter"), "MyGreeter");
         assert_eq!(camel("web-2-go"), "Web2Go");
-        // The same cases as cosmic-macros' own tests of its rule.
-        assert_eq!(skewer("HelloWorld"), "hello-world");
-        assert_eq!(skewer("HTTPServer"), "http-server");
-        assert_eq!(skewer("Hello2"), "hello2");
         assert!(lib_rs("my-greeter").contains("\n#[mechtron]\n"));
         assert!(lib_rs("my-greeter").contains("pub struct MyGreeter;"));
         assert!(lib_rs("a-b").contains("#[mechtron(name = \"a-b\")]\n"));
