@@ -13,9 +13,11 @@
 //!   Shell) is **504**, and any 5xx answers a generic body: internals (a trap, a guest's
 //!   reason) stay in the server's log, never in the response.
 //! - **Limits** ([`GatewayConfig`]): request bodies over `max_body` are 413 before anything
-//!   enters the cosmos; a request's headers must arrive within `header_timeout` (slow clients
-//!   are cut off); each request waits at most `wait` for its answer; at most
-//!   `max_connections` are served at once.
+//!   enters the cosmos; a request's headers must arrive within `read_timeout`, and its body
+//!   within `read_timeout` after them (slow clients are cut off: the connection is closed,
+//!   or the request answered 408); a keep-alive connection idle for `read_timeout` is closed;
+//!   each request waits at most `wait` for its answer; at most `max_connections` are served
+//!   at once. Malformed requests are hyper's to answer (400, 431) before they reach us.
 //!
 //! axum and hyper live only here.
 
@@ -24,14 +26,14 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method as HttpVerb, Uri, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use cosmic_space::{
     Agent, BaseKind, HttpMethod, Method, Ping, Point, ReflectedCore, StatusCode, Substance,
     WaitTime,
 };
+use http_body_util::BodyExt;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
@@ -46,8 +48,12 @@ pub struct GatewayConfig {
     pub default_space: Point,
     /// The largest request body, in bytes (bigger: 413).
     pub max_body: usize,
-    /// How long a request's headers may take to arrive.
-    pub header_timeout: Duration,
+    /// The largest request head — request line and headers — in bytes (bigger: 431). At
+    /// most 100 headers are read, whatever their size.
+    pub max_head: usize,
+    /// How long a request's headers may take to arrive, and then its body; also how long a
+    /// keep-alive connection may sit idle.
+    pub read_timeout: Duration,
     /// How long a request waits for the cosmos to answer (then 504).
     pub wait: Duration,
     /// How many connections are served at once; more wait to be accepted.
@@ -59,7 +65,8 @@ impl Default for GatewayConfig {
         GatewayConfig {
             default_space: "localhost".parse().unwrap_or_else(|_| Point::root()),
             max_body: 16 * 1024 * 1024,
-            header_timeout: Duration::from_secs(10),
+            max_head: 64 * 1024,
+            read_timeout: Duration::from_secs(10),
             wait: Duration::from_secs(30),
             max_connections: 4096,
         }
@@ -90,11 +97,10 @@ pub(crate) async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) {
     let permits = Arc::new(Semaphore::new(config.max_connections.max(1)));
-    let header_timeout = config.header_timeout;
-    let max_body = config.max_body;
+    let read_timeout = config.read_timeout;
+    let max_head = config.max_head;
     let router = Router::new()
         .fallback(handle)
-        .layer(DefaultBodyLimit::max(max_body))
         .with_state(Arc::new(Gateway { machine, config }));
     tokio::pin!(shutdown);
     loop {
@@ -120,7 +126,8 @@ pub(crate) async fn serve(
         tokio::spawn(async move {
             let mut http = hyper::server::conn::http1::Builder::new();
             http.timer(TokioTimer::new())
-                .header_read_timeout(header_timeout)
+                .header_read_timeout(read_timeout)
+                .max_header_size(max_head)
                 .keep_alive(true);
             // A connection that breaks or sends garbage ends here; hyper has answered what
             // it could (400, 431, …).
@@ -136,18 +143,57 @@ async fn handle(
     verb: HttpVerb,
     uri: Uri,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) => return rejection.into_response(),
+    let answer = async {
+        let body = gateway.read_body(&headers, body).await?;
+        gateway.answer(verb, uri, headers, body).await
     };
-    match gateway.answer(verb, uri, headers, body).await {
+    match answer.await {
         Ok(response) | Err(response) => response,
     }
 }
 
 impl Gateway {
+    /// The whole request body: at most `max_body` bytes (413), arriving within
+    /// `read_timeout` (408). A declared length over the limit is refused before any of the
+    /// body is read.
+    async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
+        let max = self.config.max_body;
+        let too_large = || {
+            plain(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the request body is larger than {max} bytes"),
+            )
+        };
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > u64::try_from(max).unwrap_or(u64::MAX)) {
+            return Err(too_large());
+        }
+        let read = tokio::time::timeout(
+            self.config.read_timeout,
+            http_body_util::Limited::new(body, max).collect(),
+        );
+        match read.await {
+            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+            Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+            Ok(Err(_)) => Err(plain(
+                axum::http::StatusCode::BAD_REQUEST,
+                "the request body could not be read".to_string(),
+            )),
+            Err(_) => Err(plain(
+                axum::http::StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body did not arrive within {} ms",
+                    self.config.read_timeout.as_millis()
+                ),
+            )),
+        }
+    }
+
     async fn answer(
         &self,
         verb: HttpVerb,

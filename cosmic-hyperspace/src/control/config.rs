@@ -120,6 +120,9 @@ pub const ENV_DEFAULT_SPACE: &str = "STARLANE_DEFAULT_SPACE";
 pub const ENV_HTTP_WAIT: &str = "STARLANE_HTTP_WAIT";
 /// The largest HTTP request body, in bytes (then 413).
 pub const ENV_HTTP_MAX_BODY: &str = "STARLANE_HTTP_MAX_BODY";
+/// How many milliseconds an HTTP request's headers, and then its body, may take to arrive
+/// (also how long an idle keep-alive connection stays open).
+pub const ENV_HTTP_READ_TIMEOUT: &str = "STARLANE_HTTP_READ_TIMEOUT";
 /// The settings file in the data directory.
 pub const SETTINGS_FILE: &str = "starlane.toml";
 
@@ -177,6 +180,11 @@ impl MachineConfig {
         if let Some((setting, value)) = pick(&None, "", ENV_HTTP_MAX_BODY, "http-max-body") {
             gateway.max_body =
                 usize::try_from(parse_count(setting, value, "bytes")?).unwrap_or(usize::MAX);
+        }
+        if let Some((setting, value)) = pick(&None, "", ENV_HTTP_READ_TIMEOUT, "http-read-timeout")
+        {
+            gateway.read_timeout =
+                Duration::from_millis(parse_count(setting, value, "milliseconds")?);
         }
         Ok(MachineConfig {
             home,
@@ -272,13 +280,14 @@ fn read_settings_file(path: &Path) -> Result<Vec<FileSetting>, ConfigError> {
 }
 
 /// The keys `starlane.toml` may hold, and whether each takes a string (or an integer).
-const KEYS: [(&str, bool); 6] = [
+const KEYS: [(&str, bool); 7] = [
     ("control", true),
     ("http", true),
     ("stars", false),
     ("default-space", true),
     ("http-wait", false),
     ("http-max-body", false),
+    ("http-read-timeout", false),
 ];
 
 /// The settings in `text`, or the line and message of the first error.
@@ -449,6 +458,26 @@ mod tests {
             MachineConfig::resolve(&Settings::default(), bad),
             Err(ConfigError::BadSpace { .. })
         ));
+        let limits = env_of(&[
+            ("STARLANE_HOME", home),
+            ("STARLANE_HTTP_WAIT", "5"),
+            ("STARLANE_HTTP_MAX_BODY", "1024"),
+            ("STARLANE_HTTP_READ_TIMEOUT", "250"),
+        ]);
+        let limited = MachineConfig::resolve(&Settings::default(), limits).unwrap();
+        assert_eq!(limited.gateway.wait, Duration::from_secs(5));
+        assert_eq!(limited.gateway.max_body, 1024);
+        assert_eq!(limited.gateway.read_timeout, Duration::from_millis(250));
+        let bad = env_of(&[
+            ("STARLANE_HOME", home),
+            ("STARLANE_HTTP_READ_TIMEOUT", "1.5"),
+        ]);
+        assert_eq!(
+            MachineConfig::resolve(&Settings::default(), bad)
+                .unwrap_err()
+                .to_string(),
+            "STARLANE_HTTP_READ_TIMEOUT = '1.5' is not a number of milliseconds: write a whole number above 0"
+        );
         assert_eq!(from_env.control, addr("127.0.0.1:2001"));
         assert_eq!(from_env.http, addr("0.0.0.0:1002"));
         assert_eq!(from_env.stars, 5);
@@ -516,12 +545,12 @@ mod tests {
             (
                 "[machine]\n",
                 1,
-                "tables are not used: write the settings (control, http, stars, default-space, http-wait, http-max-body) at the top level",
+                "tables are not used: write the settings (control, http, stars, default-space, http-wait, http-max-body, http-read-timeout) at the top level",
             ),
             (
                 "\ncolour = \"red\"\n",
                 2,
-                "unknown setting 'colour': the settings are control, http, stars, default-space, http-wait, http-max-body",
+                "unknown setting 'colour': the settings are control, http, stars, default-space, http-wait, http-max-body, http-read-timeout",
             ),
             ("stars = 2\nstars = 3\n", 2, "'stars' is set twice"),
             ("stars = \"2\"\n", 1, "'stars' takes a whole number, e.g. 4"),
