@@ -5,8 +5,8 @@ use std::path::Path;
 
 use tests::{HttpReply, Server, http, stderr, stdout};
 
-const INDEX: &[u8] = include_bytes!("../../examples/site/bundle/html/index.html");
-const CSS: &[u8] = include_bytes!("../../examples/site/bundle/html/css/site.css");
+const INDEX: &[u8] = include_bytes!("../../examples/app/bundle/html/index.html");
+const CSS: &[u8] = include_bytes!("../../examples/app/bundle/html/css/site.css");
 
 /// The Space's bind: static files, a mechtron by forward and by call with a captured
 /// variable, a slow and a failing mechtron, and a route only a user may take.
@@ -103,6 +103,53 @@ fn static_files_and_mechtrons_through_binds() {
     let call = get(&server, "/greet/scott", &[]);
     assert_eq!(call.status, 200, "{}", call.text());
     assert_eq!(call.text(), "Hello, scott!");
+    server.stop();
+}
+
+/// The README walkthrough's web part, step by step: `starlane bundle examples/app`, publish,
+/// create the app mechtron, give the Space the app's bind, and browse — refused until the
+/// owner opens the Space to Anonymous.
+#[test]
+fn the_example_app_answers_on_the_web() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let app = tests::workspace_root().join("examples/app");
+    let bundled = tests::bundle_scaffold(&app);
+    assert!(bundled.status.success(), "{}", stderr(&bundled));
+    let server = Server::start(&dir.path().join("home"));
+    server.exec(&app, "create localhost<Space>; create localhost:repo<Repo>");
+    server.exec(&app, "publish ^[ bundle.zip ]-> localhost:repo:app:1.0.0");
+    server.exec(
+        &app,
+        "create localhost:app<Mechtron>{ +config=localhost:repo:app:1.0.0:/config/app.mechtron }",
+    );
+    server.exec(
+        &app,
+        "set localhost{ +bind=localhost:repo:app:1.0.0:/bind/localhost.bind }",
+    );
+    let addr = server.http_addr();
+    let refused = http(&addr, "GET", "/app/world", &[], b"");
+    assert_eq!(refused.status, 403, "{}", refused.text());
+
+    server.exec(
+        &app,
+        "grant +csd-rwX on localhost to hyperspace:users:anonymous",
+    );
+    let page = http(&addr, "GET", "/", &[], b"");
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert_eq!(page.body, INDEX);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    let css = http(&addr, "GET", "/css/site.css", &[], b"");
+    assert_eq!(css.body, CSS);
+    let hello = http(&addr, "GET", "/app/world", &[], b"");
+    assert_eq!(hello.status, 200, "{}", hello.text());
+    assert_eq!(hello.text(), "Hello, world!\n");
+    assert_eq!(
+        hello.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
     server.stop();
 }
 
