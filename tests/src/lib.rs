@@ -15,20 +15,25 @@ pub fn workspace_root() -> PathBuf {
 }
 
 /// The path of the `starlane` binary, built from this workspace on first use (with the same
-/// cargo and target directory as the tests, so it is normally already up to date).
+/// cargo, target directory and profile as the tests — release for benchmarks — so it is
+/// normally already up to date).
 pub fn starlane_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "starlane-cli",
-                "--bin",
-                "starlane",
-            ])
+        let mut build = Command::new(cargo);
+        build.args([
+            "build",
+            "--quiet",
+            "-p",
+            "starlane-cli",
+            "--bin",
+            "starlane",
+        ]);
+        if target_dir().ends_with("release") {
+            build.arg("--release");
+        }
+        let status = build
             .current_dir(workspace_root())
             .status()
             .unwrap_or_else(|e| panic!("cannot run cargo to build starlane: {e}"));
