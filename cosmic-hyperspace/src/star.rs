@@ -73,7 +73,12 @@ impl Inbox for StarHandle {
             Wave::Directed(directed) => {
                 let star = self.clone();
                 let from_star = envelope.from_star;
-                tokio::spawn(async move { star.receive(from_star, directed).await });
+                // Boxed: the future of a wave's whole handling is kilobytes, and a task copies
+                // its future when it is spawned and again as it finishes; a box is copied as
+                // a pointer.
+                tokio::spawn(Box::pin(async move {
+                    star.receive(from_star, directed).await;
+                }));
             }
         }
     }
@@ -295,8 +300,10 @@ impl StarHandle {
     async fn process(&self, ping: &Ping, record: Option<Box<ParticleRecord>>) -> ReflectedCore {
         let point = &ping.to.point;
         match point.route() {
+            // Boxed: commands are rare beside waves to particles, and their future is large;
+            // inline it would make every wave's task as large (and copied as often).
             RouteSeg::Global if *point == Point::global_executor() => {
-                executor::execute(self, ping).await
+                Box::pin(executor::execute(self, ping)).await
             }
             RouteSeg::Global => ReflectedCore::error(
                 StatusCode::NOT_FOUND,
@@ -304,7 +311,7 @@ impl StarHandle {
             ),
             RouteSeg::Local | RouteSeg::Star(_) => {
                 if *point == Point::local_star() || point == self.point() {
-                    self.answer_as_star(ping).await
+                    Box::pin(self.answer_as_star(ping)).await
                 } else {
                     ReflectedCore::error(StatusCode::NOT_FOUND, format!("no particle {point}"))
                 }
