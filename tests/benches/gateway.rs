@@ -21,6 +21,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cosmic_hyperspace::wasm::FloorReport;
 use tests::Server;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -78,14 +79,24 @@ struct Load {
 }
 
 impl Load {
+    /// Nothing seen yet, for a run measuring `measured`.
+    fn new(measured: Duration) -> Load {
+        Load {
+            answered: 0,
+            errors: 0,
+            examples: Vec::new(),
+            latencies: Vec::new(),
+            measured,
+        }
+    }
+
     fn report(&mut self, what: &str, floor: Option<&Load>) {
-        self.latencies.sort_unstable();
         let per_second = self.answered as f64 / self.measured.as_secs_f64();
-        let (p50, p99) = (self.quantile(0.5), self.quantile(0.99));
+        let latency = FloorReport::of(&mut self.latencies);
         print!(
             "{what}: {per_second:.0} requests/s, p50 {:.2} ms, p99 {:.2} ms, {} errors",
-            p50 as f64 / 1e6,
-            p99 as f64 / 1e6,
+            latency.p50_ns as f64 / 1e6,
+            latency.p99_ns as f64 / 1e6,
             self.errors
         );
         if let Some(floor) = floor {
@@ -96,14 +107,6 @@ impl Load {
         for example in &self.examples {
             println!("  error: {example}");
         }
-    }
-
-    fn quantile(&self, q: f64) -> u64 {
-        if self.latencies.is_empty() {
-            return 0;
-        }
-        let i = ((self.latencies.len() - 1) as f64 * q).round() as usize;
-        self.latencies[i.min(self.latencies.len() - 1)]
     }
 }
 
@@ -127,13 +130,7 @@ async fn load(
         .map(|_| {
             let (addr, request, body) = (addr.to_string(), request.clone(), body.clone());
             tokio::spawn(async move {
-                let mut lane = Load {
-                    answered: 0,
-                    errors: 0,
-                    examples: Vec::new(),
-                    latencies: Vec::new(),
-                    measured: measure,
-                };
+                let mut lane = Load::new(measure);
                 while Instant::now() < stop {
                     if let Err(error) =
                         drive(&addr, &request, &body, measure_from, stop, &mut lane).await
@@ -148,13 +145,7 @@ async fn load(
             })
         })
         .collect();
-    let mut total = Load {
-        answered: 0,
-        errors: 0,
-        examples: Vec::new(),
-        latencies: Vec::new(),
-        measured: measure,
-    };
+    let mut total = Load::new(measure);
     for task in tasks {
         match task.await {
             Ok(lane) => {

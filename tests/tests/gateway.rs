@@ -126,24 +126,23 @@ fn the_example_app_answers_on_the_web() {
         &app,
         "set localhost{ +bind=localhost:repo:app:1.0.0:/bind/localhost.bind }",
     );
-    let addr = server.http_addr();
-    let refused = http(&addr, "GET", "/app/world", &[], b"");
+    let refused = get(&server, "/app/world", &[]);
     assert_eq!(refused.status, 403, "{}", refused.text());
 
     server.exec(
         &app,
         "grant +csd-rwX on localhost to hyperspace:users:anonymous",
     );
-    let page = http(&addr, "GET", "/", &[], b"");
+    let page = get(&server, "/", &[]);
     assert_eq!(page.status, 200, "{}", page.text());
     assert_eq!(page.body, INDEX);
     assert_eq!(
         page.header("content-type"),
         Some("text/html; charset=utf-8")
     );
-    let css = http(&addr, "GET", "/css/site.css", &[], b"");
+    let css = get(&server, "/css/site.css", &[]);
     assert_eq!(css.body, CSS);
-    let hello = http(&addr, "GET", "/app/world", &[], b"");
+    let hello = get(&server, "/app/world", &[]);
     assert_eq!(hello.status, 200, "{}", hello.text());
     assert_eq!(hello.text(), "Hello, world!\n");
     assert_eq!(
