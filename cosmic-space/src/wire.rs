@@ -93,20 +93,8 @@ impl Wire {
 
     /// `value` as a frame, unless the frame would exceed the limit.
     pub fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, WireError> {
-        let mut writer = FrameWriter {
-            frame: Vec::with_capacity(self.max_frame.min(256)),
-            size: 0,
-            limit: self.max_frame,
-        };
-        bincode::serde::encode_into_writer(value, &mut writer, config::standard())
-            .map_err(encode_error)?;
-        if writer.size > self.max_frame {
-            return Err(WireError::FrameTooLarge {
-                size: writer.size,
-                limit: self.max_frame,
-            });
-        }
-        Ok(writer.frame)
+        let (frame, _) = self.encode_onto(Vec::with_capacity(self.max_frame.min(256)), value)?;
+        Ok(frame)
     }
 
     /// `value` as a frame behind a 4-byte length prefix (big-endian `u32`), for streams such as
@@ -123,10 +111,28 @@ impl Wire {
     /// # Ok::<(), cosmic_space::WireError>(())
     /// ```
     pub fn encode_framed<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, WireError> {
-        let mut frame = Vec::with_capacity(self.max_frame.min(256) + Wire::PREFIX_LEN);
-        frame.extend_from_slice(&[0; Wire::PREFIX_LEN]);
+        let mut prefix = Vec::with_capacity(self.max_frame.min(256) + Wire::PREFIX_LEN);
+        prefix.extend_from_slice(&[0; Wire::PREFIX_LEN]);
+        let (mut frame, size) = self.encode_onto(prefix, value)?;
+        // The ceiling (1 GiB) keeps every frame's length within a u32.
+        let len = u32::try_from(size).map_err(|_| WireError::FrameTooLarge {
+            size,
+            limit: self.max_frame,
+        })?;
+        frame[..Wire::PREFIX_LEN].copy_from_slice(&len.to_be_bytes());
+        Ok(frame)
+    }
+
+    /// `value`'s frame appended to `bytes` (empty, or a prefix), unless the frame would exceed
+    /// the limit; with the frame's size.
+    #[inline]
+    fn encode_onto<T: Serialize + ?Sized>(
+        &self,
+        bytes: Vec<u8>,
+        value: &T,
+    ) -> Result<(Vec<u8>, usize), WireError> {
         let mut writer = FrameWriter {
-            frame,
+            frame: bytes,
             size: 0,
             limit: self.max_frame,
         };
@@ -138,13 +144,7 @@ impl Wire {
                 limit: self.max_frame,
             });
         }
-        // The ceiling (1 GiB) keeps every frame's length within a u32.
-        let len = u32::try_from(writer.size).map_err(|_| WireError::FrameTooLarge {
-            size: writer.size,
-            limit: self.max_frame,
-        })?;
-        writer.frame[..Wire::PREFIX_LEN].copy_from_slice(&len.to_be_bytes());
-        Ok(writer.frame)
+        Ok((writer.frame, writer.size))
     }
 
     /// The length of the frame that follows a 4-byte `prefix` written by
