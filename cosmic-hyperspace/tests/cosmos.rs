@@ -32,6 +32,18 @@ async fn status_of(machine: &Machine, agent: &Agent, line: &str) -> StatusCode {
     exec(machine, agent, line).await.status
 }
 
+/// `line`, run as `agent`, is answered with success.
+async fn allowed(machine: &Machine, agent: &Agent, line: &str) {
+    let status = status_of(machine, agent, line).await;
+    assert!(status.is_ok(), "{agent}: {line}: {status}");
+}
+
+/// `line`, run as `agent`, is refused with 403.
+async fn forbidden(machine: &Machine, agent: &Agent, line: &str) {
+    let status = status_of(machine, agent, line).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{agent}: {line}");
+}
+
 async fn ok(machine: &Machine, line: &str) -> Substance {
     let core = exec(machine, &Agent::HyperUser, line).await;
     assert!(
@@ -195,50 +207,25 @@ async fn users_without_grants_get_403_and_change_nothing() {
         "grant +cSd-Rwx on localhost:app+:** to localhost:users:**<User>",
     )
     .await;
-    assert!(
-        status_of(&machine, &scott, "get localhost:app")
-            .await
-            .is_ok()
-    );
-    assert!(
-        status_of(&machine, &scott, "select localhost:app:**")
-            .await
-            .is_ok()
-    );
-    assert_eq!(
-        status_of(&machine, &scott, "create localhost:app:mine<Base>").await,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        status_of(&machine, &scott, "set localhost:app{ +x=y }").await,
-        StatusCode::FORBIDDEN
-    );
+    allowed(&machine, &scott, "get localhost:app").await;
+    allowed(&machine, &scott, "select localhost:app:**").await;
+    forbidden(&machine, &scott, "create localhost:app:mine<Base>").await;
+    forbidden(&machine, &scott, "set localhost:app{ +x=y }").await;
     ok(
         &machine,
         "grant +Csd-rwx on localhost:app to localhost:users:scott",
     )
     .await;
-    assert!(
-        status_of(&machine, &scott, "create localhost:app:mine<Base>")
-            .await
-            .is_ok()
-    );
+    allowed(&machine, &scott, "create localhost:app:mine<Base>").await;
     // An `&` mask above takes away what the others add.
     ok(
         &machine,
         "grant &csd-rwx on localhost to localhost:users:**",
     )
     .await;
-    assert_eq!(
-        status_of(&machine, &scott, "get localhost:app").await,
-        StatusCode::FORBIDDEN
-    );
+    forbidden(&machine, &scott, "get localhost:app").await;
     // Scott owns what he created.
-    assert!(
-        status_of(&machine, &scott, "set localhost:app:mine{ +x=y }")
-            .await
-            .is_ok()
-    );
+    allowed(&machine, &scott, "set localhost:app:mine{ +x=y }").await;
     machine.shutdown().await;
 }
 
@@ -348,36 +335,17 @@ async fn super_and_privileges_open_exactly_what_they_say() {
     let admin = user("admin");
 
     // A privilege opens the one property it names, for the one action it names.
-    assert_eq!(
-        status_of(&machine, &scott, "get localhost:people{ email }").await,
-        StatusCode::FORBIDDEN
-    );
+    forbidden(&machine, &scott, "get localhost:people{ email }").await;
     ok(
         &machine,
         "grant property:email:read on localhost:people to localhost:users:scott",
     )
     .await;
-    assert!(
-        status_of(&machine, &scott, "get localhost:people{ email }")
-            .await
-            .is_ok()
-    );
-    assert_eq!(
-        status_of(&machine, &scott, "get localhost:people{ phone }").await,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        status_of(&machine, &scott, "get localhost:people{ email, phone }").await,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        status_of(&machine, &scott, "get localhost:people").await,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        status_of(&machine, &scott, "set localhost:people{ +email=x@y.z }").await,
-        StatusCode::FORBIDDEN
-    );
+    allowed(&machine, &scott, "get localhost:people{ email }").await;
+    forbidden(&machine, &scott, "get localhost:people{ phone }").await;
+    forbidden(&machine, &scott, "get localhost:people{ email, phone }").await;
+    forbidden(&machine, &scott, "get localhost:people").await;
+    forbidden(&machine, &scott, "set localhost:people{ +email=x@y.z }").await;
 
     // Super is full access below where it is granted, and nothing outside it.
     ok(
@@ -385,45 +353,23 @@ async fn super_and_privileges_open_exactly_what_they_say() {
         "grant Super on localhost:people+:** to localhost:users:admin",
     )
     .await;
-    assert!(
-        status_of(&machine, &admin, "set localhost:people{ +email=x@y.z }")
-            .await
-            .is_ok()
-    );
-    assert!(
-        status_of(&machine, &admin, "create localhost:people:bob<Base>")
-            .await
-            .is_ok()
-    );
-    assert!(
-        exec(
-            &machine,
-            &admin,
-            "grant +csd-Rwx on localhost:people:bob to localhost:users:scott"
-        )
-        .await
-        .is_ok()
-    );
-    assert!(
-        status_of(&machine, &scott, "get localhost:people:bob")
-            .await
-            .is_ok()
-    );
-    assert_eq!(
-        status_of(&machine, &admin, "create localhost:elsewhere<Base>").await,
-        StatusCode::FORBIDDEN
-    );
+    allowed(&machine, &admin, "set localhost:people{ +email=x@y.z }").await;
+    allowed(&machine, &admin, "create localhost:people:bob<Base>").await;
+    allowed(
+        &machine,
+        &admin,
+        "grant +csd-Rwx on localhost:people:bob to localhost:users:scott",
+    )
+    .await;
+    allowed(&machine, &scott, "get localhost:people:bob").await;
+    forbidden(&machine, &admin, "create localhost:elsewhere<Base>").await;
     // A grant made by someone without full access where it applies counts for nothing.
-    assert_eq!(
-        exec(
-            &machine,
-            &scott,
-            "grant Super on localhost+:** to localhost:users:scott"
-        )
-        .await
-        .status,
-        StatusCode::FORBIDDEN
-    );
+    forbidden(
+        &machine,
+        &scott,
+        "grant Super on localhost+:** to localhost:users:scott",
+    )
+    .await;
 }
 
 #[tokio::test]
