@@ -153,6 +153,13 @@ impl Server {
         stdout(&out)
     }
 
+    /// `starlane token USER` in `dir`, which must succeed: the user's token.
+    pub fn token(&self, dir: &Path, user: &str) -> String {
+        let out = self.run(dir, &["token", user]);
+        assert!(out.status.success(), "token {user}: {}", stderr(&out));
+        stdout(&out).trim().to_string()
+    }
+
     /// A `starlane ARGS` command set up to talk to this server.
     pub fn command(&self, dir: &Path, args: &[&str]) -> Command {
         let mut command = Command::new(starlane_bin());

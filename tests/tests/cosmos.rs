@@ -321,9 +321,7 @@ fn a_user_token_without_grants_gets_403_and_changes_nothing() {
     server.exec(dir, SITE);
     server.exec(dir, USERS);
     server.exec(dir, "create localhost:base<Base>{ +color=blue }");
-    let token = server.run(dir, &["token", "localhost:users:scott"]);
-    assert!(token.status.success(), "{}", stderr(&token));
-    let token = stdout(&token).trim().to_string();
+    let token = server.token(dir, "localhost:users:scott");
     let before = server.exec(dir, "select localhost:**");
 
     for command in [

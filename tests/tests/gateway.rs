@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use tests::{HttpReply, Server, http, stderr, stdout};
+use tests::{HttpReply, Server, http, stderr};
 
 const INDEX: &[u8] = include_bytes!("../../examples/app/bundle/html/index.html");
 const CSS: &[u8] = include_bytes!("../../examples/app/bundle/html/css/site.css");
@@ -191,9 +191,7 @@ fn a_bearer_token_opens_what_anonymous_may_not_reach() {
     let anonymous = get(&server, "/private/scott", &[]);
     assert_eq!(anonymous.status, 403, "{}", anonymous.text());
 
-    let out = server.run(dir.path(), &["token", "localhost:users:scott"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let token = stdout(&out).trim().to_string();
+    let token = server.token(dir.path(), "localhost:users:scott");
     let bearer = format!("Authorization: Bearer {token}");
     let scott = get(&server, "/private/scott", &[&bearer]);
     assert_eq!(scott.status, 200, "{}", scott.text());
