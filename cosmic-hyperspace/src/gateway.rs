@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method as HttpVerb, Uri, header};
 use axum::response::Response;
@@ -146,7 +146,7 @@ async fn handle(
     body: Body,
 ) -> Response {
     let answer = async {
-        let body = gateway.read_body(&headers, body).await?;
+        let body = gateway.read_body(body).await?;
         gateway.answer(verb, uri, headers, body).await
     };
     match answer.await {
@@ -157,8 +157,8 @@ async fn handle(
 impl Gateway {
     /// The whole request body: at most `max_body` bytes (413), arriving within
     /// `read_timeout` (408). A declared length over the limit is refused before any of the
-    /// body is read.
-    async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
+    /// body is read; a request without a body (most GETs) needs no reading at all.
+    async fn read_body(&self, body: Body) -> Result<Bytes, Response> {
         let max = self.config.max_body;
         let too_large = || {
             plain(
@@ -166,11 +166,11 @@ impl Gateway {
                 format!("the request body is larger than {max} bytes"),
             )
         };
-        let declared = headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|length| length > u64::try_from(max).unwrap_or(u64::MAX)) {
+        if body.is_end_stream() {
+            return Ok(Bytes::new());
+        }
+        // hyper has parsed and checked `Content-Length`: the hint's lower bound is it.
+        if body.size_hint().lower() > u64::try_from(max).unwrap_or(u64::MAX) {
             return Err(too_large());
         }
         let read = tokio::time::timeout(
