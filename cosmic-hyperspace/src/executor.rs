@@ -2,15 +2,18 @@
 //! language for the agent of the wave that carries them.
 //!
 //! Every command is checked before it changes or reveals anything (SPEC §9): create needs `c`
-//! on the parent, select `s`, delete `d` on the parent, get and read `r`, set and publish `w`,
-//! grant, revoke and chown full access. A refused or failed command changes nothing.
+//! on the parent, select `s`, delete `d` on the parent, grant, revoke and chown full access;
+//! get, read, set and access ask the same [`Effect`] decision as the waves that read or change
+//! a particle (`security::require_effect`), so no route reveals what another refuses. A
+//! refused or failed command changes nothing.
 
 use std::collections::BTreeMap;
 
 use cosmic_space::{
-    Agent, CmdMethod, Command, Create, CreateStrategy, Env, GrantKind, HypMethod, KindError,
-    Method, ParseError, Permission, Ping, Point, PointError, PointTemplate, PointVar,
-    PropertyChanges, ReflectedCore, Selector, Status, StatusCode, Stub, Substance, Transfer,
+    Agent, CmdMethod, Command, Create, CreateStrategy, Effect, Env, GrantKind, HypMethod,
+    KindError, Method, ParseError, Permission, Ping, Point, PointError, PointTemplate, PointVar,
+    Privilege, PropertyChanges, ReflectedCore, Selector, Status, StatusCode, Stub, Substance,
+    Transfer,
 };
 use serde::Serialize;
 
@@ -301,12 +304,25 @@ async fn set(
 ) -> Result<Substance, Failure> {
     let registry = star.registry();
     registry.record(point).await?;
-    let names: Vec<&str> = changes.iter().map(|change| change.name()).collect();
-    require_or_privileged(star, agent, point, Permission::Write, &names, "write").await?;
+    let access = security::access_on(registry.as_ref(), agent, point).await?;
+    // `w`, or the privilege `property:NAME:write` for every property the command changes.
+    let privileged = !changes.is_empty()
+        && changes
+            .iter()
+            .all(|change| access.has_privilege(&Privilege::property(change.name(), "write")));
+    if !privileged {
+        access
+            .check_effect(Effect::Write, agent, point)
+            .map_err(SecurityError::Denied)?;
+    }
     registry.set_properties(point, changes).await?;
-    Ok(Substance::from(registry.record(point).await?.details()))
+    let details = registry.record(point).await?.details();
+    Ok(Substance::from(security::readable(details, &access)))
 }
 
+/// `get`: the details (with the properties the agent may read, which needs `r`), or the named
+/// properties (each readable: see `Access::may_read_property`) — the same decision as a
+/// `Cmd<Read>` wave's.
 async fn get(
     star: &StarHandle,
     agent: &Agent,
@@ -315,11 +331,18 @@ async fn get(
 ) -> Result<Substance, Failure> {
     let registry = star.registry();
     let record = registry.record(point).await?;
-    let asked: Vec<&str> = names.iter().map(String::as_str).collect();
-    require_or_privileged(star, agent, point, Permission::Read, &asked, "read").await?;
     if names.is_empty() {
-        return Ok(Substance::from(record.details()));
+        let access =
+            security::require_effect(registry.as_ref(), agent, point, Effect::ReadDetails).await?;
+        return Ok(Substance::from(security::readable(
+            record.details(),
+            &access,
+        )));
     }
+    let access = security::access_on(registry.as_ref(), agent, point).await?;
+    access
+        .check_properties(names.iter().map(String::as_str), agent, point)
+        .map_err(SecurityError::Denied)?;
     let mut values = BTreeMap::new();
     for name in names {
         let value = record.properties.value(name).ok_or_else(|| {
@@ -333,39 +356,11 @@ async fn get(
     Ok(Substance::Map(values))
 }
 
-/// `Ok` if `agent` holds `permission` on `point`, or — for named properties — the privilege
-/// `property:NAME:ACTION` for every one of `names` (e.g. `property:email:read` lets an agent
-/// read the `email` property of a particle it may not otherwise read).
-async fn require_or_privileged(
-    star: &StarHandle,
-    agent: &Agent,
-    point: &Point,
-    permission: Permission,
-    names: &[&str],
-    action: &str,
-) -> Result<(), Failure> {
-    let access = security::access_on(star.registry().as_ref(), agent, point).await?;
-    if access.has(permission) {
-        return Ok(());
-    }
-    let privileged = !names.is_empty()
-        && names.iter().all(|name| {
-            format!("property:{name}:{action}")
-                .parse::<cosmic_space::Privilege>()
-                .is_ok_and(|privilege| access.has_privilege(&privilege))
-        });
-    if privileged {
-        return Ok(());
-    }
-    access
-        .check(permission, agent, point)
-        .map_err(|denied| SecurityError::Denied(denied).into())
-}
-
+/// `read`: the content, with `r` — the decision of a `Cmd<Read>` or `Http<Get>` wave.
 async fn read(star: &StarHandle, agent: &Agent, point: &Point) -> Result<Substance, Failure> {
     let registry = star.registry();
     let record = registry.record(point).await?;
-    security::require(registry.as_ref(), agent, point, Permission::Read).await?;
+    security::require_effect(registry.as_ref(), agent, point, Effect::ReadContent).await?;
     match registry.content(point).await? {
         Some(bytes) => Ok(Substance::Bin(bytes)),
         None => Err(Failure::bad(format!(
@@ -498,7 +493,7 @@ struct AccessReport {
 async fn access(star: &StarHandle, agent: &Agent, point: &Point) -> Result<Substance, Failure> {
     let registry = star.registry();
     let record = registry.record(point).await?;
-    security::require(registry.as_ref(), agent, point, Permission::Read).await?;
+    security::require_effect(registry.as_ref(), agent, point, Effect::ReadDetails).await?;
     let hierarchy = registry.hierarchy(point).await?;
     let levels: Vec<_> = (0..=point.segments().len())
         .filter_map(|depth| hierarchy.ancestor(depth))

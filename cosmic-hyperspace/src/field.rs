@@ -1,7 +1,8 @@
 //! The Field layer (SPEC §6): security, then routing by the target's bind.
 //!
 //! Every directed wave to a particle passes here before its driver sees it. The Field checks
-//! that the wave's agent may reach the target (`x`), then asks the target's bind (its `bind`
+//! that the wave's agent may reach the target (`x`) and may have the wave's [`Effect`] on it
+//! (`r` to read its details or content, `w` to change it), then asks the target's bind (its `bind`
 //! property, else its driver's default) which pipeline the wave takes, and runs it: deliver to
 //! the Core, forward to another particle, or call another particle with a new method and path
 //! — each hop keeps the agent, so each hop is checked again — with the pipeline's substance
@@ -11,8 +12,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use cosmic_space::{
-    Agent, Bind, Destination, Permission, Ping, Point, ReflectedCore, Selection, Status,
-    StatusCode, Surface,
+    Access, Agent, Bind, Destination, Effect, FullAccess, Permission, Ping, Point, ReflectedCore,
+    Selection, Status, StatusCode, Substance, Surface,
 };
 use parking_lot::RwLock;
 
@@ -74,7 +75,10 @@ impl Field {
     ) -> ReflectedCore {
         let registry = star.registry();
         let point = &ping.to.point;
-        if ping.agent != Agent::HyperUser {
+        let effect = Effect::of_wave(&record.kind, &ping.core.method);
+        let access = if ping.agent == Agent::HyperUser {
+            Access::full(FullAccess::HyperUser)
+        } else {
             let access = match self
                 .access
                 .access_on(registry.as_ref(), &ping.agent, point)
@@ -83,10 +87,14 @@ impl Field {
                 Ok(access) => access,
                 Err(err) => return err.into(),
             };
-            if let Err(denied) = access.check(Permission::Execute, &ping.agent, point) {
+            let checked = access
+                .check(Permission::Execute, &ping.agent, point)
+                .and_then(|()| access.check_effect(effect, &ping.agent, point));
+            if let Err(denied) = checked {
                 return SecurityError::Denied(denied).into();
             }
-        }
+            access
+        };
         if let Some(refusal) = not_ready(&record) {
             return refusal;
         }
@@ -131,6 +139,11 @@ impl Field {
             }
         };
         let core = match destination {
+            // A particle's details are the registry's, as they are now, for every kind: the
+            // Core answers them without its driver (a guest knows only its init's snapshot).
+            Destination::Core if effect == Effect::ReadDetails => ReflectedCore::ok(
+                Substance::from(security::readable(record.details(), &access)),
+            ),
             Destination::Core => {
                 let ctx = DriverCtx {
                     registry: registry.clone(),

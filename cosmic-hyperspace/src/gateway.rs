@@ -11,7 +11,9 @@
 //!   mechtron's `HttpRequest` gets the query back.
 //! - **Statuses**: what the cosmos answers, except that a wave that timed out (408 from the
 //!   Shell) is **504**, and any 5xx answers a generic body: internals (a trap, a guest's
-//!   reason) stay in the server's log, never in the response.
+//!   reason) stay in the server's log, never in the response. A refusal is a plain `403
+//!   Forbidden` for the same reason: which agent lacked which permission on which point is
+//!   the operator's to read in the log, not the web's.
 //! - **Limits** ([`GatewayConfig`]): request bodies over `max_body` are 413 before anything
 //!   enters the cosmos; a request's headers must arrive within `read_timeout`, and its body
 //!   within `read_timeout` after them (slow clients are cut off: the connection is closed,
@@ -357,6 +359,14 @@ fn response(core: ReflectedCore) -> Response {
             .to_string();
         return plain(http_status, text);
     }
+    if status == StatusCode::FORBIDDEN {
+        // Who was refused what, and where, is for the operator's log: the web learns only
+        // that it was refused (no point, agent or permission of the cosmos in the body).
+        if let Some(reason) = core.error_message() {
+            eprintln!("http: 403: {reason}");
+        }
+        return plain(http_status, "Forbidden".to_string());
+    }
     if status.is_client_error()
         && let Some(message) = core.error_message()
     {
@@ -425,6 +435,22 @@ mod tests {
         ));
         assert_eq!(failed.status().as_u16(), 500);
         assert!(!format!("{:?}", failed.body()).contains("trapped"));
+    }
+
+    #[tokio::test]
+    async fn refusals_name_nothing_of_the_cosmos() {
+        let denied = response(ReflectedCore::error(
+            StatusCode::FORBIDDEN,
+            "hyperspace:users:anonymous may not r localhost:repo:app:1.0.0:/html/index.html \
+             (missing permission 'r')",
+        ));
+        assert_eq!(denied.status().as_u16(), 403);
+        let body = denied.into_body().collect().await.unwrap().to_bytes();
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!(body, "Forbidden\n");
+        for leak in ["anonymous", "localhost", "permission", "'r'"] {
+            assert!(!body.contains(leak), "{leak} in {body}");
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@ use cosmic_space::{
     Agent, CreateStrategy, Kind, Layer, Ping, Point, Pong, PropertyChanges, StarKey, StarSubKind,
     Status, Surface, Topic, UserBaseSubKind,
 };
+use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -378,13 +379,10 @@ impl MachineInner {
     }
 }
 
-/// Compares two secrets in time that depends only on their lengths.
+/// Compares two secrets in time that depends only on their lengths (`subtle`, so the
+/// optimiser cannot turn it back into an early exit).
 fn same_secret(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |diff, (x, y)| diff | (x ^ y))
-            == 0
+    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
 #[async_trait]

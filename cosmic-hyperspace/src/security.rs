@@ -1,15 +1,19 @@
 //! Security enforcement (SPEC §9): what an agent may do on a point, computed from the registry
 //! with the pure algorithm of `cosmic_space::access`.
 //!
-//! The Field asks this before any driver sees a wave (`x` on the target), and the executor
-//! before any command changes or reveals anything (`c`, `s`, `d`, `r`, `w`, full access).
+//! The Field asks this before any driver sees a wave (`x` on the target, then what the wave's
+//! [`Effect`] needs), and the executor before any command changes or reveals anything (`c`,
+//! `s`, `d`, full access, and the same [`Effect`]s for reading and changing one particle), so
+//! no route reads or changes what another refuses. Details are answered through
+//! [`readable`], which leaves out the properties the agent may not read.
 
 use std::collections::{BTreeSet, HashMap};
 
 use parking_lot::RwLock;
 
 use cosmic_space::{
-    Access, AccessDenied, Agent, FullAccess, Permission, Point, PointHierarchy, access,
+    Access, AccessDenied, Agent, Details, Effect, FullAccess, Permission, Point, PointHierarchy,
+    access,
 };
 
 use crate::registry::{Registry, RegistryError};
@@ -60,6 +64,32 @@ pub async fn require(
     let access = access_on(registry, agent, point).await?;
     access.check(permission, agent, point)?;
     Ok(())
+}
+
+/// What `agent` may do on `point`, if it may have the `effect` (see [`Effect`]) there.
+pub async fn require_effect(
+    registry: &dyn Registry,
+    agent: &Agent,
+    point: &Point,
+    effect: Effect,
+) -> Result<Access, SecurityError> {
+    let access = access_on(registry, agent, point).await?;
+    access.check_effect(effect, agent, point)?;
+    Ok(access)
+}
+
+/// `details` with only the properties `access` may read (SPEC §9: a property guarded by a
+/// `property:NAME:read` privilege stays hidden without it).
+pub fn readable(mut details: Details, access: &Access) -> Details {
+    if !access.is_full() {
+        details.properties = details
+            .properties
+            .iter()
+            .filter(|(name, _)| access.may_read_property(name))
+            .map(|(name, property)| (name, property.clone()))
+            .collect();
+    }
+    details
 }
 
 /// `Ok` if `agent` has full access (owner, Super or HyperUser) on `point`.

@@ -65,6 +65,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::kind::Kind;
+use crate::method::{CmdMethod, HttpMethod, Method};
 use crate::point::{Point, PointError, PointSeg};
 use crate::selector::{PointHierarchy, Selector};
 use crate::syntax::{Cursor, ParseError, Span};
@@ -351,6 +352,11 @@ impl FromStr for PermissionsMask {
 pub struct Privilege(String);
 
 impl Privilege {
+    /// `property:NAME:ACTION`, the privilege of one action on one property.
+    pub fn property(name: &str, action: &str) -> Privilege {
+        Privilege(format!("property:{name}:{action}"))
+    }
+
     /// The privilege's name.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -476,6 +482,9 @@ pub struct Access {
     full: Option<FullAccess>,
     permissions: Permissions,
     privileges: BTreeSet<Privilege>,
+    /// The privileges that counting grants here name, whoever they are for: a property named
+    /// by a `property:NAME:read` among them is guarded (see [`Access::may_read_property`]).
+    guarded: BTreeSet<Privilege>,
 }
 
 impl Access {
@@ -485,6 +494,7 @@ impl Access {
             full: None,
             permissions: Permissions::none(),
             privileges: BTreeSet::new(),
+            guarded: BTreeSet::new(),
         }
     }
 
@@ -494,6 +504,7 @@ impl Access {
             full: Some(why),
             permissions: Permissions::full(),
             privileges: BTreeSet::new(),
+            guarded: BTreeSet::new(),
         }
     }
 
@@ -503,7 +514,15 @@ impl Access {
             full: None,
             permissions,
             privileges,
+            guarded: BTreeSet::new(),
         }
+    }
+
+    /// The same access, on a point where counting grants name `guarded` privileges (for
+    /// anyone): properties those privileges name are read only with them.
+    pub fn guarded_by(mut self, guarded: BTreeSet<Privilege>) -> Access {
+        self.guarded = guarded;
+        self
     }
 
     /// Whether the agent has full access (owner, `Super` or `HyperUser`): every permission and
@@ -539,6 +558,59 @@ impl Access {
     /// Whether `privilege` is held (always, with full access).
     pub fn has_privilege(&self, privilege: &Privilege) -> bool {
         self.is_full() || self.privileges.contains(privilege)
+    }
+
+    /// Whether the property `name` may be read (SPEC §9): with full access always; where a
+    /// counting grant names `property:NAME:read` the property is guarded and only that
+    /// privilege reads it, even with `r`; any other property needs `r`.
+    pub fn may_read_property(&self, name: &str) -> bool {
+        self.property_requirement(name).is_none()
+    }
+
+    /// `Ok` if every one of `names` may be read (see [`Access::may_read_property`]), else an
+    /// [`AccessDenied`] naming the first that may not and what it needs.
+    pub fn check_properties<'n>(
+        &self,
+        names: impl IntoIterator<Item = &'n str>,
+        agent: &Agent,
+        point: &Point,
+    ) -> Result<(), AccessDenied> {
+        for name in names {
+            if let Some(missing) = self.property_requirement(name) {
+                return self.require(false, missing, agent, point);
+            }
+        }
+        Ok(())
+    }
+
+    /// What reading property `name` needs and is not held, if anything.
+    fn property_requirement(&self, name: &str) -> Option<Requirement> {
+        if self.is_full() {
+            return None;
+        }
+        let privilege = Privilege::property(name, "read");
+        if self.privileges.contains(&privilege) {
+            None
+        } else if self.guarded.contains(&privilege) {
+            Some(Requirement::Privilege(privilege))
+        } else if self.has(Permission::Read) {
+            None
+        } else {
+            Some(Requirement::Permission(Permission::Read))
+        }
+    }
+
+    /// `Ok` if everything `effect` needs is held (its permissions; for reading details, `r`).
+    pub fn check_effect(
+        &self,
+        effect: Effect,
+        agent: &Agent,
+        point: &Point,
+    ) -> Result<(), AccessDenied> {
+        effect
+            .permissions()
+            .iter()
+            .try_for_each(|permission| self.check(*permission, agent, point))
     }
 
     /// `Ok` if `permission` is held, else an [`AccessDenied`] naming `agent`, `point` and it.
@@ -591,6 +663,78 @@ impl Access {
                 point: Box::new(point.clone()),
                 missing,
             })
+        }
+    }
+}
+
+/// What a wave or a command does to its target, and so what its agent must hold there (SPEC
+/// §9: data is read with `r` and changed with `w`, whatever the route).
+///
+/// Every entrance asks the same question: the Field for every directed wave (after `x`, which
+/// every wave needs to reach a particle at all), the executor for every command that reads or
+/// changes one particle. [`Effect::of_wave`] classifies waves; [`Access::check_effect`]
+/// decides.
+///
+/// ```
+/// use cosmic_space::{Effect, Kind, Method, Permission};
+///
+/// let artifact: Kind = "Artifact<Raw>".parse()?;
+/// let get: Method = "Http<Get>".parse()?;
+/// assert_eq!(Effect::of_wave(&artifact, &get), Effect::ReadContent);
+/// assert_eq!(Effect::ReadContent.permissions(), &[Permission::Read]);
+/// assert_eq!(Effect::of_wave(&Kind::Mechtron, &get), Effect::Execute);
+/// # Ok::<(), cosmic_space::ParseError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Effect {
+    /// The target's own logic answers (a mechtron's route, a liveness check): nothing beyond
+    /// `x`.
+    Execute,
+    /// Reads the target's details and properties: `r`, and properties guarded by a
+    /// `property:NAME:read` privilege stay hidden without it.
+    ReadDetails,
+    /// Reads what the target stores (an artifact's bytes, a file, a value): `r`.
+    ReadContent,
+    /// Changes the target (its content or properties): `w`.
+    Write,
+}
+
+impl Effect {
+    /// What a directed wave with `method` does to a particle of `kind`.
+    ///
+    /// On kinds that hold data (artifacts, file stores, files, databases) `Cmd<Read>`,
+    /// `Http<Get>` and `Http<Head>` read the content and `Cmd<Bounce>` and `Http<Options>`
+    /// only execute; every other method may change it. On any other kind `Cmd<Read>` reads
+    /// the details, `Cmd<Update>` changes them, and everything else is the particle's own
+    /// business (`x` only).
+    pub fn of_wave(kind: &Kind, method: &Method) -> Effect {
+        if kind.base().holds_data() {
+            match method {
+                Method::Cmd(CmdMethod::Read) | Method::Http(HttpMethod::Get | HttpMethod::Head) => {
+                    Effect::ReadContent
+                }
+                Method::Cmd(CmdMethod::Bounce) | Method::Http(HttpMethod::Options) => {
+                    Effect::Execute
+                }
+                _ => Effect::Write,
+            }
+        } else {
+            match method {
+                Method::Cmd(CmdMethod::Read) => Effect::ReadDetails,
+                Method::Cmd(CmdMethod::Update) => Effect::Write,
+                _ => Effect::Execute,
+            }
+        }
+    }
+
+    /// The permissions it needs besides `x` (which every wave needs to reach its target; a
+    /// command is sent to the executor, not to the particle, and needs only these).
+    pub fn permissions(self) -> &'static [Permission] {
+        match self {
+            Effect::Execute => &[],
+            Effect::ReadDetails | Effect::ReadContent => &[Permission::Read],
+            Effect::Write => &[Permission::Write],
         }
     }
 }
@@ -764,7 +908,11 @@ pub fn access(
     let mut or = Permissions::none();
     let mut and = Permissions::full();
     let mut privileges = BTreeSet::new();
+    let mut guarded = BTreeSet::new();
     for grant in counting.grants() {
+        if let GrantKind::Privilege(p) = &grant.kind {
+            guarded.insert(p.clone());
+        }
         if !to_matches(&grant.to, agent, agents) {
             continue;
         }
@@ -779,7 +927,7 @@ pub fn access(
             },
         }
     }
-    Access::granted(or.and(and), privileges)
+    Access::granted(or.and(and), privileges).guarded_by(guarded)
 }
 
 /// Whether a grant's `to` selector matches `agent`, with its kinds if `agents` knows them.

@@ -68,6 +68,31 @@ word_enum!(
 );
 
 impl BaseKind {
+    /// Whether particles of this kind hold data that waves read and change (artifacts, file
+    /// stores, files, databases), so reading them needs `r` and changing them `w` (SPEC §9).
+    pub fn holds_data(self) -> bool {
+        match self {
+            BaseKind::Artifact | BaseKind::FileStore | BaseKind::File | BaseKind::Database => true,
+            BaseKind::Root
+            | BaseKind::Space
+            | BaseKind::Base
+            | BaseKind::App
+            | BaseKind::Mechtron
+            | BaseKind::Repo
+            | BaseKind::BundleSeries
+            | BaseKind::Bundle
+            | BaseKind::UserBase
+            | BaseKind::User
+            | BaseKind::Control
+            | BaseKind::Host
+            | BaseKind::Guest
+            | BaseKind::Star
+            | BaseKind::Driver
+            | BaseKind::Global
+            | BaseKind::Portal => false,
+        }
+    }
+
     /// The sub-kind names this base accepts (empty when it takes none).
     pub fn sub_kind_names(self) -> &'static [&'static str] {
         match self {

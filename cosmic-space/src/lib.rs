@@ -64,8 +64,8 @@ mod wave;
 pub mod wire;
 
 pub use access::{
-    Access, AccessDenied, Agent, FullAccess, Grant, GrantKind, Lineage, LineageError, MaskKind,
-    Permission, Permissions, PermissionsMask, Privilege, Requirement, access,
+    Access, AccessDenied, Agent, Effect, FullAccess, Grant, GrantKind, Lineage, LineageError,
+    MaskKind, Permission, Permissions, PermissionsMask, Privilege, Requirement, access,
 };
 pub use bind::{
     Bind, BlockLine, Destination, Filter, FilterError, PathPart, PathRegex, PathTemplate, Pipeline,

@@ -59,7 +59,8 @@ fn server(dir: &Path) -> Server {
          create localhost:hello<Mechtron>{ \
            +config=localhost:repo:fixtures:1.0.0:/config/hello.mechtron }; \
          set localhost{ +bind=localhost:repo:site:1.0.0:/bind/space.bind }; \
-         grant +csd-rwX on localhost to hyperspace:users:anonymous",
+         grant +csd-rwX on localhost to hyperspace:users:anonymous; \
+         grant +csd-Rwx on localhost:repo:site+:** to hyperspace:users:anonymous",
     );
     server
 }

@@ -16,10 +16,14 @@ pub fn workspace_root() -> PathBuf {
 
 /// The path of the `starlane` binary, built from this workspace on first use (with the same
 /// cargo, target directory and profile as the tests — release for benchmarks — so it is
-/// normally already up to date).
+/// normally already up to date). `STARLANE_TEST_BIN` names another binary to test instead
+/// (an installed one, or an older build to show that a new test fails on it).
 pub fn starlane_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("STARLANE_TEST_BIN") {
+            return PathBuf::from(bin);
+        }
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut build = Command::new(cargo);
         build.args([

@@ -55,8 +55,10 @@ fn setup(dir: &Path) -> Server {
         ),
     );
     for grant in [
-        // A public site is the owner's choice (a grant on the Space covers its subtree)…
+        // A public site is the owner's choice (a grant on the Space covers its subtree), and
+        // reading its files (`r`) a second one…
         "grant +csd-rwX on localhost to hyperspace:users:anonymous",
+        "grant +csd-Rwx on localhost:repo:site+:** to hyperspace:users:anonymous",
         // …except the vault, masked for Anonymous, and opened for scott.
         "grant &csd-rwx on localhost:vault to hyperspace:users:anonymous",
         "grant +csd-rwX on localhost to localhost:users:scott",
@@ -129,9 +131,17 @@ fn the_example_app_answers_on_the_web() {
     let refused = get(&server, "/app/world", &[]);
     assert_eq!(refused.status, 403, "{}", refused.text());
 
+    // `x` reaches the Space and the mechtron; the page is data, read with `r` (SPEC §9).
     server.exec(
         &app,
         "grant +csd-rwX on localhost to hyperspace:users:anonymous",
+    );
+    let unread = get(&server, "/", &[]);
+    assert_eq!(unread.status, 403, "{}", unread.text());
+    assert_eq!(unread.text(), "Forbidden\n");
+    server.exec(
+        &app,
+        "grant +csd-Rwx on localhost:repo:app:1.0.0+:** to hyperspace:users:anonymous",
     );
     let page = get(&server, "/", &[]);
     assert_eq!(page.status, 200, "{}", page.text());

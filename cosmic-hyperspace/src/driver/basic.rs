@@ -4,13 +4,13 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use cosmic_space::{BaseKind, Bind, CmdMethod, Method, Ping, ReflectedCore, Substance};
+use cosmic_space::{BaseKind, Bind, CmdMethod, Method, Ping, ReflectedCore};
 
 use super::{Driver, DriverCtx};
 use crate::registry::ParticleRecord;
 
-/// Answers `Cmd<Read>` with the particle's details and `Cmd<Bounce>` with an empty 200; any
-/// other method is 404 (the particle does not answer it).
+/// Answers `Cmd<Bounce>` with an empty 200; any other method is 404 (the particle does not
+/// answer it). Its details (`Cmd<Read>`) are answered by the Field for every kind.
 #[derive(Debug)]
 pub struct BasicDriver {
     kind: BaseKind,
@@ -44,7 +44,6 @@ impl Driver for BasicDriver {
         ping: &Ping,
     ) -> ReflectedCore {
         match &ping.core.method {
-            Method::Cmd(CmdMethod::Read) => ReflectedCore::ok(Substance::from(record.details())),
             Method::Cmd(CmdMethod::Bounce) => ReflectedCore::ok(()),
             other => ReflectedCore::error(
                 cosmic_space::StatusCode::NOT_FOUND,

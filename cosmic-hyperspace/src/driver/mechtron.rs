@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use cosmic_space::{
-    Agent, BaseKind, Bind, CmdMethod, Details, DirectedWave, Kind, LogLevel, MechtronConfig,
-    Method, Permission, Ping, Point, ReflectedCore, Status, StatusCode,
+    Agent, BaseKind, Bind, CmdMethod, Details, DirectedWave, Effect, Kind, LogLevel,
+    MechtronConfig, Method, Ping, Point, ReflectedCore, Status, StatusCode,
 };
 use parking_lot::{Mutex, RwLock};
 
@@ -352,7 +352,7 @@ async fn read_file(
     owner: &Agent,
     point: &Point,
 ) -> Result<Vec<u8>, String> {
-    security::require(registry, owner, point, Permission::Read)
+    security::require_effect(registry, owner, point, Effect::ReadContent)
         .await
         .map_err(|e| format!("cannot read {point}: {e}"))?;
     match registry.content(point).await {

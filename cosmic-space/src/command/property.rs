@@ -5,6 +5,7 @@
 //! (trimmed, never empty), or a double-quoted string in which `\"` and `\\` are the only
 //! escapes. Printing quotes a value only when the unquoted form would not read back the same.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
@@ -145,10 +146,11 @@ impl PropertyChanges {
     /// may appear only once.
     pub fn parse(c: &mut Cursor<'_>) -> Result<PropertyChanges, ParseError> {
         let mut changes = PropertyChanges::new();
+        let mut seen = BTreeSet::new();
         parse_braced(c, "property change", |c| {
             let start = c.pos();
             let change = PropertyChange::parse(c)?;
-            if changes.get(change.name()).is_some() {
+            if !seen.insert(change.name().to_string()) {
                 return Err(c.error_span(
                     Span::new(start, c.pos()),
                     format!("property '{}' is changed twice", change.name()),
@@ -194,10 +196,11 @@ impl FromStr for PropertyChanges {
 pub(crate) fn parse_property_names(c: &mut Cursor<'_>) -> Result<Vec<String>, ParseError> {
     let open = c.pos();
     let mut names: Vec<String> = Vec::new();
+    let mut seen = BTreeSet::new();
     parse_braced(c, "property name", |c| {
         let start = c.pos();
         let name = parse_property_name(c)?;
-        if names.contains(&name) {
+        if !seen.insert(name.clone()) {
             return Err(c.error_span(
                 Span::new(start, c.pos()),
                 format!("property '{name}' is named twice"),

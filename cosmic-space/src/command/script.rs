@@ -74,6 +74,8 @@ impl Script {
     /// may be left out.
     pub fn parse(c: &mut Cursor<'_>) -> Result<Script, ParseError> {
         let mut commands = Vec::new();
+        // Lines are counted as the cursor moves on, so a long script parses in linear time.
+        let (mut counted_to, mut line) = (c.pos(), line_col(c.input(), c.pos()).0);
         loop {
             c.skip_ws_and_comments();
             if c.at_end() {
@@ -82,10 +84,12 @@ impl Script {
             let start = c.pos();
             let command = Command::parse(c)?;
             let end = c.pos();
+            line += c.input()[counted_to..start].matches('\n').count();
+            counted_to = start;
             commands.push(ScriptCommand {
                 command,
                 span: Span::new(start, end),
-                line: line_col(c.input(), start).0,
+                line,
             });
             c.skip_ws_and_comments();
             if c.eat_char(';') || c.at_end() {
