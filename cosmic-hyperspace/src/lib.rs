@@ -43,5 +43,6 @@ pub use bundle::{Bundle, BundleEntry, BundleError, BundleFile, BundleLimits};
 pub use control::{ControlError, ControlService, MachineConfig};
 pub use cosmic_space as space;
 pub use registry::{
-    EmbeddedRegistry, Entry, ParticleRecord, Registration, Registry, RegistryError, RegistryResult,
+    EmbeddedRegistry, Entry, ParticleRecord, PgConfig, PgRegistry, Registration, Registry,
+    RegistryError, RegistryResult,
 };

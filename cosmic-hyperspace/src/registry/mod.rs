@@ -3,8 +3,9 @@
 //! content of artifacts.
 //!
 //! [`Registry`] is the contract; [`EmbeddedRegistry`] keeps it in a redb file in the data
-//! directory (one machine, zero setup), and a PostgreSQL implementation will follow for the
-//! cluster. Both must pass the same [`conformance`] suite. SQL, when it comes, lives only here.
+//! directory (one machine, zero setup), and [`PgRegistry`] keeps it in PostgreSQL for a cosmos
+//! across machines. Both must pass the same [`conformance`] suite. SQL lives only in
+//! `registry::postgres`.
 //!
 //! The registry enforces what must hold atomically — a point is registered once, its parent
 //! exists, locked properties do not change, a bundle's artifacts appear all together or not at
@@ -12,8 +13,10 @@
 
 pub mod conformance;
 mod embedded;
+mod postgres;
 
 pub use embedded::EmbeddedRegistry;
+pub use postgres::{PgConfig, PgRegistry};
 
 use std::collections::BTreeMap;
 
@@ -141,6 +144,10 @@ pub enum RegistryError {
     /// The store failed (I/O, a full disk, a corrupt file).
     #[error("registry storage failed: {0}")]
     Storage(String),
+    /// The store cannot be reached for now (a dropped database connection, a pool that had no
+    /// connection free in time): the same call may succeed a moment later.
+    #[error("registry unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl RegistryError {
@@ -154,6 +161,7 @@ impl RegistryError {
             | RegistryError::HasChildren { .. } => StatusCode::CONFLICT,
             RegistryError::PropertyLocked { .. } => StatusCode::FORBIDDEN,
             RegistryError::Storage(_) => StatusCode::ERROR,
+            RegistryError::Unavailable(_) => StatusCode::UNAVAILABLE,
         }
     }
 }

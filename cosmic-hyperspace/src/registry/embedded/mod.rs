@@ -17,9 +17,9 @@
 // cold paths only, so it is returned as it is rather than boxed here.
 #![allow(clippy::result_large_err)]
 
-mod state;
-mod store;
-mod writer;
+pub(super) mod state;
+pub(super) mod store;
+pub(super) mod writer;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -115,8 +115,9 @@ impl Drop for EmbeddedRegistry {
     }
 }
 
-/// The SHA-256 of a token: what the file stores instead of the token.
-fn token_hash(token: &str) -> [u8; 32] {
+/// The SHA-256 of a token: what the file (or the PostgreSQL registry) stores instead of the
+/// token.
+pub(crate) fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 

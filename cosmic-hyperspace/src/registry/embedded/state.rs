@@ -117,7 +117,7 @@ impl State {
 
 /// Read access to records: the committed [`State`], or the state as a batch of writes in
 /// progress sees it.
-pub(super) trait Records {
+pub(crate) trait Records {
     /// The record at `point`.
     fn get(&self, point: &Point) -> Option<&ParticleRecord>;
 
@@ -159,7 +159,7 @@ impl Records for State {
 }
 
 /// The records of `point` and every registered ancestor, from `ROOT` down.
-pub(super) fn line(records: &impl Records, point: &Point) -> RegistryResult<Vec<ParticleRecord>> {
+pub(crate) fn line(records: &impl Records, point: &Point) -> RegistryResult<Vec<ParticleRecord>> {
     let own = records
         .get(point)
         .ok_or_else(|| RegistryError::NotFound(point.clone()))?;
@@ -192,13 +192,13 @@ fn kinds_of(records: &impl Records, point: &Point) -> RegistryResult<Vec<Kind>> 
 }
 
 /// `point` with the kind of each segment.
-pub(super) fn hierarchy(records: &impl Records, point: &Point) -> RegistryResult<PointHierarchy> {
+pub(crate) fn hierarchy(records: &impl Records, point: &Point) -> RegistryResult<PointHierarchy> {
     let kinds = kinds_of(records, point)?;
     PointHierarchy::new(point.clone(), kinds).map_err(|e| storage("building a hierarchy", e))
 }
 
 /// `point`'s hierarchy and the owner of `ROOT` and of every point down to it.
-pub(super) fn lineage(records: &impl Records, point: &Point) -> RegistryResult<Lineage> {
+pub(crate) fn lineage(records: &impl Records, point: &Point) -> RegistryResult<Lineage> {
     let hierarchy = hierarchy(records, point)?;
     let mut owners = Vec::with_capacity(point.segments().len() + 1);
     for at in point.ancestors().chain(std::iter::once(point.clone())) {
@@ -214,7 +214,7 @@ pub(super) fn lineage(records: &impl Records, point: &Point) -> RegistryResult<L
 /// candidate's ancestors come from a stack kept while scanning (see the module docs); only
 /// if the stack has a gap — which a registry whose every particle has its parent never shows
 /// — are they looked up.
-pub(super) fn select_each<'a, R: Records>(
+pub(crate) fn select_each<'a, R: Records>(
     records: &'a R,
     selector: &Selector,
     mut each: impl FnMut(&'a ParticleRecord),
@@ -302,7 +302,7 @@ fn descendants_of_kind(selector: &Selector) -> Option<(Option<Point>, &KindSelec
 }
 
 /// The direct children of `point`, in point order.
-pub(super) fn children<'a>(records: &'a impl Records, point: &Point) -> Vec<&'a ParticleRecord> {
+pub(crate) fn children<'a>(records: &'a impl Records, point: &Point) -> Vec<&'a ParticleRecord> {
     let depth = point.segments().len() + 1;
     records
         .scan(Some(point))

@@ -48,12 +48,12 @@ const CACHE_BYTES: usize = 64 * 1024 * 1024;
 const WIRE: Wire = Wire::new(Wire::CEILING);
 
 /// `error` as a storage failure, saying what was being done.
-pub(super) fn storage(doing: &str, error: impl std::fmt::Display) -> RegistryError {
+pub(crate) fn storage(doing: &str, error: impl std::fmt::Display) -> RegistryError {
     RegistryError::Storage(format!("{doing}: {error}"))
 }
 
 /// A value as stored.
-pub(super) fn encode<T: Serialize>(what: &str, value: &T) -> RegistryResult<Vec<u8>> {
+pub(crate) fn encode<T: Serialize>(what: &str, value: &T) -> RegistryResult<Vec<u8>> {
     WIRE.encode(value)
         .map_err(|e| storage(&format!("encoding {what}"), e))
 }

@@ -456,7 +456,7 @@ impl Batch<'_> {
 /// Applies `changes` to `properties` of the particle at `point`, all or none: a change to a
 /// locked property (removing it, or setting another value) refuses them all. Setting a locked
 /// property to the value it has is no change, and leaves it locked.
-fn apply_changes(
+pub(crate) fn apply_changes(
     point: &Point,
     properties: &mut Properties,
     changes: &PropertyChanges,

@@ -1,0 +1,93 @@
+//! The tables of the PostgreSQL registry and the versioned migrations that make them.
+//!
+//! Each migration runs once, in order, recorded in `schema_migrations`. They run in one
+//! transaction under a transaction-scoped advisory lock, so two machines starting at once
+//! apply each migration exactly once (the second waits, then finds it applied), and a failed
+//! migration leaves nothing behind.
+
+use tokio_postgres::Client;
+
+/// The advisory lock key that serializes migrations (any constant unique to Starlane).
+const MIGRATION_LOCK: i64 = 0x5354_4152_4c41_4e45; // "STARLANE"
+
+/// Every migration, by version; a released one is never edited, only followed by another.
+const MIGRATIONS: &[(i32, &str)] = &[(
+    1,
+    r#"
+    -- Every particle. Points are compared byte by byte (COLLATE "C"), so the subtree of a
+    -- printed prefix is one index range scan; `record` is the wire-encoded ParticleRecord.
+    CREATE TABLE particles (
+        point  text COLLATE "C" PRIMARY KEY,
+        parent text COLLATE "C",
+        depth  integer NOT NULL,
+        kind   text NOT NULL,
+        base   text NOT NULL,
+        record bytea NOT NULL
+    );
+    CREATE INDEX particles_by_parent ON particles (parent, point);
+
+    -- Content of artifacts: a header (to tell no content from empty content) and chunks.
+    CREATE TABLE contents (
+        point text COLLATE "C" PRIMARY KEY REFERENCES particles (point) ON DELETE CASCADE,
+        size  bigint NOT NULL
+    );
+    CREATE TABLE content_chunks (
+        point text COLLATE "C" NOT NULL REFERENCES contents (point) ON DELETE CASCADE,
+        chunk integer NOT NULL,
+        bytes bytea NOT NULL,
+        PRIMARY KEY (point, chunk)
+    );
+
+    -- The last number handed out under each parent; kept when the parent is deleted.
+    CREATE TABLE sequences (
+        parent text COLLATE "C" PRIMARY KEY,
+        last   bigint NOT NULL
+    );
+
+    -- Grants; ids come from a sequence, so they are never reused.
+    CREATE SEQUENCE grant_ids START 1;
+    CREATE TABLE grants (
+        id    bigint PRIMARY KEY,
+        grant_record bytea NOT NULL
+    );
+
+    -- Tokens by their SHA-256; the agent as a printed point.
+    CREATE TABLE tokens (
+        hash  bytea PRIMARY KEY,
+        agent text NOT NULL
+    );
+    "#,
+)];
+
+/// Applies every migration not applied yet; returns the schema version now in force.
+pub(super) async fn migrate(client: &mut Client) -> Result<i32, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version    integer PRIMARY KEY,
+            applied_at timestamptz NOT NULL DEFAULT now()
+        )",
+    )
+    .await?;
+    let applied: i32 = tx
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM schema_migrations",
+            &[],
+        )
+        .await?
+        .try_get(0)?;
+    let mut version = applied;
+    for (number, sql) in MIGRATIONS.iter().filter(|(number, _)| *number > applied) {
+        tx.batch_execute(sql).await?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version) VALUES ($1)",
+            &[number],
+        )
+        .await?;
+        version = *number;
+    }
+    tx.commit().await?;
+    Ok(version)
+}
