@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use cosmic_hyperspace::registry::{
@@ -33,24 +33,18 @@ fn registration(point: &str, kind: Kind) -> Registration {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn embedded_registry_passes_the_conformance_suite() {
-    let dir = tempfile::tempdir().unwrap();
-    let n = AtomicUsize::new(0);
-    let outcome = conformance::run_all(|| {
-        let n = n.fetch_add(1, Ordering::Relaxed);
-        open(&dir.path().join(format!("registry-{n}.redb")))
-    })
-    .await;
-    if let Err(failures) = outcome {
-        panic!("{failures}");
-    }
-    assert_eq!(
-        n.load(Ordering::Relaxed),
-        21,
-        "every check ran on its own registry"
-    );
+/// A fresh registry in a folder of its own, kept for as long as the test process runs (the
+/// registry is moved into the check, so its folder cannot be dropped with it).
+async fn fresh() -> EmbeddedRegistry {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = DIR.get_or_init(|| tempfile::tempdir().unwrap());
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    open(&dir.path().join(format!("registry-{n}.redb")))
 }
+
+// One test per conformance check, each on a registry of its own.
+cosmic_hyperspace::registry_conformance_tests!(fresh);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_registry_survives_reopening() {

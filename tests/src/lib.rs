@@ -2,6 +2,8 @@
 //! operator would; this library holds what they share: building and locating the binary,
 //! running it, and the guest fixtures (real wasm, built by `build.rs` from `tests/guests/`).
 
+pub mod postgres;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;

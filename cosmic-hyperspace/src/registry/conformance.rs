@@ -2,23 +2,10 @@
 //! PostgreSQL are covered by the same tests).
 //!
 //! Written only against the trait. Each check takes a fresh, empty registry and returns
-//! `Err(message)` on the first thing that is not as the trait documents; [`run_all`] runs
-//! them all and reports every failure. [`survives_reopen`] is for implementations that can be
-//! closed and opened again.
-//!
-//! ```no_run
-//! # async fn example() -> Result<(), cosmic_hyperspace::registry::conformance::Failures> {
-//! use cosmic_hyperspace::registry::{conformance, EmbeddedRegistry};
-//!
-//! let dir = std::env::temp_dir().join("conformance");
-//! let counter = std::sync::atomic::AtomicUsize::new(0);
-//! conformance::run_all(|| {
-//!     let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-//!     EmbeddedRegistry::open(&dir.join(format!("{n}.redb"))).expect("open")
-//! })
-//! .await
-//! # }
-//! ```
+//! `Err(message)` on the first thing that is not as the trait documents;
+//! [`registry_conformance_tests!`](crate::registry_conformance_tests) makes one test of each
+//! for a store. [`survives_reopen`] is for implementations that can be closed and opened
+//! again.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -33,31 +20,6 @@ use super::{Entry, ParticleRecord, Registration, Registry, RegistryError, Regist
 
 /// What a check returns: `Err` says what was wrong.
 pub type Outcome = Result<(), String>;
-
-/// One check that failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    /// The check's name (its function's).
-    pub check: &'static str,
-    /// What was wrong.
-    pub message: String,
-}
-
-/// Every check that failed in a run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failures(pub Vec<Failure>);
-
-impl std::error::Error for Failures {}
-
-impl fmt::Display for Failures {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{} registry conformance check(s) failed:", self.0.len())?;
-        for failure in &self.0 {
-            writeln!(f, "- {}: {}", failure.check, failure.message)?;
-        }
-        Ok(())
-    }
-}
 
 /// Returns `Err` from the check unless `$got == $want`.
 macro_rules! check_eq {
@@ -75,46 +37,54 @@ macro_rules! check_eq {
     }};
 }
 
-/// Runs every check, each on a registry fresh from `make`, and reports every failure.
-pub async fn run_all<R: Registry>(make: impl Fn() -> R) -> Result<(), Failures> {
-    let mut failures = Vec::new();
-    macro_rules! run {
-        ($($check:ident),* $(,)?) => {
-            $(
-                if let Err(message) = $check(Arc::new(make())).await {
-                    failures.push(Failure { check: stringify!($check), message });
+/// Generates one `#[tokio::test]` per conformance check, each named after its check and run
+/// on a registry fresh from `$make` (a path to an `async fn() -> R` where `R: Registry`), so a
+/// failure names its check and the checks run in parallel. The calling crate needs `tokio`
+/// (with `macros` and `rt-multi-thread`).
+///
+/// ```ignore
+/// async fn make() -> EmbeddedRegistry { /* a fresh, empty registry */ }
+/// cosmic_hyperspace::registry_conformance_tests!(make);
+/// ```
+#[macro_export]
+macro_rules! registry_conformance_tests {
+    ($make:path) => {
+        $crate::registry_conformance_tests!(
+            @tests $make;
+            register_and_record,
+            parent_must_exist,
+            commit_refuses_a_taken_point,
+            ensure_accepts_the_same_kind_unchanged,
+            override_replaces_unlocked_properties,
+            register_all_is_ordered_and_stores_content,
+            register_all_is_all_or_nothing,
+            sequences_count_per_parent,
+            line_hierarchy_and_lineage,
+            status_and_location,
+            set_properties_is_atomic_and_respects_locks,
+            select_matches_points_and_kinds_in_order,
+            children_are_direct_and_ordered,
+            delete_refuses_children_unless_forced,
+            chown_changes_owners_by_selector,
+            grants_have_ids_never_reused,
+            tokens_name_their_agent,
+            census_counts_by_base_kind,
+            concurrent_registers_of_one_point_one_wins,
+            concurrent_sequences_are_distinct,
+            concurrent_writes_are_isolated,
+        );
+    };
+    (@tests $make:path; $($check:ident),* $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $check() {
+                let registry = ::std::sync::Arc::new($make().await);
+                if let Err(message) = $crate::registry::conformance::$check(registry).await {
+                    panic!("{}: {}", stringify!($check), message);
                 }
-            )*
-        };
-    }
-    run!(
-        register_and_record,
-        parent_must_exist,
-        commit_refuses_a_taken_point,
-        ensure_accepts_the_same_kind_unchanged,
-        override_replaces_unlocked_properties,
-        register_all_is_ordered_and_stores_content,
-        register_all_is_all_or_nothing,
-        sequences_count_per_parent,
-        line_hierarchy_and_lineage,
-        status_and_location,
-        set_properties_is_atomic_and_respects_locks,
-        select_matches_points_and_kinds_in_order,
-        children_are_direct_and_ordered,
-        delete_refuses_children_unless_forced,
-        chown_changes_owners_by_selector,
-        grants_have_ids_never_reused,
-        tokens_name_their_agent,
-        census_counts_by_base_kind,
-        concurrent_registers_of_one_point_one_wins,
-        concurrent_sequences_are_distinct,
-        concurrent_writes_are_isolated,
-    );
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(Failures(failures))
-    }
+            }
+        )*
+    };
 }
 
 // ---- fixtures ----

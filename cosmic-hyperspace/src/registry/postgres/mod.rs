@@ -343,8 +343,7 @@ async fn put_content(
         .prepare("INSERT INTO content_chunks (point, chunk, bytes) VALUES ($1, $2, $3)")
         .await?;
     for (n, chunk) in content.chunks(CHUNK).enumerate() {
-        let n = i32::try_from(n)
-            .map_err(|_| storage("storing content", "too many chunks"))?;
+        let n = i32::try_from(n).map_err(|_| storage("storing content", "too many chunks"))?;
         client.execute(&insert, &[&point, &n, &chunk]).await?;
     }
     Ok(())
@@ -664,15 +663,19 @@ impl Registry for PgRegistry {
                     // never held twice.
                     let mut bytes = Vec::with_capacity(size);
                     let chunk = tx
-                        .prepare(
-                            "SELECT bytes FROM content_chunks WHERE point = $1 AND chunk = $2",
-                        )
+                        .prepare("SELECT bytes FROM content_chunks WHERE point = $1 AND chunk = $2")
                         .await?;
                     let mut n: i32 = 0;
                     while bytes.len() < size {
-                        let row = tx.query_opt(&chunk, &[&printed, &n]).await?.ok_or_else(
-                            || storage("reading content", format!("chunk {n} of {point} is missing")),
-                        )?;
+                        let row =
+                            tx.query_opt(&chunk, &[&printed, &n])
+                                .await?
+                                .ok_or_else(|| {
+                                    storage(
+                                        "reading content",
+                                        format!("chunk {n} of {point} is missing"),
+                                    )
+                                })?;
                         bytes.extend_from_slice(row.try_get::<_, &[u8]>(0)?);
                         n += 1;
                     }
@@ -821,11 +824,18 @@ mod tests {
     fn a_prefix_range_holds_every_descendant() {
         let top: Point = "localhost:app".parse().unwrap();
         let (low, high) = prefix_range(&top);
-        for inside in ["localhost:app", "localhost:app:echo", "localhost:app:echo:/log.txt"] {
+        for inside in [
+            "localhost:app",
+            "localhost:app:echo",
+            "localhost:app:echo:/log.txt",
+        ] {
             assert!(low.as_str() <= inside && inside < high.as_str(), "{inside}");
         }
         for outside in ["localhost:aoo", "localhost:apq", "localhost"] {
-            assert!(!(low.as_str() <= outside && outside < high.as_str()), "{outside}");
+            assert!(
+                !(low.as_str() <= outside && outside < high.as_str()),
+                "{outside}"
+            );
         }
     }
 }
