@@ -261,7 +261,7 @@ async fn populate(registry: &Arc<PgRegistry>) {
         let space = Point::space(&format!("space-{s}")).unwrap();
         tops.push(entry(space.clone(), "Space"));
         let users = space.push_base("users").unwrap();
-        tops.push(entry(users.clone(), "UserBase<Keycloak>"));
+        tops.push(entry(users.clone(), "UserBase"));
         let mut batch = Vec::new();
         for u in 0..1000 {
             batch.push(entry(users.push_base(&format!("user-{u}")).unwrap(), "User"));

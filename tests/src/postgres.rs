@@ -114,6 +114,7 @@ impl Drop for PrivatePostgres {
             .arg("-D")
             .arg(self.dir.path().join("data"))
             .args(["-m", "immediate", "-w", "stop"])
+            .stdout(std::process::Stdio::null())
             .status();
     }
 }

@@ -34,6 +34,7 @@ use cosmic_space::{
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use serde::de::DeserializeOwned;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, NoTls, Row};
 
@@ -349,6 +350,41 @@ async fn put_content(
     Ok(())
 }
 
+/// Inserts a new particle's row; `false` if the point is taken. A parent that is not
+/// registered fails the key check (`NoParent`).
+async fn insert(client: &impl GenericClient, record: &ParticleRecord) -> Result<bool, Failure> {
+    let bytes = encode("a particle record", record)?;
+    let depth = i32::try_from(record.point.segments().len())
+        .map_err(|_| storage("registering", "a point too deep"))?;
+    let parent = record.point.parent();
+    let inserted = client
+        .execute(
+            "INSERT INTO particles (point, parent, depth, kind, base, record) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (point) DO NOTHING",
+            &[
+                &record.point.to_string(),
+                &parent.as_ref().map(Point::to_string),
+                &depth,
+                &record.kind.to_string(),
+                &record.kind.base().name(),
+                &bytes,
+            ],
+        )
+        .await;
+    match inserted {
+        Ok(count) => Ok(count > 0),
+        Err(e) if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) => match parent {
+            Some(parent) => Err(RegistryError::NoParent {
+                point: record.point.clone(),
+                parent,
+            }
+            .into()),
+            None => Err(e.into()),
+        },
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Registers one particle inside a transaction (the rules of [`Registry::register`]).
 async fn register_in(
     client: &impl GenericClient,
@@ -425,24 +461,7 @@ async fn register_in(
         properties,
         location: None,
     };
-    let bytes = encode("a particle record", &record)?;
-    let depth = i32::try_from(record.point.segments().len())
-        .map_err(|_| storage("registering", "a point too deep"))?;
-    let inserted = client
-        .execute(
-            "INSERT INTO particles (point, parent, depth, kind, base, record) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (point) DO NOTHING",
-            &[
-                &printed,
-                &parent_printed,
-                &depth,
-                &record.kind.to_string(),
-                &record.kind.base().name(),
-                &bytes,
-            ],
-        )
-        .await?;
-    if inserted == 0 {
+    if !insert(client, &record).await? {
         // Another transaction registered the point since we looked: decide again.
         return Err(Failure::Raced);
     }
@@ -451,11 +470,36 @@ async fn register_in(
     }
     Ok(record)
 }
-
 #[async_trait]
 impl Registry for PgRegistry {
     async fn register(&self, registration: Registration) -> RegistryResult<ParticleRecord> {
         let doing = format!("registering {}", registration.point);
+        // A point not taken yet is one statement, without a transaction: the insert is atomic,
+        // and its key check locks the parent. Properties of a new particle start empty, so no
+        // lock can refuse them beyond what `apply_changes` checks here.
+        let mut properties = Properties::new();
+        apply_changes(&registration.point, &mut properties, &registration.properties)?;
+        let record = ParticleRecord {
+            point: registration.point.clone(),
+            kind: registration.kind.clone(),
+            status: registration.status.clone(),
+            owner: registration.owner.clone(),
+            properties,
+            location: None,
+        };
+        // Not retried: had the insert committed before the connection dropped, a second try
+        // would wrongly find the point taken.
+        let fresh: Result<bool, Failure> = async {
+            let client = self.pool.get().await?;
+            insert(&**client, &record).await
+        }
+        .await;
+        if fresh.map_err(|failure| failure.into_error(&doing))? {
+            return Ok(record);
+        }
+        if registration.strategy == CreateStrategy::Commit {
+            return Err(RegistryError::AlreadyExists(registration.point));
+        }
         transaction!(self, doing, |tx| {
             register_in(&tx, registration.clone(), None).await?
         })

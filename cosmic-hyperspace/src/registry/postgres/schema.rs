@@ -16,9 +16,10 @@ const MIGRATIONS: &[(i32, &str)] = &[(
     r#"
     -- Every particle. Points are compared byte by byte (COLLATE "C"), so the subtree of a
     -- printed prefix is one index range scan; `record` is the wire-encoded ParticleRecord.
+    -- The parent must be registered (the key check locks it against a concurrent delete).
     CREATE TABLE particles (
         point  text COLLATE "C" PRIMARY KEY,
-        parent text COLLATE "C",
+        parent text COLLATE "C" REFERENCES particles (point),
         depth  integer NOT NULL,
         kind   text NOT NULL,
         base   text NOT NULL,
