@@ -256,7 +256,7 @@ async fn populate(registry: &Arc<PgRegistry>) {
         registration: registration(point, kind),
         content: None,
     };
-    let mut tops = Vec::new();
+    let mut tops = vec![entry(Point::root(), "Root")];
     for s in 0..10 {
         let space = Point::space(&format!("space-{s}")).unwrap();
         tops.push(entry(space.clone(), "Space"));
@@ -264,7 +264,10 @@ async fn populate(registry: &Arc<PgRegistry>) {
         tops.push(entry(users.clone(), "UserBase"));
         let mut batch = Vec::new();
         for u in 0..1000 {
-            batch.push(entry(users.push_base(&format!("user-{u}")).unwrap(), "User"));
+            batch.push(entry(
+                users.push_base(&format!("user-{u}")).unwrap(),
+                "User",
+            ));
         }
         batches.push(batch);
         for a in 0..10 {

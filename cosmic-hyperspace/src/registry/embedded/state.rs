@@ -138,24 +138,57 @@ impl Records for State {
         &'a self,
         within: Option<&Point>,
     ) -> Box<dyn Iterator<Item = &'a ParticleRecord> + 'a> {
-        match within {
-            Some(top) => {
-                let top = top.clone();
-                Box::new(
-                    self.records
-                        .range::<Point, _>(top.clone()..)
-                        .map(|indexed| &indexed.0)
-                        .take_while(move |record| record.point.is_within(&top)),
-                )
-            }
-            None => Box::new(
-                self.records
-                    .range::<Point, _>(Point::root()..)
-                    .map(|indexed| &indexed.0)
-                    .take_while(|record| *record.point.route() == RouteSeg::This),
-            ),
-        }
+        let start = within.cloned().unwrap_or_else(Point::root);
+        let from = self
+            .records
+            .range::<Point, _>(start..)
+            .map(|indexed| &indexed.0);
+        take_within(from, within)
     }
+}
+
+/// The records of `from` — an iterator in point order that starts at `within` (or, for
+/// `None`, at `ROOT`) — for as long as they are `within` and below it (for `None`: of this
+/// cosmos, route [`RouteSeg::This`]): what [`Records::scan`] returns.
+pub(crate) fn take_within<'a>(
+    from: impl Iterator<Item = &'a ParticleRecord> + 'a,
+    within: Option<&Point>,
+) -> Box<dyn Iterator<Item = &'a ParticleRecord> + 'a> {
+    match within {
+        Some(top) => {
+            let top = top.clone();
+            Box::new(from.take_while(move |record| record.point.is_within(&top)))
+        }
+        None => Box::new(from.take_while(|record| *record.point.route() == RouteSeg::This)),
+    }
+}
+
+/// Which of `subtree` (`point` and every point below it) a `delete` of `point` removes:
+/// all of them, deepest first and within one depth in point order — unless `point` has
+/// children and `force` is off, which is `HasChildren` counting the direct ones.
+pub(crate) fn doomed(
+    point: &Point,
+    mut subtree: Vec<Point>,
+    force: bool,
+) -> RegistryResult<Vec<Point>> {
+    if !force && subtree.len() > 1 {
+        let depth = point.segments().len() + 1;
+        let children = subtree
+            .iter()
+            .filter(|p| p.segments().len() == depth)
+            .count();
+        return Err(RegistryError::HasChildren {
+            point: point.clone(),
+            children,
+        });
+    }
+    subtree.sort_by(|a, b| {
+        b.segments()
+            .len()
+            .cmp(&a.segments().len())
+            .then_with(|| a.cmp(b))
+    });
+    Ok(subtree)
 }
 
 /// The records of `point` and every registered ancestor, from `ROOT` down.

@@ -355,28 +355,11 @@ impl Batch<'_> {
     pub(super) fn delete(&mut self, point: &Point, force: bool) -> RegistryResult<Vec<Point>> {
         self.existing(point)?;
         let view = self.view();
-        let mut doomed: Vec<Point> = view
+        let subtree: Vec<Point> = view
             .scan(Some(point))
             .map(|record| record.point.clone())
             .collect();
-        if !force && doomed.len() > 1 {
-            let depth = point.segments().len() + 1;
-            let children = doomed
-                .iter()
-                .filter(|p| p.segments().len() == depth)
-                .count();
-            return Err(RegistryError::HasChildren {
-                point: point.clone(),
-                children,
-            });
-        }
-        // Deepest first; points of one depth in point order.
-        doomed.sort_by(|a, b| {
-            b.segments()
-                .len()
-                .cmp(&a.segments().len())
-                .then_with(|| a.cmp(b))
-        });
+        let doomed = state::doomed(point, subtree, force)?;
         for gone in &doomed {
             self.overlay.records.set(gone.clone(), None);
             self.overlay.content.set(gone.clone(), None);

@@ -30,7 +30,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cosmic_space::{
     CreateStrategy, Grant, GrantKind, Lineage, Point, PointHierarchy, Properties, PropertyChanges,
-    RouteSeg, Selector, StarKey, Status, Stub, Wire,
+    Selector, StarKey, Status, Stub, Wire,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use serde::de::DeserializeOwned;
@@ -225,26 +225,14 @@ impl Records for Fetched {
         &'a self,
         within: Option<&Point>,
     ) -> Box<dyn Iterator<Item = &'a ParticleRecord> + 'a> {
-        match within {
-            Some(top) => {
-                let top = top.clone();
-                let start = self.0.partition_point(|record| record.point < top);
-                Box::new(
-                    self.0[start..]
-                        .iter()
-                        .take_while(move |record| record.point.is_within(&top)),
-                )
-            }
+        let start = match within {
+            Some(top) => self.0.partition_point(|record| record.point < *top),
             None => {
                 let root = Point::root();
-                let start = self.0.partition_point(|record| record.point < root);
-                Box::new(
-                    self.0[start..]
-                        .iter()
-                        .take_while(|record| *record.point.route() == RouteSeg::This),
-                )
+                self.0.partition_point(|record| record.point < root)
             }
-        }
+        };
+        state::take_within(self.0[start..].iter(), within)
     }
 }
 
@@ -478,7 +466,11 @@ impl Registry for PgRegistry {
         // and its key check locks the parent. Properties of a new particle start empty, so no
         // lock can refuse them beyond what `apply_changes` checks here.
         let mut properties = Properties::new();
-        apply_changes(&registration.point, &mut properties, &registration.properties)?;
+        apply_changes(
+            &registration.point,
+            &mut properties,
+            &registration.properties,
+        )?;
         let record = ParticleRecord {
             point: registration.point.clone(),
             kind: registration.kind.clone(),
@@ -651,32 +643,14 @@ impl Registry for PgRegistry {
                     &[&low, &high],
                 )
                 .await?;
-            let mut doomed = Vec::with_capacity(rows.len());
+            let mut subtree = Vec::with_capacity(rows.len());
             for row in &rows {
                 let candidate = parse_point(row.try_get(0)?)?;
                 if candidate.is_within(point) {
-                    doomed.push(candidate);
+                    subtree.push(candidate);
                 }
             }
-            if !force && doomed.len() > 1 {
-                let depth = point.segments().len() + 1;
-                let children = doomed
-                    .iter()
-                    .filter(|p| p.segments().len() == depth)
-                    .count();
-                return Err(RegistryError::HasChildren {
-                    point: point.clone(),
-                    children,
-                }
-                .into());
-            }
-            // Deepest first; points of one depth in point order.
-            doomed.sort_by(|a, b| {
-                b.segments()
-                    .len()
-                    .cmp(&a.segments().len())
-                    .then_with(|| a.cmp(b))
-            });
+            let doomed = state::doomed(point, subtree, force)?;
             let printed: Vec<String> = doomed.iter().map(Point::to_string).collect();
             tx.execute("DELETE FROM particles WHERE point = ANY($1)", &[&printed])
                 .await?;
