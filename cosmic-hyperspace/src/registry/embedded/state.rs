@@ -7,6 +7,9 @@
 //! candidate's ancestors without looking them up: it keeps a stack of the kinds of the last
 //! particle seen at each depth, which, as every registered particle's parent is registered,
 //! are exactly the candidate's ancestors.
+//!
+//! The PostgreSQL registry runs the same walks over the rows it fetched (its `Fetched`
+//! implements [`Records`]), so both registries select, line up and delete alike.
 
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};

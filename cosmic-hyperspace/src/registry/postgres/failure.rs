@@ -15,6 +15,9 @@ pub(super) enum Failure {
     Raced,
     /// The database answered with an error or the connection failed.
     Database(tokio_postgres::Error),
+    /// `COMMIT` failed: if the connection broke, the transaction may or may not have been
+    /// committed, so it is never run again.
+    Commit(tokio_postgres::Error),
     /// No connection could be had from the pool.
     Pool(PoolError),
 }
@@ -52,11 +55,18 @@ impl Failure {
         }
     }
 
+    /// Whether the connection broke before anything was committed (a session the server ended,
+    /// a closed socket): the same operation on another pooled connection may succeed. Pool
+    /// errors are not included: the pool has already waited for a connection.
+    pub(super) fn is_broken_connection(&self) -> bool {
+        matches!(self, Failure::Database(error) if transient(error))
+    }
+
     /// Whether the backend is unreachable for now rather than refusing: a closed connection,
     /// a server shutting down or terminating our session, a pool timeout.
     pub(super) fn is_transient(&self) -> bool {
         match self {
-            Failure::Database(error) => transient(error),
+            Failure::Database(error) | Failure::Commit(error) => transient(error),
             Failure::Pool(PoolError::Backend(error)) => transient(error),
             Failure::Pool(PoolError::Timeout(_)) | Failure::Pool(PoolError::Closed) => true,
             _ => false,
@@ -71,6 +81,7 @@ impl Failure {
             Failure::Refused(error) => return error,
             Failure::Raced => format!("{doing}: still contended after retrying"),
             Failure::Database(error) => format!("{doing}: {}", describe(&error)),
+            Failure::Commit(error) => format!("{doing}: committing: {}", describe(&error)),
             Failure::Pool(error) => format!("{doing}: no database connection: {error}"),
         };
         if transient {

@@ -8,6 +8,8 @@
 //!   connection, where a read needs both). Selections, lines, hierarchies and children are
 //!   matched in Rust by the same walks the embedded store uses (`embedded::state`), over the
 //!   rows of the selector's literal-prefix range: no selector logic lives in SQL.
+//! - **Creates** of a new point are one `INSERT` without a transaction (the parent's foreign
+//!   key refuses a missing parent and locks it); a taken point falls back to a transaction.
 //! - **Writes** are READ COMMITTED transactions that lock the rows they decide on
 //!   (`FOR UPDATE` on the particle, `FOR KEY SHARE` on a parent a child is registered under,
 //!   so a concurrent `delete` of the parent waits or wins cleanly). A lost insert race, a
@@ -81,7 +83,8 @@ pub struct PgRegistry {
 }
 
 /// Runs `$body` in a transaction (bound to `$tx`) and commits it, running the whole again
-/// when a race or serialization failure makes that worthwhile; the error says `$doing`.
+/// when a race, a serialization failure or a connection that broke before `COMMIT` makes
+/// that worthwhile (a broken `COMMIT` is not retried); the error says `$doing`.
 macro_rules! transaction {
     ($self:ident, $doing:expr, |$tx:ident| $body:block) => {{
         let mut attempt = 0;
@@ -91,13 +94,18 @@ macro_rules! transaction {
                 let mut client = $self.pool.get().await?;
                 let $tx = (&mut **client).transaction().await?;
                 let value = $body;
-                $tx.commit().await?;
+                $tx.commit().await.map_err(Failure::Commit)?;
                 Ok(value)
             }
             .await;
             match outcome {
                 Ok(value) => break Ok(value),
-                Err(failure) if attempt < ATTEMPTS && failure.is_retryable() => continue,
+                Err(failure)
+                    if attempt < ATTEMPTS
+                        && (failure.is_retryable() || failure.is_broken_connection()) =>
+                {
+                    continue;
+                }
                 Err(failure) => break Err(failure.into_error(&$doing)),
             }
         }
@@ -105,7 +113,7 @@ macro_rules! transaction {
 }
 
 /// Runs the read `$body` on a pooled connection (bound to `$client`); a read that met a
-/// dropped connection is tried once more on another.
+/// broken connection is tried again on another (the pool may hold several broken ones).
 macro_rules! read {
     ($self:ident, $doing:expr, |$client:ident| $body:block) => {{
         let mut attempt = 0;
@@ -118,7 +126,7 @@ macro_rules! read {
             .await;
             match outcome {
                 Ok(value) => break Ok(value),
-                Err(failure) if attempt < 2 && failure.is_transient() => continue,
+                Err(failure) if attempt < ATTEMPTS && failure.is_broken_connection() => continue,
                 Err(failure) => break Err(failure.into_error(&$doing)),
             }
         }
@@ -191,12 +199,16 @@ fn parse_point(text: &str) -> Result<Point, Failure> {
 fn prefix_range(top: &Point) -> (String, String) {
     let low = top.to_string();
     let mut high = low.clone();
-    match high.pop() {
-        Some(last) => match char::from_u32(last as u32 + 1) {
-            Some(next) => high.push(next),
-            None => high.push_str("\u{10FFFF}"),
-        },
-        None => high.push('\u{10FFFF}'),
+    match high
+        .pop()
+        .and_then(|last| char::from_u32(u32::from(last) + 1))
+    {
+        Some(next) => high.push(next),
+        None => {
+            // No next character (or an empty prefix): everything that starts with `low`.
+            high = low.clone();
+            high.push(char::MAX);
+        }
     }
     (low, high)
 }
