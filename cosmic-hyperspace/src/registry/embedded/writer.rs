@@ -247,61 +247,29 @@ impl Batch<'_> {
         registration: Registration,
         content: Option<Vec<u8>>,
     ) -> RegistryResult<ParticleRecord> {
-        let Registration {
-            point,
-            kind,
-            owner,
-            properties: changes,
-            strategy,
-            status,
-        } = registration;
-        if let Some(existing) = self.record(&point) {
-            if strategy == CreateStrategy::Commit {
-                return Err(RegistryError::AlreadyExists(point));
+        let record = match self.record(&registration.point) {
+            Some(existing) => match over_existing(existing, registration)? {
+                Some(record) => record,
+                None => return Ok(existing.clone()),
+            },
+            None => {
+                if let Some(parent) = registration.point.parent()
+                    && self.record(&parent).is_none()
+                {
+                    return Err(RegistryError::NoParent {
+                        point: registration.point,
+                        parent,
+                    });
+                }
+                new_record(registration)?
             }
-            if existing.kind != kind {
-                return Err(RegistryError::KindMismatch {
-                    point,
-                    existing: Box::new(existing.kind.clone()),
-                    requested: Box::new(kind),
-                });
-            }
-            if strategy == CreateStrategy::Ensure {
-                return Ok(existing.clone());
-            }
-            // Override: the locked properties stay, the rest are replaced.
-            let mut record = existing.clone();
-            let locked: Properties = record
-                .properties
-                .iter()
-                .filter(|(_, property)| property.locked)
-                .map(|(name, property)| (name, property.clone()))
-                .collect();
-            record.properties = locked;
-            apply_changes(&point, &mut record.properties, &changes)?;
-            if let Some(content) = content {
-                self.overlay.content.set(point, Some(content));
-            }
-            return self.put(record);
-        }
-        if let Some(parent) = point.parent()
-            && self.record(&parent).is_none()
-        {
-            return Err(RegistryError::NoParent { point, parent });
-        }
-        let mut properties = Properties::new();
-        apply_changes(&point, &mut properties, &changes)?;
+        };
         if let Some(content) = content {
-            self.overlay.content.set(point.clone(), Some(content));
+            self.overlay
+                .content
+                .set(record.point.clone(), Some(content));
         }
-        self.put(ParticleRecord {
-            point,
-            kind,
-            status,
-            owner,
-            properties,
-            location: None,
-        })
+        self.put(record)
     }
 
     /// Registers the entries in order; the caller's rollback undoes them all on a refusal.
@@ -434,6 +402,69 @@ impl Batch<'_> {
         );
         Ok(())
     }
+}
+
+/// What registering `registration` over the `existing` particle at its point does (the
+/// rules of [`Registration::strategy`]): `Ok(None)` keeps it unchanged (`Ensure`),
+/// `Ok(Some(record))` is the record to store (`Override`), or the refusal. Shared by every
+/// registry.
+pub(crate) fn over_existing(
+    existing: &ParticleRecord,
+    registration: Registration,
+) -> RegistryResult<Option<ParticleRecord>> {
+    let Registration {
+        point,
+        kind,
+        properties: changes,
+        strategy,
+        ..
+    } = registration;
+    if strategy == CreateStrategy::Commit {
+        return Err(RegistryError::AlreadyExists(point));
+    }
+    if existing.kind != kind {
+        return Err(RegistryError::KindMismatch {
+            point,
+            existing: Box::new(existing.kind.clone()),
+            requested: Box::new(kind),
+        });
+    }
+    if strategy == CreateStrategy::Ensure {
+        return Ok(None);
+    }
+    // Override: the locked properties stay, the rest are replaced.
+    let mut record = existing.clone();
+    record.properties = existing
+        .properties
+        .iter()
+        .filter(|(_, property)| property.locked)
+        .map(|(name, property)| (name, property.clone()))
+        .collect();
+    apply_changes(&point, &mut record.properties, &changes)?;
+    Ok(Some(record))
+}
+
+/// The record of a particle `registration` registers where nothing is (the caller checks
+/// that its parent exists). Shared by every registry.
+pub(crate) fn new_record(registration: Registration) -> RegistryResult<ParticleRecord> {
+    let Registration {
+        point,
+        kind,
+        owner,
+        properties: changes,
+        status,
+        ..
+    } = registration;
+    let mut properties = Properties::new();
+    apply_changes(&point, &mut properties, &changes)?;
+    Ok(ParticleRecord {
+        point,
+        kind,
+        status,
+        owner,
+        properties,
+        location: None,
+    })
 }
 
 /// Applies `changes` to `properties` of the particle at `point`, all or none: a change to a

@@ -44,7 +44,7 @@ use self::failure::Failure;
 use super::embedded::state::{self, Records};
 use super::embedded::store::{encode, storage};
 use super::embedded::token_hash;
-use super::embedded::writer::apply_changes;
+use super::embedded::writer::{apply_changes, new_record, over_existing};
 use super::{Entry, ParticleRecord, Registration, Registry, RegistryError, RegistryResult};
 
 /// The size of one stored chunk of content.
@@ -391,16 +391,8 @@ async fn register_in(
     registration: Registration,
     content: Option<Vec<u8>>,
 ) -> Result<ParticleRecord, Failure> {
-    let Registration {
-        point,
-        kind,
-        owner,
-        properties: changes,
-        strategy,
-        status,
-    } = registration;
-    let printed = point.to_string();
-    let parent = point.parent();
+    let printed = registration.point.to_string();
+    let parent = registration.point.parent();
     let parent_printed = parent.as_ref().map(Point::to_string);
     // The particle and its parent, pipelined on the one connection.
     let own: [&(dyn ToSql + Sync); 1] = [&printed];
@@ -415,61 +407,39 @@ async fn register_in(
             &above,
         ),
     );
-    if let Some(row) = existing? {
-        let existing = record_of(&row)?;
-        if strategy == CreateStrategy::Commit {
-            return Err(RegistryError::AlreadyExists(point).into());
+    let record = match existing? {
+        Some(row) => {
+            let existing = record_of(&row)?;
+            let Some(record) = over_existing(&existing, registration)? else {
+                return Ok(existing);
+            };
+            update(client, &record).await?;
+            record
         }
-        if existing.kind != kind {
-            return Err(RegistryError::KindMismatch {
-                point,
-                existing: Box::new(existing.kind),
-                requested: Box::new(kind),
+        None => {
+            if let Some(parent) = parent
+                && parent_row?.is_none()
+            {
+                return Err(RegistryError::NoParent {
+                    point: registration.point,
+                    parent,
+                }
+                .into());
             }
-            .into());
+            let record = new_record(registration)?;
+            if !insert(client, &record).await? {
+                // Another transaction registered the point since we looked: decide again.
+                return Err(Failure::Raced);
+            }
+            record
         }
-        if strategy == CreateStrategy::Ensure {
-            return Ok(existing);
-        }
-        // Override: the locked properties stay, the rest are replaced.
-        let mut record = existing;
-        record.properties = record
-            .properties
-            .iter()
-            .filter(|(_, property)| property.locked)
-            .map(|(name, property)| (name, property.clone()))
-            .collect::<Properties>();
-        apply_changes(&point, &mut record.properties, &changes)?;
-        update(client, &record).await?;
-        if let Some(content) = content {
-            put_content(client, &printed, &content).await?;
-        }
-        return Ok(record);
-    }
-    if let Some(parent) = parent
-        && parent_row?.is_none()
-    {
-        return Err(RegistryError::NoParent { point, parent }.into());
-    }
-    let mut properties = Properties::new();
-    apply_changes(&point, &mut properties, &changes)?;
-    let record = ParticleRecord {
-        point,
-        kind,
-        status,
-        owner,
-        properties,
-        location: None,
     };
-    if !insert(client, &record).await? {
-        // Another transaction registered the point since we looked: decide again.
-        return Err(Failure::Raced);
-    }
     if let Some(content) = content {
         put_content(client, &printed, &content).await?;
     }
     Ok(record)
 }
+
 #[async_trait]
 impl Registry for PgRegistry {
     async fn register(&self, registration: Registration) -> RegistryResult<ParticleRecord> {
