@@ -6,7 +6,8 @@
 //! - `SELECT 1` p50, one at a time, and its rate with 64 in flight on one connection
 //!   (pipelined);
 //! - `record` p50 (a point lookup through the pool);
-//! - creates (`register`, durable: each commits) one at a time and with 64 in flight;
+//! - creates (`register`, durable: each commits) one at a time and with 64 in flight (64
+//!   callers on the default pool of 16 connections: more connections were slower on 2 cores);
 //! - `select **<Mechtron>` over ≈110k particles (100k Mechtrons, 10k Users).
 //!
 //! Figures are medians of several rounds. `cargo bench -p cosmic-hyperspace --bench
@@ -75,7 +76,7 @@ async fn run(url: &str, select_url: &str) {
         PgRegistry::connect_with(
             url,
             PgConfig {
-                pool_size: IN_FLIGHT,
+                pool_size: PgConfig::default().pool_size,
                 wait: Duration::from_secs(30),
             },
         )
