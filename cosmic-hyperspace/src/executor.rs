@@ -6,21 +6,23 @@
 //! get, read, set and access ask the same [`Effect`] decision as the waves that read or change
 //! a particle (`security::require_effect`), so no route reveals what another refuses. A
 //! refused or failed command changes nothing.
+//!
+//! The executor gets the narrowest handle that does its job: the star's [`Lifecycle`] (the
+//! registry, and placing and starting particles by wave), not the star.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use cosmic_space::{
-    Agent, CmdMethod, Command, Create, CreateStrategy, Effect, Env, GrantKind, HypMethod,
-    KindError, Method, ParseError, Permission, Ping, Point, PointError, PointTemplate, PointVar,
-    Privilege, PropertyChanges, ReflectedCore, Selector, Status, StatusCode, Stub, Substance,
-    Transfer,
+    Agent, CmdMethod, Command, Create, CreateStrategy, Effect, Env, GrantKind, KindError, Method,
+    ParseError, Permission, Ping, Point, PointError, PointTemplate, PointVar, Privilege,
+    PropertyChanges, ReflectedCore, Selector, Status, StatusCode, Stub, Substance, Transfer,
 };
 use serde::Serialize;
 
-use crate::placement;
-use crate::registry::{ParticleRecord, Registration, RegistryError};
+use crate::lifecycle::{Lifecycle, StartError};
+use crate::registry::{Registration, RegistryError};
 use crate::security::{self, SecurityError};
-use crate::star::StarHandle;
 
 mod publish;
 
@@ -49,6 +51,12 @@ impl Failure {
 impl From<RegistryError> for Failure {
     fn from(err: RegistryError) -> Failure {
         Failure::new(err.status(), err.to_string())
+    }
+}
+
+impl From<StartError> for Failure {
+    fn from(err: StartError) -> Failure {
+        Failure::new(err.status, err.message)
     }
 }
 
@@ -81,20 +89,21 @@ impl From<KindError> for Failure {
     }
 }
 
-/// Runs the command a Ping to `GLOBAL::executor` carries and answers it.
-pub async fn execute(star: &StarHandle, ping: &Ping) -> ReflectedCore {
-    match run(star, ping).await {
+/// Runs the command a Ping to `GLOBAL::executor` carries and answers it; particles it creates
+/// or deletes are started or forgotten through `life`.
+pub async fn execute(life: &Arc<Lifecycle>, ping: &Ping) -> ReflectedCore {
+    match run(life, ping).await {
         Ok(body) => ReflectedCore::ok(body),
         Err(failure) => ReflectedCore::error(failure.status, failure.message),
     }
 }
 
-async fn run(star: &StarHandle, ping: &Ping) -> Result<Substance, Failure> {
+async fn run(life: &Arc<Lifecycle>, ping: &Ping) -> Result<Substance, Failure> {
     let (command, transfers) = request(ping)?;
     let command = command.resolve(&Env::new())?;
     let agent = &ping.agent;
     match command {
-        Command::Create(create) => self::create(star, agent, create).await,
+        Command::Create(create) => self::create(life, agent, create).await,
         Command::Publish { file, point } => {
             let point = absolute(&point)?;
             let transfer = transfers.iter().find(|t| t.name == file).ok_or_else(|| {
@@ -102,19 +111,19 @@ async fn run(star: &StarHandle, ping: &Ping) -> Result<Substance, Failure> {
                     "publish names the file '{file}' but no such file was sent with the command"
                 ))
             })?;
-            publish::publish(star, agent, &point, &transfer.bytes).await
+            publish::publish(life, agent, &point, &transfer.bytes).await
         }
-        Command::Select { selector } => select(star, agent, &selector).await,
+        Command::Select { selector } => select(life, agent, &selector).await,
         Command::Set { point, properties } => {
-            set(star, agent, &absolute(&point)?, &properties).await
+            set(life, agent, &absolute(&point)?, &properties).await
         }
-        Command::Get { point, names } => get(star, agent, &absolute(&point)?, &names).await,
-        Command::Read { point } => read(star, agent, &absolute(&point)?).await,
-        Command::Delete { point, force } => delete(star, agent, &absolute(&point)?, force).await,
-        Command::Grant { kind, on, to } => grant(star, agent, kind, on, to).await,
-        Command::Revoke { id } => revoke(star, agent, id).await,
-        Command::Access { point } => access(star, agent, &absolute(&point)?).await,
-        Command::Chown { on, owner } => chown(star, agent, &on, &absolute(&owner)?).await,
+        Command::Get { point, names } => get(life, agent, &absolute(&point)?, &names).await,
+        Command::Read { point } => read(life, agent, &absolute(&point)?).await,
+        Command::Delete { point, force } => delete(life, agent, &absolute(&point)?, force).await,
+        Command::Grant { kind, on, to } => grant(life, agent, kind, on, to).await,
+        Command::Revoke { id } => revoke(life, agent, id).await,
+        Command::Access { point } => access(life, agent, &absolute(&point)?).await,
+        Command::Chown { on, owner } => chown(life, agent, &on, &absolute(&owner)?).await,
     }
 }
 
@@ -142,8 +151,8 @@ fn absolute(point: &PointVar) -> Result<Point, Failure> {
         .ok_or_else(|| Failure::bad(format!("{point} is relative or has variables")))
 }
 
-async fn create(star: &StarHandle, agent: &Agent, create: Create) -> Result<Substance, Failure> {
-    let registry = star.registry();
+async fn create(life: &Lifecycle, agent: &Agent, create: Create) -> Result<Substance, Failure> {
+    let registry = life.registry();
     if create.kind.is_internal() {
         return Err(Failure::bad(format!(
             "{} particles are made by the hyperspace itself, not by commands",
@@ -198,58 +207,18 @@ async fn create(star: &StarHandle, agent: &Agent, create: Create) -> Result<Subs
         && record.location.is_some()
         && record.status == Status::Ready;
     if !existed {
-        bring_to_life(star, &record, create.strategy == CreateStrategy::Commit).await?;
+        life.bring_to_life(&record, create.strategy == CreateStrategy::Commit)
+            .await?;
     }
     Ok(Substance::Point(point))
 }
 
-/// Places a freshly registered particle on a star and has that star's driver start it. If it
-/// does not become Ready, a particle this command registered is removed again (a failed
-/// create registers nothing) and the driver's reason is the answer.
-pub(crate) async fn bring_to_life(
-    star: &StarHandle,
-    record: &ParticleRecord,
-    remove_on_failure: bool,
-) -> Result<(), Failure> {
-    let registry = star.registry();
-    let stars = star.stars();
-    let host = placement::place(&record.point, &stars)
-        .cloned()
-        .ok_or_else(|| Failure::new(StatusCode::UNAVAILABLE, "this machine has no stars"))?;
-    registry.set_location(&record.point, host.clone()).await?;
-    let assign = star.infrastructure_ping(
-        host.point(),
-        Method::Hyp(HypMethod::Assign),
-        Substance::Point(record.point.clone()),
-    );
-    let pong = star.ping(assign).await;
-    let failure = match (&pong.core.status, &pong.core.body) {
-        (status, Substance::Status(Status::Ready)) if status.is_ok() => return Ok(()),
-        (status, Substance::Status(other)) if status.is_ok() => Failure::new(
-            StatusCode::ERROR,
-            format!("{} could not start: {other}", record.point),
-        ),
-        _ => Failure::new(
-            pong.core.status,
-            format!(
-                "{} could not be started: {}",
-                record.point,
-                pong.core.error_message().unwrap_or_default()
-            ),
-        ),
-    };
-    if remove_on_failure {
-        let _ = registry.delete(&record.point, true).await;
-    }
-    Err(failure)
-}
-
 async fn select(
-    star: &StarHandle,
+    life: &Lifecycle,
     agent: &Agent,
     selector: &Selector,
 ) -> Result<Substance, Failure> {
-    let registry = star.registry();
+    let registry = life.registry();
     if *agent != Agent::HyperUser
         && let Some(prefix) = selector.literal_prefix()
         && registry.record(&prefix).await.is_ok()
@@ -297,12 +266,12 @@ fn stubs(stubs: Vec<Stub>) -> Substance {
 }
 
 async fn set(
-    star: &StarHandle,
+    life: &Lifecycle,
     agent: &Agent,
     point: &Point,
     changes: &PropertyChanges,
 ) -> Result<Substance, Failure> {
-    let registry = star.registry();
+    let registry = life.registry();
     registry.record(point).await?;
     let access = security::access_on(registry.as_ref(), agent, point).await?;
     // `w`, or the privilege `property:NAME:write` for every property the command changes.
@@ -324,12 +293,12 @@ async fn set(
 /// properties (each readable: see `Access::may_read_property`) — the same decision as a
 /// `Cmd<Read>` wave's.
 async fn get(
-    star: &StarHandle,
+    life: &Lifecycle,
     agent: &Agent,
     point: &Point,
     names: &[String],
 ) -> Result<Substance, Failure> {
-    let registry = star.registry();
+    let registry = life.registry();
     let record = registry.record(point).await?;
     if names.is_empty() {
         let access =
@@ -357,8 +326,8 @@ async fn get(
 }
 
 /// `read`: the content, with `r` — the decision of a `Cmd<Read>` or `Http<Get>` wave.
-async fn read(star: &StarHandle, agent: &Agent, point: &Point) -> Result<Substance, Failure> {
-    let registry = star.registry();
+async fn read(life: &Lifecycle, agent: &Agent, point: &Point) -> Result<Substance, Failure> {
+    let registry = life.registry();
     let record = registry.record(point).await?;
     security::require_effect(registry.as_ref(), agent, point, Effect::ReadContent).await?;
     match registry.content(point).await? {
@@ -371,12 +340,12 @@ async fn read(star: &StarHandle, agent: &Agent, point: &Point) -> Result<Substan
 }
 
 async fn delete(
-    star: &StarHandle,
+    life: &Lifecycle,
     agent: &Agent,
     point: &Point,
     force: bool,
 ) -> Result<Substance, Failure> {
-    let registry = star.registry();
+    let registry = life.registry();
     let record = registry.record(point).await?;
     let parent = point
         .parent()
@@ -408,14 +377,7 @@ async fn delete(
         doomed.push(registry.record(&stub.point).await?);
     }
     for record in &doomed {
-        if let Some(host) = &record.location {
-            let forget = star.infrastructure_ping(
-                host.point(),
-                Method::Hyp(HypMethod::Delete),
-                Substance::Point(record.point.clone()),
-            );
-            star.ping(forget).await;
-        }
+        life.forget(record).await;
     }
     let deleted = registry.delete(point, force).await?;
     Ok(Substance::List(
@@ -425,7 +387,7 @@ async fn delete(
 
 /// The point a selector's grants are anchored at, which the granting agent must fully own:
 /// the selector's fixed beginning (only HyperUser may grant on a selector without one).
-async fn anchor(star: &StarHandle, agent: &Agent, on: &Selector) -> Result<(), Failure> {
+async fn anchor(life: &Lifecycle, agent: &Agent, on: &Selector) -> Result<(), Failure> {
     if *agent == Agent::HyperUser {
         return Ok(());
     }
@@ -437,36 +399,36 @@ async fn anchor(star: &StarHandle, agent: &Agent, on: &Selector) -> Result<(), F
             ),
         ));
     };
-    let registry = star.registry();
+    let registry = life.registry();
     registry.record(&anchor).await?;
     security::require_full(registry.as_ref(), agent, &anchor).await?;
     Ok(())
 }
 
 async fn grant(
-    star: &StarHandle,
+    life: &Lifecycle,
     agent: &Agent,
     kind: GrantKind,
     on: Selector,
     to: Selector,
 ) -> Result<Substance, Failure> {
-    anchor(star, agent, &on).await?;
-    let grant = star
+    anchor(life, agent, &on).await?;
+    let grant = life
         .registry()
         .grant(kind, on, to, agent.to_point())
         .await?;
     Ok(Substance::Int(i64::try_from(grant.id).unwrap_or(i64::MAX)))
 }
 
-async fn revoke(star: &StarHandle, agent: &Agent, id: u64) -> Result<Substance, Failure> {
-    let registry = star.registry();
+async fn revoke(life: &Lifecycle, agent: &Agent, id: u64) -> Result<Substance, Failure> {
+    let registry = life.registry();
     let grants = registry.grants().await?;
     let grant = grants
         .iter()
         .find(|g| g.id == id)
         .ok_or(RegistryError::NoSuchGrant(id))?;
     if grant.by != agent.to_point() {
-        anchor(star, agent, &grant.on).await?;
+        anchor(life, agent, &grant.on).await?;
     }
     registry.revoke(id).await?;
     Ok(Substance::Empty)
@@ -490,8 +452,8 @@ struct AccessReport {
     grants: Vec<GrantRow>,
 }
 
-async fn access(star: &StarHandle, agent: &Agent, point: &Point) -> Result<Substance, Failure> {
-    let registry = star.registry();
+async fn access(life: &Lifecycle, agent: &Agent, point: &Point) -> Result<Substance, Failure> {
+    let registry = life.registry();
     let record = registry.record(point).await?;
     security::require_effect(registry.as_ref(), agent, point, Effect::ReadDetails).await?;
     let hierarchy = registry.hierarchy(point).await?;
@@ -520,12 +482,12 @@ async fn access(star: &StarHandle, agent: &Agent, point: &Point) -> Result<Subst
 }
 
 async fn chown(
-    star: &StarHandle,
+    life: &Lifecycle,
     agent: &Agent,
     on: &Selector,
     owner: &Point,
 ) -> Result<Substance, Failure> {
-    let registry = star.registry();
+    let registry = life.registry();
     if *agent != Agent::HyperUser {
         for stub in registry.select(on).await? {
             security::require_full(registry.as_ref(), agent, &stub.point).await?;

@@ -17,14 +17,16 @@ use cosmic_space::{
 };
 use parking_lot::RwLock;
 
-use crate::driver::{Driver, DriverCtx};
-use crate::registry::{ParticleRecord, RegistryError};
+use crate::driver::{Driver, DriverCtx, Drivers};
+use crate::registry::{ParticleRecord, Registry, RegistryError};
 use crate::security::{self, SecurityError};
-use crate::star::StarHandle;
+use crate::transmit::Transmit;
 
-/// The Field of one star: its cache of parsed binds.
-#[derive(Debug, Default)]
+/// The Field of one star: the registry and drivers it consults, its caches of access decisions
+/// and parsed binds.
 pub struct Field {
+    registry: Arc<dyn Registry>,
+    drivers: Drivers,
     /// Access decisions, while the registry is unchanged.
     access: security::AccessCache,
     /// Parsed bind documents, by the `bind` property that names them.
@@ -59,21 +61,41 @@ impl From<RegistryError> for ReflectedCore {
     }
 }
 
+impl std::fmt::Debug for Field {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Field")
+            .field("drivers", &self.drivers)
+            .field("binds", &self.binds.read().len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Field {
-    /// A Field with an empty bind cache.
-    pub fn new() -> Field {
-        Field::default()
+    /// A Field over `registry` whose particles' Cores are `drivers`, with empty caches.
+    pub fn new(registry: Arc<dyn Registry>, drivers: Drivers) -> Field {
+        Field {
+            registry,
+            drivers,
+            access: security::AccessCache::new(),
+            binds: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The drivers the Field hands waves to.
+    pub fn drivers(&self) -> &Drivers {
+        &self.drivers
     }
 
     /// Runs `ping` through security and the target's bind and returns the answer; `record`
-    /// is the target's, as routing found it.
+    /// is the target's, as routing found it. Forwards, calls and drivers send their waves
+    /// with `transmit`.
     pub async fn pass(
         &self,
-        star: &StarHandle,
+        transmit: &Arc<dyn Transmit>,
         ping: &Ping,
         record: ParticleRecord,
     ) -> ReflectedCore {
-        let registry = star.registry();
+        let registry = &self.registry;
         let point = &ping.to.point;
         let effect = Effect::of_wave(&record.kind, &ping.core.method);
         let access = if ping.agent == Agent::HyperUser {
@@ -98,13 +120,13 @@ impl Field {
         if let Some(refusal) = not_ready(&record) {
             return refusal;
         }
-        let Some(driver) = star.drivers().get(&record.kind).cloned() else {
+        let Some(driver) = self.drivers.get(&record.kind).cloned() else {
             return ReflectedCore::error(
                 StatusCode::ERROR,
                 format!("this machine has no driver for {}", record.kind),
             );
         };
-        let bind = match self.bind_of(star, &record, driver.as_ref()).await {
+        let bind = match self.bind_of(&record, driver.as_ref()).await {
             Ok(bind) => bind,
             Err(core) => return core,
         };
@@ -147,16 +169,16 @@ impl Field {
             Destination::Core => {
                 let ctx = DriverCtx {
                     registry: registry.clone(),
-                    star: star.clone(),
+                    transmit: transmit.clone(),
                 };
                 driver.handle(&ctx, &record, ping).await
             }
-            Destination::Forward(target) => relay(star, ping, target, None).await,
+            Destination::Forward(target) => relay(transmit.as_ref(), ping, target, None).await,
             Destination::Call {
                 point: target,
                 method,
                 path,
-            } => relay(star, ping, target, Some((method, path))).await,
+            } => relay(transmit.as_ref(), ping, target, Some((method, path))).await,
         };
         if let Err(err) = pipeline.check_reflection(core.body.kind()) {
             return ReflectedCore::error(
@@ -171,7 +193,6 @@ impl Field {
     /// driver's default.
     async fn bind_of(
         &self,
-        star: &StarHandle,
         record: &ParticleRecord,
         driver: &dyn Driver,
     ) -> Result<Arc<Bind>, ReflectedCore> {
@@ -184,7 +205,7 @@ impl Field {
                 format!("the bind of {} ({value}) is unusable: {why}", record.point),
             )
         };
-        let generation = star.registry().generation();
+        let generation = self.registry.generation();
         if let Some(cached) = self.binds.read().get(value)
             && generation.is_some()
             && cached.generation == generation
@@ -192,7 +213,7 @@ impl Field {
             return Ok(cached.bind.clone());
         }
         let bind_point: Point = value.parse().map_err(|e| broken(format!("{e}")))?;
-        let bytes = match star.registry().content(&bind_point).await {
+        let bytes = match self.registry.content(&bind_point).await {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return Err(broken("it holds no document".to_string())),
             Err(err) => return Err(broken(err.to_string())),
@@ -242,7 +263,7 @@ fn not_ready(record: &ParticleRecord) -> Option<ReflectedCore> {
 /// Sends `ping` on to `target` (with a new method and path for a call) as the same agent, and
 /// adopts the answer.
 async fn relay(
-    star: &StarHandle,
+    transmit: &dyn Transmit,
     ping: &Ping,
     target: Point,
     call: Option<(cosmic_space::Method, Option<String>)>,
@@ -258,7 +279,7 @@ async fn relay(
     relayed.agent = ping.agent.clone();
     relayed.handling = ping.handling;
     relayed.hops = ping.hops.saturating_add(1);
-    star.ping(relayed).await.core
+    transmit.ping(relayed).await.core
 }
 
 /// FNV-1a of the bytes: cheap, and enough to notice a replaced document.

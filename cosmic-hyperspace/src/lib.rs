@@ -19,6 +19,8 @@
 //! | [`shell`] | exchanges: waiting for Pongs, 408s, dropping unsolicited reflections |
 //! | [`driver`] | the behaviour of each kind |
 //! | [`executor`] | the command language, run for an agent |
+//! | [`lifecycle`] | placing particles on stars and bringing them to life there |
+//! | [`transmit`] | the narrow handle for sending waves that drivers, the Field and guests get |
 //! | [`security`] | what an agent may do on a point, from the registry |
 //! | [`registry`] | the durable record of the cosmos |
 //! | [`wasm`] | compiling, caching and running mechtron guests in wasmer |
@@ -31,12 +33,14 @@ pub mod fabric;
 pub mod field;
 pub mod gateway;
 pub mod ids;
+pub mod lifecycle;
 pub mod machine;
 pub mod placement;
 pub mod registry;
 pub mod security;
 pub mod shell;
 pub mod star;
+pub mod transmit;
 pub mod wasm;
 
 pub use bundle::{Bundle, BundleEntry, BundleError, BundleFile, BundleLimits};

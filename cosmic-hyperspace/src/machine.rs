@@ -1,10 +1,15 @@
 //! The machine: one `starlane serve` process (SPEC §0, §13, §14).
 //!
-//! A machine opens the registry in its data directory, makes sure the hyperspace's own
-//! particles exist (ROOT, the `hyperspace` space, the HyperUser and Anonymous users), starts
-//! its stars on a fabric, brings back to life every particle that was not Ready on a live star,
-//! and serves the control protocol the CLI speaks. Waves from the CLI enter through one of its
-//! stars, stamped with the agent their session's token stands for.
+//! A machine is assembled from parts ([`MachineBuilder`]): a registry (`Arc<dyn Registry>`,
+//! the embedded store in its data directory by default), a fabric (`Arc<dyn Fabric>`, the
+//! in-process one by default), its drivers and its name, which goes into its stars' keys
+//! (`STAR::NAME:star[i]`). Nothing inside asks which backend it runs on.
+//!
+//! Built, it makes sure the hyperspace's own particles exist (ROOT, the `hyperspace` space,
+//! the HyperUser and Anonymous users), connects its stars to the fabric, brings back to life
+//! every particle that was not Ready on a live star, and serves the control protocol the CLI
+//! speaks. Waves from the CLI enter through one of its stars, stamped with the agent their
+//! session's token stands for.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -25,8 +30,7 @@ use tokio::task::JoinHandle;
 
 use crate::control::{self, ControlError, ControlService, MachineConfig, StarReport, StatusReport};
 use crate::driver::{Drivers, GuestLog, MechtronDriver, stderr_log};
-use crate::executor;
-use crate::fabric::{Fabric, LocalFabric};
+use crate::fabric::{Fabric, FabricError, LocalFabric};
 use crate::gateway;
 use crate::registry::{EmbeddedRegistry, Registration, Registry, RegistryError};
 use crate::star::StarHandle;
@@ -45,13 +49,19 @@ pub enum MachineError {
     },
     /// The registry could not be opened or bootstrapped.
     #[error("registry: {0}")]
-    Registry(#[from] RegistryError),
+    Registry(Box<RegistryError>),
     /// The endpoint files could not be written.
     #[error(transparent)]
     Control(#[from] ControlError),
     /// The wasm host could not start (its cache directory, its worker threads).
     #[error(transparent)]
     Wasm(#[from] WasmError),
+    /// A star could not be connected to the fabric.
+    #[error("fabric: {0}")]
+    Fabric(#[from] FabricError),
+    /// The machine's name cannot be part of a star key.
+    #[error("'{0}' is not a machine name: write it in skewer case ([a-z][a-z0-9-]*), e.g. edge-1")]
+    Name(String),
     /// A listening address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -60,6 +70,12 @@ pub enum MachineError {
         /// What failed.
         source: std::io::Error,
     },
+}
+
+impl From<RegistryError> for MachineError {
+    fn from(err: RegistryError) -> MachineError {
+        MachineError::Registry(Box::new(err))
+    }
 }
 
 /// A running machine.
@@ -90,8 +106,9 @@ struct Controller {
 
 struct MachineInner {
     home: PathBuf,
+    name: String,
     registry: Arc<dyn Registry>,
-    fabric: Arc<LocalFabric>,
+    fabric: Arc<dyn Fabric>,
     stars: Vec<StarHandle>,
     next_star: AtomicUsize,
     started: Instant,
@@ -100,49 +117,115 @@ struct MachineInner {
 impl std::fmt::Debug for MachineInner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Machine")
+            .field("name", &self.name)
             .field("home", &self.home)
             .field("stars", &self.stars)
             .finish_non_exhaustive()
     }
 }
 
-/// The key of star `index` of this machine.
-pub fn star_key(index: u16) -> StarKey {
-    StarKey {
-        constellation: "machine".to_string(),
-        name: "star".to_string(),
-        index,
+/// The key of star `index` of the machine called `machine` (`STAR::machine:star[index]`), or
+/// `None` when the name is not skewer case.
+pub fn star_key(machine: &str, index: u16) -> Option<StarKey> {
+    StarKey::new(machine, "star", index).ok()
+}
+
+/// The file in the data directory that keeps the machine's generated name.
+pub const MACHINE_NAME_FILE: &str = "machine";
+
+/// Assembles a [`Machine`] from its parts; what is not given has a default.
+#[must_use = "a builder does nothing until it is built"]
+pub struct MachineBuilder {
+    home: PathBuf,
+    name: Option<String>,
+    stars: usize,
+    registry: Option<Arc<dyn Registry>>,
+    fabric: Option<Arc<dyn Fabric>>,
+    drivers: Option<Drivers>,
+}
+
+impl std::fmt::Debug for MachineBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MachineBuilder")
+            .field("home", &self.home)
+            .field("name", &self.name)
+            .field("stars", &self.stars)
+            .finish_non_exhaustive()
     }
 }
 
-impl Machine {
-    /// Starts a machine with `stars` stars whose registry lives in `home`.
-    pub async fn open(
-        home: &Path,
-        stars: usize,
-        drivers: Drivers,
-    ) -> Result<Machine, MachineError> {
-        std::fs::create_dir_all(home).map_err(|source| MachineError::Home {
-            path: home.to_path_buf(),
+impl MachineBuilder {
+    /// The machine's name in the cosmos (default: the one kept in the data directory,
+    /// generated the first time).
+    pub fn name(mut self, name: impl Into<String>) -> MachineBuilder {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// How many stars it runs (default 1; at most 1,024).
+    pub fn stars(mut self, stars: usize) -> MachineBuilder {
+        self.stars = stars;
+        self
+    }
+
+    /// The registry of the cosmos (default: the embedded store in the data directory).
+    pub fn registry(mut self, registry: Arc<dyn Registry>) -> MachineBuilder {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// The fabric its stars exchange waves on (default: in-process, this machine alone).
+    pub fn fabric(mut self, fabric: Arc<dyn Fabric>) -> MachineBuilder {
+        self.fabric = Some(fabric);
+        self
+    }
+
+    /// The drivers of its particles (default: the built-in ones, without mechtrons).
+    pub fn drivers(mut self, drivers: Drivers) -> MachineBuilder {
+        self.drivers = Some(drivers);
+        self
+    }
+
+    /// Opens the parts, connects the stars, bootstraps the hyperspace's particles and brings
+    /// back every particle that needs it.
+    pub async fn build(self) -> Result<Machine, MachineError> {
+        let home = self.home;
+        std::fs::create_dir_all(&home).map_err(|source| MachineError::Home {
+            path: home.clone(),
             source,
         })?;
-        let registry: Arc<dyn Registry> =
-            Arc::new(EmbeddedRegistry::open(&home.join("registry.redb"))?);
-        let fabric = Arc::new(LocalFabric::new());
-        let mut handles = Vec::new();
-        let count = u16::try_from(stars.clamp(1, 1024)).unwrap_or(1);
+        let name = match self.name {
+            Some(name) => name,
+            None => kept_name(&home)?,
+        };
+        let registry: Arc<dyn Registry> = match self.registry {
+            Some(registry) => registry,
+            None => Arc::new(EmbeddedRegistry::open(&home.join("registry.redb"))?),
+        };
+        let fabric: Arc<dyn Fabric> = match self.fabric {
+            Some(fabric) => fabric,
+            None => Arc::new(LocalFabric::new()),
+        };
+        let drivers = self.drivers.unwrap_or_else(Drivers::builtin);
+        let count = u16::try_from(self.stars.clamp(1, 1024)).unwrap_or(1);
+        let mut stars = Vec::with_capacity(usize::from(count));
         for index in 0..count {
-            let key = star_key(index);
-            let fabric_dyn: Arc<dyn Fabric> = fabric.clone();
-            let star = StarHandle::new(key.clone(), registry.clone(), fabric_dyn, drivers.clone());
-            fabric.connect(key, Arc::new(star.clone()));
-            handles.push(star);
+            let key = star_key(&name, index).ok_or_else(|| MachineError::Name(name.clone()))?;
+            let star = StarHandle::new(
+                key.clone(),
+                registry.clone(),
+                fabric.clone(),
+                drivers.clone(),
+            );
+            fabric.connect(key, Arc::new(star.clone())).await?;
+            stars.push(star);
         }
         let inner = Arc::new(MachineInner {
-            home: home.to_path_buf(),
+            home,
+            name,
             registry,
             fabric,
-            stars: handles,
+            stars,
             next_star: AtomicUsize::new(0),
             started: Instant::now(),
         });
@@ -151,8 +234,65 @@ impl Machine {
             control: None,
         };
         machine.bootstrap().await?;
-        machine.reawaken().await?;
+        let star = machine.star();
+        star.lifecycle().reawaken(star.drivers()).await?;
         Ok(machine)
+    }
+}
+
+/// The name kept in `home`, or a new one (`machine-` and 8 random hex digits) written there.
+fn kept_name(home: &Path) -> Result<String, MachineError> {
+    let path = home.join(MACHINE_NAME_FILE);
+    read_or_make_name(&path).map_err(|source| MachineError::Home { path, source })
+}
+
+fn read_or_make_name(path: &Path) -> std::io::Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let name = text.trim().to_string();
+            return match star_key(&name, 0) {
+                Some(_) => Ok(name),
+                None => Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("'{name}' is not a machine name (skewer case, e.g. edge-1)"),
+                )),
+            };
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(err),
+    }
+    let mut bytes = [0u8; 4];
+    getrandom::fill(&mut bytes).map_err(|err| std::io::Error::other(err.to_string()))?;
+    let name = format!("machine-{:08x}", u32::from_be_bytes(bytes));
+    std::fs::write(path, format!("{name}\n"))?;
+    Ok(name)
+}
+
+impl Machine {
+    /// A builder for a machine whose data directory is `home`.
+    pub fn builder(home: &Path) -> MachineBuilder {
+        MachineBuilder {
+            home: home.to_path_buf(),
+            name: None,
+            stars: 1,
+            registry: None,
+            fabric: None,
+            drivers: None,
+        }
+    }
+
+    /// Starts a machine alone on its own fabric with `stars` stars, whose registry lives in
+    /// `home` (the builder with its defaults).
+    pub async fn open(
+        home: &Path,
+        stars: usize,
+        drivers: Drivers,
+    ) -> Result<Machine, MachineError> {
+        Machine::builder(home)
+            .stars(stars)
+            .drivers(drivers)
+            .build()
+            .await
     }
 
     /// Makes sure the hyperspace's own particles exist and are Ready on a star.
@@ -179,41 +319,11 @@ impl Machine {
                     status: Status::Ready,
                 })
                 .await?;
-            if record.location.is_none() {
-                let stars = self.inner.fabric.stars();
-                if let Some(star) = crate::placement::place(&point, &stars) {
-                    self.inner
-                        .registry
-                        .set_location(&point, star.clone())
-                        .await?;
-                }
+            if record.location.is_none()
+                && let Some(star) = self.star().lifecycle().place(&point)
+            {
+                self.inner.registry.set_location(&point, star).await?;
             }
-        }
-        Ok(())
-    }
-
-    /// Brings back every particle that is not Ready on one of this machine's stars: particles
-    /// whose star is gone (fewer stars than before) are placed again, and each is assigned.
-    async fn reawaken(&self) -> Result<(), RegistryError> {
-        let registry = &self.inner.registry;
-        let live = self.inner.fabric.stars();
-        let everything: cosmic_space::Selector = "**"
-            .parse()
-            .map_err(|e: cosmic_space::ParseError| RegistryError::Storage(e.to_string()))?;
-        let stubs = registry.select(&everything).await?;
-        let star = self.star();
-        for stub in stubs {
-            let record = registry.record(&stub.point).await?;
-            let placed = record.location.as_ref().is_some_and(|l| live.contains(l));
-            let in_memory = star
-                .drivers()
-                .get(&record.kind)
-                .is_some_and(|driver| driver.keeps_state_in_memory());
-            if placed && record.status == Status::Ready && !in_memory {
-                continue;
-            }
-            // Failures are recorded on the particle (Fatal with the reason); keep going.
-            let _ = executor::bring_to_life(&star, &record, false).await;
         }
         Ok(())
     }
@@ -236,6 +346,11 @@ impl Machine {
     /// The data directory.
     pub fn home(&self) -> &Path {
         &self.inner.home
+    }
+
+    /// The machine's name in the cosmos (its stars are `STAR::NAME:star[i]`).
+    pub fn name(&self) -> &str {
+        &self.inner.name
     }
 
     /// How long the machine has been running.
@@ -266,7 +381,13 @@ impl Machine {
     /// address, HTTP address, the HyperUser's token) into the data directory.
     pub async fn start(config: MachineConfig) -> Result<Machine, MachineError> {
         let drivers = Machine::standard_drivers(&config.home, stderr_log())?;
-        let mut machine = Machine::open(&config.home, config.stars, drivers).await?;
+        let mut builder = Machine::builder(&config.home)
+            .stars(config.stars)
+            .drivers(drivers);
+        if let Some(name) = &config.machine {
+            builder = builder.name(name.clone());
+        }
+        let mut machine = builder.build().await?;
         let listener =
             TcpListener::bind(config.control)
                 .await
@@ -343,8 +464,8 @@ impl Machine {
             let _ = serving.http_task.await;
             let _ = control::clear_endpoint(&self.inner.home);
         }
-        for star in self.inner.fabric.stars() {
-            self.inner.fabric.disconnect(&star);
+        for star in &self.inner.stars {
+            self.inner.fabric.disconnect(star.key()).await;
         }
     }
 }
@@ -417,7 +538,7 @@ impl ControlService for Controller {
             }
         }
         StatusReport {
-            machine: self.inner.home.display().to_string(),
+            machine: self.inner.name.clone(),
             uptime: self.inner.started.elapsed(),
             stars: self
                 .inner

@@ -29,6 +29,11 @@ pub struct ServeArgs {
     /// How many stars to run (default: STARLANE_STARS, starlane.toml, the number of cores).
     #[arg(long, value_name = "N")]
     stars: Option<String>,
+
+    /// This machine's name in the cosmos, part of its stars' keys (default: STARLANE_MACHINE,
+    /// starlane.toml, a name generated once and kept in the data directory).
+    #[arg(long, value_name = "NAME")]
+    machine: Option<String>,
 }
 
 /// What `serve` needs of a started machine (a trait so the printing and shutdown sequence can
@@ -51,6 +56,7 @@ pub fn serve(args: &ServeArgs, home: Option<&Path>) -> anyhow::Result<ExitCode> 
         control: args.control.clone(),
         http: args.http.clone(),
         stars: args.stars.clone(),
+        machine: args.machine.clone(),
     };
     let config = MachineConfig::resolve(&flags, |name| std::env::var(name).ok())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -189,6 +195,7 @@ mod tests {
             control: Some("nowhere".into()),
             http: None,
             stars: None,
+            machine: None,
         };
         let err = serve(&bad, Some(dir.path())).unwrap_err();
         assert_eq!(

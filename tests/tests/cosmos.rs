@@ -485,8 +485,18 @@ fn status_and_send_report_the_running_cosmos() {
     let status = server.run(dir, &["status"]);
     assert!(status.status.success(), "{}", stderr(&status));
     let printed = stdout(&status);
-    assert!(printed.contains("STAR::machine:star[0]"), "{printed}");
-    assert!(printed.contains("STAR::machine:star[1]"), "{printed}");
+    // The machine's name, generated once and kept in its data directory, names its stars.
+    let name = std::fs::read_to_string(server.home().join("machine")).unwrap();
+    let name = name.trim();
+    assert!(name.starts_with("machine-"), "{name}");
+    assert!(
+        printed.contains(&format!("STAR::{name}:star[0]")),
+        "{printed}"
+    );
+    assert!(
+        printed.contains(&format!("STAR::{name}:star[1]")),
+        "{printed}"
+    );
     assert!(printed.contains("Space"), "{printed}");
     let json = server.run(dir, &["status", "--json"]);
     assert!(stdout(&json).contains("\"stars\""));
@@ -495,5 +505,36 @@ fn status_and_send_report_the_running_cosmos() {
     assert!(stdout(&sent).starts_with("200"), "{}", stdout(&sent));
     let missing = server.run(dir, &["send", "localhost:nowhere", "Cmd<Read>"]);
     assert!(!missing.status.success());
+    server.stop();
+}
+
+#[test]
+fn a_machine_keeps_its_name_and_a_renamed_one_places_its_particles_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let home = dir.join("home");
+    let server = Server::start(&home);
+    server.exec(dir, "create localhost<Space>; create localhost:app<App>");
+    let name = std::fs::read_to_string(home.join("machine")).unwrap();
+    server.stop();
+
+    // The same data directory: the same name, the same stars, the particles where they were.
+    let server = Server::start(&home);
+    assert_eq!(std::fs::read_to_string(home.join("machine")).unwrap(), name);
+    let status = stdout(&server.run(dir, &["status"]));
+    assert!(
+        status.contains(&format!("STAR::{}:star[0]", name.trim())),
+        "{status}"
+    );
+    server.stop();
+
+    // Renamed (STARLANE_MACHINE): its stars have new keys, and every particle is placed again
+    // on them and answers.
+    let server = Server::start_with(&home, &[("STARLANE_MACHINE", "edge-1")]);
+    let status = stdout(&server.run(dir, &["status"]));
+    assert!(status.contains("STAR::edge-1:star[0]"), "{status}");
+    assert!(!status.contains(name.trim()), "{status}");
+    let sent = server.run(dir, &["send", "localhost:app", "Cmd<Bounce>"]);
+    assert!(sent.status.success(), "{}", stderr(&sent));
     server.stop();
 }

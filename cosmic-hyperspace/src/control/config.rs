@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cosmic_space::Point;
+use cosmic_space::{Point, StarKey};
 
 use crate::gateway::GatewayConfig;
 
@@ -27,6 +27,8 @@ pub struct Settings {
     pub http: Option<String>,
     /// The number of stars (`--stars`, `STARLANE_STARS`).
     pub stars: Option<String>,
+    /// This machine's name in the cosmos (`--machine`, `STARLANE_MACHINE`).
+    pub machine: Option<String>,
 }
 
 /// The resolved settings a machine starts with.
@@ -40,6 +42,9 @@ pub struct MachineConfig {
     pub http: SocketAddr,
     /// How many stars to run.
     pub stars: usize,
+    /// This machine's name, unique in the cosmos and part of its stars' keys
+    /// (`STAR::NAME:star[i]`); `None`: the one generated once and kept in the data directory.
+    pub machine: Option<String>,
     /// The HTTP gateway's settings beyond its address.
     pub gateway: GatewayConfig,
 }
@@ -78,6 +83,16 @@ pub enum ConfigError {
         /// What it counts.
         unit: &'static str,
     },
+    /// The machine's name is not skewer case.
+    #[error(
+        "{setting} = '{value}' is not a machine name: write it in skewer case ([a-z][a-z0-9-]*), e.g. edge-1"
+    )]
+    BadMachine {
+        /// Where the value came from.
+        setting: String,
+        /// The value.
+        value: String,
+    },
     /// The default Space is not a domain point.
     #[error("{setting} = '{value}' is not a Space: write a domain, e.g. localhost or example.com")]
     BadSpace {
@@ -114,6 +129,8 @@ pub const ENV_CONTROL: &str = "STARLANE_CONTROL";
 pub const ENV_HTTP: &str = "STARLANE_HTTP";
 /// The number of stars variable.
 pub const ENV_STARS: &str = "STARLANE_STARS";
+/// The machine's name variable.
+pub const ENV_MACHINE: &str = "STARLANE_MACHINE";
 /// The Space the HTTP gateway sends requests to when their host is not a Space.
 pub const ENV_DEFAULT_SPACE: &str = "STARLANE_DEFAULT_SPACE";
 /// How many seconds an HTTP request waits for the cosmos to answer (then 504).
@@ -170,6 +187,10 @@ impl MachineConfig {
                 .map(|n| n.get().min(MachineConfig::MAX_STARS))
                 .unwrap_or(1),
         };
+        let machine = match pick(&flags.machine, "--machine", ENV_MACHINE, "machine") {
+            Some((setting, value)) => Some(parse_machine(setting, value)?),
+            None => None,
+        };
         let mut gateway = GatewayConfig::default();
         if let Some((setting, value)) = pick(&None, "", ENV_DEFAULT_SPACE, "default-space") {
             gateway.default_space = parse_space(setting, value)?;
@@ -191,6 +212,7 @@ impl MachineConfig {
             control,
             http,
             stars,
+            machine,
             gateway,
         })
     }
@@ -244,6 +266,15 @@ fn parse_count(setting: String, value: String, unit: &'static str) -> Result<u64
     }
 }
 
+fn parse_machine(setting: String, value: String) -> Result<String, ConfigError> {
+    let name = value.trim();
+    if StarKey::new(name, "star", 0).is_ok() {
+        Ok(name.to_string())
+    } else {
+        Err(ConfigError::BadMachine { setting, value })
+    }
+}
+
 fn parse_space(setting: String, value: String) -> Result<Point, ConfigError> {
     match value.trim().parse::<Point>() {
         Ok(point) if point.segments().len() == 1 => Ok(point),
@@ -280,10 +311,11 @@ fn read_settings_file(path: &Path) -> Result<Vec<FileSetting>, ConfigError> {
 }
 
 /// The keys `starlane.toml` may hold, and whether each takes a string (or an integer).
-const KEYS: [(&str, bool); 7] = [
+const KEYS: [(&str, bool); 8] = [
     ("control", true),
     ("http", true),
     ("stars", false),
+    ("machine", true),
     ("default-space", true),
     ("http-wait", false),
     ("http-max-body", false),
@@ -438,6 +470,7 @@ mod tests {
                 control: addr("127.0.0.1:1001"),
                 http: addr("0.0.0.0:1002"),
                 stars: 3,
+                machine: None,
                 gateway: GatewayConfig {
                     default_space: "example.com".parse().unwrap(),
                     ..GatewayConfig::default()
@@ -494,6 +527,31 @@ mod tests {
     }
 
     #[test]
+    fn the_machine_name_is_skewer_case_from_any_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().to_str().unwrap();
+        let config = MachineConfig::resolve(
+            &Settings::default(),
+            env_of(&[("STARLANE_HOME", home), ("STARLANE_MACHINE", "edge-1")]),
+        )
+        .unwrap();
+        assert_eq!(config.machine.as_deref(), Some("edge-1"));
+        let unnamed =
+            MachineConfig::resolve(&Settings::default(), env_of(&[("STARLANE_HOME", home)]))
+                .unwrap();
+        assert_eq!(unnamed.machine, None);
+        let flags = Settings {
+            machine: Some("Edge_1".into()),
+            ..Settings::default()
+        };
+        let err = MachineConfig::resolve(&flags, env_of(&[("STARLANE_HOME", home)])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--machine = 'Edge_1' is not a machine name: write it in skewer case ([a-z][a-z0-9-]*), e.g. edge-1"
+        );
+    }
+
+    #[test]
     fn the_home_flag_chooses_which_file_is_read() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join(SETTINGS_FILE), "stars = 2\n").unwrap();
@@ -545,12 +603,12 @@ mod tests {
             (
                 "[machine]\n",
                 1,
-                "tables are not used: write the settings (control, http, stars, default-space, http-wait, http-max-body, http-read-timeout) at the top level",
+                "tables are not used: write the settings (control, http, stars, machine, default-space, http-wait, http-max-body, http-read-timeout) at the top level",
             ),
             (
                 "\ncolour = \"red\"\n",
                 2,
-                "unknown setting 'colour': the settings are control, http, stars, default-space, http-wait, http-max-body, http-read-timeout",
+                "unknown setting 'colour': the settings are control, http, stars, machine, default-space, http-wait, http-max-body, http-read-timeout",
             ),
             ("stars = 2\nstars = 3\n", 2, "'stars' is set twice"),
             ("stars = \"2\"\n", 1, "'stars' takes a whole number, e.g. 4"),

@@ -34,7 +34,7 @@ use parking_lot::{Mutex, RwLock};
 use super::{Driver, DriverCtx, DriverError};
 use crate::registry::{ParticleRecord, Registry};
 use crate::security;
-use crate::star::StarHandle;
+use crate::transmit::Transmit;
 use crate::wasm::{
     CacheSource, Guest, GuestOutbox, GuestSpec, MECHTRON_PROPERTY, PongReply, WasmError, WasmHost,
 };
@@ -205,7 +205,7 @@ impl MechtronDriver {
             );
         }
         let outbox = Arc::new(StarOutbox {
-            star: ctx.star.clone(),
+            transmit: ctx.transmit.clone(),
             runtime: tokio::runtime::Handle::current(),
             log: self.log.clone(),
         });
@@ -380,20 +380,20 @@ async fn bundle_of(registry: &dyn Registry, file: &Point) -> Result<Point, Strin
 
 /// A guest's way out: its waves go into the cosmos through the star it lives on.
 struct StarOutbox {
-    star: StarHandle,
+    transmit: Arc<dyn Transmit>,
     runtime: tokio::runtime::Handle,
     log: GuestLog,
 }
 
 impl GuestOutbox for StarOutbox {
     fn send(&self, wave: DirectedWave, reply: Option<PongReply>) {
-        let star = self.star.clone();
+        let transmit = self.transmit.clone();
         match wave {
             DirectedWave::Ping(mut ping) => {
                 // A guest's ids are its own choice; exchanges need ids nobody else picked.
                 ping.id = crate::ids::wave_id();
                 self.runtime.spawn(async move {
-                    let pong = star.ping(ping).await;
+                    let pong = transmit.ping(ping).await;
                     if let Some(reply) = reply {
                         reply.send(pong);
                     }
@@ -401,7 +401,8 @@ impl GuestOutbox for StarOutbox {
             }
             DirectedWave::Signal(mut signal) => {
                 signal.id = crate::ids::wave_id();
-                self.runtime.spawn(async move { star.signal(signal).await });
+                self.runtime
+                    .spawn(async move { transmit.signal(signal).await });
             }
             // Ripples are not delivered by this cosmos yet; dropping the reply answers 500.
             DirectedWave::Ripple(_) => drop(reply),

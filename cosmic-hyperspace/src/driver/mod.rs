@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use cosmic_space::{BaseKind, Bind, Kind, Ping, ReflectedCore, Status};
 
 use crate::registry::{ParticleRecord, Registry};
-use crate::star::StarHandle;
+use crate::transmit::Transmit;
 
 mod artifact;
 mod basic;
@@ -24,20 +24,19 @@ pub use mechtron::{
     CONFIG_PROPERTY, GuestLog, MechtronDriver, RestartPolicy, quiet_log, stderr_log,
 };
 
-/// What a driver may use while it works: the registry and its star (to send waves).
+/// What a driver may use while it works: the registry, and a way to send waves (through the
+/// star the particle lives on; they are checked at their targets like any other).
 #[derive(Clone)]
 pub struct DriverCtx {
     /// The registry of the cosmos.
     pub registry: Arc<dyn Registry>,
-    /// The star the particle lives on.
-    pub star: StarHandle,
+    /// Sends waves into the cosmos.
+    pub transmit: Arc<dyn Transmit>,
 }
 
 impl std::fmt::Debug for DriverCtx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DriverCtx")
-            .field("star", &self.star)
-            .finish_non_exhaustive()
+        f.debug_struct("DriverCtx").finish_non_exhaustive()
     }
 }
 

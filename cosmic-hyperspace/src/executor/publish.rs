@@ -1,27 +1,29 @@
 //! `publish ^[ bundle.zip ]-> REPO:SERIES:VERSION` (SPEC §11.4): unpack a bundle zip into
 //! immutable `Artifact` particles, all at once or not at all.
 
+use std::sync::Arc;
+
 use cosmic_space::{
     Agent, CreateStrategy, Kind, Permission, Point, PointSeg, PropertyChanges, Status, StatusCode,
     Substance,
 };
 
-use super::{Failure, bring_to_life};
+use super::Failure;
 use crate::bundle::{Bundle, BundleLimits};
+use crate::lifecycle::Lifecycle;
 use crate::registry::{Entry, Registration, RegistryError};
 use crate::security;
-use crate::star::StarHandle;
 
 /// Publishes the zip `bytes` as the bundle at `point`: the series is created if it does not
 /// exist yet, the bundle must not (bundles are immutable: publishing a version twice is 409),
 /// and every file and directory becomes an artifact.
 pub(super) async fn publish(
-    star: &StarHandle,
+    life: &Arc<Lifecycle>,
     agent: &Agent,
     point: &Point,
     bytes: &[u8],
 ) -> Result<Substance, Failure> {
-    let registry = star.registry();
+    let registry = life.registry();
     if !matches!(point.last_segment(), Some(PointSeg::Version(_))) {
         return Err(Failure::bad(format!(
             "publish needs a bundle point ending in a version, like localhost:repo:hello:1.0.0 (got {point})"
@@ -84,16 +86,17 @@ pub(super) async fn publish(
         content: file.content,
     }));
     let records = registry.register_all(entries).await?;
+    // Every artifact is started at once (each is a wave to its host star).
     let mut starting = tokio::task::JoinSet::new();
     for record in records {
-        let star = star.clone();
-        starting.spawn(async move { bring_to_life(&star, &record, false).await });
+        let life = life.clone();
+        starting.spawn(async move { life.bring_to_life(&record, false).await });
     }
     let mut failure = None;
     while let Some(started) = starting.join_next().await {
         match started {
             Ok(Ok(())) => {}
-            Ok(Err(err)) => failure = failure.or(Some(err)),
+            Ok(Err(err)) => failure = failure.or(Some(Failure::from(err))),
             Err(err) => {
                 failure = failure.or(Some(Failure::new(StatusCode::ERROR, err.to_string())));
             }

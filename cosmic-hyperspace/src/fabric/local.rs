@@ -27,20 +27,20 @@ impl LocalFabric {
     pub fn new() -> LocalFabric {
         LocalFabric::default()
     }
-
-    /// Connects a star: envelopes sent to `star` go to `inbox` from now on.
-    pub fn connect(&self, star: StarKey, inbox: Arc<dyn Inbox>) {
-        self.inboxes.write().insert(star, inbox);
-    }
-
-    /// Disconnects a star; envelopes sent to it afterwards fail with `UnknownStar`.
-    pub fn disconnect(&self, star: &StarKey) {
-        self.inboxes.write().remove(star);
-    }
 }
 
 #[async_trait]
 impl Fabric for LocalFabric {
+    async fn connect(&self, star: StarKey, inbox: Arc<dyn Inbox>) -> Result<(), FabricError> {
+        self.inboxes.write().insert(star, inbox);
+        Ok(())
+    }
+
+    /// Envelopes sent to a disconnected star fail with `UnknownStar`.
+    async fn disconnect(&self, star: &StarKey) {
+        self.inboxes.write().remove(star);
+    }
+
     async fn send(&self, to: &StarKey, envelope: Envelope) -> Result<(), FabricError> {
         let inbox = self
             .inboxes
@@ -94,8 +94,14 @@ mod tests {
         let fabric = LocalFabric::new();
         let zero = Arc::new(Collect::default());
         let one = Arc::new(Collect::default());
-        fabric.connect(key(0), zero.clone());
-        fabric.connect(key(1), one.clone());
+        fabric
+            .connect(key(0), zero.clone())
+            .await
+            .expect("connected");
+        fabric
+            .connect(key(1), one.clone())
+            .await
+            .expect("connected");
         fabric.send(&key(0), envelope(1)).await.expect("sent");
         assert_eq!(*zero.0.lock(), vec![envelope(1)]);
         assert!(one.0.lock().is_empty());
@@ -109,8 +115,11 @@ mod tests {
             fabric.send(&key(9), envelope(0)).await,
             Err(FabricError::UnknownStar(key(9)))
         );
-        fabric.connect(key(2), Arc::new(Collect::default()));
-        fabric.disconnect(&key(2));
+        fabric
+            .connect(key(2), Arc::new(Collect::default()))
+            .await
+            .expect("connected");
+        fabric.disconnect(&key(2)).await;
         assert_eq!(
             fabric.send(&key(2), envelope(0)).await,
             Err(FabricError::UnknownStar(key(2)))

@@ -5,6 +5,8 @@
 //! in-process channels; a NATS fabric will connect machines, carrying envelopes as `wire`
 //! frames on one subject per star.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use cosmic_space::{StarKey, Wave};
 use serde::{Deserialize, Serialize};
@@ -44,6 +46,13 @@ pub trait Inbox: Send + Sync + 'static {
 /// Carries envelopes between stars.
 #[async_trait]
 pub trait Fabric: Send + Sync + 'static {
+    /// Starts delivering the envelopes addressed to `star` to `inbox` (a machine connects each
+    /// of its stars when it starts).
+    async fn connect(&self, star: StarKey, inbox: Arc<dyn Inbox>) -> Result<(), FabricError>;
+
+    /// Stops delivering to `star`; envelopes sent to it afterwards are refused.
+    async fn disconnect(&self, star: &StarKey);
+
     /// Puts `envelope` on its way to star `to`. Returns once the fabric has taken it; delivery
     /// is in order per sender and receiver.
     async fn send(&self, to: &StarKey, envelope: Envelope) -> Result<(), FabricError>;

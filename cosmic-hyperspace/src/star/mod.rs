@@ -1,0 +1,287 @@
+//! Stars: the shards of a cosmos (SPEC §0, §14).
+//!
+//! A star receives envelopes from the fabric. Reflections go to its [`Shell`], which hands them
+//! to the exchange waiting for them. A directed wave is routed: if the registry places its
+//! target on another star, the wave goes there; if here, it runs through the layers — Field
+//! (security, bind), Shell, Core (the driver) — in a task of its own, and the answer goes back
+//! to the star that sent it. `GLOBAL::` services (the executor) run on every star; the star's
+//! own point (`<<STAR::…>>::star`, or `LOCAL::star`) answers the infrastructure's `Hyp<…>`
+//! waves, such as assigning a particle to it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use cosmic_space::{
+    Agent, CmdMethod, DirectedWave, HypMethod, Method, Ping, Point, Pong, ReflectedCore,
+    ReflectedWave, RouteSeg, Signal, StarKey, StatusCode, Substance, Wave,
+};
+
+use crate::driver::Drivers;
+use crate::executor;
+use crate::fabric::{Envelope, Fabric, Inbox};
+use crate::field::Field;
+use crate::lifecycle::{self, Lifecycle};
+use crate::registry::{ParticleRecord, Registry};
+use crate::shell::Shell;
+use crate::transmit::Transmit;
+
+mod courier;
+
+use courier::{Courier, Location};
+
+/// How many times a wave may be handed from star to star before it is refused (a loop guard).
+pub const MAX_HOPS: u16 = 32;
+
+/// A cheap, cloneable handle to a running star.
+#[derive(Clone)]
+pub struct StarHandle {
+    inner: Arc<StarInner>,
+}
+
+struct StarInner {
+    point: Point,
+    /// The sending half, shared as the [`Transmit`] of everything on this star.
+    courier: Arc<Courier>,
+    /// `courier`, as the narrow handle the Field, drivers and guests get.
+    transmit: Arc<dyn Transmit>,
+    field: Field,
+    lifecycle: Arc<Lifecycle>,
+    received: AtomicU64,
+}
+
+impl std::fmt::Debug for StarHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Star")
+            .field("key", &self.inner.courier.key)
+            .finish()
+    }
+}
+
+impl Inbox for StarHandle {
+    fn deliver(&self, envelope: Envelope) {
+        self.inner.received.fetch_add(1, Ordering::Relaxed);
+        match envelope.wave {
+            Wave::Reflected(ReflectedWave::Pong(pong)) => {
+                self.inner.courier.shell.deliver(pong);
+            }
+            Wave::Reflected(ReflectedWave::Echo(_)) => {
+                // Ripples are not sent by this star yet: an echo here was never asked for.
+                self.inner.courier.shell.drop_unsolicited();
+            }
+            Wave::Directed(directed) => {
+                let star = self.clone();
+                let from_star = envelope.from_star;
+                // Boxed: the future of a wave's whole handling is kilobytes, and a task copies
+                // its future when it is spawned and again as it finishes; a box is copied as
+                // a pointer.
+                tokio::spawn(Box::pin(async move {
+                    star.receive(from_star, directed).await;
+                }));
+            }
+        }
+    }
+}
+
+impl StarHandle {
+    /// A star that will receive what the fabric delivers to its inbox (see [`Inbox`]): its
+    /// particles live in `registry`, its waves travel on `fabric`, its particles' Cores are
+    /// `drivers`.
+    pub fn new(
+        key: StarKey,
+        registry: Arc<dyn Registry>,
+        fabric: Arc<dyn Fabric>,
+        drivers: Drivers,
+    ) -> StarHandle {
+        let point = key.point();
+        let courier = Arc::new(Courier {
+            key,
+            registry: registry.clone(),
+            fabric: fabric.clone(),
+            shell: Shell::new(),
+        });
+        let transmit: Arc<dyn Transmit> = courier.clone();
+        let lifecycle = Arc::new(Lifecycle::new(
+            registry.clone(),
+            fabric,
+            transmit.clone(),
+            point.clone(),
+        ));
+        StarHandle {
+            inner: Arc::new(StarInner {
+                point,
+                courier,
+                transmit,
+                field: Field::new(registry, drivers),
+                lifecycle,
+                received: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The star's key.
+    pub fn key(&self) -> &StarKey {
+        &self.inner.courier.key
+    }
+
+    /// The star's own point, `<<STAR::…>>::star`.
+    pub fn point(&self) -> &Point {
+        &self.inner.point
+    }
+
+    /// The registry of the cosmos.
+    pub fn registry(&self) -> &Arc<dyn Registry> {
+        &self.inner.courier.registry
+    }
+
+    /// The drivers this star runs particles with.
+    pub fn drivers(&self) -> &Drivers {
+        self.inner.field.drivers()
+    }
+
+    /// Places, starts and forgets particles, asking from this star.
+    pub fn lifecycle(&self) -> &Arc<Lifecycle> {
+        &self.inner.lifecycle
+    }
+
+    /// The star's Shell (exchange counts).
+    pub fn shell(&self) -> &Shell {
+        &self.inner.courier.shell
+    }
+
+    /// How many envelopes the star has received.
+    pub fn received(&self) -> u64 {
+        self.inner.received.load(Ordering::Relaxed)
+    }
+
+    /// Sends `ping` from this star and waits for its Pong (see [`Transmit::ping`]).
+    pub async fn ping(&self, ping: Ping) -> Pong {
+        self.inner.courier.ping(ping).await
+    }
+
+    /// Sends `signal` from this star (see [`Transmit::signal`]).
+    pub async fn signal(&self, signal: Signal) {
+        self.inner.courier.signal(signal).await;
+    }
+
+    async fn receive(&self, from_star: StarKey, directed: DirectedWave) {
+        match directed {
+            DirectedWave::Ping(ping) => match self.inner.courier.locate(&ping.to.point).await {
+                Location::Here(record) => {
+                    let core = self.process(&ping, record).await;
+                    self.inner.courier.reflect(&from_star, &ping, core).await;
+                }
+                Location::There(star) if ping.hops < MAX_HOPS => {
+                    let mut ping = ping;
+                    ping.hops += 1;
+                    let envelope = Envelope {
+                        from_star: from_star.clone(),
+                        wave: Wave::from(ping.clone()),
+                    };
+                    if let Err(err) = self.inner.courier.fabric.send(&star, envelope).await {
+                        let core = ReflectedCore::error(StatusCode::UNAVAILABLE, err.to_string());
+                        self.inner.courier.reflect(&from_star, &ping, core).await;
+                    }
+                }
+                Location::There(_) => {
+                    let core = ReflectedCore::error(
+                        StatusCode::ERROR,
+                        format!("{} travelled more than {MAX_HOPS} hops", ping.to),
+                    );
+                    self.inner.courier.reflect(&from_star, &ping, core).await;
+                }
+                Location::Nowhere(core) => {
+                    self.inner.courier.reflect(&from_star, &ping, core).await
+                }
+            },
+            DirectedWave::Signal(signal) => {
+                // Signals are never answered: run them for their effect, drop what they return.
+                let ping = Ping {
+                    id: signal.id,
+                    from: signal.from,
+                    to: signal.to,
+                    agent: signal.agent,
+                    handling: signal.handling,
+                    hops: signal.hops,
+                    core: signal.core,
+                };
+                if let Location::Here(record) = self.inner.courier.locate(&ping.to.point).await {
+                    let _ = self.process(&ping, record).await;
+                }
+            }
+            DirectedWave::Ripple(_) => {
+                // Nothing in this cosmos sends ripples yet; refusing beats half-delivering.
+            }
+        }
+    }
+
+    /// Runs a Ping addressed to something this star hosts.
+    async fn process(&self, ping: &Ping, record: Option<Box<ParticleRecord>>) -> ReflectedCore {
+        let point = &ping.to.point;
+        match point.route() {
+            // Boxed: commands are rare beside waves to particles, and their future is large;
+            // inline it would make every wave's task as large (and copied as often).
+            RouteSeg::Global if *point == Point::global_executor() => {
+                Box::pin(executor::execute(&self.inner.lifecycle, ping)).await
+            }
+            RouteSeg::Global => ReflectedCore::error(
+                StatusCode::NOT_FOUND,
+                format!("there is no global service {point}"),
+            ),
+            RouteSeg::Local | RouteSeg::Star(_) => {
+                if *point == Point::local_star() || point == self.point() {
+                    Box::pin(self.answer_as_star(ping)).await
+                } else {
+                    ReflectedCore::error(StatusCode::NOT_FOUND, format!("no particle {point}"))
+                }
+            }
+            _ => match record {
+                Some(record) => {
+                    self.inner
+                        .field
+                        .pass(&self.inner.transmit, ping, *record)
+                        .await
+                }
+                None => ReflectedCore::error(StatusCode::NOT_FOUND, format!("no particle {point}")),
+            },
+        }
+    }
+
+    /// The star's own Core: infrastructure requests, for HyperUser only.
+    async fn answer_as_star(&self, ping: &Ping) -> ReflectedCore {
+        if ping.agent != Agent::HyperUser {
+            return ReflectedCore::error(
+                StatusCode::FORBIDDEN,
+                format!("{} may not send waves to star {}", ping.agent, self.key()),
+            );
+        }
+        match (&ping.core.method, &ping.core.body) {
+            (Method::Hyp(HypMethod::Assign), Substance::Point(point)) => {
+                match lifecycle::init(self.registry(), self.drivers(), &self.inner.transmit, point)
+                    .await
+                {
+                    Ok(status) => ReflectedCore::ok(Substance::Status(status)),
+                    Err(err) => err.into(),
+                }
+            }
+            (Method::Hyp(HypMethod::Delete), Substance::Point(point)) => {
+                lifecycle::remove(self.registry(), self.drivers(), point).await;
+                ReflectedCore::ok(())
+            }
+            (Method::Cmd(CmdMethod::Bounce), _) => ReflectedCore::ok(()),
+            (Method::Cmd(CmdMethod::Read), _) => ReflectedCore::ok(Substance::Text(format!(
+                "{}: {} envelopes received, {} exchanges waiting, {} unsolicited reflections dropped",
+                self.key(),
+                self.received(),
+                self.shell().outstanding(),
+                self.shell().unsolicited()
+            ))),
+            (method, _) => ReflectedCore::error(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "star {} does not answer {method} with that body",
+                    self.key()
+                ),
+            ),
+        }
+    }
+}
