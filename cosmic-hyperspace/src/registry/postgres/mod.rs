@@ -134,6 +134,21 @@ macro_rules! read {
 }
 
 impl PgRegistry {
+    /// Locks the record at `point`, applies `change` to it and writes it back, in one
+    /// transaction (run again on a race); `what` names what changes, for the error.
+    async fn modify(
+        &self,
+        point: &Point,
+        what: &str,
+        change: impl Fn(&mut ParticleRecord) + Send + Sync,
+    ) -> RegistryResult<()> {
+        transaction!(self, format!("setting {what} of {point}"), |tx| {
+            let mut record = locked(&tx, point).await?;
+            change(&mut record);
+            update(&tx, &record).await?
+        })
+    }
+
     /// Connects to the database at `url` (`postgres://user:pass@host:port/db`) with the
     /// default [`PgConfig`], and migrates its schema.
     pub async fn connect(url: &str) -> RegistryResult<PgRegistry> {
@@ -547,19 +562,15 @@ impl Registry for PgRegistry {
     }
 
     async fn set_status(&self, point: &Point, status: Status) -> RegistryResult<()> {
-        transaction!(self, format!("setting the status of {point}"), |tx| {
-            let mut record = locked(&tx, point).await?;
-            record.status = status.clone();
-            update(&tx, &record).await?
-        })
+        self.modify(point, "the status", |record| record.status = status.clone())
+            .await
     }
 
     async fn set_location(&self, point: &Point, star: StarKey) -> RegistryResult<()> {
-        transaction!(self, format!("setting the location of {point}"), |tx| {
-            let mut record = locked(&tx, point).await?;
-            record.location = Some(star.clone());
-            update(&tx, &record).await?
+        self.modify(point, "the location", |record| {
+            record.location = Some(star.clone())
         })
+        .await
     }
 
     async fn set_properties(
