@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use cosmic_space::{
     Access, Agent, Bind, Destination, Effect, FullAccess, Permission, Ping, Point, ReflectedCore,
@@ -18,30 +19,33 @@ use cosmic_space::{
 use parking_lot::RwLock;
 
 use crate::driver::{Driver, DriverCtx, Drivers};
-use crate::registry::{ParticleRecord, Registry, RegistryError};
+use crate::registry::{Change, ChangeFeed, Forget, ParticleRecord, Registry, RegistryError};
 use crate::security::{self, SecurityError};
 use crate::transmit::Transmit;
 
 /// The Field of one star: the registry and drivers it consults, its caches of access decisions
-/// and parsed binds.
+/// and parsed binds (both forget what the registry's [`ChangeFeed`] says changed).
 pub struct Field {
     registry: Arc<dyn Registry>,
     drivers: Drivers,
-    /// Access decisions, while the registry is unchanged.
-    access: security::AccessCache,
-    /// Parsed bind documents, by the `bind` property that names them.
-    binds: RwLock<HashMap<String, CachedBind>>,
+    access: Arc<security::AccessCache>,
+    binds: Arc<Binds>,
 }
 
-/// A parsed bind and what it was read from. While the registry's generation is unchanged the
-/// document cannot have changed, so the hot path neither reads nor hashes it; after a change
-/// the bytes are read again and reparsed only if their fingerprint differs (artifacts are
-/// immutable, but a deleted bundle may be published again).
-#[derive(Debug)]
-struct CachedBind {
-    generation: Option<u64>,
-    fingerprint: u64,
-    bind: Arc<Bind>,
+/// Parsed bind documents, by the `bind` property that names them.
+#[derive(Debug, Default)]
+struct Binds {
+    parsed: RwLock<HashMap<String, (Point, Arc<Bind>)>>,
+    /// Bumped by every change heard, so a document read before a change is not kept after it.
+    epoch: AtomicU64,
+}
+
+impl Forget for Binds {
+    fn forget(&self, change: &Change) {
+        let mut parsed = self.parsed.write();
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        parsed.retain(|_, (point, _)| !change.touches(point));
+    }
 }
 
 impl From<SecurityError> for ReflectedCore {
@@ -65,19 +69,26 @@ impl std::fmt::Debug for Field {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Field")
             .field("drivers", &self.drivers)
-            .field("binds", &self.binds.read().len())
+            .field("binds", &self.binds.parsed.read().len())
             .finish_non_exhaustive()
     }
 }
 
 impl Field {
-    /// A Field over `registry` whose particles' Cores are `drivers`, with empty caches.
-    pub fn new(registry: Arc<dyn Registry>, drivers: Drivers) -> Field {
+    /// A Field over `registry` whose particles' Cores are `drivers`, with empty caches that
+    /// listen on `changes` (the registry's feed).
+    pub fn new(registry: Arc<dyn Registry>, changes: &ChangeFeed, drivers: Drivers) -> Field {
+        let access = Arc::new(security::AccessCache::new());
+        let binds = Arc::new(Binds::default());
+        let listener: Arc<dyn Forget> = access.clone();
+        changes.listen(Arc::downgrade(&listener));
+        let listener: Arc<dyn Forget> = binds.clone();
+        changes.listen(Arc::downgrade(&listener));
         Field {
             registry,
             drivers,
-            access: security::AccessCache::new(),
-            binds: RwLock::new(HashMap::new()),
+            access,
+            binds,
         }
     }
 
@@ -205,45 +216,25 @@ impl Field {
                 format!("the bind of {} ({value}) is unusable: {why}", record.point),
             )
         };
-        let generation = self.registry.generation();
-        if let Some(cached) = self.binds.read().get(value)
-            && generation.is_some()
-            && cached.generation == generation
-        {
-            return Ok(cached.bind.clone());
+        if let Some((_, bind)) = self.binds.parsed.read().get(value) {
+            return Ok(bind.clone());
         }
+        let epoch = self.binds.epoch.load(Ordering::Acquire);
         let bind_point: Point = value.parse().map_err(|e| broken(format!("{e}")))?;
         let bytes = match self.registry.content(&bind_point).await {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return Err(broken("it holds no document".to_string())),
             Err(err) => return Err(broken(err.to_string())),
         };
-        let fingerprint = fingerprint(&bytes);
-        let known = self
-            .binds
-            .read()
-            .get(value)
-            .filter(|cached| cached.fingerprint == fingerprint)
-            .map(|cached| cached.bind.clone());
-        let bind = match known {
-            Some(bind) => bind,
-            None => {
-                let text =
-                    std::str::from_utf8(&bytes).map_err(|_| broken("it is not UTF-8".into()))?;
-                Arc::new(
-                    text.parse::<Bind>()
-                        .map_err(|e| broken(format!("\n{}", e.in_file(bind_point.to_string()))))?,
-                )
-            }
-        };
-        self.binds.write().insert(
-            value.to_string(),
-            CachedBind {
-                generation,
-                fingerprint,
-                bind: bind.clone(),
-            },
+        let text = std::str::from_utf8(&bytes).map_err(|_| broken("it is not UTF-8".into()))?;
+        let bind = Arc::new(
+            text.parse::<Bind>()
+                .map_err(|e| broken(format!("\n{}", e.in_file(bind_point.to_string()))))?,
         );
+        let mut parsed = self.binds.parsed.write();
+        if self.binds.epoch.load(Ordering::Acquire) == epoch {
+            parsed.insert(value.to_string(), (bind_point, bind.clone()));
+        }
         Ok(bind)
     }
 }
@@ -280,11 +271,4 @@ async fn relay(
     relayed.handling = ping.handling;
     relayed.hops = ping.hops.saturating_add(1);
     transmit.ping(relayed).await.core
-}
-
-/// FNV-1a of the bytes: cheap, and enough to notice a replaced document.
-fn fingerprint(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }

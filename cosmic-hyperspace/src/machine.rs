@@ -32,7 +32,7 @@ use crate::control::{self, ControlError, ControlService, MachineConfig, StarRepo
 use crate::driver::{Drivers, GuestLog, MechtronDriver, stderr_log};
 use crate::fabric::{Fabric, FabricError, LocalFabric};
 use crate::gateway;
-use crate::registry::{EmbeddedRegistry, Registration, Registry, RegistryError};
+use crate::registry::{CachedRegistry, EmbeddedRegistry, Registration, Registry, RegistryError};
 use crate::star::StarHandle;
 use crate::wasm::{WasmConfig, WasmError, WasmHost};
 
@@ -198,10 +198,12 @@ impl MachineBuilder {
             Some(name) => name,
             None => kept_name(&home)?,
         };
-        let registry: Arc<dyn Registry> = match self.registry {
+        let store: Arc<dyn Registry> = match self.registry {
             Some(registry) => registry,
             None => Arc::new(EmbeddedRegistry::open(&home.join("registry.redb"))?),
         };
+        let cached = CachedRegistry::new(store);
+        let registry: Arc<dyn Registry> = cached.clone();
         let fabric: Arc<dyn Fabric> = match self.fabric {
             Some(fabric) => fabric,
             None => Arc::new(LocalFabric::new()),
@@ -211,12 +213,7 @@ impl MachineBuilder {
         let mut stars = Vec::with_capacity(usize::from(count));
         for index in 0..count {
             let key = star_key(&name, index).ok_or_else(|| MachineError::Name(name.clone()))?;
-            let star = StarHandle::new(
-                key.clone(),
-                registry.clone(),
-                fabric.clone(),
-                drivers.clone(),
-            );
+            let star = StarHandle::new(key.clone(), &cached, fabric.clone(), drivers.clone());
             fabric.connect(key, Arc::new(star.clone())).await?;
             stars.push(star);
         }

@@ -7,7 +7,7 @@
 //! no route reads or changes what another refuses. Details are answered through
 //! [`readable`], which leaves out the properties the agent may not read.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use parking_lot::RwLock;
 
@@ -16,7 +16,7 @@ use cosmic_space::{
     access,
 };
 
-use crate::registry::{Registry, RegistryError};
+use crate::registry::{Change, Forget, PointCache, Registry, RegistryError};
 
 /// Why access could not be decided or was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,23 +35,31 @@ pub async fn access_on(
     agent: &Agent,
     point: &Point,
 ) -> Result<Access, RegistryError> {
+    Ok(decide(registry, agent, point).await?.0)
+}
+
+/// What `agent` may do on `point`, and the points whose hierarchies went into the decision
+/// (the agent and every grant maker: selectors with kinds, as in `to localhost:users:*<User>`,
+/// need them; points that are not registered are matched by their point alone).
+async fn decide(
+    registry: &dyn Registry,
+    agent: &Agent,
+    point: &Point,
+) -> Result<(Access, BTreeSet<Point>), RegistryError> {
     if *agent == Agent::HyperUser {
-        return Ok(Access::full(FullAccess::HyperUser));
+        return Ok((Access::full(FullAccess::HyperUser), BTreeSet::new()));
     }
     let lineage = registry.lineage(point).await?;
-    let grants = registry.grants().await?;
-    // The hierarchies of the agent and of every grant maker: selectors with kinds (`to
-    // localhost:users:*<User>`) need them. Points that are not registered are matched by their
-    // point alone.
-    let mut points: BTreeSet<Point> = grants.iter().map(|g| g.by.clone()).collect();
-    points.insert(agent.to_point());
-    let mut agents: Vec<PointHierarchy> = Vec::with_capacity(points.len());
-    for point in points {
-        if let Ok(hierarchy) = registry.hierarchy(&point).await {
+    let grants = registry.grants_on(point).await?;
+    let mut consulted: BTreeSet<Point> = grants.iter().map(|g| g.by.clone()).collect();
+    consulted.insert(agent.to_point());
+    let mut agents: Vec<PointHierarchy> = Vec::with_capacity(consulted.len());
+    for point in &consulted {
+        if let Ok(hierarchy) = registry.hierarchy(point).await {
             agents.push(hierarchy);
         }
     }
-    Ok(access(agent, &lineage, &grants, &agents))
+    Ok((access(agent, &lineage, &grants, &agents), consulted))
 }
 
 /// `Ok` if `agent` holds `permission` on `point`.
@@ -103,48 +111,88 @@ pub async fn require_full(
     Ok(())
 }
 
-/// The most decisions an [`AccessCache`] keeps before it starts again from empty.
-const CACHE_LIMIT: usize = 65_536;
+/// The most targets an [`AccessCache`] keeps decisions for before it starts again from empty.
+const CACHE_TARGETS: usize = 16_384;
 
-/// Access decisions of one star, remembered while the registry does not change.
+/// The most agents an [`AccessCache`] keeps decisions for on one target.
+const CACHE_AGENTS: usize = 256;
+
+/// Access decisions of one star, kept until a [`Change`] can affect them.
 ///
-/// Computing access reads the target's lineage and every grant; the Field asks for every
-/// directed wave, and most waves repeat the same (agent, target) pair. Entries carry the
-/// registry's generation and are used only while it is unchanged; a registry that cannot tell
-/// its generation gets no caching at all.
-#[derive(Debug, Default)]
+/// Computing access reads the target's lineage, the grants that may apply and the hierarchies
+/// of the agent and the grant makers; the Field asks for every directed wave, and most waves
+/// repeat the same (agent, target) pair. A decision depends on the owners and kinds along the
+/// target's line, the grants, and the hierarchies it consulted, so it is forgotten when grants
+/// or owners change, when a subtree is deleted, or when the record of a consulted point
+/// changes (a user registered after a decision matched it by point alone).
+#[derive(Debug)]
 pub struct AccessCache {
-    decisions: RwLock<HashMap<(Agent, Point), (u64, Access)>>,
+    /// Per target, per agent.
+    decisions: PointCache<HashMap<Agent, Access>>,
+    /// Every point whose hierarchy a cached decision consulted.
+    consulted: RwLock<HashSet<Point>>,
 }
 
 impl AccessCache {
-    /// An empty cache.
+    /// An empty cache; it must listen on the registry's [`ChangeFeed`](crate::registry::ChangeFeed).
     pub fn new() -> AccessCache {
-        AccessCache::default()
+        AccessCache {
+            decisions: PointCache::new(CACHE_TARGETS),
+            consulted: RwLock::new(HashSet::new()),
+        }
     }
 
-    /// What `agent` may do on `point`, from the cache when the registry has not changed since.
+    /// What `agent` may do on `point`, from the cache unless a change may have affected it.
     pub async fn access_on(
         &self,
         registry: &dyn Registry,
         agent: &Agent,
         point: &Point,
     ) -> Result<Access, RegistryError> {
-        let Some(generation) = registry.generation() else {
-            return access_on(registry, agent, point).await;
-        };
-        let key = (agent.clone(), point.clone());
-        if let Some((seen, access)) = self.decisions.read().get(&key)
-            && *seen == generation
+        if let Some(access) = self
+            .decisions
+            .with(point, |agents| agents.get(agent).cloned())
         {
-            return Ok(access.clone());
+            return Ok(access);
         }
-        let access = access_on(registry, agent, point).await?;
-        let mut decisions = self.decisions.write();
-        if decisions.len() >= CACHE_LIMIT {
-            decisions.clear();
+        let epoch = self.decisions.epoch();
+        let (access, consulted) = decide(registry, agent, point).await?;
+        {
+            let mut known = self.consulted.write();
+            known.extend(consulted);
         }
-        decisions.insert(key, (generation, access.clone()));
+        self.decisions.update_if(epoch, point.clone(), |slot| {
+            let agents = slot.get_or_insert_with(HashMap::new);
+            if agents.len() >= CACHE_AGENTS {
+                agents.clear();
+            }
+            agents.insert(agent.clone(), access.clone());
+        });
         Ok(access)
+    }
+}
+
+impl Default for AccessCache {
+    fn default() -> AccessCache {
+        AccessCache::new()
+    }
+}
+
+impl Forget for AccessCache {
+    fn forget(&self, change: &Change) {
+        match change {
+            Change::Record(point) => {
+                if self.consulted.read().contains(point) {
+                    self.consulted.write().clear();
+                    self.decisions.forget_all();
+                } else {
+                    self.decisions.forget_point(point);
+                }
+            }
+            Change::Subtree(_) | Change::Owners | Change::Grants => {
+                self.consulted.write().clear();
+                self.decisions.forget_all();
+            }
+        }
     }
 }

@@ -16,7 +16,9 @@ use cosmic_space::{
     StarKey, Status, Stub,
 };
 
-use super::{Entry, ParticleRecord, Registration, Registry, RegistryError, RegistryResult};
+use super::{
+    Entry, ParticleRecord, Registration, Registry, RegistryError, RegistryResult, may_apply,
+};
 
 /// What a check returns: `Err` says what was wrong.
 pub type Outcome = Result<(), String>;
@@ -67,6 +69,7 @@ macro_rules! registry_conformance_tests {
             delete_refuses_children_unless_forced,
             chown_changes_owners_by_selector,
             grants_have_ids_never_reused,
+            grants_on_a_point_leave_out_what_cannot_apply,
             tokens_name_their_agent,
             census_counts_by_base_kind,
             concurrent_registers_of_one_point_one_wins,
@@ -1114,6 +1117,57 @@ pub async fn chown_changes_owners_by_selector<R: Registry>(registry: Arc<R>) -> 
         0,
         "chown matching nothing"
     );
+    Ok(())
+}
+
+/// `grants_on` keeps every grant whose `on` may match the point or an ancestor — wildcards
+/// from the first hop, the point's Space, app or the point itself, an inclusive hop — in id
+/// order, and leaves out grants under other Spaces, apps or siblings.
+pub async fn grants_on_a_point_leave_out_what_cannot_apply<R: Registry>(
+    registry: Arc<R>,
+) -> Outcome {
+    let kind: GrantKind = "+csd-Rwx".parse().map_err(|e| format!("grant kind: {e}"))?;
+    let ons = [
+        ("**", true),
+        ("*:app:**", true),
+        ("localhost:app:**", true),
+        ("localhost+:**", true),
+        ("localhost:app:users:scott", true),
+        ("localhost:app:users:scott:**", true),
+        ("localhost:app:users:scott:notes:/**", false),
+        ("localhost:other:**", false),
+        ("localhost:app:users:mary", false),
+        ("localhost:app:users:scott:notes:/docs/**", false),
+        ("example.com:app:**", false),
+    ];
+    let mut applying = Vec::new();
+    for (on, applies) in ons {
+        let grant = ok(
+            registry
+                .grant(kind.clone(), selector(on)?, selector("**")?, owner())
+                .await,
+            "grant",
+        )?;
+        if applies {
+            applying.push(grant);
+        }
+    }
+    let all = ok(registry.grants().await, "grants")?;
+    let target = point("localhost:app:users:scott")?;
+    let got = ok(registry.grants_on(&target).await, "grants_on")?;
+    check_eq!(
+        got.iter().map(|g| g.on.to_string()).collect::<Vec<_>>(),
+        applying
+            .iter()
+            .map(|g| g.on.to_string())
+            .collect::<Vec<_>>(),
+        "the grants on {target}"
+    );
+    for grant in all.iter().filter(|g| !got.contains(g)) {
+        if may_apply(grant, &target) {
+            return Err(format!("grants_on left out {}, which may apply", grant.on));
+        }
+    }
     Ok(())
 }
 

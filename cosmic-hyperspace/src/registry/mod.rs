@@ -5,16 +5,19 @@
 //! [`Registry`] is the contract; [`EmbeddedRegistry`] keeps it in a redb file in the data
 //! directory (one machine, zero setup), and [`PgRegistry`] keeps it in PostgreSQL for a cosmos
 //! across machines. Both must pass the same [`conformance`] suite. SQL lives only in
-//! `registry::postgres`.
+//! `registry::postgres`. A machine reads either through a [`CachedRegistry`], whose writes
+//! publish what they changed ([`Change`]) so that every cache forgets just that.
 //!
 //! The registry enforces what must hold atomically — a point is registered once, its parent
 //! exists, locked properties do not change, a bundle's artifacts appear all together or not at
 //! all — and nothing else: kind rules and permissions are the executor's job.
 
+mod cache;
 pub mod conformance;
 mod embedded;
 mod postgres;
 
+pub use cache::{CachedRegistry, Change, ChangeFeed, Forget, PointCache};
 pub use embedded::EmbeddedRegistry;
 pub use postgres::{PgConfig, PgRegistry};
 
@@ -166,6 +169,16 @@ impl RegistryError {
     }
 }
 
+/// Whether `grant` may count for access on `point`: every point its `on` selector matches lies
+/// within the selector's [`Selector::literal_prefix`], and a grant counts on `point` only where
+/// `on` matches `point` or an ancestor of it — so that prefix must contain `point`.
+pub fn may_apply(grant: &Grant, point: &Point) -> bool {
+    grant
+        .on
+        .literal_prefix()
+        .is_none_or(|prefix| point.is_within(&prefix))
+}
+
 /// `Result` with [`RegistryError`].
 pub type RegistryResult<T> = Result<T, RegistryError>;
 
@@ -193,13 +206,6 @@ pub trait Registry: Send + Sync + 'static {
     /// every wave, so implementations should answer it without copying the whole record.
     async fn location(&self, point: &Point) -> RegistryResult<Option<StarKey>> {
         Ok(self.record(point).await?.location)
-    }
-
-    /// A number that changes whenever anything in the registry changes, for caches of what is
-    /// derived from it (such as access decisions); `None` if the implementation cannot tell, in
-    /// which case nothing may be cached.
-    fn generation(&self) -> Option<u64> {
-        None
     }
 
     /// The records of `point` and every ancestor that is registered, from `ROOT` down
@@ -263,6 +269,11 @@ pub trait Registry: Send + Sync + 'static {
 
     /// Every grant, in id order.
     async fn grants(&self) -> RegistryResult<Vec<Grant>>;
+
+    /// The grants that can count for access on `point`, in id order: those whose `on` may
+    /// match `point` or one of its ancestors (see [`may_apply`]). Access is decided on every
+    /// wave; this keeps the grants of other Spaces and apps out of that work.
+    async fn grants_on(&self, point: &Point) -> RegistryResult<Vec<Grant>>;
 
     /// Stores an access token that acts as `agent` (a token stored again names the new
     /// agent). Implementations keep a hash of the token, not the token.

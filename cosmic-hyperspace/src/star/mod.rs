@@ -21,7 +21,7 @@ use crate::executor;
 use crate::fabric::{Envelope, Fabric, Inbox};
 use crate::field::Field;
 use crate::lifecycle::{self, Lifecycle};
-use crate::registry::{ParticleRecord, Registry};
+use crate::registry::{CachedRegistry, ParticleRecord, Registry};
 use crate::shell::Shell;
 use crate::transmit::Transmit;
 
@@ -84,15 +84,17 @@ impl Inbox for StarHandle {
 
 impl StarHandle {
     /// A star that will receive what the fabric delivers to its inbox (see [`Inbox`]): its
-    /// particles live in `registry`, its waves travel on `fabric`, its particles' Cores are
+    /// particles live in the registry behind `cached` (whose caches it shares with the other
+    /// stars of its machine), its waves travel on `fabric`, its particles' Cores are
     /// `drivers`.
     pub fn new(
         key: StarKey,
-        registry: Arc<dyn Registry>,
+        cached: &Arc<CachedRegistry>,
         fabric: Arc<dyn Fabric>,
         drivers: Drivers,
     ) -> StarHandle {
         let point = key.point();
+        let registry: Arc<dyn Registry> = cached.clone();
         let courier = Arc::new(Courier {
             key,
             registry: registry.clone(),
@@ -111,7 +113,7 @@ impl StarHandle {
                 point,
                 courier,
                 transmit,
-                field: Field::new(registry, drivers),
+                field: Field::new(registry, cached.changes(), drivers),
                 lifecycle,
                 received: AtomicU64::new(0),
             }),

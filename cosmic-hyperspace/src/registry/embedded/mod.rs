@@ -145,10 +145,6 @@ impl Registry for EmbeddedRegistry {
             .ok_or_else(|| RegistryError::NotFound(point.clone()))
     }
 
-    fn generation(&self) -> Option<u64> {
-        Some(self.state.read().generation)
-    }
-
     async fn location(&self, point: &Point) -> RegistryResult<Option<StarKey>> {
         self.state
             .read()
@@ -247,6 +243,17 @@ impl Registry for EmbeddedRegistry {
 
     async fn grants(&self) -> RegistryResult<Vec<Grant>> {
         Ok(self.state.read().grants.values().cloned().collect())
+    }
+
+    async fn grants_on(&self, point: &Point) -> RegistryResult<Vec<Grant>> {
+        Ok(self
+            .state
+            .read()
+            .grants
+            .values()
+            .filter(|grant| super::may_apply(grant, point))
+            .cloned()
+            .collect())
     }
 
     async fn store_token(&self, token: &str, agent: &Point) -> RegistryResult<()> {

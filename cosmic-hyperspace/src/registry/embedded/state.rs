@@ -67,15 +67,11 @@ pub(super) struct State {
     pub(super) tokens: HashMap<[u8; 32], Point>,
     /// The id the next grant gets.
     pub(super) next_grant: u64,
-    /// How many batches have been applied since the registry was opened (see
-    /// `Registry::generation`).
-    pub(super) generation: u64,
 }
 
 impl State {
     /// Takes in the changes of a batch that has just been committed to the file.
     pub(super) fn apply(&mut self, overlay: Overlay) {
-        self.generation = self.generation.wrapping_add(1);
         for (point, change) in overlay.records.into_changes() {
             match change {
                 Some(stored) => {

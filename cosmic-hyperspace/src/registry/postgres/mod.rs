@@ -263,6 +263,13 @@ impl Records for Fetched {
     }
 }
 
+/// The grants in `rows`' first column.
+fn grants_of(rows: &[tokio_postgres::Row]) -> Result<Vec<Grant>, Failure> {
+    rows.iter()
+        .map(|row| Ok(decode::<Grant>("grant", row.try_get(0)?)?))
+        .collect()
+}
+
 /// `point` and its ancestors, printed: what a line, hierarchy or lineage needs.
 fn with_ancestors(point: &Point) -> Vec<String> {
     point
@@ -747,9 +754,12 @@ impl Registry for PgRegistry {
                 by: by.clone(),
             };
             let bytes = encode("a grant", &grant)?;
+            let prefix = on
+                .literal_prefix()
+                .map_or_else(String::new, |p| p.to_string());
             tx.execute(
-                "INSERT INTO grants (id, grant_record) VALUES ($1, $2)",
-                &[&id, &bytes],
+                "INSERT INTO grants (id, grant_record, on_prefix) VALUES ($1, $2, $3)",
+                &[&id, &bytes, &prefix],
             )
             .await?;
             grant
@@ -775,11 +785,22 @@ impl Registry for PgRegistry {
             let rows = client
                 .query("SELECT grant_record FROM grants ORDER BY id", &[])
                 .await?;
-            let mut grants = Vec::with_capacity(rows.len());
-            for row in &rows {
-                grants.push(decode::<Grant>("grant", row.try_get(0)?)?);
-            }
-            grants
+            grants_of(&rows)?
+        })
+    }
+
+    async fn grants_on(&self, point: &Point) -> RegistryResult<Vec<Grant>> {
+        let mut prefixes = with_ancestors(point);
+        prefixes.push(String::new());
+        read!(self, format!("reading the grants on {point}"), |client| {
+            let rows = client
+                .query(
+                    "SELECT grant_record FROM grants \
+                     WHERE on_prefix = ANY($1) OR on_prefix IS NULL ORDER BY id",
+                    &[&prefixes],
+                )
+                .await?;
+            grants_of(&rows)?
         })
     }
 

@@ -11,9 +11,10 @@ use tokio_postgres::Client;
 const MIGRATION_LOCK: i64 = 0x5354_4152_4c41_4e45; // "STARLANE"
 
 /// Every migration, by version; a released one is never edited, only followed by another.
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    r#"
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        r#"
     -- Every particle. Points are compared byte by byte (COLLATE "C"), so the subtree of a
     -- printed prefix is one index range scan; `record` is the wire-encoded ParticleRecord.
     -- The parent must be registered (the key check locks it against a concurrent delete).
@@ -58,7 +59,18 @@ const MIGRATIONS: &[(i32, &str)] = &[(
         agent text NOT NULL
     );
     "#,
-)];
+    ),
+    (
+        2,
+        r#"
+    -- The literal prefix of each grant's `on` selector (Selector::literal_prefix, '' when it
+    -- has none), so the grants that can apply to a point are an index lookup of its ancestors.
+    -- Rows from before this column stay NULL and are read as "may apply anywhere".
+    ALTER TABLE grants ADD COLUMN on_prefix text COLLATE "C";
+    CREATE INDEX grants_by_prefix ON grants (on_prefix);
+    "#,
+    ),
+];
 
 /// Applies every migration not applied yet; returns the schema version now in force.
 pub(super) async fn migrate(client: &mut Client) -> Result<i32, tokio_postgres::Error> {

@@ -1,0 +1,411 @@
+//! What changed in the registry, and the caches that forget by it.
+//!
+//! A star consults the registry on every wave: where the target is placed, its record, what
+//! the agent may do there, the target's bind. Against PostgreSQL each of those is a round
+//! trip, so they are cached — and a cache must forget exactly what a write made stale, even
+//! when many machines write the same registry:
+//!
+//! - every write through [`CachedRegistry`] publishes a [`Change`] naming what it touched (a
+//!   point's record, a subtree, the owners, the grants) on its [`ChangeFeed`], synchronously,
+//!   before the write returns, so the writer's next read sees its own write;
+//! - caches ([`CachedRegistry`]'s records, the Field's access decisions and binds) listen on
+//!   the feed ([`Forget`]) and drop only the entries the change can affect;
+//! - changes made by other machines reach the feed from the fabric that connects them
+//!   ([`ChangeFeed::publish`]), which is how a cosmos across machines keeps its caches true.
+//!
+//! A read that raced a change must not put back what the change removed: each cache keeps an
+//! epoch, bumped by every change it hears, and keeps a value only if the epoch did not move
+//! while the value was being read ([`PointCache::insert_if`]).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+use async_trait::async_trait;
+use cosmic_space::{
+    Grant, GrantKind, Lineage, Point, PointHierarchy, Properties, PropertyChanges, Selector,
+    StarKey, Status, Stub,
+};
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+
+use super::{Entry, ParticleRecord, Registration, Registry, RegistryResult};
+
+/// One change to the registry, as precisely as caches need it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Change {
+    /// The particle at this point was registered, or its record (status, properties,
+    /// placement) or its content changed.
+    Record(Point),
+    /// This point and everything under it were deleted.
+    Subtree(Point),
+    /// The owners of any number of particles changed (`chown`).
+    Owners,
+    /// A grant was made or revoked.
+    Grants,
+}
+
+impl Change {
+    /// Whether what is cached for `point` may be stale after this change, as far as the
+    /// point's own record goes (owners, kinds and grants aside).
+    pub fn touches(&self, point: &Point) -> bool {
+        match self {
+            Change::Record(changed) => changed == point,
+            Change::Subtree(top) => point.is_within(top),
+            Change::Owners => true,
+            Change::Grants => false,
+        }
+    }
+}
+
+/// Something that caches what the registry says and must forget what a [`Change`] made stale.
+pub trait Forget: Send + Sync {
+    /// Drops whatever `change` may have made stale. Called before the write that made the
+    /// change returns, so it must be quick and must not wait on the registry.
+    fn forget(&self, change: &Change);
+}
+
+/// The changes of one registry, handed to every cache that listens.
+#[derive(Default)]
+pub struct ChangeFeed {
+    listeners: RwLock<Vec<Weak<dyn Forget>>>,
+}
+
+impl std::fmt::Debug for ChangeFeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChangeFeed")
+            .field("listeners", &self.listeners.read().len())
+            .finish()
+    }
+}
+
+impl ChangeFeed {
+    /// Adds a listener, held weakly: a cache that is dropped stops listening.
+    pub fn listen(&self, listener: Weak<dyn Forget>) {
+        let mut listeners = self.listeners.write();
+        listeners.retain(|l| l.strong_count() > 0);
+        listeners.push(listener);
+    }
+
+    /// Tells every listener about `change` — a write of this machine's, or one that the
+    /// fabric brought from another machine.
+    pub fn publish(&self, change: &Change) {
+        for listener in self.listeners.read().iter() {
+            if let Some(listener) = listener.upgrade() {
+                listener.forget(change);
+            }
+        }
+    }
+}
+
+/// A bounded map by point that can drop a whole subtree at once (points order so that a
+/// subtree is one range), with an epoch that keeps racing reads from re-inserting stale values.
+#[derive(Debug)]
+pub struct PointCache<V> {
+    entries: RwLock<BTreeMap<Point, V>>,
+    epoch: AtomicU64,
+    limit: usize,
+}
+
+impl<V: Clone> PointCache<V> {
+    /// An empty cache that starts again from empty when it would hold more than `limit`.
+    pub fn new(limit: usize) -> PointCache<V> {
+        PointCache {
+            entries: RwLock::new(BTreeMap::new()),
+            epoch: AtomicU64::new(0),
+            limit,
+        }
+    }
+
+    /// The epoch to hand to [`PointCache::insert_if`] for a value about to be read.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// The value at `point`, if cached.
+    pub fn get(&self, point: &Point) -> Option<V> {
+        self.entries.read().get(point).cloned()
+    }
+
+    /// Looks at the value at `point` without cloning it.
+    pub fn with<T>(&self, point: &Point, look: impl FnOnce(&V) -> Option<T>) -> Option<T> {
+        self.entries.read().get(point).and_then(look)
+    }
+
+    /// Keeps `value` at `point` unless something was forgotten since `epoch` was taken (then
+    /// the value may already be stale, and the next read fetches it again).
+    pub fn insert_if(&self, epoch: u64, point: Point, value: V) {
+        self.update_if(epoch, point, |slot| *slot = Some(value));
+    }
+
+    /// Changes the entry at `point` with `update` (which sees `None` where nothing is cached)
+    /// unless something was forgotten since `epoch` was taken.
+    pub fn update_if(&self, epoch: u64, point: Point, update: impl FnOnce(&mut Option<V>)) {
+        let mut entries = self.entries.write();
+        if self.epoch.load(Ordering::Acquire) != epoch {
+            return;
+        }
+        if entries.len() >= self.limit && !entries.contains_key(&point) {
+            entries.clear();
+        }
+        let mut slot = entries.remove(&point);
+        update(&mut slot);
+        if let Some(value) = slot {
+            entries.insert(point, value);
+        }
+    }
+
+    /// Drops the entry at `point`.
+    pub fn forget_point(&self, point: &Point) {
+        let mut entries = self.entries.write();
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        entries.remove(point);
+    }
+
+    /// Drops `top` and every entry below it.
+    pub fn forget_subtree(&self, top: &Point) {
+        let mut entries = self.entries.write();
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        let below: Vec<Point> = entries
+            .range(top.clone()..)
+            .map(|(point, _)| point)
+            .take_while(|point| point.is_within(top))
+            .cloned()
+            .collect();
+        for point in below {
+            entries.remove(&point);
+        }
+    }
+
+    /// Drops everything.
+    pub fn forget_all(&self) {
+        let mut entries = self.entries.write();
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        entries.clear();
+    }
+
+    /// How many entries are cached.
+    pub fn len(&self) -> usize {
+        self.entries.read().len()
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The most records a [`CachedRegistry`] keeps before it starts again from empty.
+const RECORDS: usize = 65_536;
+
+/// A registry with its records cached and its writes published on a [`ChangeFeed`]: what a
+/// machine's stars, executor and gateway use, whatever store is underneath.
+///
+/// Placement and records (what routing reads on every wave) come from the cache once read;
+/// everything else goes to the store. Every write publishes its [`Change`] whether or not it
+/// succeeded — a write whose answer was lost may still have been committed.
+pub struct CachedRegistry {
+    store: Arc<dyn Registry>,
+    feed: ChangeFeed,
+    records: Arc<RecordCache>,
+}
+
+/// The cached records, by point.
+struct RecordCache(PointCache<ParticleRecord>);
+
+impl Forget for RecordCache {
+    fn forget(&self, change: &Change) {
+        match change {
+            Change::Record(point) => self.0.forget_point(point),
+            Change::Subtree(top) => self.0.forget_subtree(top),
+            Change::Owners => self.0.forget_all(),
+            Change::Grants => {}
+        }
+    }
+}
+
+impl std::fmt::Debug for CachedRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedRegistry")
+            .field("records", &self.records.0.len())
+            .field("feed", &self.feed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CachedRegistry {
+    /// `store`, with an empty cache and a feed whose first listener is that cache.
+    pub fn new(store: Arc<dyn Registry>) -> Arc<CachedRegistry> {
+        let records = Arc::new(RecordCache(PointCache::new(RECORDS)));
+        let feed = ChangeFeed::default();
+        let listener: Arc<dyn Forget> = records.clone();
+        feed.listen(Arc::downgrade(&listener));
+        Arc::new(CachedRegistry {
+            store,
+            feed,
+            records,
+        })
+    }
+
+    /// The feed of this registry's changes, for caches to listen on and for changes made
+    /// elsewhere to be published on.
+    pub fn changes(&self) -> &ChangeFeed {
+        &self.feed
+    }
+
+    /// How many records are cached.
+    pub fn cached_records(&self) -> usize {
+        self.records.0.len()
+    }
+
+    /// Runs a write and publishes `change` after it, whatever its outcome.
+    async fn publishing<T>(
+        &self,
+        change: Change,
+        write: impl std::future::Future<Output = RegistryResult<T>>,
+    ) -> RegistryResult<T> {
+        let outcome = write.await;
+        self.feed.publish(&change);
+        outcome
+    }
+}
+
+#[async_trait]
+impl Registry for CachedRegistry {
+    async fn register(&self, registration: Registration) -> RegistryResult<ParticleRecord> {
+        let change = Change::Record(registration.point.clone());
+        self.publishing(change, self.store.register(registration))
+            .await
+    }
+
+    async fn register_all(&self, entries: Vec<Entry>) -> RegistryResult<Vec<ParticleRecord>> {
+        let points: Vec<Point> = entries
+            .iter()
+            .map(|entry| entry.registration.point.clone())
+            .collect();
+        let outcome = self.store.register_all(entries).await;
+        for point in points {
+            self.feed.publish(&Change::Record(point));
+        }
+        outcome
+    }
+
+    async fn next_sequence(&self, parent: &Point) -> RegistryResult<u64> {
+        self.store.next_sequence(parent).await
+    }
+
+    async fn record(&self, point: &Point) -> RegistryResult<ParticleRecord> {
+        if let Some(record) = self.records.0.get(point) {
+            return Ok(record);
+        }
+        let epoch = self.records.0.epoch();
+        let record = self.store.record(point).await?;
+        self.records
+            .0
+            .insert_if(epoch, point.clone(), record.clone());
+        Ok(record)
+    }
+
+    async fn location(&self, point: &Point) -> RegistryResult<Option<StarKey>> {
+        if let Some(location) = self
+            .records
+            .0
+            .with(point, |record| Some(record.location.clone()))
+        {
+            return Ok(location);
+        }
+        Ok(self.record(point).await?.location)
+    }
+
+    async fn line(&self, point: &Point) -> RegistryResult<Vec<ParticleRecord>> {
+        self.store.line(point).await
+    }
+
+    async fn hierarchy(&self, point: &Point) -> RegistryResult<PointHierarchy> {
+        self.store.hierarchy(point).await
+    }
+
+    async fn lineage(&self, point: &Point) -> RegistryResult<Lineage> {
+        self.store.lineage(point).await
+    }
+
+    async fn set_status(&self, point: &Point, status: Status) -> RegistryResult<()> {
+        let change = Change::Record(point.clone());
+        self.publishing(change, self.store.set_status(point, status))
+            .await
+    }
+
+    async fn set_location(&self, point: &Point, star: StarKey) -> RegistryResult<()> {
+        let change = Change::Record(point.clone());
+        self.publishing(change, self.store.set_location(point, star))
+            .await
+    }
+
+    async fn set_properties(
+        &self,
+        point: &Point,
+        changes: &PropertyChanges,
+    ) -> RegistryResult<Properties> {
+        let change = Change::Record(point.clone());
+        self.publishing(change, self.store.set_properties(point, changes))
+            .await
+    }
+
+    async fn select(&self, selector: &Selector) -> RegistryResult<Vec<Stub>> {
+        self.store.select(selector).await
+    }
+
+    async fn children(&self, point: &Point) -> RegistryResult<Vec<Stub>> {
+        self.store.children(point).await
+    }
+
+    async fn delete(&self, point: &Point, force: bool) -> RegistryResult<Vec<Point>> {
+        let change = Change::Subtree(point.clone());
+        self.publishing(change, self.store.delete(point, force))
+            .await
+    }
+
+    async fn content(&self, point: &Point) -> RegistryResult<Option<Vec<u8>>> {
+        self.store.content(point).await
+    }
+
+    async fn chown(&self, selector: &Selector, owner: &Point) -> RegistryResult<usize> {
+        self.publishing(Change::Owners, self.store.chown(selector, owner))
+            .await
+    }
+
+    async fn grant(
+        &self,
+        kind: GrantKind,
+        on: Selector,
+        to: Selector,
+        by: Point,
+    ) -> RegistryResult<Grant> {
+        self.publishing(Change::Grants, self.store.grant(kind, on, to, by))
+            .await
+    }
+
+    async fn revoke(&self, id: u64) -> RegistryResult<Grant> {
+        self.publishing(Change::Grants, self.store.revoke(id)).await
+    }
+
+    async fn grants(&self) -> RegistryResult<Vec<Grant>> {
+        self.store.grants().await
+    }
+
+    async fn grants_on(&self, point: &Point) -> RegistryResult<Vec<Grant>> {
+        self.store.grants_on(point).await
+    }
+
+    async fn store_token(&self, token: &str, agent: &Point) -> RegistryResult<()> {
+        self.store.store_token(token, agent).await
+    }
+
+    async fn token_agent(&self, token: &str) -> RegistryResult<Option<Point>> {
+        self.store.token_agent(token).await
+    }
+
+    async fn census(&self) -> RegistryResult<BTreeMap<String, u64>> {
+        self.store.census().await
+    }
+}
