@@ -193,6 +193,7 @@ impl Forget for AccessCache {
                 self.consulted.write().clear();
                 self.decisions.forget_all();
             }
+            Change::Tokens => {}
         }
     }
 }

@@ -17,7 +17,7 @@
 //! epoch, bumped by every change it hears, and keeps a value only if the epoch did not move
 //! while the value was being read ([`PointCache::insert_if`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
@@ -43,6 +43,8 @@ pub enum Change {
     Owners,
     /// A grant was made or revoked.
     Grants,
+    /// An access token was stored (made, or made to name another agent).
+    Tokens,
 }
 
 impl Change {
@@ -53,7 +55,7 @@ impl Change {
             Change::Record(changed) => changed == point,
             Change::Subtree(top) => point.is_within(top),
             Change::Owners => true,
-            Change::Grants => false,
+            Change::Grants | Change::Tokens => false,
         }
     }
 }
@@ -208,6 +210,28 @@ pub struct CachedRegistry {
     store: Arc<dyn Registry>,
     feed: ChangeFeed,
     records: Arc<RecordCache>,
+    tokens: Arc<TokenCache>,
+}
+
+/// The most tokens a [`CachedRegistry`] remembers before it starts again from empty.
+const TOKENS: usize = 16_384;
+
+/// The agents of tokens seen, by the token's SHA-256 (the token itself is not kept). Unknown
+/// tokens are not remembered: a flood of made-up ones must not fill memory.
+#[derive(Default)]
+struct TokenCache {
+    agents: RwLock<HashMap<[u8; 32], Point>>,
+    epoch: AtomicU64,
+}
+
+impl Forget for TokenCache {
+    fn forget(&self, change: &Change) {
+        if *change == Change::Tokens {
+            let mut agents = self.agents.write();
+            self.epoch.fetch_add(1, Ordering::AcqRel);
+            agents.clear();
+        }
+    }
 }
 
 /// The cached records, by point.
@@ -219,7 +243,7 @@ impl Forget for RecordCache {
             Change::Record(point) => self.0.forget_point(point),
             Change::Subtree(top) => self.0.forget_subtree(top),
             Change::Owners => self.0.forget_all(),
-            Change::Grants => {}
+            Change::Grants | Change::Tokens => {}
         }
     }
 }
@@ -237,13 +261,17 @@ impl CachedRegistry {
     /// `store`, with an empty cache and a feed whose first listener is that cache.
     pub fn new(store: Arc<dyn Registry>) -> Arc<CachedRegistry> {
         let records = Arc::new(RecordCache(PointCache::new(RECORDS)));
+        let tokens = Arc::new(TokenCache::default());
         let feed = ChangeFeed::default();
         let listener: Arc<dyn Forget> = records.clone();
+        feed.listen(Arc::downgrade(&listener));
+        let listener: Arc<dyn Forget> = tokens.clone();
         feed.listen(Arc::downgrade(&listener));
         Arc::new(CachedRegistry {
             store,
             feed,
             records,
+            tokens,
         })
     }
 
@@ -398,11 +426,27 @@ impl Registry for CachedRegistry {
     }
 
     async fn store_token(&self, token: &str, agent: &Point) -> RegistryResult<()> {
-        self.store.store_token(token, agent).await
+        self.publishing(Change::Tokens, self.store.store_token(token, agent))
+            .await
     }
 
     async fn token_agent(&self, token: &str) -> RegistryResult<Option<Point>> {
-        self.store.token_agent(token).await
+        let hash = super::token_hash(token);
+        if let Some(agent) = self.tokens.agents.read().get(&hash) {
+            return Ok(Some(agent.clone()));
+        }
+        let epoch = self.tokens.epoch.load(Ordering::Acquire);
+        let agent = self.store.token_agent(token).await?;
+        if let Some(agent) = &agent {
+            let mut agents = self.tokens.agents.write();
+            if self.tokens.epoch.load(Ordering::Acquire) == epoch {
+                if agents.len() >= TOKENS {
+                    agents.clear();
+                }
+                agents.insert(hash, agent.clone());
+            }
+        }
+        Ok(agent)
     }
 
     async fn census(&self) -> RegistryResult<BTreeMap<String, u64>> {

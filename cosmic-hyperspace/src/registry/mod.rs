@@ -179,6 +179,12 @@ pub fn may_apply(grant: &Grant, point: &Point) -> bool {
         .is_none_or(|prefix| point.is_within(&prefix))
 }
 
+/// The SHA-256 of a token: what a registry stores (and a cache remembers) instead of the token.
+pub(crate) fn token_hash(token: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).into()
+}
+
 /// `Result` with [`RegistryError`].
 pub type RegistryResult<T> = Result<T, RegistryError>;
 

@@ -33,12 +33,13 @@ use cosmic_space::{
 };
 use parking_lot::RwLock;
 use redb::Database;
-use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
 use self::state::{Records, State};
 use self::writer::{Batch, Job};
-use super::{Entry, ParticleRecord, Registration, Registry, RegistryError, RegistryResult};
+use super::{
+    Entry, ParticleRecord, Registration, Registry, RegistryError, RegistryResult, token_hash,
+};
 
 /// How many writes may wait for the writer thread before callers wait to hand theirs over.
 const QUEUE: usize = 8192;
@@ -113,12 +114,6 @@ impl Drop for EmbeddedRegistry {
             let _ = writer.join();
         }
     }
-}
-
-/// The SHA-256 of a token: what the file (or the PostgreSQL registry) stores instead of the
-/// token.
-pub(crate) fn token_hash(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
 }
 
 #[async_trait]

@@ -43,9 +43,10 @@ use tokio_postgres::{GenericClient, NoTls, Row};
 use self::failure::Failure;
 use super::embedded::state::{self, Records};
 use super::embedded::store::{encode, storage};
-use super::embedded::token_hash;
 use super::embedded::writer::{apply_changes, new_record, over_existing};
-use super::{Entry, ParticleRecord, Registration, Registry, RegistryError, RegistryResult};
+use super::{
+    Entry, ParticleRecord, Registration, Registry, RegistryError, RegistryResult, token_hash,
+};
 
 /// The size of one stored chunk of content.
 const CHUNK: usize = 256 * 1024;
