@@ -15,15 +15,19 @@ use tokio::sync::oneshot;
 /// The outstanding exchanges of one star.
 #[derive(Debug, Default)]
 pub struct Shell {
-    exchanges: Mutex<HashMap<WaveId, oneshot::Sender<Pong>>>,
+    exchanges: Mutex<HashMap<WaveId, oneshot::Sender<Answer>>>,
     unsolicited: AtomicU64,
 }
+
+/// What ends an exchange: the Pong, or the infrastructure's answer for a Ping that could not
+/// be delivered.
+type Answer = Result<Pong, ReflectedCore>;
 
 /// A Ping whose Pong the Shell is waiting for.
 #[derive(Debug)]
 pub struct Exchange {
     ping: Ping,
-    pong: oneshot::Receiver<Pong>,
+    pong: oneshot::Receiver<Answer>,
 }
 
 impl Shell {
@@ -47,9 +51,17 @@ impl Shell {
     pub fn deliver(&self, pong: Pong) -> bool {
         let waiting = self.exchanges.lock().remove(&pong.reflection_of);
         match waiting {
-            Some(tx) => tx.send(pong).is_ok() || self.drop_unsolicited(),
+            Some(tx) => tx.send(Ok(pong)).is_ok() || self.drop_unsolicited(),
             None => self.drop_unsolicited(),
         }
+    }
+
+    /// Ends the exchange of the Ping `wave` with `core`, answered for it by the
+    /// infrastructure (the fabric found nobody to deliver it to). Returns false when nobody is
+    /// waiting any more.
+    pub fn fail(&self, wave: WaveId, core: ReflectedCore) -> bool {
+        let waiting = self.exchanges.lock().remove(&wave);
+        waiting.is_some_and(|tx| tx.send(Err(core)).is_ok())
     }
 
     /// Counts a reflection that was dropped because nobody waited for it; returns false.
@@ -62,7 +74,8 @@ impl Shell {
     pub async fn wait(&self, exchange: Exchange) -> Pong {
         let wait = exchange.ping.handling.wait.as_duration();
         match tokio::time::timeout(wait, exchange.pong).await {
-            Ok(Ok(pong)) => pong,
+            Ok(Ok(Ok(pong))) => pong,
+            Ok(Ok(Err(core))) => exchange.ping.pong(core),
             Ok(Err(_)) => {
                 // The sender half vanished without an answer: the star is shutting down.
                 self.exchanges.lock().remove(&exchange.ping.id);

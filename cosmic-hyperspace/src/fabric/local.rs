@@ -27,6 +27,11 @@ impl LocalFabric {
     pub fn new() -> LocalFabric {
         LocalFabric::default()
     }
+
+    /// The inbox of `star`, if it is connected here.
+    pub fn inbox(&self, star: &StarKey) -> Option<Arc<dyn Inbox>> {
+        self.inboxes.read().get(star).cloned()
+    }
 }
 
 #[async_trait]
@@ -75,6 +80,8 @@ mod tests {
         fn deliver(&self, envelope: Envelope) {
             self.0.lock().push(envelope);
         }
+
+        fn undeliverable(&self, _wave: cosmic_space::WaveId, _why: String) {}
     }
 
     fn envelope(from: u16) -> Envelope {

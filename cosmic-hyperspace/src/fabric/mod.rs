@@ -2,18 +2,20 @@
 //!
 //! Stars never share memory with each other; everything one star tells another goes through
 //! [`Fabric::send`] as an [`Envelope`]. [`LocalFabric`] connects the stars of one machine with
-//! in-process channels; a NATS fabric will connect machines, carrying envelopes as `wire`
-//! frames on one subject per star.
+//! in-process calls; [`NatsFabric`] connects machines, carrying envelopes as `wire` frames on
+//! one subject per star (and keeps the calls between stars of one machine in-process).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use cosmic_space::{StarKey, Wave};
+use cosmic_space::{StarKey, Wave, WaveId};
 use serde::{Deserialize, Serialize};
 
 mod local;
+mod nats;
 
 pub use local::LocalFabric;
+pub use nats::{CHUNK_PATIENCE, NatsFabric, NatsSettings, redact};
 
 /// A wave on its way between stars, with the star that put it on the fabric (reflections go
 /// back there: it holds the exchange waiting for them).
@@ -34,6 +36,13 @@ pub enum FabricError {
     /// The star is connected but no longer receiving (it is shutting down).
     #[error("star {0} is not receiving")]
     Closed(StarKey),
+    /// The bus cannot carry it now (not connected, or the server refused it); the same send
+    /// may succeed a moment later.
+    #[error("the bus is unavailable: {0}")]
+    Unavailable(String),
+    /// The envelope could not be made into a frame (over the frame limit).
+    #[error("cannot frame the wave: {0}")]
+    Frame(String),
 }
 
 /// What receives the envelopes addressed to one star. A star's inbox must not block: it hands
@@ -41,6 +50,11 @@ pub enum FabricError {
 pub trait Inbox: Send + Sync + 'static {
     /// Takes one envelope addressed to this star.
     fn deliver(&self, envelope: Envelope);
+
+    /// The Ping `wave` this star sent could not be delivered after [`Fabric::send`] had taken
+    /// it (a networked fabric learns later that nobody serves the target star): its exchange
+    /// ends now with 503 and `why`, rather than at its wait time.
+    fn undeliverable(&self, wave: WaveId, why: String);
 }
 
 /// Carries envelopes between stars.

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use cosmic_space::{
     Agent, CmdMethod, DirectedWave, HypMethod, Method, Ping, Point, Pong, ReflectedCore,
-    ReflectedWave, RouteSeg, Signal, StarKey, StatusCode, Substance, Wave,
+    ReflectedWave, RouteSeg, Signal, StarKey, StatusCode, Substance, Wave, WaveId,
 };
 
 use crate::driver::Drivers;
@@ -78,6 +78,13 @@ impl Inbox for StarHandle {
                     star.receive(from_star, directed).await;
                 }));
             }
+        }
+    }
+
+    fn undeliverable(&self, wave: WaveId, why: String) {
+        let core = ReflectedCore::error(StatusCode::UNAVAILABLE, why);
+        if !self.inner.courier.shell.fail(wave, core) {
+            self.inner.courier.shell.drop_unsolicited();
         }
     }
 }
