@@ -32,7 +32,9 @@ use crate::control::{self, ControlError, ControlService, MachineConfig, StarRepo
 use crate::driver::{Drivers, GuestLog, MechtronDriver, stderr_log};
 use crate::fabric::{Fabric, FabricError, LocalFabric};
 use crate::gateway;
-use crate::registry::{CachedRegistry, EmbeddedRegistry, Registration, Registry, RegistryError};
+use crate::registry::{
+    CachedRegistry, EmbeddedRegistry, PgRegistry, Registration, Registry, RegistryError,
+};
 use crate::star::StarHandle;
 use crate::wasm::{WasmConfig, WasmError, WasmHost};
 
@@ -50,6 +52,15 @@ pub enum MachineError {
     /// The registry could not be opened or bootstrapped.
     #[error("registry: {0}")]
     Registry(Box<RegistryError>),
+    /// The registry's PostgreSQL database could not be reached or opened.
+    #[error("cannot open the registry in PostgreSQL ({target}): {error}")]
+    Database {
+        /// Where it was looked for: host, port, database, user (never the password).
+        target: String,
+        /// Why (in the message, as for [`MachineError::Registry`], not as a source: the CLI
+        /// prints sources too, and would print it twice).
+        error: Box<RegistryError>,
+    },
     /// The endpoint files could not be written.
     #[error(transparent)]
     Control(#[from] ControlError),
@@ -102,6 +113,8 @@ struct Controller {
     hyperuser_token: String,
     control_addr: SocketAddr,
     http_addr: SocketAddr,
+    /// Where the registry lives, for `starlane status` (no password).
+    registry: String,
 }
 
 struct MachineInner {
@@ -374,13 +387,26 @@ impl Machine {
     }
 
     /// Starts a machine as `starlane serve` does: opens it in `config.home` with the standard
-    /// drivers, listens for the control protocol and writes the endpoint files (control
+    /// drivers and the registry `config` names (the embedded store in the data directory, or
+    /// PostgreSQL), listens for the control protocol and writes the endpoint files (control
     /// address, HTTP address, the HyperUser's token) into the data directory.
+    ///
+    /// A PostgreSQL registry that cannot be reached fails at once, or after the pool's
+    /// connect timeout (5 s) for a host that does not answer, with
+    /// [`MachineError::Database`] naming host, port, database and user.
     pub async fn start(config: MachineConfig) -> Result<Machine, MachineError> {
+        let mut builder = Machine::builder(&config.home).stars(config.stars);
+        if let Some(url) = &config.registry {
+            let registry = PgRegistry::connect(url.secret()).await.map_err(|error| {
+                MachineError::Database {
+                    target: url.target(),
+                    error: Box::new(error),
+                }
+            })?;
+            builder = builder.registry(Arc::new(registry));
+        }
         let drivers = Machine::standard_drivers(&config.home, stderr_log())?;
-        let mut builder = Machine::builder(&config.home)
-            .stars(config.stars)
-            .drivers(drivers);
+        builder = builder.drivers(drivers);
         if let Some(name) = &config.machine {
             builder = builder.name(name.clone());
         }
@@ -414,6 +440,7 @@ impl Machine {
             hyperuser_token: hyperuser_token.clone(),
             control_addr,
             http_addr,
+            registry: config.registry_description(),
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let (stop_http, http_stopped) = oneshot::channel::<()>();
@@ -550,6 +577,7 @@ impl ControlService for Controller {
             particles,
             control: Some(self.control_addr),
             http: Some(self.http_addr),
+            registry: self.registry.clone(),
         }
     }
 

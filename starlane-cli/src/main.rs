@@ -48,7 +48,7 @@ enum Command {
     Script(exec::ScriptArgs),
     /// Send one Ping and print the Pong, e.g. `starlane send localhost:app Ext<Hello> world`.
     Send(send::SendArgs),
-    /// Show the running machine's stars, particles, uptime and addresses.
+    /// Show the running machine's stars, particles, uptime, addresses and registry.
     Status(status::StatusArgs),
     /// Issue a token that acts as a user (HyperUser only).
     Token(status::TokenArgs),

@@ -34,6 +34,13 @@ pub struct ServeArgs {
     /// starlane.toml, a name generated once and kept in the data directory).
     #[arg(long, value_name = "NAME")]
     machine: Option<String>,
+
+    /// Keep the registry in PostgreSQL, postgres://USER:PASSWORD@HOST:PORT/DATABASE (or
+    /// postgresql://…), shared by the machines of a cosmos (default: STARLANE_REGISTRY,
+    /// starlane.toml, the embedded store in the data directory). A password on the command
+    /// line is visible to other users of the host: prefer STARLANE_REGISTRY or starlane.toml.
+    #[arg(long, value_name = "URL")]
+    registry: Option<String>,
 }
 
 /// What `serve` needs of a started machine (a trait so the printing and shutdown sequence can
@@ -57,6 +64,7 @@ pub fn serve(args: &ServeArgs, home: Option<&Path>) -> anyhow::Result<ExitCode> 
         http: args.http.clone(),
         stars: args.stars.clone(),
         machine: args.machine.clone(),
+        registry: args.registry.clone(),
     };
     let config = MachineConfig::resolve(&flags, |name| std::env::var(name).ok())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -70,6 +78,7 @@ pub fn serve(args: &ServeArgs, home: Option<&Path>) -> anyhow::Result<ExitCode> 
 /// Starts the machine with `config` and serves until a shutdown signal.
 async fn start_and_run(config: MachineConfig) -> anyhow::Result<()> {
     let home = config.home.clone();
+    let registry = config.registry_description();
     let (control, http) = (config.control, config.http);
     let machine = Machine::start(config)
         .await
@@ -79,7 +88,20 @@ async fn start_and_run(config: MachineConfig) -> anyhow::Result<()> {
         control,
         http,
     };
-    run_until(served, &home, &mut std::io::stdout(), shutdown_signal()).await
+    let place = Place {
+        home: &home,
+        registry: &registry,
+    };
+    run_until(served, place, &mut std::io::stdout(), shutdown_signal()).await
+}
+
+/// Where a served machine keeps its data, as `serve` prints it.
+#[derive(Debug, Clone, Copy)]
+pub struct Place<'a> {
+    /// The data directory.
+    pub home: &'a Path,
+    /// Where the registry lives (no password).
+    pub registry: &'a str,
 }
 
 /// A started machine, with the addresses it was asked for in case it did not report them.
@@ -104,17 +126,18 @@ impl Served for Started {
     }
 }
 
-/// Prints where `machine` listens, waits for `stop`, then shuts it down.
+/// Prints where `machine` listens and keeps its data, waits for `stop`, then shuts it down.
 pub async fn run_until<M: Served>(
     machine: M,
-    home: &Path,
+    place: Place<'_>,
     out: &mut dyn Write,
     stop: impl Future<Output = anyhow::Result<()>>,
 ) -> anyhow::Result<()> {
     writeln!(out, "starlane is serving")?;
     writeln!(out, "  control  {}", machine.control_addr())?;
     writeln!(out, "  http     http://{}", machine.http_addr())?;
-    writeln!(out, "  data     {}", home.display())?;
+    writeln!(out, "  data     {}", place.home.display())?;
+    writeln!(out, "  registry {}", place.registry)?;
     writeln!(out, "press Ctrl-C to stop")?;
     out.flush()?;
     let waited = stop.await;
@@ -177,14 +200,19 @@ mod tests {
             stopped: stopped.clone(),
         };
         let mut out = Vec::new();
-        run_until(machine, Path::new("/data"), &mut out, async { Ok(()) })
+        let place = Place {
+            home: Path::new("/data"),
+            registry: "postgres://scott:***@db:5432/cosmos",
+        };
+        run_until(machine, place, &mut out, async { Ok(()) })
             .await
             .unwrap();
         assert!(stopped.load(Ordering::SeqCst));
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "starlane is serving\n  control  127.0.0.1:4343\n  http     http://127.0.0.1:8080\n  \
-             data     /data\npress Ctrl-C to stop\nstopping\nstopped\n"
+             data     /data\n  registry postgres://scott:***@db:5432/cosmos\npress Ctrl-C to stop\n\
+             stopping\nstopped\n"
         );
     }
 
@@ -196,6 +224,7 @@ mod tests {
             http: None,
             stars: None,
             machine: None,
+            registry: None,
         };
         let err = serve(&bad, Some(dir.path())).unwrap_err();
         assert_eq!(

@@ -73,6 +73,12 @@ fn print_status(report: &StatusReport, out: &mut dyn Write) -> io::Result<()> {
     writeln!(out, "uptime    {}", uptime(report.uptime))?;
     writeln!(out, "control   {}", address(report.control))?;
     writeln!(out, "http      {}", address(report.http))?;
+    let registry = if report.registry.is_empty() {
+        "-"
+    } else {
+        &report.registry
+    };
+    writeln!(out, "registry  {registry}")?;
     writeln!(out)?;
     let stars: Vec<[String; 3]> = report
         .stars
@@ -104,6 +110,7 @@ fn status_json(report: &StatusReport) -> serde_json::Value {
         "uptime_secs": report.uptime.as_secs(),
         "control": report.control.map(|a| a.to_string()),
         "http": report.http.map(|a| a.to_string()),
+        "registry": report.registry,
         "stars": report.stars.iter().map(|star| json!({
             "key": star.key.to_string(),
             "kind": star.kind.to_string(),
@@ -165,6 +172,7 @@ mod tests {
             particles,
             control: Some("127.0.0.1:4343".parse().unwrap()),
             http: None,
+            registry: "postgres://scott:***@db:5432/cosmos".into(),
         }
     }
 
@@ -179,6 +187,7 @@ machine   box
 uptime    3h 0m 5s
 control   127.0.0.1:4343
 http      -
+registry  postgres://scott:***@db:5432/cosmos
 
 STAR                    KIND           PARTICLES
 STAR::central:nexus[0]  Star<Central>  3
@@ -201,6 +210,7 @@ total     12
                 "uptime_secs": 10805,
                 "control": "127.0.0.1:4343",
                 "http": null,
+                "registry": "postgres://scott:***@db:5432/cosmos",
                 "stars": [
                     {"key": "STAR::central:nexus[0]", "kind": "Star<Central>", "particles": 3},
                     {"key": "STAR::machine:star[1]", "kind": "Star<Machine>", "particles": 9},

@@ -1,8 +1,10 @@
 //! End-to-end tests of Starlane. The tests in `tests/` run the real `starlane` binary the way an
 //! operator would; this library holds what they share: building and locating the binary,
-//! running it, and the guest fixtures (real wasm, built by `build.rs` from `tests/guests/`).
+//! running it on either registry ([`Registry`], [`on_each_registry!`]), a private PostgreSQL
+//! ([`postgres`]), and the guest fixtures (real wasm, built by `build.rs` from `tests/guests/`).
 
 pub mod postgres;
+pub mod site;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -105,6 +107,8 @@ impl Server {
             .env("STARLANE_CONTROL", "127.0.0.1:0")
             .env("STARLANE_HTTP", "127.0.0.1:0")
             .env("STARLANE_STARS", "2")
+            // The registry is the test's choice ([`Registry`]), not the environment's.
+            .env_remove("STARLANE_REGISTRY")
             .envs(envs.iter().copied())
             .stdout(log.try_clone().unwrap_or_else(|e| panic!("log: {e}")))
             .stderr(log)
@@ -228,6 +232,111 @@ impl Drop for Server {
             let _ = child.wait();
         }
     }
+}
+
+/// Where the registry of the servers a test starts lives. The suites that drive `starlane
+/// serve` run each test on both ([`on_each_registry!`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Registry {
+    /// The embedded store in the server's data directory.
+    Embedded,
+    /// A PostgreSQL database (`STARLANE_REGISTRY`): its URL.
+    Postgres(String),
+}
+
+impl Registry {
+    /// A fresh, empty database on this test process's private PostgreSQL
+    /// ([`postgres::shared`], started on first use). Its URL carries a password the server
+    /// does not ask for (trust authentication), so that tests can check it is never shown.
+    ///
+    /// # Panics
+    /// If PostgreSQL is not installed (saying what to install) or does not start.
+    pub fn postgres() -> Registry {
+        let url = postgres::shared().database().replacen(
+            "postgres://postgres@",
+            &format!("postgres://postgres:{}@", Registry::PASSWORD),
+            1,
+        );
+        assert!(url.contains(Registry::PASSWORD), "{url}: no password");
+        Registry::Postgres(url)
+    }
+
+    /// The password in the URLs of [`Registry::postgres`].
+    pub const PASSWORD: &str = "never-shown-pw";
+
+    /// Another registry of the same kind, empty: a new database for PostgreSQL (for the
+    /// embedded store, a new data directory is a new store).
+    pub fn fresh(&self) -> Registry {
+        match self {
+            Registry::Embedded => Registry::Embedded,
+            Registry::Postgres(_) => Registry::postgres(),
+        }
+    }
+
+    /// Starts `starlane serve` on `home` with this registry ([`Server::start`]).
+    pub fn start(&self, home: &Path) -> Server {
+        self.start_with(home, &[])
+    }
+
+    /// Starts `starlane serve` on `home` with this registry and the extra environment `envs`
+    /// ([`Server::start_with`]), and checks that the server keeps its registry where it was
+    /// told: a PostgreSQL server must not have opened an embedded store in its data directory.
+    ///
+    /// # Panics
+    /// If the server does not start, or its registry is not where it was told.
+    pub fn start_with(&self, home: &Path, envs: &[(&str, &str)]) -> Server {
+        let mut all = envs.to_vec();
+        if let Registry::Postgres(url) = self {
+            all.push(("STARLANE_REGISTRY", url));
+        }
+        let server = Server::start_with(home, &all);
+        let embedded = home.join("registry.redb").exists();
+        assert_eq!(
+            embedded,
+            *self == Registry::Embedded,
+            "{self:?}: the server's data directory {} an embedded registry",
+            if embedded { "holds" } else { "lacks" }
+        );
+        server
+    }
+}
+
+/// Runs each named test function of the calling file — `fn NAME(registry: &Registry)` — once
+/// on each registry, as two tests: `embedded::NAME` and `postgres::NAME` (on a fresh database
+/// of the test process's private PostgreSQL, which must be installed).
+///
+/// ```
+/// fn a_restart_finds_everything(registry: &tests::Registry) {
+///     # let _ = registry;
+///     // let server = registry.start(&home); …
+/// }
+///
+/// tests::on_each_registry!(a_restart_finds_everything);
+/// # fn main() {}
+/// ```
+#[macro_export]
+macro_rules! on_each_registry {
+    ($($name:ident),+ $(,)?) => {
+        /// Each test on the embedded store in the server's data directory.
+        mod embedded {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(&$crate::Registry::Embedded);
+                }
+            )+
+        }
+
+        /// Each test on a database of its own in PostgreSQL.
+        mod postgres {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(&$crate::Registry::postgres());
+                }
+            )+
+        }
+    };
 }
 
 /// What a command printed on standard output.

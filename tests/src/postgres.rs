@@ -10,6 +10,7 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A running private PostgreSQL server; stopped and removed when dropped (or, for one held in
@@ -119,6 +120,17 @@ impl Drop for PrivatePostgres {
     }
 }
 
+/// This test process's private server, started on first use and shared by its tests (each
+/// takes a [`PrivatePostgres::database`] of its own). Held in a `static`, it is never dropped:
+/// the watcher stops it and removes its folder once the process has exited.
+///
+/// # Panics
+/// As [`PrivatePostgres::start`] does — in every test that asks, if the binaries are missing.
+pub fn shared() -> &'static PrivatePostgres {
+    static SHARED: OnceLock<PrivatePostgres> = OnceLock::new();
+    SHARED.get_or_init(PrivatePostgres::start)
+}
+
 /// The folder of the PostgreSQL binaries: `PG_BIN`, or the newest `/usr/lib/postgresql/*/bin`.
 fn binaries() -> PathBuf {
     if let Some(bin) = std::env::var_os("PG_BIN") {
@@ -185,7 +197,10 @@ fn free_port() -> u16 {
 }
 
 /// Starts a watcher that stops the server and removes its folder once this process has
-/// exited: a server held in a `static` is never dropped.
+/// exited: a server held in a `static` is never dropped. The watcher ignores the signals a
+/// terminal sends its foreground group (Ctrl-C) and runs in a process group of its own, so it
+/// outlives a test run that is interrupted and still cleans up (the server, which `pg_ctl`
+/// starts in a session of its own, would otherwise be left running).
 fn watch(bin: &Path, dir: &Path) {
     let stop = server_command(bin, "pg_ctl");
     let stop = std::iter::once(stop.get_program())
@@ -194,15 +209,18 @@ fn watch(bin: &Path, dir: &Path) {
         .collect::<Vec<_>>()
         .join(" ");
     let script = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; \
+        "trap '' INT HUP TERM QUIT; while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; \
          {stop} -D '{dir}/data' -m immediate -w stop >/dev/null 2>&1; rm -rf '{dir}'",
         pid = std::process::id(),
         dir = dir.display(),
     );
-    let _ = Command::new("sh")
+    let mut watcher = Command::new("sh");
+    watcher
         .args(["-c", &script])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn();
+        .stderr(std::process::Stdio::null());
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut watcher, 0);
+    let _ = watcher.spawn();
 }

@@ -1,5 +1,7 @@
 //! A local cosmos as an operator meets it: `starlane serve` on a fresh data directory, driven
-//! by `starlane exec`, `script`, `send`, `status` and `token`; restarted, and killed.
+//! by `starlane exec`, `script`, `send`, `status` and `token`; restarted, and killed. Every
+//! test runs twice: on the embedded registry and on PostgreSQL (`embedded::…`,
+//! `postgres::…`).
 
 #![allow(clippy::unwrap_used)]
 
@@ -8,7 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::Stdio;
 
-use tests::{Server, stderr, stdout, zip};
+use tests::{Registry, Server, stderr, stdout, zip};
 
 const INDEX: &[u8] = b"<!doctype html><h1>Hello, cosmos</h1>\n";
 
@@ -36,9 +38,9 @@ const SITE: &str = "create localhost<Space>; create localhost:repo<Repo>; \
 /// A user base with the user scott (after [`SITE`] or another `create localhost<Space>`).
 const USERS: &str = "create localhost:users<UserBase>; create localhost:users:scott<User>";
 
-fn setup(dir: &Path) -> Server {
+fn setup(dir: &Path, registry: &Registry) -> Server {
     fs::write(dir.join("bundle.zip"), hello_bundle()).unwrap();
-    Server::start(&dir.join("home"))
+    registry.start(&dir.join("home"))
 }
 
 /// Runs one `starlane exec` that must fail, and returns its standard error.
@@ -52,11 +54,10 @@ fn refused(server: &Server, dir: &Path, args: &[&str]) -> String {
     stderr(&out)
 }
 
-#[test]
-fn the_spec_script_runs_and_every_answer_is_right() {
+fn the_spec_script_runs_and_every_answer_is_right(registry: &Registry) {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let server = setup(dir);
+    let server = setup(dir, registry);
 
     assert_eq!(server.exec(dir, "create localhost<Space>"), "localhost\n");
     assert!(refused(&server, dir, &["exec", "create localhost<Space>"]).contains("409"));
@@ -159,7 +160,7 @@ fn the_spec_script_runs_and_every_answer_is_right() {
 
     // The same script as a file runs top to bottom on a fresh machine and exits 0.
     let fresh = tempfile::tempdir().unwrap();
-    let fresh_server = setup(fresh.path());
+    let fresh_server = setup(fresh.path(), &registry.fresh());
     fs::write(fresh.path().join("spec.script"), SPEC_SCRIPT).unwrap();
     let out = fresh_server.run(fresh.path(), &["script", "spec.script"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -189,11 +190,10 @@ access localhost:app;
 chown localhost:app:** to localhost:users:admin;
 ";
 
-#[test]
-fn a_script_stops_at_the_first_failure_and_names_its_line() {
+fn a_script_stops_at_the_first_failure_and_names_its_line(registry: &Registry) {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let server = setup(dir);
+    let server = setup(dir, registry);
     fs::write(
         dir.join("broken.script"),
         "create localhost<Space>;\ncreate localhost:a<Base>;\ncreate localhost:a<Base>;\ncreate localhost:b<Base>;\n",
@@ -211,11 +211,10 @@ fn a_script_stops_at_the_first_failure_and_names_its_line() {
     server.stop();
 }
 
-#[test]
-fn a_restart_finds_every_particle_property_grant_and_artifact() {
+fn a_restart_finds_every_particle_property_grant_and_artifact(registry: &Registry) {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let server = setup(dir);
+    let server = setup(dir, registry);
     server.exec(dir, SITE);
     server.exec(
         dir,
@@ -230,7 +229,7 @@ fn a_restart_finds_every_particle_property_grant_and_artifact() {
     let access_before = server.exec(dir, "access localhost:base");
     server.stop();
 
-    let server = Server::start(&dir.join("home"));
+    let server = registry.start(&dir.join("home"));
     assert_eq!(server.exec(dir, "select localhost:**"), before);
     assert_eq!(server.exec(dir, "access localhost:base"), access_before);
     let got = server.exec(dir, "get localhost:base{ color, size }");
@@ -257,11 +256,10 @@ fn a_restart_finds_every_particle_property_grant_and_artifact() {
     server.stop();
 }
 
-#[test]
-fn after_kill_9_every_answered_create_is_still_there() {
+fn after_kill_9_every_answered_create_is_still_there(registry: &Registry) {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let server = setup(dir);
+    let server = setup(dir, registry);
     server.exec(dir, "create localhost<Space>");
     server.exec(dir, "create localhost:stream<Base>");
     let script: String = (0..2_000)
@@ -300,7 +298,7 @@ fn after_kill_9_every_answered_create_is_still_there() {
         "the crash came in the middle of the stream"
     );
 
-    let server = Server::start(&dir.join("home"));
+    let server = registry.start(&dir.join("home"));
     let stored = server.exec(dir, "select localhost:stream:*");
     for point in &answered {
         assert!(
@@ -313,11 +311,10 @@ fn after_kill_9_every_answered_create_is_still_there() {
     server.stop();
 }
 
-#[test]
-fn a_user_token_without_grants_gets_403_and_changes_nothing() {
+fn a_user_token_without_grants_gets_403_and_changes_nothing(registry: &Registry) {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let server = setup(dir);
+    let server = setup(dir, registry);
     server.exec(dir, SITE);
     server.exec(dir, USERS);
     server.exec(dir, "create localhost:base<Base>{ +color=blue }");
@@ -406,11 +403,10 @@ fn a_user_token_without_grants_gets_403_and_changes_nothing() {
     server.stop();
 }
 
-#[test]
-fn an_unauthenticated_control_connection_gets_nothing() {
+fn an_unauthenticated_control_connection_gets_nothing(registry: &Registry) {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let server = setup(dir);
+    let server = setup(dir, registry);
     for args in [
         vec!["exec", "--token", "not-a-token", "create localhost<Space>"],
         vec!["status", "--token", "not-a-token"],
@@ -427,11 +423,10 @@ fn an_unauthenticated_control_connection_gets_nothing() {
     server.stop();
 }
 
-#[test]
-fn bad_input_gets_a_clear_error_and_registers_nothing() {
+fn bad_input_gets_a_clear_error_and_registers_nothing(registry: &Registry) {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let server = setup(dir);
+    let server = setup(dir, registry);
     server.exec(dir, "create localhost<Space>");
     server.exec(dir, "create localhost:repo<Repo>");
     fs::write(dir.join("escape.zip"), zip(&[("../evil.txt", b"x")])).unwrap();
@@ -476,11 +471,10 @@ fn bad_input_gets_a_clear_error_and_registers_nothing() {
     server.stop();
 }
 
-#[test]
-fn status_and_send_report_the_running_cosmos() {
+fn status_and_send_report_the_running_cosmos(registry: &Registry) {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let server = setup(dir);
+    let server = setup(dir, registry);
     server.exec(dir, "create localhost<Space>");
     let status = server.run(dir, &["status"]);
     assert!(status.status.success(), "{}", stderr(&status));
@@ -498,8 +492,24 @@ fn status_and_send_report_the_running_cosmos() {
         "{printed}"
     );
     assert!(printed.contains("Space"), "{printed}");
+    // Which registry serves, its password hidden.
+    let registry_line = match registry {
+        Registry::Embedded => format!("registry  embedded, in {}", server.home().display()),
+        Registry::Postgres(url) => {
+            format!("registry  {}", url.replace(Registry::PASSWORD, "***"))
+        }
+    };
+    assert!(printed.contains(&registry_line), "{printed}");
+    assert!(!printed.contains(Registry::PASSWORD), "{printed}");
     let json = server.run(dir, &["status", "--json"]);
     assert!(stdout(&json).contains("\"stars\""));
+    assert!(stdout(&json).contains("\"registry\""), "{}", stdout(&json));
+    let log = fs::read_to_string(server.home().with_extension("log")).unwrap();
+    assert!(
+        log.contains(&registry_line.replacen("registry  ", "registry ", 1)),
+        "serve says which registry it uses:\n{log}"
+    );
+    assert!(!log.contains(Registry::PASSWORD), "{log}");
     let sent = server.run(dir, &["send", "localhost", "Cmd<Bounce>"]);
     assert!(sent.status.success(), "{}", stderr(&sent));
     assert!(stdout(&sent).starts_with("200"), "{}", stdout(&sent));
@@ -508,18 +518,17 @@ fn status_and_send_report_the_running_cosmos() {
     server.stop();
 }
 
-#[test]
-fn a_machine_keeps_its_name_and_a_renamed_one_places_its_particles_again() {
+fn a_machine_keeps_its_name_and_a_renamed_one_places_its_particles_again(registry: &Registry) {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     let home = dir.join("home");
-    let server = Server::start(&home);
+    let server = registry.start(&home);
     server.exec(dir, "create localhost<Space>; create localhost:app<App>");
     let name = std::fs::read_to_string(home.join("machine")).unwrap();
     server.stop();
 
     // The same data directory: the same name, the same stars, the particles where they were.
-    let server = Server::start(&home);
+    let server = registry.start(&home);
     assert_eq!(std::fs::read_to_string(home.join("machine")).unwrap(), name);
     let status = stdout(&server.run(dir, &["status"]));
     assert!(
@@ -530,7 +539,7 @@ fn a_machine_keeps_its_name_and_a_renamed_one_places_its_particles_again() {
 
     // Renamed (STARLANE_MACHINE): its stars have new keys, and every particle is placed again
     // on them and answers.
-    let server = Server::start_with(&home, &[("STARLANE_MACHINE", "edge-1")]);
+    let server = registry.start_with(&home, &[("STARLANE_MACHINE", "edge-1")]);
     let status = stdout(&server.run(dir, &["status"]));
     assert!(status.contains("STAR::edge-1:star[0]"), "{status}");
     assert!(!status.contains(name.trim()), "{status}");
@@ -538,3 +547,15 @@ fn a_machine_keeps_its_name_and_a_renamed_one_places_its_particles_again() {
     assert!(sent.status.success(), "{}", stderr(&sent));
     server.stop();
 }
+
+tests::on_each_registry!(
+    the_spec_script_runs_and_every_answer_is_right,
+    a_script_stops_at_the_first_failure_and_names_its_line,
+    a_restart_finds_every_particle_property_grant_and_artifact,
+    after_kill_9_every_answered_create_is_still_there,
+    a_user_token_without_grants_gets_403_and_changes_nothing,
+    an_unauthenticated_control_connection_gets_nothing,
+    bad_input_gets_a_clear_error_and_registers_nothing,
+    status_and_send_report_the_running_cosmos,
+    a_machine_keeps_its_name_and_a_renamed_one_places_its_particles_again,
+);

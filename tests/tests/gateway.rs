@@ -1,37 +1,19 @@
 //! The HTTP gateway end to end (SPEC §12): the real `starlane serve`, real HTTP on a socket,
-//! a Space bind routing to artifacts and to wasm mechtrons.
+//! a Space bind routing to artifacts and to wasm mechtrons. Every test runs on the embedded
+//! registry and on PostgreSQL (`embedded::…`, `postgres::…`).
 
 use std::path::Path;
 
-use tests::{HttpReply, Server, http, stderr};
+use tests::{HttpReply, Registry, Server, http, stderr};
 
 const INDEX: &[u8] = include_bytes!("../../examples/app/bundle/html/index.html");
 const CSS: &[u8] = include_bytes!("../../examples/app/bundle/html/css/site.css");
 
-/// The Space's bind: static files, a mechtron by forward and by call with a captured
-/// variable, a slow and a failing mechtron, and a route only a user may take.
-const BIND: &str = "Bind(version=1.0.0) {
-  Route<Http<Get>>/app/(?P<rest>.*) -> localhost:hello => &;
-  Route<Http<Get>>/greet/(?P<who>[^/]*) -> localhost:hello^Http<Get>/app/${who} => &;
-  Route<Http<Get>>/slow/(?P<ms>[0-9]+) -> localhost:slowpoke => &;
-  Route<Http<Get>>/boom -> localhost:trouble^Ext<Panic> => &;
-  Route<Http<Get>>/private/(?P<who>[^/]*) -> localhost:vault^Http<Get>/app/${who} => &;
-  Route<Http<Get>>/(?P<path>.*) -> localhost:repo:site:1.0.0:/html/${path} => &;
-}
-";
-
 /// A server whose gateway waits 2 s, takes bodies up to 1 KiB and cuts off requests that take
-/// more than 500 ms to arrive, with the site, the fixtures and the bind above; Anonymous may
-/// reach everything but the vault.
-fn setup(dir: &Path) -> Server {
-    tests::write_fixtures_bundle(dir);
-    let site = tests::zip(&[
-        ("html/index.html", INDEX),
-        ("html/css/site.css", CSS),
-        ("bind/space.bind", BIND.as_bytes()),
-    ]);
-    std::fs::write(dir.join("site.zip"), site).unwrap_or_else(|e| panic!("{e}"));
-    let server = Server::start_with(
+/// more than 500 ms to arrive, with the example app's page and stylesheet as the site
+/// ([`tests::site`]: Anonymous may reach everything but the vault).
+fn setup(dir: &Path, registry: &Registry) -> Server {
+    let server = registry.start_with(
         &dir.join("home"),
         &[
             ("STARLANE_HTTP_WAIT", "2"),
@@ -39,32 +21,11 @@ fn setup(dir: &Path) -> Server {
             ("STARLANE_HTTP_READ_TIMEOUT", "500"),
         ],
     );
-    let config = "localhost:repo:fixtures:1.0.0:/config";
-    server.exec(
+    tests::site::build(
+        &server,
         dir,
-        &format!(
-            "create localhost<Space>; create localhost:repo<Repo>; \
-             publish ^[ bundle.zip ]-> localhost:repo:fixtures:1.0.0; \
-             publish ^[ site.zip ]-> localhost:repo:site:1.0.0; \
-             create localhost:hello<Mechtron>{{ +config={config}/hello.mechtron }}; \
-             create localhost:vault<Mechtron>{{ +config={config}/hello.mechtron }}; \
-             create localhost:slowpoke<Mechtron>{{ +config={config}/slowpoke.mechtron }}; \
-             create localhost:trouble<Mechtron>{{ +config={config}/troublemaker.mechtron }}; \
-             set localhost{{ +bind=localhost:repo:site:1.0.0:/bind/space.bind }}; \
-             create localhost:users<UserBase>; create localhost:users:scott<User>"
-        ),
+        &[("html/index.html", INDEX), ("html/css/site.css", CSS)],
     );
-    for grant in [
-        // A public site is the owner's choice (a grant on the Space covers its subtree), and
-        // reading its files (`r`) a second one…
-        "grant +csd-rwX on localhost to hyperspace:users:anonymous",
-        "grant +csd-Rwx on localhost:repo:site+:** to hyperspace:users:anonymous",
-        // …except the vault, masked for Anonymous, and opened for scott.
-        "grant &csd-rwx on localhost:vault to hyperspace:users:anonymous",
-        "grant +csd-rwX on localhost to localhost:users:scott",
-    ] {
-        server.exec(dir, grant);
-    }
     server
 }
 
@@ -72,10 +33,9 @@ fn get(server: &Server, path: &str, headers: &[&str]) -> HttpReply {
     http(&server.http_addr(), "GET", path, headers, b"")
 }
 
-#[test]
-fn static_files_and_mechtrons_through_binds() {
+fn static_files_and_mechtrons_through_binds(registry: &Registry) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let server = setup(dir.path());
+    let server = setup(dir.path(), registry);
 
     // Artifacts: the bytes and the content type of each file.
     let index = get(&server, "/index.html", &[]);
@@ -111,13 +71,12 @@ fn static_files_and_mechtrons_through_binds() {
 /// The README walkthrough's web part, step by step: `starlane bundle examples/app`, publish,
 /// create the app mechtron, give the Space the app's bind, and browse — refused until the
 /// owner opens the Space to Anonymous.
-#[test]
-fn the_example_app_answers_on_the_web() {
+fn the_example_app_answers_on_the_web(registry: &Registry) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let app = tests::workspace_root().join("examples/app");
     let bundled = tests::bundle_scaffold(&app);
     assert!(bundled.status.success(), "{}", stderr(&bundled));
-    let server = Server::start(&dir.path().join("home"));
+    let server = registry.start(&dir.path().join("home"));
     server.exec(&app, "create localhost<Space>; create localhost:repo<Repo>");
     server.exec(&app, "publish ^[ bundle.zip ]-> localhost:repo:app:1.0.0");
     server.exec(
@@ -162,10 +121,9 @@ fn the_example_app_answers_on_the_web() {
     server.stop();
 }
 
-#[test]
-fn errors_have_their_statuses_and_keep_internals_private() {
+fn errors_have_their_statuses_and_keep_internals_private(registry: &Registry) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let server = setup(dir.path());
+    let server = setup(dir.path(), registry);
     let addr = server.http_addr();
 
     let missing = get(&server, "/nothing.html", &[]);
@@ -194,10 +152,9 @@ fn errors_have_their_statuses_and_keep_internals_private() {
     server.stop();
 }
 
-#[test]
-fn a_bearer_token_opens_what_anonymous_may_not_reach() {
+fn a_bearer_token_opens_what_anonymous_may_not_reach(registry: &Registry) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let server = setup(dir.path());
+    let server = setup(dir.path(), registry);
     let anonymous = get(&server, "/private/scott", &[]);
     assert_eq!(anonymous.status, 403, "{}", anonymous.text());
 
@@ -424,12 +381,11 @@ fn inflict(addr: &str, abuse: &Abuse) -> Outcome {
     Outcome::Answered(status)
 }
 
-#[test]
-fn the_server_survives_10k_bad_requests_and_answers_the_next_good_one() {
+fn the_server_survives_10k_bad_requests_and_answers_the_next_good_one(registry: &Registry) {
     const REQUESTS: usize = 10_000;
     const CLIENTS: usize = 64;
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let server = setup(dir.path());
+    let server = setup(dir.path(), registry);
     let addr = server.http_addr();
     let abuses = abuses();
 
@@ -484,3 +440,11 @@ fn the_server_survives_10k_bad_requests_and_answers_the_next_good_one() {
     assert_eq!(posted.status, 404, "{}", posted.text());
     server.stop();
 }
+
+tests::on_each_registry!(
+    static_files_and_mechtrons_through_binds,
+    the_example_app_answers_on_the_web,
+    errors_have_their_statuses_and_keep_internals_private,
+    a_bearer_token_opens_what_anonymous_may_not_reach,
+    the_server_survives_10k_bad_requests_and_answers_the_next_good_one,
+);

@@ -1,15 +1,16 @@
 //! Mechtrons end to end: the real `starlane` binary, real wasm built from the guest fixtures
 //! (`tests/guests`, built for wasm32 by `tests/build.rs`) and from a freshly scaffolded crate.
-//! SPEC §8, §11, §13.
+//! SPEC §8, §11, §13. Every test runs on the embedded registry and on PostgreSQL
+//! (`embedded::…`, `postgres::…`).
 
 use std::path::Path;
 
-use tests::{Server, stderr, stdout};
+use tests::{Registry, Server, stderr, stdout};
 
 /// The space, the repo, and the fixtures published as `localhost:repo:fixtures:1.0.0`.
-fn setup(dir: &Path) -> Server {
+fn setup(dir: &Path, registry: &Registry) -> Server {
     tests::write_fixtures_bundle(dir);
-    let server = Server::start(&dir.join("home"));
+    let server = registry.start(&dir.join("home"));
     server.exec(
         dir,
         "create localhost<Space>; create localhost:repo<Repo>; \
@@ -48,10 +49,9 @@ fn body(printed: &str) -> &str {
     printed.split_once('\n').map_or("", |(_, body)| body.trim())
 }
 
-#[test]
-fn state_survives_across_waves() {
+fn state_survives_across_waves(registry: &Registry) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let server = setup(dir.path());
+    let server = setup(dir.path(), registry);
     create(&server, dir.path(), "localhost:counter", "counter");
     for expected in ["1", "2", "3"] {
         let out = send(
@@ -79,10 +79,9 @@ fn state_survives_across_waves() {
     server.stop();
 }
 
-#[test]
-fn mechtron_pings_pass_the_field_as_the_mechtron() {
+fn mechtron_pings_pass_the_field_as_the_mechtron(registry: &Registry) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let server = setup(dir.path());
+    let server = setup(dir.path(), registry);
     create(&server, dir.path(), "localhost:hello", "hello");
     create(&server, dir.path(), "localhost:pinger", "pinger");
     create(&server, dir.path(), "localhost:counter", "counter");
@@ -187,10 +186,9 @@ fn fails_within_a_second(
     assert!(out.contains("500"), "{point} {method} {path:?}: {out}");
 }
 
-#[test]
-fn misbehaving_guests_fail_their_wave_and_nothing_else() {
+fn misbehaving_guests_fail_their_wave_and_nothing_else(registry: &Registry) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let server = setup(dir.path());
+    let server = setup(dir.path(), registry);
     create(&server, dir.path(), "localhost:hello", "hello");
     create(&server, dir.path(), "localhost:trouble", "troublemaker");
     create(&server, dir.path(), "localhost:malformed", "malformed");
@@ -259,10 +257,9 @@ fn misbehaving_guests_fail_their_wave_and_nothing_else() {
     server.stop();
 }
 
-#[test]
-fn a_restart_brings_mechtrons_back_from_the_module_cache() {
+fn a_restart_brings_mechtrons_back_from_the_module_cache(registry: &Registry) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let server = setup(dir.path());
+    let server = setup(dir.path(), registry);
     create(&server, dir.path(), "localhost:hello", "hello");
     create(&server, dir.path(), "localhost:counter", "counter");
     send(
@@ -275,7 +272,7 @@ fn a_restart_brings_mechtrons_back_from_the_module_cache() {
     server.stop();
     let log = home.with_extension("log");
     std::fs::write(&log, "").unwrap_or_else(|e| panic!("{e}"));
-    let server = Server::start(&home);
+    let server = registry.start(&home);
     let out = server.exec(dir.path(), "select localhost:*<Mechtron>");
     assert!(out.contains("localhost:hello"), "{out}");
     let out = send(
@@ -301,13 +298,12 @@ fn a_restart_brings_mechtrons_back_from_the_module_cache() {
     server.stop();
 }
 
-#[test]
-fn the_walkthrough_greets_the_world() {
+fn the_walkthrough_greets_the_world(registry: &Registry) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let crate_dir = tests::scaffold(dir.path(), "hello");
     let out = tests::bundle_scaffold(&crate_dir);
     assert!(out.status.success(), "{}", stderr(&out));
-    let server = Server::start(&dir.path().join("home"));
+    let server = registry.start(&dir.path().join("home"));
     server.exec(
         &crate_dir,
         "create localhost<Space>; create localhost:repo<Repo>",
@@ -327,3 +323,11 @@ fn the_walkthrough_greets_the_world() {
     assert_eq!(body(&stdout(&out)), "Goodbye, world!");
     server.stop();
 }
+
+tests::on_each_registry!(
+    state_survives_across_waves,
+    mechtron_pings_pass_the_field_as_the_mechtron,
+    misbehaving_guests_fail_their_wave_and_nothing_else,
+    a_restart_brings_mechtrons_back_from_the_module_cache,
+    the_walkthrough_greets_the_world,
+);

@@ -29,6 +29,8 @@ pub struct Settings {
     pub stars: Option<String>,
     /// This machine's name in the cosmos (`--machine`, `STARLANE_MACHINE`).
     pub machine: Option<String>,
+    /// Where the registry lives (`--registry`, `STARLANE_REGISTRY`): a PostgreSQL URL.
+    pub registry: Option<String>,
 }
 
 /// The resolved settings a machine starts with.
@@ -45,6 +47,8 @@ pub struct MachineConfig {
     /// This machine's name, unique in the cosmos and part of its stars' keys
     /// (`STAR::NAME:star[i]`); `None`: the one generated once and kept in the data directory.
     pub machine: Option<String>,
+    /// The registry's database (SPEC §14.2); `None`: the embedded store in the data directory.
+    pub registry: Option<RegistryUrl>,
     /// The HTTP gateway's settings beyond its address.
     pub gateway: GatewayConfig,
 }
@@ -93,6 +97,18 @@ pub enum ConfigError {
         /// The value.
         value: String,
     },
+    /// The registry is not a PostgreSQL URL (the value is shown with any password hidden).
+    #[error(
+        "{setting} = '{value}' is not a registry: write a PostgreSQL URL, \
+         postgres://USER:PASSWORD@HOST:PORT/DATABASE (or leave it out for the embedded store \
+         in the data directory)"
+    )]
+    BadRegistry {
+        /// Where the value came from.
+        setting: String,
+        /// The value, its password hidden.
+        value: String,
+    },
     /// The default Space is not a domain point.
     #[error("{setting} = '{value}' is not a Space: write a domain, e.g. localhost or example.com")]
     BadSpace {
@@ -131,6 +147,8 @@ pub const ENV_HTTP: &str = "STARLANE_HTTP";
 pub const ENV_STARS: &str = "STARLANE_STARS";
 /// The machine's name variable.
 pub const ENV_MACHINE: &str = "STARLANE_MACHINE";
+/// The registry's PostgreSQL URL variable.
+pub const ENV_REGISTRY: &str = "STARLANE_REGISTRY";
 /// The Space the HTTP gateway sends requests to when their host is not a Space.
 pub const ENV_DEFAULT_SPACE: &str = "STARLANE_DEFAULT_SPACE";
 /// How many seconds an HTTP request waits for the cosmos to answer (then 504).
@@ -191,6 +209,10 @@ impl MachineConfig {
             Some((setting, value)) => Some(parse_machine(setting, value)?),
             None => None,
         };
+        let registry = match pick(&flags.registry, "--registry", ENV_REGISTRY, "registry") {
+            Some((setting, value)) => Some(parse_registry(setting, value)?),
+            None => None,
+        };
         let mut gateway = GatewayConfig::default();
         if let Some((setting, value)) = pick(&None, "", ENV_DEFAULT_SPACE, "default-space") {
             gateway.default_space = parse_space(setting, value)?;
@@ -213,8 +235,18 @@ impl MachineConfig {
             http,
             stars,
             machine,
+            registry,
             gateway,
         })
+    }
+
+    /// Where the registry lives, for people: the PostgreSQL URL with its password hidden, or
+    /// `embedded, in HOME`.
+    pub fn registry_description(&self) -> String {
+        match &self.registry {
+            Some(url) => url.to_string(),
+            None => format!("embedded, in {}", self.home.display()),
+        }
     }
 }
 
@@ -275,11 +307,169 @@ fn parse_machine(setting: String, value: String) -> Result<String, ConfigError> 
     }
 }
 
+fn parse_registry(setting: String, value: String) -> Result<RegistryUrl, ConfigError> {
+    RegistryUrl::parse(value.trim()).ok_or_else(|| ConfigError::BadRegistry {
+        setting,
+        value: redact(&value),
+    })
+}
+
 fn parse_space(setting: String, value: String) -> Result<Point, ConfigError> {
     match value.trim().parse::<Point>() {
         Ok(point) if point.segments().len() == 1 => Ok(point),
         _ => Err(ConfigError::BadSpace { setting, value }),
     }
+}
+
+/// The PostgreSQL URL of the registry (SPEC §14.2): `postgres://USER:PASSWORD@HOST:PORT/DB`
+/// or `postgresql://…`, with libpq's query parameters (`?host=…&port=…&password=…`).
+///
+/// It prints and debugs with its password hidden (`postgres://scott:***@db:5432/cosmos`);
+/// only [`RegistryUrl::secret`] gives the URL as written, for connecting.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RegistryUrl(String);
+
+/// What a [`RegistryUrl`] names, read as tokio-postgres and libpq read it.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct UrlParts {
+    user: Option<String>,
+    hosts: Vec<String>,
+    ports: Vec<String>,
+    database: Option<String>,
+}
+
+impl RegistryUrl {
+    /// The schemes PostgreSQL URLs are written with.
+    pub const SCHEMES: [&str; 2] = ["postgres://", "postgresql://"];
+
+    /// `text` as a registry URL, if it is a PostgreSQL URL that names a host.
+    pub fn parse(text: &str) -> Option<RegistryUrl> {
+        let url = RegistryUrl(text.to_string());
+        (!url.parts()?.hosts.is_empty()).then_some(url)
+    }
+
+    /// The URL as written, password included: for connecting, never for printing.
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+
+    /// Where it points, for messages: `host H, port P, database D, user U` (the defaults
+    /// PostgreSQL applies filled in: port 5432, the user's name as the database).
+    pub fn target(&self) -> String {
+        let parts = self.parts().unwrap_or_default();
+        let ports = if parts.ports.is_empty() {
+            "5432".to_string()
+        } else {
+            parts.ports.join(",")
+        };
+        let user = parts.user.as_deref().unwrap_or("(default)");
+        let database = parts.database.as_deref().unwrap_or(user);
+        format!(
+            "host {}, port {ports}, database {database}, user {user}",
+            parts.hosts.join(",")
+        )
+    }
+
+    /// The parts, or `None` if the scheme is not PostgreSQL's. The reading follows
+    /// tokio-postgres's (itself libpq's) — credentials before an `@`, hosts up to `/` or `?`,
+    /// the database up to `?`, then `key=value` pairs joined by `&` — but for the
+    /// credentials, which end at the *last* `@`, as in [`redact`]: a password with an `@` it
+    /// should have percent-encoded is then not shown as part of a host.
+    fn parts(&self) -> Option<UrlParts> {
+        let rest = RegistryUrl::SCHEMES
+            .iter()
+            .find_map(|scheme| self.0.strip_prefix(scheme))?;
+        let mut parts = UrlParts::default();
+        let rest = match rest.rsplit_once('@') {
+            Some((credentials, rest)) => {
+                let user = credentials.split(':').next().unwrap_or_default();
+                parts.user = Some(user.to_string());
+                rest
+            }
+            None => rest,
+        };
+        let host_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (hosts, rest) = rest.split_at(host_end);
+        for host in hosts.split(',').filter(|host| !host.is_empty()) {
+            let (name, port) = match host.strip_prefix('[') {
+                Some(v6) => match v6.split_once(']') {
+                    Some((name, port)) => (name, port.strip_prefix(':')),
+                    None => (v6, None),
+                },
+                None => match host.split_once(':') {
+                    Some((name, port)) => (name, Some(port)),
+                    None => (host, None),
+                },
+            };
+            parts.hosts.push(name.to_string());
+            parts.ports.push(port.unwrap_or("5432").to_string());
+        }
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        if let Some(database) = path.strip_prefix('/').filter(|db| !db.is_empty()) {
+            parts.database = Some(database.to_string());
+        }
+        for (key, value) in query.split('&').filter_map(|pair| pair.split_once('=')) {
+            match key {
+                "host" => parts.hosts.extend(value.split(',').map(str::to_string)),
+                "port" => parts.ports = value.split(',').map(str::to_string).collect(),
+                "dbname" => parts.database = Some(value.to_string()),
+                "user" => parts.user = Some(value.to_string()),
+                _ => {}
+            }
+        }
+        Some(parts)
+    }
+}
+
+impl std::fmt::Display for RegistryUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&redact(&self.0))
+    }
+}
+
+impl std::fmt::Debug for RegistryUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("RegistryUrl")
+            .field(&redact(&self.0))
+            .finish()
+    }
+}
+
+/// `url` with its password — after `user:` up to the last `@`, and the value of any
+/// parameter whose name holds `pass` (`password`, `sslpassword`, a percent-encoded
+/// `pass%77ord`) — replaced by `***`; under any scheme, so a mistyped URL is not printed in
+/// clear either.
+fn redact(url: &str) -> String {
+    let (scheme, rest) = match url.find("://") {
+        Some(at) => url.split_at(at + 3),
+        None => ("", url),
+    };
+    let mut out = scheme.to_string();
+    let rest = match rest.rsplit_once('@') {
+        Some((credentials, rest)) => {
+            match credentials.split_once(':') {
+                Some((user, _)) => out.push_str(&format!("{user}:***@")),
+                None => out.push_str(&format!("{credentials}@")),
+            }
+            rest
+        }
+        None => rest,
+    };
+    let Some((before, query)) = rest.split_once('?') else {
+        out.push_str(rest);
+        return out;
+    };
+    out.push_str(before);
+    out.push('?');
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if key.to_ascii_lowercase().contains("pass") => format!("{key}=***"),
+            _ => pair.to_string(),
+        })
+        .collect();
+    out.push_str(&pairs.join("&"));
+    out
 }
 
 /// One setting of `starlane.toml`.
@@ -311,11 +501,12 @@ fn read_settings_file(path: &Path) -> Result<Vec<FileSetting>, ConfigError> {
 }
 
 /// The keys `starlane.toml` may hold, and whether each takes a string (or an integer).
-const KEYS: [(&str, bool); 8] = [
+const KEYS: [(&str, bool); 9] = [
     ("control", true),
     ("http", true),
     ("stars", false),
     ("machine", true),
+    ("registry", true),
     ("default-space", true),
     ("http-wait", false),
     ("http-max-body", false),
@@ -471,6 +662,7 @@ mod tests {
                 http: addr("0.0.0.0:1002"),
                 stars: 3,
                 machine: None,
+                registry: None,
                 gateway: GatewayConfig {
                     default_space: "example.com".parse().unwrap(),
                     ..GatewayConfig::default()
@@ -552,6 +744,126 @@ mod tests {
     }
 
     #[test]
+    fn the_registry_is_a_postgres_url_from_any_source_in_the_usual_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().to_str().unwrap();
+        let embedded =
+            MachineConfig::resolve(&Settings::default(), env_of(&[("STARLANE_HOME", home)]))
+                .unwrap();
+        assert_eq!(embedded.registry, None);
+        assert_eq!(
+            embedded.registry_description(),
+            format!("embedded, in {home}")
+        );
+
+        fs::write(
+            dir.path().join(SETTINGS_FILE),
+            "registry = \"postgres://file@db-1/cosmos\"\n",
+        )
+        .unwrap();
+        let url = |config: &MachineConfig| config.registry.as_ref().unwrap().secret().to_string();
+        let from_file =
+            MachineConfig::resolve(&Settings::default(), env_of(&[("STARLANE_HOME", home)]))
+                .unwrap();
+        assert_eq!(url(&from_file), "postgres://file@db-1/cosmos");
+        let env = env_of(&[
+            ("STARLANE_HOME", home),
+            (
+                "STARLANE_REGISTRY",
+                "postgresql://env:s3cret@db-2:5433/cosmos",
+            ),
+        ]);
+        let from_env = MachineConfig::resolve(&Settings::default(), &env).unwrap();
+        assert_eq!(url(&from_env), "postgresql://env:s3cret@db-2:5433/cosmos");
+        assert_eq!(
+            from_env.registry_description(),
+            "postgresql://env:***@db-2:5433/cosmos"
+        );
+        let flags = Settings {
+            registry: Some("postgres://flag@db-3/cosmos".into()),
+            ..Settings::default()
+        };
+        assert_eq!(
+            url(&MachineConfig::resolve(&flags, &env).unwrap()),
+            "postgres://flag@db-3/cosmos"
+        );
+
+        // Anything else names its source and says what to write, never showing a password.
+        for (value, shown) in [
+            (
+                "mysql://root:hunter2@db/cosmos",
+                "mysql://root:***@db/cosmos",
+            ),
+            ("/var/lib/starlane", "/var/lib/starlane"),
+            ("embedded", "embedded"),
+            ("", ""),
+            ("postgres:///cosmos", "postgres:///cosmos"),
+            ("postgres://u:pw@/cosmos", "postgres://u:***@/cosmos"),
+        ] {
+            let flags = Settings {
+                registry: Some(value.into()),
+                ..Settings::default()
+            };
+            let err = MachineConfig::resolve(&flags, env_of(&[("STARLANE_HOME", home)]))
+                .unwrap_err()
+                .to_string();
+            assert_eq!(
+                err,
+                format!(
+                    "--registry = '{shown}' is not a registry: write a PostgreSQL URL, \
+                     postgres://USER:PASSWORD@HOST:PORT/DATABASE (or leave it out for the \
+                     embedded store in the data directory)"
+                )
+            );
+        }
+        fs::write(dir.path().join(SETTINGS_FILE), "\nregistry = 5432\n").unwrap();
+        let err = MachineConfig::resolve(&Settings::default(), env_of(&[("STARLANE_HOME", home)]))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("2: 'registry' takes a quoted string, e.g. \"127.0.0.1:4343\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_registry_url_hides_its_password_and_names_its_target() {
+        for (text, shown, target) in [
+            (
+                "postgres://scott:tiger@db.example:5433/cosmos",
+                "postgres://scott:***@db.example:5433/cosmos",
+                "host db.example, port 5433, database cosmos, user scott",
+            ),
+            (
+                "postgresql://scott@db.example",
+                "postgresql://scott@db.example",
+                "host db.example, port 5432, database scott, user scott",
+            ),
+            (
+                "postgres://[::1]:6000,other/cosmos?user=ann&password=pw&pass%77ord=pw2",
+                "postgres://[::1]:6000,other/cosmos?user=ann&password=***&pass%77ord=***",
+                "host ::1,other, port 6000,5432, database cosmos, user ann",
+            ),
+            (
+                "postgres:///cosmos?host=/run/postgresql&port=5555&dbname=other",
+                "postgres:///cosmos?host=/run/postgresql&port=5555&dbname=other",
+                "host /run/postgresql, port 5555, database other, user (default)",
+            ),
+            (
+                "postgres://u:p@ss@db/x",
+                "postgres://u:***@db/x",
+                "host db, port 5432, database x, user u",
+            ),
+        ] {
+            let url = RegistryUrl::parse(text).unwrap();
+            assert_eq!(url.secret(), text);
+            assert_eq!(url.to_string(), shown);
+            assert_eq!(format!("{url:?}"), format!("RegistryUrl({shown:?})"));
+            assert_eq!(url.target(), target, "{text}");
+        }
+    }
+
+    #[test]
     fn the_home_flag_chooses_which_file_is_read() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join(SETTINGS_FILE), "stars = 2\n").unwrap();
@@ -603,12 +915,12 @@ mod tests {
             (
                 "[machine]\n",
                 1,
-                "tables are not used: write the settings (control, http, stars, machine, default-space, http-wait, http-max-body, http-read-timeout) at the top level",
+                "tables are not used: write the settings (control, http, stars, machine, registry, default-space, http-wait, http-max-body, http-read-timeout) at the top level",
             ),
             (
                 "\ncolour = \"red\"\n",
                 2,
-                "unknown setting 'colour': the settings are control, http, stars, machine, default-space, http-wait, http-max-body, http-read-timeout",
+                "unknown setting 'colour': the settings are control, http, stars, machine, registry, default-space, http-wait, http-max-body, http-read-timeout",
             ),
             ("stars = 2\nstars = 3\n", 2, "'stars' is set twice"),
             ("stars = \"2\"\n", 1, "'stars' takes a whole number, e.g. 4"),

@@ -90,8 +90,8 @@ mod tests;
 
 pub use client::{Client, Progress};
 pub use config::{
-    ConfigError, ENV_CONTROL, ENV_HOME, ENV_HTTP, ENV_STARS, MachineConfig, SETTINGS_FILE,
-    Settings, resolve_home,
+    ConfigError, ENV_CONTROL, ENV_HOME, ENV_HTTP, ENV_REGISTRY, ENV_STARS, MachineConfig,
+    RegistryUrl, SETTINGS_FILE, Settings, resolve_home,
 };
 pub use endpoint::{
     CONTROL_ADDR_FILE, Endpoint, HTTP_ADDR_FILE, TOKEN_FILE, clear_endpoint, generate_token,
@@ -210,6 +210,9 @@ pub struct StatusReport {
     pub control: Option<SocketAddr>,
     /// Where the HTTP gateway listens.
     pub http: Option<SocketAddr>,
+    /// Where the registry lives: `embedded, in HOME`, or the PostgreSQL URL with its password
+    /// hidden.
+    pub registry: String,
 }
 
 /// One star in a [`StatusReport`].

@@ -81,6 +81,7 @@ fn report() -> StatusReport {
         particles,
         control: Some("127.0.0.1:4343".parse().unwrap()),
         http: None,
+        registry: "embedded, in /data".to_string(),
     }
 }
 
