@@ -221,6 +221,7 @@ impl MachineBuilder {
             Some(fabric) => fabric,
             None => Arc::new(LocalFabric::new()),
         };
+        fabric.carry_changes(cached.changes().clone()).await?;
         let drivers = self.drivers.unwrap_or_else(Drivers::builtin);
         let count = u16::try_from(self.stars.clamp(1, 1024)).unwrap_or(1);
         let mut stars = Vec::with_capacity(usize::from(count));

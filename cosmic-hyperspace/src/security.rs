@@ -189,7 +189,7 @@ impl Forget for AccessCache {
                     self.decisions.forget_point(point);
                 }
             }
-            Change::Subtree(_) | Change::Owners | Change::Grants => {
+            Change::Subtree(_) | Change::Owners | Change::Grants | Change::Anything => {
                 self.consulted.write().clear();
                 self.decisions.forget_all();
             }

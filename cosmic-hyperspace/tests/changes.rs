@@ -85,13 +85,17 @@ async fn changes_made_elsewhere_are_forgotten_once_published() {
     store.set_status(&app, Status::Ready).await.unwrap();
     assert_eq!(cached.record(&app).await.unwrap().status, Status::Pending);
     // ...until the change reaches its feed.
-    cached.changes().publish(&Change::Record(app.clone()));
+    cached
+        .changes()
+        .publish_from_elsewhere(&Change::Record(app.clone()));
     assert_eq!(cached.record(&app).await.unwrap().status, Status::Ready);
 
     // A subtree deleted elsewhere: both records go at once.
     store.delete(&app, true).await.unwrap();
     assert!(cached.record(&child).await.is_ok(), "still cached");
-    cached.changes().publish(&Change::Subtree(app.clone()));
+    cached
+        .changes()
+        .publish_from_elsewhere(&Change::Subtree(app.clone()));
     assert!(matches!(
         cached.record(&child).await,
         Err(RegistryError::NotFound(_))
@@ -195,7 +199,7 @@ async fn a_token_stored_again_names_its_new_agent_at_once() {
         .await
         .unwrap();
     assert_eq!(cached.token_agent("secret").await.unwrap(), Some(mary));
-    cached.changes().publish(&Change::Tokens);
+    cached.changes().publish_from_elsewhere(&Change::Tokens);
     assert_eq!(
         cached.token_agent("secret").await.unwrap(),
         Some(Point::anonymous())

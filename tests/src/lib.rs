@@ -3,6 +3,7 @@
 //! running it on either registry ([`Registry`], [`on_each_registry!`]), a private PostgreSQL
 //! ([`postgres`]), and the guest fixtures (real wasm, built by `build.rs` from `tests/guests/`).
 
+pub mod nats;
 pub mod postgres;
 pub mod site;
 
@@ -558,4 +559,12 @@ pub fn http(addr: &str, method: &str, path: &str, headers: &[&str], body: &[u8])
         headers,
         body: raw[split + 4..].to_vec(),
     }
+}
+
+/// A port nobody listens on now on 127.0.0.1 (a private server takes it right after).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port on 127.0.0.1")
 }

@@ -7,7 +7,6 @@
 //! run as the `postgres` OS user that Debian's `postgresql` package creates, through
 //! `runuser`, on a folder handed to that user.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -44,7 +43,7 @@ impl PrivatePostgres {
             .arg(&data)
             .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C"])
             .arg("--no-sync"));
-        let port = free_port();
+        let port = crate::free_port();
         let options = format!(
             "-p {port} -c listen_addresses=127.0.0.1 -k {} -c fsync=off \
              -c full_page_writes=off -c max_connections=300",
@@ -186,14 +185,6 @@ fn run(command: &mut Command) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-}
-
-/// A port nobody listens on now (the server takes it right after).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free port on 127.0.0.1")
 }
 
 /// Starts a watcher that stops the server and removes its folder once this process has

@@ -11,6 +11,8 @@ use async_trait::async_trait;
 use cosmic_space::{StarKey, Wave, WaveId};
 use serde::{Deserialize, Serialize};
 
+use crate::registry::ChangeFeed;
+
 mod local;
 mod nats;
 
@@ -73,4 +75,12 @@ pub trait Fabric: Send + Sync + 'static {
 
     /// The stars currently connected, in a stable order.
     fn stars(&self) -> Vec<StarKey>;
+
+    /// Carries the registry's changes between machines: those made here (heard as a relay on
+    /// `feed`) go to the other machines, and theirs are published on `feed`. A fabric of one
+    /// machine has nobody to tell.
+    async fn carry_changes(&self, feed: Arc<ChangeFeed>) -> Result<(), FabricError> {
+        let _ = feed;
+        Ok(())
+    }
 }

@@ -33,9 +33,11 @@ use cosmic_space::wire::Wire;
 use cosmic_space::{StarKey, Wave, WaveId};
 use futures_util::StreamExt;
 use parking_lot::{Mutex, RwLock};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::{Envelope, Fabric, FabricError, Inbox, LocalFabric};
+use crate::registry::{Change, ChangeFeed, Forget};
 
 /// The header that marks a chunk of a frame: `ID INDEX COUNT`.
 const CHUNK_HEADER: &str = "Starlane-Chunk";
@@ -86,10 +88,34 @@ pub struct NatsFabric {
     local: LocalFabric,
     /// The live stars of other machines, as membership last said.
     remote: RwLock<Vec<StarKey>>,
-    /// The receiving task of each star of this machine, and the task that hears bounces.
-    listeners: Mutex<HashMap<StarKey, JoinHandle<()>>>,
-    bounces: Mutex<Option<JoinHandle<()>>>,
+    /// The receiving task of each star of this machine, and what tells it to stop.
+    listeners: Mutex<HashMap<StarKey, Listening>>,
+    /// The tasks that hear bounces, and that carry registry changes both ways.
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Kept alive for the feed, which holds it weakly.
+    relay: Mutex<Option<Arc<ChangeRelay>>>,
+    /// The registry's feed, once changes are carried.
+    feed: Arc<RwLock<Option<Arc<ChangeFeed>>>>,
 }
+
+/// Hands this machine's registry changes to the task that publishes them (the feed calls it
+/// synchronously, inside the write; the bus is asynchronous).
+struct ChangeRelay(mpsc::UnboundedSender<Change>);
+
+impl Forget for ChangeRelay {
+    fn forget(&self, change: &Change) {
+        let _ = self.0.send(change.clone());
+    }
+}
+
+/// A star's receiving task: told to stop, it unsubscribes and ends.
+struct Listening {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+/// The header naming the machine a change comes from.
+const MACHINE_HEADER: &str = "Starlane-Machine";
 
 impl std::fmt::Debug for NatsFabric {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -127,6 +153,11 @@ impl Subjects {
         )
     }
 
+    /// Where every machine tells the others what it changed in the registry.
+    fn changes(&self) -> String {
+        format!("{}.changes", self.prefix)
+    }
+
     /// Every bounce addressed to a star of this machine.
     fn bounces(&self) -> String {
         format!("{}.bounce.{}.>", self.prefix, self.machine)
@@ -152,7 +183,21 @@ impl NatsFabric {
     /// machine's stars.
     pub async fn connect(settings: &NatsSettings) -> Result<Arc<NatsFabric>, FabricError> {
         let shown = redact(&settings.url);
+        // The feed, once `carry_changes` has it: after a reconnection every cache forgets
+        // everything (changes may have been missed both ways while the bus was away).
+        let feed: Arc<RwLock<Option<Arc<ChangeFeed>>>> = Arc::default();
+        let heard = feed.clone();
         let options = ConnectOptions::new()
+            .event_callback(move |event| {
+                let heard = heard.clone();
+                async move {
+                    if matches!(event, async_nats::Event::Connected)
+                        && let Some(feed) = heard.read().clone()
+                    {
+                        feed.publish(&Change::Anything);
+                    }
+                }
+            })
             .name(format!("starlane {} {}", settings.cosmos, settings.machine))
             .connection_timeout(settings.connect_timeout)
             .max_reconnects(None)
@@ -189,7 +234,9 @@ impl NatsFabric {
             local: LocalFabric::new(),
             remote: RwLock::new(Vec::new()),
             listeners: Mutex::new(HashMap::new()),
-            bounces: Mutex::new(None),
+            tasks: Mutex::new(Vec::new()),
+            relay: Mutex::new(None),
+            feed,
         });
         let bounces = fabric
             .client
@@ -197,7 +244,7 @@ impl NatsFabric {
             .await
             .map_err(|err| FabricError::Unavailable(format!("subscribing to bounces: {err}")))?;
         let task = tokio::spawn(hear_bounces(Arc::downgrade(&fabric), bounces));
-        *fabric.bounces.lock() = Some(task);
+        fabric.tasks.lock().push(task);
         Ok(fabric)
     }
 
@@ -287,10 +334,10 @@ impl NatsFabric {
 
 impl Drop for NatsFabric {
     fn drop(&mut self) {
-        for (_, task) in self.listeners.lock().drain() {
-            task.abort();
+        for (_, listening) in self.listeners.lock().drain() {
+            listening.task.abort();
         }
-        if let Some(task) = self.bounces.lock().take() {
+        for task in self.tasks.lock().drain(..) {
             task.abort();
         }
     }
@@ -311,18 +358,23 @@ impl Fabric for NatsFabric {
             .await
             .map_err(|err| FabricError::Unavailable(format!("subscribing to {subject}: {err}")))?;
         self.local.connect(star.clone(), inbox.clone()).await?;
-        let task = tokio::spawn(receive(subscriber, inbox, self.wire));
-        if let Some(old) = self.listeners.lock().insert(star, task) {
-            old.abort();
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(receive(subscriber, inbox, self.wire, stopped));
+        if let Some(old) = self.listeners.lock().insert(star, Listening { stop, task }) {
+            old.task.abort();
         }
         Ok(())
     }
 
+    /// Waits until the server has dropped the star's subscription, so that waves sent to it
+    /// from now on bounce at once (no responders) instead of vanishing.
     async fn disconnect(&self, star: &StarKey) {
         self.local.disconnect(star).await;
-        if let Some(task) = self.listeners.lock().remove(star) {
-            // Dropping the subscriber with the task unsubscribes.
-            task.abort();
+        let listening = self.listeners.lock().remove(star);
+        if let Some(Listening { stop, task }) = listening {
+            let _ = stop.send(());
+            let _ = task.await;
+            let _ = self.client.flush().await;
         }
     }
 
@@ -357,12 +409,110 @@ impl Fabric for NatsFabric {
         stars.sort();
         stars
     }
+
+    async fn carry_changes(&self, feed: Arc<ChangeFeed>) -> Result<(), FabricError> {
+        let subject = self.subjects.changes();
+        let incoming = self
+            .client
+            .subscribe(subject.clone())
+            .await
+            .map_err(|err| FabricError::Unavailable(format!("subscribing to {subject}: {err}")))?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let relay = Arc::new(ChangeRelay(tx));
+        let weak: Arc<dyn Forget> = relay.clone();
+        feed.relay(Arc::downgrade(&weak));
+        *self.relay.lock() = Some(relay);
+        *self.feed.write() = Some(feed.clone());
+        let machine = self.subjects.machine.clone();
+        let outgoing = tokio::spawn(send_changes(
+            self.client.clone(),
+            subject,
+            machine.clone(),
+            self.wire,
+            rx,
+        ));
+        let incoming = tokio::spawn(hear_changes(incoming, machine, self.wire, feed));
+        self.tasks.lock().extend([outgoing, incoming]);
+        Ok(())
+    }
 }
 
-/// Hands what arrives on one star's subject to its inbox, joining chunks into frames.
-async fn receive(mut subscriber: async_nats::Subscriber, inbox: Arc<dyn Inbox>, wire: Wire) {
+/// Publishes this machine's registry changes, in the order they were made.
+async fn send_changes(
+    client: Client,
+    subject: String,
+    machine: String,
+    wire: Wire,
+    mut changes: mpsc::UnboundedReceiver<Change>,
+) {
+    while let Some(change) = changes.recv().await {
+        let frame = match wire.encode(&change) {
+            Ok(frame) => frame,
+            Err(err) => {
+                eprintln!("nats: cannot frame the registry change {change:?}: {err}");
+                continue;
+            }
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert(MACHINE_HEADER, machine.as_str());
+        if let Err(err) = client
+            .publish_with_headers(subject.clone(), headers, Bytes::from(frame))
+            .await
+        {
+            // The other machines' caches may now hold what this change made stale: when this
+            // client is connected again it tells every machine to forget everything.
+            eprintln!("nats: could not publish the registry change {change:?}: {err}");
+        }
+    }
+}
+
+/// Publishes the registry changes of the other machines on this machine's feed.
+async fn hear_changes(
+    mut incoming: async_nats::Subscriber,
+    machine: String,
+    wire: Wire,
+    feed: Arc<ChangeFeed>,
+) {
+    while let Some(message) = incoming.next().await {
+        let from = message
+            .headers
+            .as_ref()
+            .and_then(|headers| headers.get(MACHINE_HEADER))
+            .map(|value| value.as_str().to_string());
+        if from.as_deref() == Some(machine.as_str()) {
+            continue;
+        }
+        match wire.decode::<Change>(&message.payload) {
+            Ok(change) => feed.publish_from_elsewhere(&change),
+            Err(err) => eprintln!(
+                "nats: dropped a registry change on {} from {}: {err}",
+                message.subject,
+                from.as_deref().unwrap_or("an unnamed machine")
+            ),
+        }
+    }
+}
+
+/// Hands what arrives on one star's subject to its inbox, joining chunks into frames, until
+/// told to stop (then it unsubscribes).
+async fn receive(
+    mut subscriber: async_nats::Subscriber,
+    inbox: Arc<dyn Inbox>,
+    wire: Wire,
+    mut stop: oneshot::Receiver<()>,
+) {
     let mut partial = Chunks::new(wire.max_frame());
-    while let Some(message) = subscriber.next().await {
+    loop {
+        let message = tokio::select! {
+            _ = &mut stop => {
+                let _ = subscriber.unsubscribe().await;
+                return;
+            }
+            message = subscriber.next() => match message {
+                Some(message) => message,
+                None => return,
+            },
+        };
         let subject = message.subject.to_string();
         let frame = match partial.take(message) {
             Ok(Some(frame)) => frame,

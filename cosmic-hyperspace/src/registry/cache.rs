@@ -11,7 +11,9 @@
 //! - caches ([`CachedRegistry`]'s records, the Field's access decisions and binds) listen on
 //!   the feed ([`Forget`]) and drop only the entries the change can affect;
 //! - changes made by other machines reach the feed from the fabric that connects them
-//!   ([`ChangeFeed::publish`]), which is how a cosmos across machines keeps its caches true.
+//!   ([`ChangeFeed::relay`] hears this machine's changes to send them; the others hand what
+//!   they receive to [`ChangeFeed::publish_from_elsewhere`]), which is how a cosmos across
+//!   machines keeps its caches true — a moment after the write, not before it returns.
 //!
 //! A read that raced a change must not put back what the change removed: each cache keeps an
 //! epoch, bumped by every change it hears, and keeps a value only if the epoch did not move
@@ -45,6 +47,9 @@ pub enum Change {
     Grants,
     /// An access token was stored (made, or made to name another agent).
     Tokens,
+    /// Anything may have changed: a machine that was cut off from the others may have missed
+    /// their changes, or they its own.
+    Anything,
 }
 
 impl Change {
@@ -54,7 +59,7 @@ impl Change {
         match self {
             Change::Record(changed) => changed == point,
             Change::Subtree(top) => point.is_within(top),
-            Change::Owners => true,
+            Change::Owners | Change::Anything => true,
             Change::Grants | Change::Tokens => false,
         }
     }
@@ -67,16 +72,19 @@ pub trait Forget: Send + Sync {
     fn forget(&self, change: &Change);
 }
 
-/// The changes of one registry, handed to every cache that listens.
+/// The changes of one registry, handed to every cache that listens — and, for the changes
+/// made on this machine, to the relays that carry them to other machines.
 #[derive(Default)]
 pub struct ChangeFeed {
     listeners: RwLock<Vec<Weak<dyn Forget>>>,
+    relays: RwLock<Vec<Weak<dyn Forget>>>,
 }
 
 impl std::fmt::Debug for ChangeFeed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ChangeFeed")
             .field("listeners", &self.listeners.read().len())
+            .field("relays", &self.relays.read().len())
             .finish()
     }
 }
@@ -84,18 +92,38 @@ impl std::fmt::Debug for ChangeFeed {
 impl ChangeFeed {
     /// Adds a listener, held weakly: a cache that is dropped stops listening.
     pub fn listen(&self, listener: Weak<dyn Forget>) {
-        let mut listeners = self.listeners.write();
-        listeners.retain(|l| l.strong_count() > 0);
-        listeners.push(listener);
+        add(&self.listeners, listener);
     }
 
-    /// Tells every listener about `change` — a write of this machine's, or one that the
-    /// fabric brought from another machine.
+    /// Adds a relay: it hears only the changes made on this machine ([`ChangeFeed::publish`]),
+    /// to carry them to the others (which hand them to [`ChangeFeed::publish_from_elsewhere`]).
+    pub fn relay(&self, relay: Weak<dyn Forget>) {
+        add(&self.relays, relay);
+    }
+
+    /// Tells every listener and relay about `change`, a write of this machine's.
     pub fn publish(&self, change: &Change) {
-        for listener in self.listeners.read().iter() {
-            if let Some(listener) = listener.upgrade() {
-                listener.forget(change);
-            }
+        tell(&self.listeners, change);
+        tell(&self.relays, change);
+    }
+
+    /// Tells every listener about `change`, made by another machine (relays do not hear it
+    /// again, so it does not echo round the cosmos).
+    pub fn publish_from_elsewhere(&self, change: &Change) {
+        tell(&self.listeners, change);
+    }
+}
+
+fn add(to: &RwLock<Vec<Weak<dyn Forget>>>, listener: Weak<dyn Forget>) {
+    let mut listeners = to.write();
+    listeners.retain(|l| l.strong_count() > 0);
+    listeners.push(listener);
+}
+
+fn tell(listeners: &RwLock<Vec<Weak<dyn Forget>>>, change: &Change) {
+    for listener in listeners.read().iter() {
+        if let Some(listener) = listener.upgrade() {
+            listener.forget(change);
         }
     }
 }
@@ -208,7 +236,7 @@ const RECORDS: usize = 65_536;
 /// succeeded — a write whose answer was lost may still have been committed.
 pub struct CachedRegistry {
     store: Arc<dyn Registry>,
-    feed: ChangeFeed,
+    feed: Arc<ChangeFeed>,
     records: Arc<RecordCache>,
     tokens: Arc<TokenCache>,
 }
@@ -226,7 +254,7 @@ struct TokenCache {
 
 impl Forget for TokenCache {
     fn forget(&self, change: &Change) {
-        if *change == Change::Tokens {
+        if matches!(change, Change::Tokens | Change::Anything) {
             let mut agents = self.agents.write();
             self.epoch.fetch_add(1, Ordering::AcqRel);
             agents.clear();
@@ -242,7 +270,7 @@ impl Forget for RecordCache {
         match change {
             Change::Record(point) => self.0.forget_point(point),
             Change::Subtree(top) => self.0.forget_subtree(top),
-            Change::Owners => self.0.forget_all(),
+            Change::Owners | Change::Anything => self.0.forget_all(),
             Change::Grants | Change::Tokens => {}
         }
     }
@@ -262,7 +290,7 @@ impl CachedRegistry {
     pub fn new(store: Arc<dyn Registry>) -> Arc<CachedRegistry> {
         let records = Arc::new(RecordCache(PointCache::new(RECORDS)));
         let tokens = Arc::new(TokenCache::default());
-        let feed = ChangeFeed::default();
+        let feed = Arc::new(ChangeFeed::default());
         let listener: Arc<dyn Forget> = records.clone();
         feed.listen(Arc::downgrade(&listener));
         let listener: Arc<dyn Forget> = tokens.clone();
@@ -277,7 +305,7 @@ impl CachedRegistry {
 
     /// The feed of this registry's changes, for caches to listen on and for changes made
     /// elsewhere to be published on.
-    pub fn changes(&self) -> &ChangeFeed {
+    pub fn changes(&self) -> &Arc<ChangeFeed> {
         &self.feed
     }
 

@@ -1,0 +1,231 @@
+//! Two machines in one process, one cosmos: their stars exchange waves over a private NATS
+//! server, their registry is one private PostgreSQL database, and what one machine changes in
+//! the registry the other's caches forget.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use cosmic_hyperspace::driver::{BasicDriver, Driver, DriverCtx, Drivers};
+use cosmic_hyperspace::fabric::{NatsFabric, NatsSettings};
+use cosmic_hyperspace::machine::{Machine, star_key};
+use cosmic_hyperspace::registry::{ParticleRecord, PgRegistry};
+use cosmic_hyperspace::star::StarHandle;
+use cosmic_space::{
+    Agent, BaseKind, Bind, Method, Ping, Point, RawCommand, ReflectedCore, StatusCode, Substance,
+    Surface,
+};
+use tests::nats::PrivateNats;
+use tests::postgres::PrivatePostgres;
+
+const STARS: u16 = 2;
+
+/// `Base` particles that answer `Ext<Echo>` with the body they were sent.
+struct EchoDriver(BasicDriver);
+
+#[async_trait]
+impl Driver for EchoDriver {
+    fn kind(&self) -> BaseKind {
+        BaseKind::Base
+    }
+    fn bind(&self) -> Arc<Bind> {
+        "Bind(version=1.0.0) { Route<Ext<*>> -> (()) => &; }"
+            .parse::<Bind>()
+            .map(Arc::new)
+            .unwrap()
+    }
+    async fn handle(&self, ctx: &DriverCtx, record: &ParticleRecord, ping: &Ping) -> ReflectedCore {
+        if ping.core.method == Method::ext("Echo").unwrap() {
+            return ReflectedCore::ok(ping.core.body.clone());
+        }
+        self.0.handle(ctx, record, ping).await
+    }
+}
+
+/// Two machines, `edge-a` and `edge-b`, of cosmos `test`.
+struct Cosmos {
+    _nats: PrivateNats,
+    _postgres: PrivatePostgres,
+    _dirs: Vec<tempfile::TempDir>,
+    a: Machine,
+    b: Machine,
+}
+
+fn stars_of(machine: &str) -> Vec<cosmic_space::StarKey> {
+    (0..STARS).map(|i| star_key(machine, i).unwrap()).collect()
+}
+
+async fn cosmos() -> Cosmos {
+    let nats = tokio::task::spawn_blocking(PrivateNats::start)
+        .await
+        .unwrap();
+    let postgres = tokio::task::spawn_blocking(PrivatePostgres::start)
+        .await
+        .unwrap();
+    let url = postgres.database();
+    let mut fabrics = Vec::new();
+    for (name, other) in [("edge-a", "edge-b"), ("edge-b", "edge-a")] {
+        let fabric = NatsFabric::connect(&NatsSettings::new(&nats.url(), "test", name))
+            .await
+            .unwrap();
+        fabric.set_remote_stars(stars_of(other));
+        fabrics.push((name, fabric));
+    }
+    let mut dirs = Vec::new();
+    let mut machines = Vec::new();
+    for (name, fabric) in fabrics {
+        let dir = tempfile::tempdir().unwrap();
+        let mut drivers = Drivers::builtin();
+        drivers.insert(Arc::new(EchoDriver(BasicDriver::new(BaseKind::Base))));
+        let registry = PgRegistry::connect(&url).await.unwrap();
+        let machine = Machine::builder(dir.path())
+            .name(name)
+            .stars(usize::from(STARS))
+            .registry(Arc::new(registry))
+            .fabric(fabric)
+            .drivers(drivers)
+            .build()
+            .await
+            .unwrap();
+        dirs.push(dir);
+        machines.push(machine);
+    }
+    let b = machines.pop().unwrap();
+    let a = machines.pop().unwrap();
+    Cosmos {
+        _nats: nats,
+        _postgres: postgres,
+        _dirs: dirs,
+        a,
+        b,
+    }
+}
+
+async fn exec(machine: &Machine, line: &str) -> Substance {
+    let ping = Ping::command(Point::hyperuser(), RawCommand::new(line));
+    let core = machine.ping(Agent::HyperUser, ping).await.core;
+    assert!(core.is_ok(), "{line}: {:?}", core.error_message());
+    core.body
+}
+
+/// Sends `Ext<Echo>` with `body` to `target` from `sender`'s star, as HyperUser.
+async fn echo(sender: &StarHandle, target: &Point, body: Substance) -> ReflectedCore {
+    let mut ping = Ping::new(
+        Surface::core(sender.point().clone()),
+        target.clone(),
+        Method::ext("Echo").unwrap(),
+        body,
+    );
+    ping.agent = Agent::HyperUser;
+    sender.ping(ping).await.core
+}
+
+/// The particles `localhost:p0` … `localhost:p{n-1}`, made through machine A.
+async fn particles(cosmos: &Cosmos, n: usize) -> Vec<Point> {
+    exec(&cosmos.a, "create localhost<Space>").await;
+    let mut points = Vec::new();
+    for i in 0..n {
+        exec(&cosmos.a, &format!("create localhost:p{i}<Base>")).await;
+        points.push(format!("localhost:p{i}").parse().unwrap());
+    }
+    points
+}
+
+/// One of `points` that is placed on a star of `machine`.
+async fn placed_on(cosmos: &Cosmos, points: &[Point], machine: &str) -> Point {
+    for point in points {
+        let host = cosmos.a.registry().location(point).await.unwrap().unwrap();
+        if host.constellation == machine {
+            return point.clone();
+        }
+    }
+    panic!("none of {points:?} is placed on {machine}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn particles_made_on_one_machine_answer_through_the_other() {
+    let cosmos = cosmos().await;
+    let points = particles(&cosmos, 16).await;
+    let mut placed_on_b = 0;
+    for point in &points {
+        let host = cosmos.a.registry().location(point).await.unwrap().unwrap();
+        placed_on_b += usize::from(host.constellation == "edge-b");
+        for sender in cosmos.a.stars().iter().chain(cosmos.b.stars()) {
+            let core = echo(sender, point, Substance::Text(format!("to {point}"))).await;
+            assert_eq!(core.status, StatusCode::OK, "{point} from {}", sender.key());
+            assert_eq!(core.body, Substance::Text(format!("to {point}")));
+        }
+    }
+    assert!(
+        (1..points.len()).contains(&placed_on_b),
+        "rendezvous over both machines' stars places some particles on each ({placed_on_b} of {} on edge-b)",
+        points.len()
+    );
+    // A change made through A is seen through B (its caches hear it over the bus).
+    let target = &points[0];
+    exec(&cosmos.a, &format!("set {target}{{ +title=Before }}")).await;
+    let line = format!("get {target}{{ title }}");
+    let before = exec(&cosmos.b, &line).await;
+    assert!(format!("{before:?}").contains("Before"), "{before:?}");
+    exec(&cosmos.a, &format!("set {target}{{ +title=Hello }}")).await;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let after = exec(&cosmos.b, &line).await;
+        if after != before {
+            assert!(format!("{after:?}").contains("Hello"), "{after:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "B still reads {after:?} 2 s after A's change"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ten_mebibyte_wave_crosses_machines_intact() {
+    let cosmos = cosmos().await;
+    let points = particles(&cosmos, 8).await;
+    let target = placed_on(&cosmos, &points, "edge-b").await;
+    let bytes: Vec<u8> = (0..10 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let sender = &cosmos.a.stars()[0];
+    let core = echo(sender, &target, Substance::Bin(bytes.clone())).await;
+    assert_eq!(core.status, StatusCode::OK, "{:?}", core.error_message());
+    assert!(
+        core.body == Substance::Bin(bytes),
+        "the echo came back different"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_star_nobody_serves_answers_at_once() {
+    let cosmos = cosmos().await;
+    let points = particles(&cosmos, 8).await;
+    let target = placed_on(&cosmos, &points, "edge-b").await;
+    let Cosmos {
+        a,
+        b,
+        _nats,
+        _postgres,
+        _dirs,
+    } = cosmos;
+    b.shutdown().await;
+    let started = Instant::now();
+    let core = echo(&a.stars()[0], &target, Substance::Text("anyone?".into())).await;
+    assert_eq!(
+        core.status,
+        StatusCode::UNAVAILABLE,
+        "{:?}",
+        core.error_message()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered after {:?}, not at once",
+        started.elapsed()
+    );
+}
