@@ -35,6 +35,7 @@ pub mod gateway;
 pub mod ids;
 pub mod lifecycle;
 pub mod machine;
+pub mod membership;
 pub mod placement;
 pub mod registry;
 pub mod security;

@@ -139,11 +139,12 @@ impl Lifecycle {
         }
     }
 
-    /// Brings back every particle that is not Ready on a live star — those whose star is gone
-    /// are placed again — and every particle whose driver keeps it in memory (a restarted
-    /// machine has lost its guests). Failures are recorded on the particles (Fatal with the
-    /// reason); the rest carry on.
-    pub async fn reawaken(&self, drivers: &Drivers) -> Result<(), RegistryError> {
+    /// Brings back every particle whose star is gone (placed again on a live star), and every
+    /// particle placed on one of `mine` that is not Ready or whose driver keeps it in memory
+    /// (a restarted machine has lost its guests). Particles on the live stars of other
+    /// machines are theirs. Failures are recorded on the particles (Fatal with the reason);
+    /// the rest carry on.
+    pub async fn reawaken(&self, drivers: &Drivers, mine: &[StarKey]) -> Result<(), RegistryError> {
         let live = self.fabric.stars();
         let everything: Selector = "**"
             .parse()
@@ -151,10 +152,11 @@ impl Lifecycle {
         for stub in self.registry.select(&everything).await? {
             let record = self.registry.record(&stub.point).await?;
             let placed = record.location.as_ref().is_some_and(|l| live.contains(l));
+            let here = record.location.as_ref().is_some_and(|l| mine.contains(l));
             let in_memory = drivers
                 .get(&record.kind)
                 .is_some_and(|driver| driver.keeps_state_in_memory());
-            if placed && record.status == Status::Ready && !in_memory {
+            if placed && (!here || (record.status == Status::Ready && !in_memory)) {
                 continue;
             }
             let _ = self.bring_to_life(&record, false).await;

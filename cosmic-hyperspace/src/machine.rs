@@ -32,8 +32,9 @@ use crate::control::{self, ControlError, ControlService, MachineConfig, StarRepo
 use crate::driver::{Drivers, GuestLog, MechtronDriver, stderr_log};
 use crate::fabric::{Fabric, FabricError, LocalFabric};
 use crate::gateway;
+use crate::membership::{Gate, Lease, LeaseTiming, Leases, Member, Membership};
 use crate::registry::{
-    CachedRegistry, EmbeddedRegistry, PgRegistry, Registration, Registry, RegistryError,
+    CachedRegistry, Change, EmbeddedRegistry, PgRegistry, Registration, Registry, RegistryError,
 };
 use crate::star::StarHandle;
 use crate::wasm::{WasmConfig, WasmError, WasmHost};
@@ -94,6 +95,8 @@ impl From<RegistryError> for MachineError {
 pub struct Machine {
     inner: Arc<MachineInner>,
     control: Option<Serving>,
+    /// The task that keeps its lease, in a cosmos of several machines.
+    membership: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
 }
 
 /// The control server of a machine started with [`Machine::start`].
@@ -121,7 +124,9 @@ struct MachineInner {
     home: PathBuf,
     name: String,
     registry: Arc<dyn Registry>,
+    cached: Arc<CachedRegistry>,
     fabric: Arc<dyn Fabric>,
+    membership: Option<Arc<Membership>>,
     stars: Vec<StarHandle>,
     next_star: AtomicUsize,
     started: Instant,
@@ -155,6 +160,7 @@ pub struct MachineBuilder {
     registry: Option<Arc<dyn Registry>>,
     fabric: Option<Arc<dyn Fabric>>,
     drivers: Option<Drivers>,
+    leases: Option<(Arc<dyn Leases>, LeaseTiming)>,
 }
 
 impl std::fmt::Debug for MachineBuilder {
@@ -199,6 +205,14 @@ impl MachineBuilder {
         self
     }
 
+    /// Makes it one machine of a cosmos: it holds a lease in `leases` (see `membership`),
+    /// serves only while it does, and takes over the particles of machines whose leases
+    /// expire (default: a machine alone, always serving).
+    pub fn membership(mut self, leases: Arc<dyn Leases>, timing: LeaseTiming) -> MachineBuilder {
+        self.leases = Some((leases, timing));
+        self
+    }
+
     /// Opens the parts, connects the stars, bootstraps the hyperspace's particles and brings
     /// back every particle that needs it.
     pub async fn build(self) -> Result<Machine, MachineError> {
@@ -224,30 +238,115 @@ impl MachineBuilder {
         fabric.carry_changes(cached.changes().clone()).await?;
         let drivers = self.drivers.unwrap_or_else(Drivers::builtin);
         let count = u16::try_from(self.stars.clamp(1, 1024)).unwrap_or(1);
+        let keys = (0..count)
+            .map(|index| star_key(&name, index).ok_or_else(|| MachineError::Name(name.clone())))
+            .collect::<Result<Vec<StarKey>, MachineError>>()?;
+        let gate = Arc::new(match self.leases {
+            Some(_) => Gate::closed(),
+            None => Gate::open(),
+        });
         let mut stars = Vec::with_capacity(usize::from(count));
-        for index in 0..count {
-            let key = star_key(&name, index).ok_or_else(|| MachineError::Name(name.clone()))?;
-            let star = StarHandle::new(key.clone(), &cached, fabric.clone(), drivers.clone());
-            fabric.connect(key, Arc::new(star.clone())).await?;
+        for key in &keys {
+            let star = StarHandle::new(
+                key.clone(),
+                &cached,
+                fabric.clone(),
+                drivers.clone(),
+                gate.clone(),
+            );
+            fabric.connect(key.clone(), Arc::new(star.clone())).await?;
             stars.push(star);
         }
+        let membership = match &self.leases {
+            Some((leases, timing)) => Some(
+                Membership::join(
+                    &name,
+                    count,
+                    *timing,
+                    leases.clone(),
+                    gate.clone(),
+                    &FabricMember(fabric.clone()),
+                )
+                .await?,
+            ),
+            None => None,
+        };
         let inner = Arc::new(MachineInner {
             home,
             name,
             registry,
+            cached,
             fabric,
+            membership,
             stars,
             next_star: AtomicUsize::new(0),
             started: Instant::now(),
         });
-        let machine = Machine {
+        let mut machine = Machine {
             inner,
             control: None,
+            membership: None,
         };
         machine.bootstrap().await?;
         let star = machine.star();
-        star.lifecycle().reawaken(star.drivers()).await?;
+        star.lifecycle().reawaken(star.drivers(), &keys).await?;
+        if let Some(membership) = &machine.inner.membership {
+            let member: Arc<dyn Member> = machine.inner.clone();
+            machine.membership = Some(membership.spawn(member));
+        }
         Ok(machine)
+    }
+}
+
+/// What a machine's membership needs before the machine itself exists: the fabric's view.
+struct FabricMember(Arc<dyn Fabric>);
+
+#[async_trait]
+impl Member for FabricMember {
+    fn on_bus(&self) -> bool {
+        self.0.on_bus()
+    }
+
+    fn set_remote_stars(&self, stars: Vec<StarKey>) {
+        self.0.set_remote_stars(stars);
+    }
+
+    async fn adopt(&self, _dead: &Lease) {}
+
+    async fn rejoined(&self) {}
+}
+
+#[async_trait]
+impl Member for MachineInner {
+    fn on_bus(&self) -> bool {
+        self.fabric.on_bus()
+    }
+
+    fn set_remote_stars(&self, stars: Vec<StarKey>) {
+        self.fabric.set_remote_stars(stars);
+    }
+
+    async fn adopt(&self, dead: &Lease) {
+        let star = self.star();
+        let mine: Vec<StarKey> = self.stars.iter().map(|s| s.key().clone()).collect();
+        if let Err(err) = star.lifecycle().reawaken(star.drivers(), &mine).await {
+            eprintln!(
+                "membership: placing the particles of machine {} again: {err}",
+                dead.machine
+            );
+        }
+    }
+
+    async fn rejoined(&self) {
+        self.cached.changes().publish(&Change::Anything);
+        self.adopt(&Lease {
+            machine: self.name.clone(),
+            epoch: 0,
+            stars: 0,
+            remaining: None,
+            buried: false,
+        })
+        .await;
     }
 }
 
@@ -289,6 +388,7 @@ impl Machine {
             registry: None,
             fabric: None,
             drivers: None,
+            leases: None,
         }
     }
 
@@ -347,6 +447,12 @@ impl Machine {
     /// The stars of this machine.
     pub fn stars(&self) -> &[StarHandle] {
         &self.inner.stars
+    }
+
+    /// The stars of the cosmos this machine counts as live: its own and, in a cosmos of
+    /// several machines, those of the machines whose leases hold.
+    pub fn live_stars(&self) -> Vec<StarKey> {
+        self.inner.fabric.stars()
     }
 
     /// The registry.
@@ -481,16 +587,30 @@ impl Machine {
 
     /// Stops the control server (removing the endpoint files) and disconnects every star from
     /// the fabric.
-    pub async fn shutdown(self) {
-        if let Some(serving) = self.control {
+    pub async fn shutdown(mut self) {
+        if let Some(serving) = self.control.take() {
             let _ = serving.stop.send(());
             let _ = serving.stop_http.send(());
             let _ = serving.task.await;
             let _ = serving.http_task.await;
             let _ = control::clear_endpoint(&self.inner.home);
         }
+        if let Some((stop, task)) = self.membership.take() {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
         for star in &self.inner.stars {
             self.inner.fabric.disconnect(star.key()).await;
+        }
+    }
+}
+
+impl Drop for Machine {
+    /// A machine dropped without [`Machine::shutdown`] still stops keeping its lease (the
+    /// task gives it up), so the others take its particles over.
+    fn drop(&mut self) {
+        if let Some((stop, _)) = self.membership.take() {
+            let _ = stop.send(());
         }
     }
 }

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use cosmic_hyperspace::driver::{BasicDriver, Driver, DriverCtx, Drivers};
 use cosmic_hyperspace::fabric::{NatsFabric, NatsSettings};
-use cosmic_hyperspace::machine::{Machine, star_key};
+use cosmic_hyperspace::machine::Machine;
+use cosmic_hyperspace::membership::LeaseTiming;
 use cosmic_hyperspace::registry::{ParticleRecord, PgRegistry};
 use cosmic_hyperspace::star::StarHandle;
 use cosmic_space::{
@@ -21,6 +22,9 @@ use tests::nats::PrivateNats;
 use tests::postgres::PrivatePostgres;
 
 const STARS: u16 = 2;
+
+/// Short leases, so failover is quick to watch.
+const TTL: Duration = Duration::from_millis(1000);
 
 /// `Base` particles that answer `Ext<Echo>` with the body they were sent.
 struct EchoDriver(BasicDriver);
@@ -53,10 +57,6 @@ struct Cosmos {
     b: Machine,
 }
 
-fn stars_of(machine: &str) -> Vec<cosmic_space::StarKey> {
-    (0..STARS).map(|i| star_key(machine, i).unwrap()).collect()
-}
-
 async fn cosmos() -> Cosmos {
     let nats = tokio::task::spawn_blocking(PrivateNats::start)
         .await
@@ -65,32 +65,34 @@ async fn cosmos() -> Cosmos {
         .await
         .unwrap();
     let url = postgres.database();
-    let mut fabrics = Vec::new();
-    for (name, other) in [("edge-a", "edge-b"), ("edge-b", "edge-a")] {
+    let mut dirs = Vec::new();
+    let mut machines = Vec::new();
+    for name in ["edge-a", "edge-b"] {
         let fabric = NatsFabric::connect(&NatsSettings::new(&nats.url(), "test", name))
             .await
             .unwrap();
-        fabric.set_remote_stars(stars_of(other));
-        fabrics.push((name, fabric));
-    }
-    let mut dirs = Vec::new();
-    let mut machines = Vec::new();
-    for (name, fabric) in fabrics {
         let dir = tempfile::tempdir().unwrap();
         let mut drivers = Drivers::builtin();
         drivers.insert(Arc::new(EchoDriver(BasicDriver::new(BaseKind::Base))));
-        let registry = PgRegistry::connect(&url).await.unwrap();
+        let registry = Arc::new(PgRegistry::connect(&url).await.unwrap());
         let machine = Machine::builder(dir.path())
             .name(name)
             .stars(usize::from(STARS))
-            .registry(Arc::new(registry))
+            .registry(registry.clone())
             .fabric(fabric)
             .drivers(drivers)
+            .membership(registry, LeaseTiming::with_ttl(TTL))
             .build()
             .await
             .unwrap();
         dirs.push(dir);
         machines.push(machine);
+    }
+    // A hears of B at its next tick.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while machines[0].live_stars().len() < usize::from(2 * STARS) {
+        assert!(Instant::now() < deadline, "edge-a never saw edge-b's stars");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let b = machines.pop().unwrap();
     let a = machines.pop().unwrap();
@@ -100,6 +102,14 @@ async fn cosmos() -> Cosmos {
         _dirs: dirs,
         a,
         b,
+    }
+}
+
+impl Cosmos {
+    /// Both machines leave, before their database and bus go.
+    async fn end(self) {
+        self.a.shutdown().await;
+        self.b.shutdown().await;
     }
 }
 
@@ -183,6 +193,7 @@ async fn particles_made_on_one_machine_answer_through_the_other() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    cosmos.end().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -200,6 +211,7 @@ async fn a_ten_mebibyte_wave_crosses_machines_intact() {
         core.body == Substance::Bin(bytes),
         "the echo came back different"
     );
+    cosmos.end().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -228,4 +240,46 @@ async fn a_star_nobody_serves_answers_at_once() {
         "answered after {:?}, not at once",
         started.elapsed()
     );
+    a.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_particles_of_a_machine_that_leaves_answer_from_the_other() {
+    let cosmos = cosmos().await;
+    let points = particles(&cosmos, 16).await;
+    let target = placed_on(&cosmos, &points, "edge-b").await;
+    let Cosmos {
+        a,
+        b,
+        _nats,
+        _postgres,
+        _dirs,
+    } = cosmos;
+    let left = Instant::now();
+    b.shutdown().await;
+    // Every particle answers through A again, the ones B hosted once A has buried B.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let sender = &a.stars()[0];
+    for point in &points {
+        loop {
+            let core = echo(sender, point, Substance::Text("back?".into())).await;
+            if core.status == StatusCode::OK {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{point} still answers {} {:?}",
+                core.status,
+                core.error_message()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    println!(
+        "every particle answered through edge-a {:?} after edge-b left",
+        left.elapsed()
+    );
+    let host = a.registry().location(&target).await.unwrap().unwrap();
+    assert_eq!(host.constellation, "edge-a");
+    a.shutdown().await;
 }

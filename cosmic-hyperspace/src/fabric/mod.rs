@@ -76,6 +76,17 @@ pub trait Fabric: Send + Sync + 'static {
     /// The stars currently connected, in a stable order.
     fn stars(&self) -> Vec<StarKey>;
 
+    /// Whether the fabric reaches the other machines now (a fabric of one machine always does).
+    fn on_bus(&self) -> bool {
+        true
+    }
+
+    /// The live stars of the other machines, as membership says (a fabric of one machine has
+    /// none to hear of).
+    fn set_remote_stars(&self, stars: Vec<StarKey>) {
+        let _ = stars;
+    }
+
     /// Carries the registry's changes between machines: those made here (heard as a relay on
     /// `feed`) go to the other machines, and theirs are published on `feed`. A fabric of one
     /// machine has nobody to tell.

@@ -385,7 +385,7 @@ impl Fabric for NatsFabric {
         if self.remote.read().binary_search(to).is_err() {
             return Err(FabricError::UnknownStar(to.clone()));
         }
-        if !self.is_connected() {
+        if !self.on_bus() {
             return Err(FabricError::Unavailable(format!(
                 "not connected to NATS: cannot reach star {to}"
             )));
@@ -401,6 +401,19 @@ impl Fabric for NatsFabric {
             .encode(&envelope)
             .map_err(|err| FabricError::Frame(err.to_string()))?;
         self.publish(self.subjects.star(to), reply, frame).await
+    }
+
+    fn on_bus(&self) -> bool {
+        self.client.connection_state() == State::Connected
+    }
+
+    /// Sends to any remote star not among `stars` are refused at once from now on.
+    fn set_remote_stars(&self, stars: Vec<StarKey>) {
+        let mut stars = stars;
+        stars.retain(|star| star.constellation != self.subjects.machine);
+        stars.sort();
+        stars.dedup();
+        *self.remote.write() = stars;
     }
 
     fn stars(&self) -> Vec<StarKey> {

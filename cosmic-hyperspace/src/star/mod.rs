@@ -21,6 +21,7 @@ use crate::executor;
 use crate::fabric::{Envelope, Fabric, Inbox};
 use crate::field::Field;
 use crate::lifecycle::{self, Lifecycle};
+use crate::membership::Gate;
 use crate::registry::{CachedRegistry, ParticleRecord, Registry};
 use crate::shell::Shell;
 use crate::transmit::Transmit;
@@ -46,6 +47,8 @@ struct StarInner {
     transmit: Arc<dyn Transmit>,
     field: Field,
     lifecycle: Arc<Lifecycle>,
+    /// Open while this machine may serve (always, alone; while its lease holds, in a cluster).
+    gate: Arc<Gate>,
     received: AtomicU64,
 }
 
@@ -92,13 +95,14 @@ impl Inbox for StarHandle {
 impl StarHandle {
     /// A star that will receive what the fabric delivers to its inbox (see [`Inbox`]): its
     /// particles live in the registry behind `cached` (whose caches it shares with the other
-    /// stars of its machine), its waves travel on `fabric`, its particles' Cores are
+    /// stars of its machine), it serves only while `gate` is open, its waves travel on `fabric`, its particles' Cores are
     /// `drivers`.
     pub fn new(
         key: StarKey,
         cached: &Arc<CachedRegistry>,
         fabric: Arc<dyn Fabric>,
         drivers: Drivers,
+        gate: Arc<Gate>,
     ) -> StarHandle {
         let point = key.point();
         let registry: Arc<dyn Registry> = cached.clone();
@@ -122,6 +126,7 @@ impl StarHandle {
                 transmit,
                 field: Field::new(registry, cached.changes(), drivers),
                 lifecycle,
+                gate,
                 received: AtomicU64::new(0),
             }),
         }
@@ -173,6 +178,21 @@ impl StarHandle {
     }
 
     async fn receive(&self, from_star: StarKey, directed: DirectedWave) {
+        if !self.inner.gate.is_open() {
+            // Fenced: this machine may have been declared dead and its particles placed
+            // elsewhere, so it serves nothing until it holds a lease again.
+            if let DirectedWave::Ping(ping) = directed {
+                let core = ReflectedCore::error(
+                    StatusCode::UNAVAILABLE,
+                    format!(
+                        "star {} is not serving: its machine does not hold its lease",
+                        self.key()
+                    ),
+                );
+                self.inner.courier.reflect(&from_star, &ping, core).await;
+            }
+            return;
+        }
         match directed {
             DirectedWave::Ping(ping) => match self.inner.courier.locate(&ping.to.point).await {
                 Location::Here(record) => {

@@ -872,3 +872,5 @@ mod tests {
         }
     }
 }
+
+mod leases;

@@ -70,6 +70,20 @@ const MIGRATIONS: &[(i32, &str)] = &[
     CREATE INDEX grants_by_prefix ON grants (on_prefix);
     "#,
     ),
+    (
+        4,
+        r#"
+    -- The leases of a cosmos's machines (membership): the epoch is bumped each time a machine
+    -- takes its lease anew; times are the database's, so machines' clocks need not agree.
+    CREATE TABLE leases (
+        machine    text COLLATE "C" PRIMARY KEY,
+        epoch      bigint NOT NULL,
+        stars      integer NOT NULL,
+        expires_at timestamptz NOT NULL,
+        buried     boolean NOT NULL
+    );
+    "#,
+    ),
 ];
 
 /// Applies every migration not applied yet; returns the schema version now in force.
