@@ -27,6 +27,7 @@
 
 pub mod bundle;
 pub mod control;
+pub mod credentials;
 pub mod driver;
 pub mod executor;
 pub mod fabric;

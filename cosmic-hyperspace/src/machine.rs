@@ -28,9 +28,11 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::control::{self, ControlError, ControlService, MachineConfig, StarReport, StatusReport};
+use crate::control::{
+    self, ControlError, ControlService, MachineConfig, MachineReport, StarReport, StatusReport,
+};
 use crate::driver::{Drivers, GuestLog, MechtronDriver, stderr_log};
-use crate::fabric::{Fabric, FabricError, LocalFabric};
+use crate::fabric::{Fabric, FabricError, LocalFabric, NatsFabric, NatsSettings};
 use crate::gateway;
 use crate::membership::{Gate, Lease, LeaseTiming, Leases, Member, Membership};
 use crate::registry::{
@@ -503,6 +505,7 @@ impl Machine {
     /// [`MachineError::Database`] naming host, port, database and user.
     pub async fn start(config: MachineConfig) -> Result<Machine, MachineError> {
         let mut builder = Machine::builder(&config.home).stars(config.stars);
+        let mut postgres = None;
         if let Some(url) = &config.registry {
             let registry = PgRegistry::connect(url.secret()).await.map_err(|error| {
                 MachineError::Database {
@@ -510,12 +513,30 @@ impl Machine {
                     error: Box::new(error),
                 }
             })?;
-            builder = builder.registry(Arc::new(registry));
+            let registry = Arc::new(registry);
+            builder = builder.registry(registry.clone());
+            postgres = Some(registry);
         }
         let drivers = Machine::standard_drivers(&config.home, stderr_log())?;
         builder = builder.drivers(drivers);
         if let Some(name) = &config.machine {
             builder = builder.name(name.clone());
+        }
+        if let (Some(cluster), Some(registry)) = (&config.cluster, postgres) {
+            std::fs::create_dir_all(&config.home).map_err(|source| MachineError::Home {
+                path: config.home.clone(),
+                source,
+            })?;
+            let name = match &config.machine {
+                Some(name) => name.clone(),
+                None => kept_name(&config.home)?,
+            };
+            let settings = NatsSettings::new(&cluster.nats, &cluster.cosmos, &name);
+            let fabric = NatsFabric::connect(&settings).await?;
+            builder = builder
+                .name(name)
+                .fabric(fabric)
+                .membership(registry, LeaseTiming::with_ttl(cluster.lease));
         }
         let mut machine = builder.build().await?;
         let listener =
@@ -682,6 +703,24 @@ impl ControlService for Controller {
                 }
             }
         }
+        let mut machines = Vec::new();
+        if let Some(membership) = &self.inner.membership
+            && let Ok(leases) = membership.leases().await
+        {
+            for lease in leases {
+                let particles = lease
+                    .star_keys()
+                    .iter()
+                    .map(|star| hosted.get(star).copied().unwrap_or(0))
+                    .sum();
+                machines.push(MachineReport {
+                    alive: lease.is_live(),
+                    name: lease.machine,
+                    stars: lease.stars,
+                    particles,
+                });
+            }
+        }
         StatusReport {
             machine: self.inner.name.clone(),
             uptime: self.inner.started.elapsed(),
@@ -699,6 +738,7 @@ impl ControlService for Controller {
             control: Some(self.control_addr),
             http: Some(self.http_addr),
             registry: self.registry.clone(),
+            machines,
         }
     }
 

@@ -41,6 +41,17 @@ pub struct ServeArgs {
     /// line is visible to other users of the host: prefer STARLANE_REGISTRY or starlane.toml.
     #[arg(long, value_name = "URL")]
     registry: Option<String>,
+
+    /// Join a cosmos of several machines over this NATS, nats://HOST:PORT (credentials as
+    /// nats://USER:PASSWORD@HOST:PORT). Needs the registry in PostgreSQL, shared by every
+    /// machine of the cosmos (default: STARLANE_NATS, starlane.toml, none: this machine alone).
+    #[arg(long, value_name = "URL")]
+    nats: Option<String>,
+
+    /// The cosmos's name: several cosmoses can share one NATS (default: STARLANE_COSMOS,
+    /// starlane.toml, default).
+    #[arg(long, value_name = "NAME")]
+    cosmos: Option<String>,
 }
 
 /// What `serve` needs of a started machine (a trait so the printing and shutdown sequence can
@@ -65,6 +76,8 @@ pub fn serve(args: &ServeArgs, home: Option<&Path>) -> anyhow::Result<ExitCode> 
         stars: args.stars.clone(),
         machine: args.machine.clone(),
         registry: args.registry.clone(),
+        nats: args.nats.clone(),
+        cosmos: args.cosmos.clone(),
     };
     let config = MachineConfig::resolve(&flags, |name| std::env::var(name).ok())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -225,6 +238,8 @@ mod tests {
             stars: None,
             machine: None,
             registry: None,
+            nats: None,
+            cosmos: None,
         };
         let err = serve(&bad, Some(dir.path())).unwrap_err();
         assert_eq!(

@@ -80,6 +80,22 @@ fn print_status(report: &StatusReport, out: &mut dyn Write) -> io::Result<()> {
     };
     writeln!(out, "registry  {registry}")?;
     writeln!(out)?;
+    if !report.machines.is_empty() {
+        let machines: Vec<[String; 4]> = report
+            .machines
+            .iter()
+            .map(|machine| {
+                [
+                    machine.name.clone(),
+                    if machine.alive { "alive" } else { "dead" }.to_string(),
+                    machine.stars.to_string(),
+                    machine.particles.to_string(),
+                ]
+            })
+            .collect();
+        table(["MACHINE", "STATE", "STARS", "PARTICLES"], &machines, out)?;
+        writeln!(out)?;
+    }
     let stars: Vec<[String; 3]> = report
         .stars
         .iter()
@@ -119,6 +135,12 @@ fn status_json(report: &StatusReport) -> serde_json::Value {
         "particles": report.particles.iter()
             .map(|(kind, count)| (kind.to_string(), json!(count)))
             .collect::<serde_json::Map<_, _>>(),
+        "machines": report.machines.iter().map(|machine| json!({
+            "name": machine.name,
+            "alive": machine.alive,
+            "stars": machine.stars,
+            "particles": machine.particles,
+        })).collect::<Vec<_>>(),
     })
 }
 
@@ -146,7 +168,7 @@ fn uptime(uptime: Duration) -> String {
 mod tests {
     use std::collections::BTreeMap;
 
-    use cosmic_hyperspace::control::StarReport;
+    use cosmic_hyperspace::control::{MachineReport, StarReport};
 
     use super::*;
 
@@ -173,6 +195,20 @@ mod tests {
             control: Some("127.0.0.1:4343".parse().unwrap()),
             http: None,
             registry: "postgres://scott:***@db:5432/cosmos".into(),
+            machines: vec![
+                MachineReport {
+                    name: "box".into(),
+                    alive: true,
+                    stars: 2,
+                    particles: 12,
+                },
+                MachineReport {
+                    name: "edge-2".into(),
+                    alive: false,
+                    stars: 4,
+                    particles: 0,
+                },
+            ],
         }
     }
 
@@ -188,6 +224,10 @@ uptime    3h 0m 5s
 control   127.0.0.1:4343
 http      -
 registry  postgres://scott:***@db:5432/cosmos
+
+MACHINE  STATE  STARS  PARTICLES
+box      alive  2      12
+edge-2   dead   4      0
 
 STAR                    KIND           PARTICLES
 STAR::central:nexus[0]  Star<Central>  3
@@ -211,6 +251,10 @@ total     12
                 "control": "127.0.0.1:4343",
                 "http": null,
                 "registry": "postgres://scott:***@db:5432/cosmos",
+                "machines": [
+                    {"name": "box", "alive": true, "stars": 2, "particles": 12},
+                    {"name": "edge-2", "alive": false, "stars": 4, "particles": 0},
+                ],
                 "stars": [
                     {"key": "STAR::central:nexus[0]", "kind": "Star<Central>", "particles": 3},
                     {"key": "STAR::machine:star[1]", "kind": "Star<Machine>", "particles": 9},

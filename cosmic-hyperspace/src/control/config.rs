@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use cosmic_space::{Point, StarKey};
 
+use crate::credentials::redact;
 use crate::gateway::GatewayConfig;
 
 /// Settings as given by one source (flags or environment); `None` means not given there.
@@ -31,6 +32,10 @@ pub struct Settings {
     pub machine: Option<String>,
     /// Where the registry lives (`--registry`, `STARLANE_REGISTRY`): a PostgreSQL URL.
     pub registry: Option<String>,
+    /// The NATS the cosmos's machines meet on (`--nats`, `STARLANE_NATS`).
+    pub nats: Option<String>,
+    /// The cosmos's name (`--cosmos`, `STARLANE_COSMOS`).
+    pub cosmos: Option<String>,
 }
 
 /// The resolved settings a machine starts with.
@@ -49,8 +54,32 @@ pub struct MachineConfig {
     pub machine: Option<String>,
     /// The registry's database (SPEC §14.2); `None`: the embedded store in the data directory.
     pub registry: Option<RegistryUrl>,
+    /// The cluster this machine joins, if it is one of several (SPEC §14.2).
+    pub cluster: Option<ClusterConfig>,
     /// The HTTP gateway's settings beyond its address.
     pub gateway: GatewayConfig,
+}
+
+/// How a machine joins a cosmos of several: the bus, the cosmos's name, the leases.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// The NATS URL, as written (credentials included: for connecting only).
+    pub nats: String,
+    /// The cosmos's name: the prefix of its subjects.
+    pub cosmos: String,
+    /// How long a machine's lease lasts (`STARLANE_LEASE`, milliseconds): a machine that stops
+    /// renewing is declared dead that long after its last renewal.
+    pub lease: Duration,
+}
+
+impl std::fmt::Debug for ClusterConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterConfig")
+            .field("nats", &redact(&self.nats))
+            .field("cosmos", &self.cosmos)
+            .field("lease", &self.lease)
+            .finish()
+    }
 }
 
 /// Why the settings could not be resolved.
@@ -109,6 +138,36 @@ pub enum ConfigError {
         /// The value, its password hidden.
         value: String,
     },
+    /// The NATS setting is not a NATS URL (the value is shown with any password hidden).
+    #[error(
+        "{setting} = '{value}' is not a NATS URL: write nats://HOST:PORT, with USER:PASSWORD@ \
+         before the host if the server asks for credentials (or tls://… for TLS)"
+    )]
+    BadNats {
+        /// Where the value came from.
+        setting: String,
+        /// The value, its password hidden.
+        value: String,
+    },
+    /// The cosmos's name is not skewer case.
+    #[error(
+        "{setting} = '{value}' is not a cosmos name: write it in skewer case ([a-z][a-z0-9-]*), e.g. prod"
+    )]
+    BadCosmos {
+        /// Where the value came from.
+        setting: String,
+        /// The value.
+        value: String,
+    },
+    /// NATS without PostgreSQL: machines of one cosmos must share its registry.
+    #[error(
+        "{setting} joins a cosmos of several machines, which share one registry: set the \
+         registry too (--registry / STARLANE_REGISTRY postgres://…)"
+    )]
+    NatsWithoutRegistry {
+        /// Where the NATS setting came from.
+        setting: String,
+    },
     /// The default Space is not a domain point.
     #[error("{setting} = '{value}' is not a Space: write a domain, e.g. localhost or example.com")]
     BadSpace {
@@ -149,6 +208,12 @@ pub const ENV_STARS: &str = "STARLANE_STARS";
 pub const ENV_MACHINE: &str = "STARLANE_MACHINE";
 /// The registry's PostgreSQL URL variable.
 pub const ENV_REGISTRY: &str = "STARLANE_REGISTRY";
+/// The NATS URL variable.
+pub const ENV_NATS: &str = "STARLANE_NATS";
+/// The cosmos's name variable.
+pub const ENV_COSMOS: &str = "STARLANE_COSMOS";
+/// How long a machine's lease lasts, in milliseconds.
+pub const ENV_LEASE: &str = "STARLANE_LEASE";
 /// The Space the HTTP gateway sends requests to when their host is not a Space.
 pub const ENV_DEFAULT_SPACE: &str = "STARLANE_DEFAULT_SPACE";
 /// How many seconds an HTTP request waits for the cosmos to answer (then 504).
@@ -168,6 +233,11 @@ impl MachineConfig {
     pub const DEFAULT_HTTP: &str = "127.0.0.1:8080";
     /// The most stars one machine runs.
     pub const MAX_STARS: usize = 1024;
+    /// The cosmos's name when none is given.
+    pub const DEFAULT_COSMOS: &str = "default";
+    /// How long a lease lasts when not set: a dead machine's particles answer again from the
+    /// others about this long after it stopped (SPEC §15: ≤ 3 s p50).
+    pub const DEFAULT_LEASE: Duration = Duration::from_millis(2000);
 
     /// Resolves the settings: `flags` first, then the environment (`env` looks a variable
     /// up, e.g. `|name| std::env::var(name).ok()`), then `starlane.toml` in the data
@@ -213,6 +283,30 @@ impl MachineConfig {
             Some((setting, value)) => Some(parse_registry(setting, value)?),
             None => None,
         };
+        let cluster = match pick(&flags.nats, "--nats", ENV_NATS, "nats") {
+            Some((setting, value)) => {
+                let nats = parse_nats(setting.clone(), value)?;
+                if registry.is_none() {
+                    return Err(ConfigError::NatsWithoutRegistry { setting });
+                }
+                let cosmos = match pick(&flags.cosmos, "--cosmos", ENV_COSMOS, "cosmos") {
+                    Some((setting, value)) => parse_cosmos(setting, value)?,
+                    None => MachineConfig::DEFAULT_COSMOS.to_string(),
+                };
+                let lease = match pick(&None, "", ENV_LEASE, "lease") {
+                    Some((setting, value)) => {
+                        Duration::from_millis(parse_count(setting, value, "milliseconds")?)
+                    }
+                    None => MachineConfig::DEFAULT_LEASE,
+                };
+                Some(ClusterConfig {
+                    nats,
+                    cosmos,
+                    lease,
+                })
+            }
+            None => None,
+        };
         let mut gateway = GatewayConfig::default();
         if let Some((setting, value)) = pick(&None, "", ENV_DEFAULT_SPACE, "default-space") {
             gateway.default_space = parse_space(setting, value)?;
@@ -236,6 +330,7 @@ impl MachineConfig {
             stars,
             machine,
             registry,
+            cluster,
             gateway,
         })
     }
@@ -312,6 +407,30 @@ fn parse_registry(setting: String, value: String) -> Result<RegistryUrl, ConfigE
         setting,
         value: redact(&value),
     })
+}
+
+fn parse_nats(setting: String, value: String) -> Result<String, ConfigError> {
+    let url = value.trim();
+    let rest = ["nats://", "tls://"]
+        .iter()
+        .find_map(|scheme| url.strip_prefix(scheme));
+    match rest {
+        Some(rest) if !rest.is_empty() && !rest.starts_with(['/', ':', '@']) => Ok(url.to_string()),
+        _ => Err(ConfigError::BadNats {
+            setting,
+            value: redact(&value),
+        }),
+    }
+}
+
+fn parse_cosmos(setting: String, value: String) -> Result<String, ConfigError> {
+    let name = value.trim();
+    // A cosmos's name is a subject token and a constellation-like name: skewer case.
+    if StarKey::new(name, "star", 0).is_ok() {
+        Ok(name.to_string())
+    } else {
+        Err(ConfigError::BadCosmos { setting, value })
+    }
 }
 
 fn parse_space(setting: String, value: String) -> Result<Point, ConfigError> {
@@ -435,43 +554,6 @@ impl std::fmt::Debug for RegistryUrl {
     }
 }
 
-/// `url` with its password — after `user:` up to the last `@`, and the value of any
-/// parameter whose name holds `pass` (`password`, `sslpassword`, a percent-encoded
-/// `pass%77ord`) — replaced by `***`; under any scheme, so a mistyped URL is not printed in
-/// clear either.
-fn redact(url: &str) -> String {
-    let (scheme, rest) = match url.find("://") {
-        Some(at) => url.split_at(at + 3),
-        None => ("", url),
-    };
-    let mut out = scheme.to_string();
-    let rest = match rest.rsplit_once('@') {
-        Some((credentials, rest)) => {
-            match credentials.split_once(':') {
-                Some((user, _)) => out.push_str(&format!("{user}:***@")),
-                None => out.push_str(&format!("{credentials}@")),
-            }
-            rest
-        }
-        None => rest,
-    };
-    let Some((before, query)) = rest.split_once('?') else {
-        out.push_str(rest);
-        return out;
-    };
-    out.push_str(before);
-    out.push('?');
-    let pairs: Vec<String> = query
-        .split('&')
-        .map(|pair| match pair.split_once('=') {
-            Some((key, _)) if key.to_ascii_lowercase().contains("pass") => format!("{key}=***"),
-            _ => pair.to_string(),
-        })
-        .collect();
-    out.push_str(&pairs.join("&"));
-    out
-}
-
 /// One setting of `starlane.toml`.
 #[derive(Debug, PartialEq, Eq)]
 struct FileSetting {
@@ -501,12 +583,15 @@ fn read_settings_file(path: &Path) -> Result<Vec<FileSetting>, ConfigError> {
 }
 
 /// The keys `starlane.toml` may hold, and whether each takes a string (or an integer).
-const KEYS: [(&str, bool); 9] = [
+const KEYS: [(&str, bool); 12] = [
     ("control", true),
     ("http", true),
     ("stars", false),
     ("machine", true),
     ("registry", true),
+    ("nats", true),
+    ("cosmos", true),
+    ("lease", false),
     ("default-space", true),
     ("http-wait", false),
     ("http-max-body", false),
@@ -663,6 +748,7 @@ mod tests {
                 stars: 3,
                 machine: None,
                 registry: None,
+                cluster: None,
                 gateway: GatewayConfig {
                     default_space: "example.com".parse().unwrap(),
                     ..GatewayConfig::default()
@@ -740,6 +826,78 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "--machine = 'Edge_1' is not a machine name: write it in skewer case ([a-z][a-z0-9-]*), e.g. edge-1"
+        );
+    }
+
+    #[test]
+    fn a_cluster_needs_nats_and_the_registry_and_takes_a_cosmos_and_a_lease() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().to_str().unwrap();
+        let registry = "postgres://scott:tiger@db/cosmos";
+        let alone =
+            MachineConfig::resolve(&Settings::default(), env_of(&[("STARLANE_HOME", home)]))
+                .unwrap();
+        assert_eq!(alone.cluster, None);
+
+        let joined = MachineConfig::resolve(
+            &Settings {
+                nats: Some("nats://bus:secret@nats-1:4222".into()),
+                ..Settings::default()
+            },
+            env_of(&[
+                ("STARLANE_HOME", home),
+                ("STARLANE_REGISTRY", registry),
+                ("STARLANE_COSMOS", "prod"),
+                ("STARLANE_LEASE", "1500"),
+            ]),
+        )
+        .unwrap();
+        let cluster = joined.cluster.unwrap();
+        assert_eq!(cluster.nats, "nats://bus:secret@nats-1:4222");
+        assert_eq!(cluster.cosmos, "prod");
+        assert_eq!(cluster.lease, Duration::from_millis(1500));
+        assert!(!format!("{cluster:?}").contains("secret"));
+
+        let defaults = MachineConfig::resolve(
+            &Settings::default(),
+            env_of(&[
+                ("STARLANE_HOME", home),
+                ("STARLANE_REGISTRY", registry),
+                ("STARLANE_NATS", "nats://127.0.0.1:4222"),
+            ]),
+        )
+        .unwrap()
+        .cluster
+        .unwrap();
+        assert_eq!(defaults.cosmos, MachineConfig::DEFAULT_COSMOS);
+        assert_eq!(defaults.lease, MachineConfig::DEFAULT_LEASE);
+
+        let refused = |envs: &[(&str, &str)]| {
+            let mut all = vec![("STARLANE_HOME", home)];
+            all.extend_from_slice(envs);
+            MachineConfig::resolve(&Settings::default(), env_of(&all))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(
+            refused(&[("STARLANE_NATS", "nats://127.0.0.1:4222")])
+                .starts_with("STARLANE_NATS joins a cosmos of several machines"),
+        );
+        let bad = refused(&[
+            ("STARLANE_REGISTRY", registry),
+            ("STARLANE_NATS", "http://bus:secret@nats-1"),
+        ]);
+        assert!(
+            bad.starts_with("STARLANE_NATS = 'http://bus:***@nats-1' is not a NATS URL"),
+            "{bad}"
+        );
+        assert!(
+            refused(&[
+                ("STARLANE_REGISTRY", registry),
+                ("STARLANE_NATS", "nats://nats-1"),
+                ("STARLANE_COSMOS", "Prod!"),
+            ])
+            .starts_with("STARLANE_COSMOS = 'Prod!' is not a cosmos name")
         );
     }
 
@@ -915,12 +1073,12 @@ mod tests {
             (
                 "[machine]\n",
                 1,
-                "tables are not used: write the settings (control, http, stars, machine, registry, default-space, http-wait, http-max-body, http-read-timeout) at the top level",
+                "tables are not used: write the settings (control, http, stars, machine, registry, nats, cosmos, lease, default-space, http-wait, http-max-body, http-read-timeout) at the top level",
             ),
             (
                 "\ncolour = \"red\"\n",
                 2,
-                "unknown setting 'colour': the settings are control, http, stars, machine, registry, default-space, http-wait, http-max-body, http-read-timeout",
+                "unknown setting 'colour': the settings are control, http, stars, machine, registry, nats, cosmos, lease, default-space, http-wait, http-max-body, http-read-timeout",
             ),
             ("stars = 2\nstars = 3\n", 2, "'stars' is set twice"),
             ("stars = \"2\"\n", 1, "'stars' takes a whole number, e.g. 4"),

@@ -213,6 +213,22 @@ pub struct StatusReport {
     /// Where the registry lives: `embedded, in HOME`, or the PostgreSQL URL with its password
     /// hidden.
     pub registry: String,
+    /// Every machine of the cosmos, this one included, when it is one of several (empty for a
+    /// machine alone).
+    pub machines: Vec<MachineReport>,
+}
+
+/// One machine of a cosmos in a [`StatusReport`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MachineReport {
+    /// Its name.
+    pub name: String,
+    /// Whether its lease holds (alive) or it has been declared dead.
+    pub alive: bool,
+    /// How many stars it runs.
+    pub stars: u16,
+    /// How many particles are placed on its stars.
+    pub particles: u64,
 }
 
 /// One star in a [`StatusReport`].

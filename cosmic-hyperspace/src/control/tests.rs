@@ -82,6 +82,7 @@ fn report() -> StatusReport {
         control: Some("127.0.0.1:4343".parse().unwrap()),
         http: None,
         registry: "embedded, in /data".to_string(),
+        machines: Vec::new(),
     }
 }
 

@@ -17,7 +17,7 @@ mod local;
 mod nats;
 
 pub use local::LocalFabric;
-pub use nats::{CHUNK_PATIENCE, NatsFabric, NatsSettings, redact};
+pub use nats::{CHUNK_PATIENCE, NatsFabric, NatsSettings};
 
 /// A wave on its way between stars, with the star that put it on the fabric (reflections go
 /// back there: it holds the exchange waiting for them).
