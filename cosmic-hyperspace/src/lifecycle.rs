@@ -102,13 +102,22 @@ impl Lifecycle {
             status: StatusCode::UNAVAILABLE,
             message: "this cosmos has no live stars".to_string(),
         })?;
+        // Not Ready from before its move: until its new host has started it, waves that
+        // reach the new host are answered "not ready", not handed to a driver without it.
+        let failed = |err: RegistryError| StartError {
+            status: err.status(),
+            message: err.to_string(),
+        };
+        if record.status != Status::Pending {
+            self.registry
+                .set_status(&record.point, Status::Pending)
+                .await
+                .map_err(failed)?;
+        }
         self.registry
             .set_location(&record.point, host.clone())
             .await
-            .map_err(|err| StartError {
-                status: err.status(),
-                message: err.to_string(),
-            })?;
+            .map_err(failed)?;
         let pong = self
             .transmit
             .ping(self.request(host.point(), HypMethod::Assign, &record.point))

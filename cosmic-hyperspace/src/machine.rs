@@ -315,6 +315,8 @@ impl Member for FabricMember {
 
     async fn adopt(&self, _dead: &Lease) {}
 
+    fn forget(&self) {}
+
     async fn rejoined(&self) {}
 }
 
@@ -339,8 +341,11 @@ impl Member for MachineInner {
         }
     }
 
-    async fn rejoined(&self) {
+    fn forget(&self) {
         self.cached.changes().publish(&Change::Anything);
+    }
+
+    async fn rejoined(&self) {
         self.adopt(&Lease {
             machine: self.name.clone(),
             epoch: 0,

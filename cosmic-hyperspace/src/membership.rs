@@ -261,8 +261,11 @@ pub trait Member: Send + Sync + 'static {
     /// started there.
     async fn adopt(&self, dead: &Lease);
 
-    /// This machine lost its lease and has taken a new one: what it cached may be stale and
-    /// its particles may have moved, so it forgets and starts what is still its own.
+    /// This machine lost its lease: what it cached may be stale (its particles may have
+    /// moved). Called before it serves again.
+    fn forget(&self);
+
+    /// This machine has taken a new lease and serves again: it starts what is still its own.
     async fn rejoined(&self);
 }
 
@@ -390,7 +393,13 @@ impl Membership {
                 {
                     Ok(epoch) => {
                         self.epoch.store(epoch, Ordering::Release);
-                        self.judge.lock().renewed(began);
+                        member.forget();
+                        let until = {
+                            let mut judge = self.judge.lock();
+                            judge.renewed(began);
+                            judge.serving_until()
+                        };
+                        self.gate.serve_until(until);
                         member.rejoined().await;
                     }
                     Err(err) => eprintln!("membership: {err}"),

@@ -217,6 +217,39 @@ impl Server {
         }
     }
 
+    /// Sends the server the signal `name` (`STOP`, `CONT`, …) with `kill`.
+    ///
+    /// # Panics
+    /// If the server is not running or `kill` fails.
+    pub fn signal(&self, name: &str) {
+        let child = self
+            .child
+            .as_ref()
+            .unwrap_or_else(|| panic!("the server is not running"));
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &child.id().to_string()])
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run kill: {e}"));
+        assert!(status.success(), "kill -{name} failed: {status}");
+        if name == "STOP" {
+            // The signal is sent; wait until every thread has stopped (state T).
+            let stat = format!("/proc/{}/stat", child.id());
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while std::fs::read_to_string(&stat).ok().and_then(|text| {
+                text.rsplit(')')
+                    .next()
+                    .map(|rest| rest.trim_start().starts_with('T'))
+            }) != Some(true)
+            {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the server did not stop"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+    }
+
     /// Kills the server with SIGKILL, as a crash would, and waits for it to die.
     pub fn kill9(mut self) {
         if let Some(mut child) = self.child.take() {

@@ -14,6 +14,9 @@ const LEASE_MS: &str = "1000";
 
 /// Three machines, `m-a`, `m-b` and `m-c`, of cosmos `test`.
 struct Cluster {
+    /// One cluster at a time: three machines per test, on two cores, already keep them busy;
+    /// more at once would starve their lease renewals and fail machines over for real.
+    _turn: std::sync::MutexGuard<'static, ()>,
     dir: tempfile::TempDir,
     nats: PrivateNats,
     database: String,
@@ -24,10 +27,15 @@ const NAMES: [&str; 3] = ["m-a", "m-b", "m-c"];
 
 impl Cluster {
     fn start() -> Cluster {
+        static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let turn = TURN
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let nats = PrivateNats::start();
         let database = tests::postgres::shared().database();
         let mut cluster = Cluster {
+            _turn: turn,
             dir,
             nats,
             database,
@@ -265,4 +273,247 @@ fn the_cosmos_resumes_by_itself_when_nats_restarts() {
         "after nats-server restarted, every mechtron answered through every machine within {:?}",
         restarted.elapsed()
     );
+}
+
+/// Through a running machine's control port: `Ext<METHOD>` to `point`, the status and the
+/// body as text.
+async fn ping(
+    client: &mut cosmic_hyperspace::control::Client,
+    point: &str,
+    method: &str,
+    wait_ms: u64,
+) -> Result<(cosmic_space::StatusCode, String), String> {
+    ping_with(
+        client,
+        point,
+        method,
+        cosmic_space::Substance::Empty,
+        wait_ms,
+    )
+    .await
+}
+
+/// [`ping`] with a body.
+async fn ping_with(
+    client: &mut cosmic_hyperspace::control::Client,
+    point: &str,
+    method: &str,
+    body: cosmic_space::Substance,
+    wait_ms: u64,
+) -> Result<(cosmic_space::StatusCode, String), String> {
+    use cosmic_space::{Method, Ping, Point, Surface, WaitTime};
+    let to: Point = point.parse().map_err(|e| format!("{e}"))?;
+    let ping = Ping::new(
+        Surface::core(Point::hyperuser()),
+        to,
+        Method::ext(method).map_err(|e| format!("{e}"))?,
+        body,
+    )
+    .with_wait(WaitTime::from_millis(wait_ms));
+    let pong = client.ping(ping).await.map_err(|e| e.to_string())?;
+    Ok((pong.core.status, format!("{:?}", pong.core.body)))
+}
+
+/// A control client of machine `index`, as HyperUser.
+async fn client(cluster: &Cluster, index: usize) -> cosmic_hyperspace::control::Client {
+    let endpoint = cosmic_hyperspace::control::read_endpoint(&cluster.home(index))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let token = endpoint.token.unwrap_or_else(|| panic!("no token"));
+    cosmic_hyperspace::control::Client::connect(endpoint.control, &token)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn a_stopped_machine_loses_its_mechtrons_and_never_serves_them_again() {
+    let cluster = Cluster::start();
+    let points = counters(&cluster, 9);
+    let victim = cluster.host_of(&points[0]);
+    let index = NAMES
+        .iter()
+        .position(|name| *name == victim)
+        .unwrap_or_else(|| panic!("{victim}"));
+    let survivor = (index + 1) % NAMES.len();
+    let hosted: Vec<&String> = points
+        .iter()
+        .filter(|point| cluster.host_of(point) == victim)
+        .collect();
+    for point in &hosted {
+        let (ok, printed) = cluster.send(survivor, &[point, "Ext<Count>"]);
+        assert!(ok, "{printed}");
+    }
+    // A pinger on the victim that signals a counter on another machine: what the stopped
+    // machine would do if it served its old pinger after it continued is visible there.
+    let pinger = (0..64)
+        .map(|i| format!("localhost:pinger-{i}"))
+        .find(|point| cluster.host_of(point) == victim)
+        .unwrap_or_else(|| panic!("no pinger name lands on {victim}"));
+    let watched = points
+        .iter()
+        .find(|point| cluster.host_of(point) != victim)
+        .unwrap_or_else(|| panic!("every counter is on {victim}"))
+        .clone();
+    cluster.server(survivor).exec(
+        cluster.work(),
+        &format!(
+            "create {pinger}<Mechtron>{{ +config=localhost:repo:fixtures:1.0.0:/config/pinger.mechtron }}; \
+             grant +csd-rwX on {watched} to {pinger}"
+        ),
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let read = |door: usize, point: &str| {
+        let (ok, printed) = cluster.send(door, &[point, "Ext<Get>"]);
+        assert!(ok, "{printed}");
+        number(printed.lines().last().unwrap_or_default())
+    };
+    let before = read(survivor, &watched);
+    cluster.server(index).signal("STOP");
+    // Waves for the stopped machine's pinger wait in its connection while it is stopped.
+    runtime.block_on(async {
+        let mut door = client(&cluster, survivor).await;
+        for _ in 0..5 {
+            let _ = ping_with(
+                &mut door,
+                &pinger,
+                "Signal",
+                cosmic_space::Substance::Text(watched.clone()),
+                200,
+            )
+            .await;
+        }
+    });
+    cluster.until_answered(survivor, &pinger, "Cmd<Read>", Duration::from_secs(30));
+    assert_eq!(
+        read(survivor, &watched),
+        before,
+        "a queued signal was served"
+    );
+    cluster.server(index).signal("CONT");
+    // Continued, the machine finds its lease gone: the waves it had queued are refused, not
+    // served by its old pinger.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        read(survivor, &watched),
+        before,
+        "{victim}, continued, served its old pinger: {watched} was signalled"
+    );
+    // The continued machine may serve nothing it lost: counting through the survivor and
+    // reading through the continued machine (which answers 503 until it holds a lease again)
+    // see one instance, the new one.
+    runtime.block_on(async {
+        let mut counter_door = client(&cluster, survivor).await;
+        let mut reader_door = client(&cluster, index).await;
+        for point in &hosted {
+            let mut last = None;
+            for _ in 0..3 {
+                let (status, counted) = ping(&mut counter_door, point, "Count", 5_000)
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+                assert!(status.is_ok(), "{point}: {status} {counted}");
+                let counted = number(&counted);
+                if let Some(last) = last {
+                    assert_eq!(counted, last + 1, "{point} counted {last} then {counted}");
+                }
+                last = Some(counted);
+                let deadline = Instant::now() + Duration::from_secs(20);
+                let read = loop {
+                    let (status, body) = ping(&mut reader_door, point, "Get", 2_000)
+                        .await
+                        .unwrap_or_else(|e| panic!("{e}"));
+                    if status.is_ok() {
+                        break number(&body);
+                    }
+                    assert!(Instant::now() < deadline, "{point}: {status} {body}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                };
+                assert_eq!(
+                    read, counted,
+                    "{point}: counted {counted} through {}, but {victim} read {read}: two instances",
+                    NAMES[survivor]
+                );
+            }
+        }
+    });
+}
+
+/// The number in a body's text.
+fn number(body: &str) -> i64 {
+    body.chars()
+        .filter(|c| c.is_ascii_digit())
+        .collect::<String>()
+        .parse()
+        .unwrap_or_else(|e| panic!("{body}: {e}"))
+}
+
+#[test]
+fn every_ping_during_a_failover_gets_exactly_one_answer() {
+    let mut cluster = Cluster::start();
+    let points = counters(&cluster, 12);
+    let victim = cluster.host_of(&points[0]);
+    let index = NAMES
+        .iter()
+        .position(|name| *name == victim)
+        .unwrap_or_else(|| panic!("{victim}"));
+    let survivor = (index + 1) % NAMES.len();
+    const TOTAL: usize = 20_000;
+    const CONNECTIONS: usize = 32;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let outcomes = runtime.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for connection in 0..CONNECTIONS {
+            let mut door = client(&cluster, survivor).await;
+            let points = points.clone();
+            let sent = sent.clone();
+            tasks.spawn(async move {
+                let mut outcomes = std::collections::BTreeMap::<String, usize>::new();
+                let mut n = connection;
+                while n < TOTAL {
+                    sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let point = &points[n % points.len()];
+                    let outcome = match ping(&mut door, point, "Get", 3_000).await {
+                        Ok((status, _)) => status.to_string(),
+                        Err(err) => format!("no answer: {err}"),
+                    };
+                    *outcomes.entry(outcome).or_default() += 1;
+                    n += CONNECTIONS;
+                }
+                outcomes
+            });
+        }
+        // Kill the victim once a tenth of the pings are out.
+        while sent.load(std::sync::atomic::Ordering::Relaxed) < TOTAL / 10 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if let Some(server) = cluster.servers[index].take() {
+            server.kill9();
+        }
+        let mut all = std::collections::BTreeMap::<String, usize>::new();
+        while let Some(done) = tasks.join_next().await {
+            for (outcome, count) in done.unwrap_or_else(|e| panic!("{e}")) {
+                *all.entry(outcome).or_default() += count;
+            }
+        }
+        all
+    });
+    println!(
+        "{TOTAL} pings through {} while {victim} was killed: {outcomes:?}",
+        NAMES[survivor]
+    );
+    assert_eq!(outcomes.values().sum::<usize>(), TOTAL, "{outcomes:?}");
+    for outcome in outcomes.keys() {
+        assert!(
+            ["200", "503", "408"]
+                .iter()
+                .any(|ok| outcome.starts_with(ok)),
+            "an answer that is none of 200, 503, 408: {outcomes:?}"
+        );
+    }
 }

@@ -90,8 +90,8 @@ mod tests;
 
 pub use client::{Client, Progress};
 pub use config::{
-    ConfigError, ENV_CONTROL, ENV_HOME, ENV_HTTP, ENV_REGISTRY, ENV_STARS, MachineConfig,
-    RegistryUrl, SETTINGS_FILE, Settings, resolve_home,
+    ClusterConfig, ConfigError, ENV_CONTROL, ENV_COSMOS, ENV_HOME, ENV_HTTP, ENV_LEASE, ENV_NATS,
+    ENV_REGISTRY, ENV_STARS, MachineConfig, RegistryUrl, SETTINGS_FILE, Settings, resolve_home,
 };
 pub use endpoint::{
     CONTROL_ADDR_FILE, Endpoint, HTTP_ADDR_FILE, TOKEN_FILE, clear_endpoint, generate_token,

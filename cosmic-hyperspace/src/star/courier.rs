@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use cosmic_space::{Ping, Point, Pong, ReflectedCore, RouteSeg, Signal, StarKey, StatusCode, Wave};
 
 use crate::fabric::{Envelope, Fabric};
+use crate::membership::Gate;
 use crate::registry::{ParticleRecord, Registry};
 use crate::shell::Shell;
 use crate::transmit::Transmit;
@@ -29,6 +30,9 @@ pub(super) struct Courier {
     pub(super) registry: Arc<dyn Registry>,
     pub(super) fabric: Arc<dyn Fabric>,
     pub(super) shell: Shell,
+    /// Closed while the machine does not hold its lease: then it sends nothing either (work
+    /// it had taken in before it was paused must not act on particles that have moved).
+    pub(super) gate: Arc<Gate>,
 }
 
 #[async_trait]
@@ -36,6 +40,15 @@ impl Transmit for Courier {
     async fn ping(&self, mut ping: Ping) -> Pong {
         if ping.id.is_nil() {
             ping.id = crate::ids::wave_id();
+        }
+        if !self.gate.is_open() {
+            return ping.pong(ReflectedCore::error(
+                StatusCode::UNAVAILABLE,
+                format!(
+                    "star {} sends nothing: its machine does not hold its lease",
+                    self.key
+                ),
+            ));
         }
         let exchange = self.shell.open(&ping);
         let envelope = Envelope {
@@ -50,6 +63,9 @@ impl Transmit for Courier {
     async fn signal(&self, mut signal: Signal) {
         if signal.id.is_nil() {
             signal.id = crate::ids::wave_id();
+        }
+        if !self.gate.is_open() {
+            return;
         }
         let Ok(to) = self.host_of(&signal.to.point).await else {
             return;

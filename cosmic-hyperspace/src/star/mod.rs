@@ -111,6 +111,7 @@ impl StarHandle {
             registry: registry.clone(),
             fabric: fabric.clone(),
             shell: Shell::new(),
+            gate: gate.clone(),
         });
         let transmit: Arc<dyn Transmit> = courier.clone();
         let lifecycle = Arc::new(Lifecycle::new(
