@@ -114,6 +114,16 @@ impl Cluster {
         }
     }
 
+    /// The machine hosting the first of `points` (the one a test will stop), and its index.
+    fn victim(&self, points: &[String]) -> (String, usize) {
+        let victim = self.host_of(&points[0]);
+        let index = NAMES
+            .iter()
+            .position(|name| *name == victim)
+            .unwrap_or_else(|| panic!("{victim} is none of ours"));
+        (victim, index)
+    }
+
     /// Waits until machine `index` counts every machine alive (so it places over all their
     /// stars).
     fn until_all_alive(&self, index: usize) {
@@ -226,11 +236,7 @@ fn a_web_request_to_any_machine_reaches_a_mechtron_on_another() {
 fn the_mechtrons_of_a_killed_machine_answer_again_through_the_survivors() {
     let mut cluster = Cluster::start();
     let points = counters(&cluster, 9);
-    let victim = cluster.host_of(&points[0]);
-    let index = NAMES
-        .iter()
-        .position(|name| *name == victim)
-        .unwrap_or_else(|| panic!("{victim}"));
+    let (victim, index) = cluster.victim(&points);
     let hosted: Vec<&String> = points
         .iter()
         .filter(|point| cluster.host_of(point) == victim)
@@ -328,11 +334,7 @@ async fn client(cluster: &Cluster, index: usize) -> cosmic_hyperspace::control::
 fn a_stopped_machine_loses_its_mechtrons_and_never_serves_them_again() {
     let cluster = Cluster::start();
     let points = counters(&cluster, 9);
-    let victim = cluster.host_of(&points[0]);
-    let index = NAMES
-        .iter()
-        .position(|name| *name == victim)
-        .unwrap_or_else(|| panic!("{victim}"));
+    let (victim, index) = cluster.victim(&points);
     let survivor = (index + 1) % NAMES.len();
     let hosted: Vec<&String> = points
         .iter()
@@ -452,11 +454,7 @@ fn number(body: &str) -> i64 {
 fn every_ping_during_a_failover_gets_exactly_one_answer() {
     let mut cluster = Cluster::start();
     let points = counters(&cluster, 12);
-    let victim = cluster.host_of(&points[0]);
-    let index = NAMES
-        .iter()
-        .position(|name| *name == victim)
-        .unwrap_or_else(|| panic!("{victim}"));
+    let (victim, index) = cluster.victim(&points);
     let survivor = (index + 1) % NAMES.len();
     const TOTAL: usize = 20_000;
     const CONNECTIONS: usize = 32;
