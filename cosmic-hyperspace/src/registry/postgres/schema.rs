@@ -110,6 +110,7 @@ const MIGRATIONS: &[(i32, &str, Fill)] = &[
         buried     boolean NOT NULL
     );
     "#,
+        Fill::Nothing,
     ),
 ];
 
