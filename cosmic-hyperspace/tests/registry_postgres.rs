@@ -1,14 +1,19 @@
 //! The PostgreSQL registry (SPEC §14.2) on a private server: the conformance suite (one test
-//! per check, each on a fresh database), what survives closing and connecting again, and a
-//! dropped connection survived.
+//! per check, each on a fresh database), what survives closing and connecting again, a
+//! dropped connection survived, the stub columns of migration 3 filled for rows from before
+//! it, selects and children that agree with the embedded store's, and concurrent creates
+//! (batched together) that each get their own answer.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::OnceLock;
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
-use cosmic_hyperspace::registry::{PgConfig, PgRegistry, Registry, RegistryError, conformance};
-use cosmic_space::Point;
+use cosmic_hyperspace::registry::{
+    EmbeddedRegistry, PgConfig, PgRegistry, Registration, Registry, RegistryError, conformance,
+};
+use cosmic_space::{CreateStrategy, Kind, Point, PropertyChanges, Selector, Status};
 use tests::postgres::PrivatePostgres;
 
 /// One private server for every test of this binary.
@@ -126,4 +131,343 @@ fn terminate(database: &str) -> usize {
         ))
         .parse()
         .unwrap()
+}
+
+/// A `Commit` registration of `point` as a `kind`, `Pending`.
+fn registration(point: &str, kind: &str) -> Registration {
+    Registration {
+        point: point.parse().unwrap(),
+        kind: kind.parse::<Kind>().unwrap(),
+        owner: Point::hyperuser(),
+        properties: PropertyChanges::new(),
+        strategy: CreateStrategy::Commit,
+        status: Status::Pending,
+    }
+}
+
+/// Runs `sql` on the database at `url`.
+async fn execute(url: &str, sql: &str) {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_from_before_the_stub_columns_get_them_from_their_records() {
+    let url = tokio::task::spawn_blocking(|| server().database())
+        .await
+        .unwrap();
+    let registry = connect(&url).await;
+    for (point, kind) in [
+        ("ROOT", "Root"),
+        ("localhost", "Space"),
+        ("localhost:app", "App"),
+        ("localhost:app:echo", "Mechtron"),
+        ("localhost:app:echo:/", "File<Dir>"),
+    ] {
+        registry.register(registration(point, kind)).await.unwrap();
+    }
+    let echo: Point = "localhost:app:echo".parse().unwrap();
+    // A reason may hold anything: parentheses, backslashes, newlines, NUL.
+    let failed = Status::Panic("out of (fuel)\n\\ memory\0".to_string());
+    registry.set_status(&echo, failed.clone()).await.unwrap();
+    registry
+        .set_status(&Point::root(), Status::Ready)
+        .await
+        .unwrap();
+    let before = registry
+        .select(&"**".parse::<Selector>().unwrap())
+        .await
+        .unwrap();
+    drop(registry);
+    // The database as migration 2 left it: no status column (the records are the same).
+    execute(
+        &url,
+        "ALTER TABLE particles DROP COLUMN status; \
+         DELETE FROM schema_migrations WHERE version = 3",
+    )
+    .await;
+
+    let registry = connect(&url).await;
+    let after = registry
+        .select(&"**".parse::<Selector>().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(after, before);
+    assert_eq!(
+        registry
+            .children(&"localhost:app".parse().unwrap())
+            .await
+            .unwrap()[0]
+            .status,
+        failed
+    );
+    // The column is required again: a row without it cannot be written behind our back.
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let nullable: String = client
+        .query_one(
+            "SELECT is_nullable FROM information_schema.columns \
+             WHERE table_name = 'particles' AND column_name = 'status'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(nullable, "NO");
+}
+
+/// Particles whose printed order is not their point order (`app` and `app-1`, versions,
+/// file systems), for comparing selects with the embedded store's.
+const TRICKY: &[(&str, &str)] = &[
+    ("ROOT", "Root"),
+    ("localhost", "Space"),
+    ("localhost-2", "Space"),
+    ("localhost:app", "App"),
+    ("localhost:app:a", "Mechtron"),
+    ("localhost:app:a-b", "Mechtron"),
+    ("localhost:app:a:x", "Mechtron"),
+    ("localhost:app-1", "App"),
+    ("localhost:app-1:m", "Mechtron"),
+    ("localhost:app0", "App"),
+    ("localhost:app:users", "UserBase"),
+    ("localhost:app:users:scott", "User"),
+    ("localhost:app:a:/", "File<Dir>"),
+    ("localhost:app:a:/logs/", "File<Dir>"),
+    ("localhost:app:a:/logs/z.txt", "File<File>"),
+    ("localhost:app:a:/log.txt", "File<File>"),
+    ("localhost-2:m", "Mechtron"),
+    ("repo", "Space"),
+    ("repo:hello", "BundleSeries"),
+    ("repo:hello:1.10.0", "Bundle"),
+    ("repo:hello:1.9.0", "Bundle"),
+    ("repo:hello:1.9.0:/", "Artifact<Dir>"),
+    ("repo:hello:1.9.0:/hello.wasm", "Artifact<Wasm>"),
+    ("repo:hello:1.10.0:/", "Artifact<Dir>"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn selects_and_children_agree_with_the_embedded_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let embedded = EmbeddedRegistry::open(&dir.path().join("registry.redb")).unwrap();
+    let pg = fresh().await;
+    for (point, kind) in TRICKY {
+        embedded.register(registration(point, kind)).await.unwrap();
+        pg.register(registration(point, kind)).await.unwrap();
+    }
+    pg.set_status(&"localhost:app:a".parse().unwrap(), Status::Ready)
+        .await
+        .unwrap();
+    embedded
+        .set_status(&"localhost:app:a".parse().unwrap(), Status::Ready)
+        .await
+        .unwrap();
+    // Matched point by point, then by the walk (see `postgres::select`).
+    for text in [
+        "**",
+        "**<*>",
+        "**<Mechtron>",
+        "**<App>",
+        "**<File>",
+        "**<File<File>>",
+        "**<Artifact<Wasm>>",
+        "**<UserBase<*>>",
+        "*",
+        "*<Space>",
+        "*:**<Mechtron>",
+        "localhost:**",
+        "localhost:*",
+        "localhost:*<App>",
+        "localhost:**<App>",
+        "localhost:*:*<Mechtron>",
+        "localhost:app:**<Mechtron>",
+        "localhost:app:a:**",
+        "repo:hello:*:**",
+        "repo:hello:*<Bundle>",
+        "repo:hello:*:**<Artifact<Wasm>>",
+        "nowhere:**",
+        "localhost+:**",
+        "localhost:**+",
+        "**+:**",
+        "*<Space>:*<App>:*<Mechtron>",
+        "*<Space>:*<App>:**",
+        "localhost:*<App>:**",
+        "localhost:app<App>:**",
+        "**<App>:*<Mechtron>",
+        "localhost:app:a:/**",
+        "**:/**",
+        "repo:hello:1.9.0:/**",
+    ] {
+        let selector: Selector = text.parse().unwrap();
+        assert_eq!(
+            pg.select(&selector).await.unwrap(),
+            embedded.select(&selector).await.unwrap(),
+            "select {text}"
+        );
+    }
+    for (point, _) in TRICKY {
+        let point: Point = point.parse().unwrap();
+        assert_eq!(
+            pg.children(&point).await.unwrap(),
+            embedded.children(&point).await.unwrap(),
+            "children of {point}"
+        );
+    }
+}
+
+/// What one concurrent register asked for, and what it must be answered.
+enum Want {
+    Created,
+    Existing,
+    AlreadyExists,
+    NoParent,
+    KindMismatch,
+    PropertyLocked,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_creates_each_get_their_own_answer() {
+    let registry = Arc::new(fresh().await);
+    for (point, kind) in [
+        ("ROOT", "Root"),
+        ("localhost", "Space"),
+        ("localhost:taken", "App"),
+    ] {
+        registry.register(registration(point, kind)).await.unwrap();
+    }
+    let mut locked = registration("localhost:locked", "App");
+    locked.properties = "{ +@config=a }".parse().unwrap();
+    registry.register(locked).await.unwrap();
+    for round in 0..8 {
+        let mut tasks = Vec::new();
+        for n in 0..96 {
+            let (mut asked, want) = match n % 8 {
+                0..=2 => (
+                    registration(&format!("localhost:new-{round}-{n}"), "App"),
+                    Want::Created,
+                ),
+                3 => (registration("localhost:taken", "App"), Want::AlreadyExists),
+                4 => (
+                    registration(&format!("localhost:none-{n}:child"), "App"),
+                    Want::NoParent,
+                ),
+                5 => {
+                    let mut asked = registration("localhost:taken", "Mechtron");
+                    asked.strategy = CreateStrategy::Ensure;
+                    (asked, Want::KindMismatch)
+                }
+                6 => {
+                    let mut asked = registration("localhost:locked", "App");
+                    asked.strategy = CreateStrategy::Override;
+                    asked.properties = "{ +config=b }".parse().unwrap();
+                    (asked, Want::PropertyLocked)
+                }
+                _ => {
+                    let mut asked = registration("localhost:taken", "App");
+                    asked.strategy = CreateStrategy::Ensure;
+                    (asked, Want::Existing)
+                }
+            };
+            asked.status = Status::Init;
+            let registry = Arc::clone(&registry);
+            tasks.push(tokio::spawn(async move {
+                let point = asked.point.clone();
+                (point, want, registry.register(asked).await)
+            }));
+        }
+        for task in tasks {
+            let (point, want, answer) = task.await.unwrap();
+            match (want, answer) {
+                (Want::Created, Ok(record)) => {
+                    assert_eq!(record.point, point);
+                    assert_eq!(record.status, Status::Init);
+                }
+                (Want::Existing, Ok(record)) => assert_eq!(record.status, Status::Pending),
+                (Want::AlreadyExists, Err(RegistryError::AlreadyExists(p))) => {
+                    assert_eq!(p, point)
+                }
+                (Want::NoParent, Err(RegistryError::NoParent { point: p, .. })) => {
+                    assert_eq!(p, point)
+                }
+                (Want::KindMismatch, Err(RegistryError::KindMismatch { point: p, .. })) => {
+                    assert_eq!(p, point)
+                }
+                (Want::PropertyLocked, Err(RegistryError::PropertyLocked { point: p, name })) => {
+                    assert_eq!((p, name.as_str()), (point, "config"))
+                }
+                (_, answer) => panic!("{point} was answered {answer:?}"),
+            }
+        }
+    }
+    let created = registry
+        .select(&"localhost:*<App>".parse::<Selector>().unwrap())
+        .await
+        .unwrap();
+    // 8 rounds of 36 new ones, the taken and the locked one; nothing else.
+    assert_eq!(created.len(), 8 * 36 + 2);
+    assert!(created.iter().all(|stub| stub.status == Status::Init
+        || ["localhost:taken", "localhost:locked"].contains(&stub.point.to_string().as_str())));
+    let locked = registry
+        .record(&"localhost:locked".parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(locked.properties.get("config").unwrap().value, "a");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creates_racing_the_delete_of_their_parent_leave_no_orphan() {
+    let registry = Arc::new(fresh().await);
+    for (point, kind) in [("ROOT", "Root"), ("localhost", "Space")] {
+        registry.register(registration(point, kind)).await.unwrap();
+    }
+    let parent: Point = "localhost:app".parse().unwrap();
+    for round in 0..6 {
+        registry
+            .register(registration("localhost:app", "App"))
+            .await
+            .unwrap();
+        let mut tasks = Vec::new();
+        for n in 0..64 {
+            let registry = Arc::clone(&registry);
+            tasks.push(tokio::spawn(async move {
+                let child = registration(&format!("localhost:app:c-{round}-{n}"), "Mechtron");
+                (child.point.clone(), registry.register(child).await)
+            }));
+        }
+        tokio::task::yield_now().await;
+        let deleted: BTreeSet<Point> = registry
+            .delete(&parent, true)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+        for task in tasks {
+            match task.await.unwrap() {
+                // Created before the delete, so deleted with its parent.
+                (point, Ok(_)) => assert!(deleted.contains(&point), "{point} survived"),
+                (
+                    point,
+                    Err(RegistryError::NoParent {
+                        point: p,
+                        parent: above,
+                    }),
+                ) => {
+                    assert_eq!((p, above), (point, parent.clone()));
+                }
+                (point, Err(other)) => panic!("{point} was answered {other:?}"),
+            }
+        }
+        let orphans = registry
+            .select(&"localhost:app:**".parse::<Selector>().unwrap())
+            .await
+            .unwrap();
+        assert!(orphans.is_empty(), "orphans: {orphans:?}");
+    }
 }

@@ -1,6 +1,6 @@
 //! Why a PostgreSQL operation did not succeed, and what the caller is told.
 
-use deadpool_postgres::PoolError;
+use deadpool_postgres::{HookError, PoolError};
 use tokio_postgres::error::SqlState;
 
 use crate::registry::RegistryError;
@@ -67,7 +67,9 @@ impl Failure {
     pub(super) fn is_transient(&self) -> bool {
         match self {
             Failure::Database(error) | Failure::Commit(error) => transient(error),
-            Failure::Pool(PoolError::Backend(error)) => transient(error),
+            Failure::Pool(
+                PoolError::Backend(error) | PoolError::PostCreateHook(HookError::Backend(error)),
+            ) => transient(error),
             Failure::Pool(PoolError::Timeout(_)) | Failure::Pool(PoolError::Closed) => true,
             _ => false,
         }

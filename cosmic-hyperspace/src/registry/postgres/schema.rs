@@ -3,15 +3,28 @@
 //! Each migration runs once, in order, recorded in `schema_migrations`. They run in one
 //! transaction under a transaction-scoped advisory lock, so two machines starting at once
 //! apply each migration exactly once (the second waits, then finds it applied), and a failed
-//! migration leaves nothing behind.
+//! migration leaves nothing behind. A migration is SQL, then, where a new column holds what
+//! only Rust can read out of a record (SQL cannot read the wire encoding), a fill in Rust.
 
-use tokio_postgres::Client;
+use tokio_postgres::{Client, Transaction};
+
+use super::failure::Failure;
+use super::{encode, record_of};
 
 /// The advisory lock key that serializes migrations (any constant unique to Starlane).
 const MIGRATION_LOCK: i64 = 0x5354_4152_4c41_4e45; // "STARLANE"
 
+/// What a migration does after its SQL, in Rust.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fill {
+    /// Nothing.
+    Nothing,
+    /// `particles.status` of every row from its record, then the column is required.
+    Status,
+}
+
 /// Every migration, by version; a released one is never edited, only followed by another.
-const MIGRATIONS: &[(i32, &str)] = &[
+const MIGRATIONS: &[(i32, &str, Fill)] = &[
     (
         1,
         r#"
@@ -59,6 +72,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
         agent text NOT NULL
     );
     "#,
+        Fill::Nothing,
     ),
     (
         2,
@@ -69,11 +83,27 @@ const MIGRATIONS: &[(i32, &str)] = &[
     ALTER TABLE grants ADD COLUMN on_prefix text COLLATE "C";
     CREATE INDEX grants_by_prefix ON grants (on_prefix);
     "#,
+        Fill::Nothing,
+    ),
+    (
+        3,
+        r#"
+    -- What a stub needs beside the point and the kind: the status, wire-encoded like the
+    -- record (a reason may hold any character, NUL included, which text cannot), so that
+    -- selects and children read three short columns and decode no record. Every write of a
+    -- record writes it too. Rows from before are filled from their records (Fill::Status),
+    -- then the column is required.
+    ALTER TABLE particles ADD COLUMN status bytea;
+    "#,
+        Fill::Status,
     ),
 ];
 
+/// How many rows one statement of a fill updates.
+const FILL_CHUNK: usize = 10_000;
+
 /// Applies every migration not applied yet; returns the schema version now in force.
-pub(super) async fn migrate(client: &mut Client) -> Result<i32, tokio_postgres::Error> {
+pub(super) async fn migrate(client: &mut Client) -> Result<i32, Failure> {
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await?;
@@ -92,8 +122,11 @@ pub(super) async fn migrate(client: &mut Client) -> Result<i32, tokio_postgres::
         .await?
         .try_get(0)?;
     let mut version = applied;
-    for (number, sql) in MIGRATIONS.iter().filter(|(number, _)| *number > applied) {
+    for (number, sql, fill) in MIGRATIONS.iter().filter(|(number, ..)| *number > applied) {
         tx.batch_execute(sql).await?;
+        if *fill == Fill::Status {
+            fill_status(&tx).await?;
+        }
         tx.execute(
             "INSERT INTO schema_migrations (version) VALUES ($1)",
             &[number],
@@ -103,4 +136,32 @@ pub(super) async fn migrate(client: &mut Client) -> Result<i32, tokio_postgres::
     }
     tx.commit().await?;
     Ok(version)
+}
+
+/// Fills `particles.status` of every row from its record, then requires it.
+async fn fill_status(tx: &Transaction<'_>) -> Result<(), Failure> {
+    let rows = tx
+        .query(
+            "SELECT record, point FROM particles WHERE status IS NULL",
+            &[],
+        )
+        .await?;
+    for chunk in rows.chunks(FILL_CHUNK) {
+        let mut points = Vec::with_capacity(chunk.len());
+        let mut statuses = Vec::with_capacity(chunk.len());
+        for row in chunk {
+            statuses.push(encode("a status", &record_of(row)?.status)?);
+            points.push(row.try_get::<_, &str>(1)?);
+        }
+        tx.execute(
+            "UPDATE particles SET status = filled.status \
+             FROM unnest($1::text[], $2::bytea[]) AS filled (point, status) \
+             WHERE particles.point = filled.point",
+            &[&points, &statuses],
+        )
+        .await?;
+    }
+    tx.batch_execute("ALTER TABLE particles ALTER COLUMN status SET NOT NULL")
+        .await?;
+    Ok(())
 }
