@@ -4,8 +4,10 @@
 //! Every statement is one conditional `UPDATE` or upsert, so two machines racing for the same
 //! lease (a burial against a renewal) are decided by the row lock: exactly one wins. Burials
 //! and releases are not run again after a broken connection — the first attempt may have
-//! happened, and a burial its caller believes lost would leave a dead machine's particles
-//! unplaced; the membership loop asks again on its next tick instead.
+//! happened. Known hole (the simulation's `a_burial_nobody_hears_of_still_gets_adopted`): a
+//! burial whose answer is lost is not asked again, so its particles wait for the next
+//! `reawaken` anywhere. And `acquire` takes a name's lease even while another process holds
+//! it (`two_processes_with_one_name_never_serve_at_once`): machine names must be unique.
 
 use std::time::Duration;
 
