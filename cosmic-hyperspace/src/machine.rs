@@ -331,14 +331,11 @@ impl Member for MachineInner {
     }
 
     async fn adopt(&self, dead: &Lease) {
-        let star = self.star();
-        let mine: Vec<StarKey> = self.stars.iter().map(|s| s.key().clone()).collect();
-        if let Err(err) = star.lifecycle().reawaken(star.drivers(), &mine).await {
-            eprintln!(
-                "membership: placing the particles of machine {} again: {err}",
-                dead.machine
-            );
-        }
+        self.reawaken(&format!(
+            "placing the particles of machine {} again",
+            dead.machine
+        ))
+        .await;
     }
 
     fn forget(&self) {
@@ -346,14 +343,21 @@ impl Member for MachineInner {
     }
 
     async fn rejoined(&self) {
-        self.adopt(&Lease {
-            machine: self.name.clone(),
-            epoch: 0,
-            stars: 0,
-            remaining: None,
-            buried: false,
-        })
-        .await;
+        self.reawaken("starting this machine's particles again")
+            .await;
+    }
+}
+
+impl MachineInner {
+    /// Brings back the particles of dead stars and this machine's own (see
+    /// [`Lifecycle::reawaken`](crate::lifecycle::Lifecycle::reawaken)); a failure is logged as
+    /// `doing`.
+    async fn reawaken(&self, doing: &str) {
+        let star = self.star();
+        let mine: Vec<StarKey> = self.stars.iter().map(|s| s.key().clone()).collect();
+        if let Err(err) = star.lifecycle().reawaken(star.drivers(), &mine).await {
+            eprintln!("membership: {doing}: {err}");
+        }
     }
 }
 

@@ -54,7 +54,8 @@ struct Cosmos {
     _postgres: PrivatePostgres,
     _dirs: Vec<tempfile::TempDir>,
     a: Machine,
-    b: Machine,
+    /// `None` once it has left.
+    b: Option<Machine>,
 }
 
 async fn cosmos() -> Cosmos {
@@ -101,15 +102,27 @@ async fn cosmos() -> Cosmos {
         _postgres: postgres,
         _dirs: dirs,
         a,
-        b,
+        b: Some(b),
     }
 }
 
 impl Cosmos {
+    /// Machine B, while it runs.
+    fn b(&self) -> &Machine {
+        self.b.as_ref().unwrap()
+    }
+
+    /// Machine B shuts down (and gives up its lease).
+    async fn b_leaves(&mut self) {
+        if let Some(b) = self.b.take() {
+            b.shutdown().await;
+        }
+    }
+
     /// Both machines leave, before their database and bus go.
-    async fn end(self) {
+    async fn end(mut self) {
+        self.b_leaves().await;
         self.a.shutdown().await;
-        self.b.shutdown().await;
     }
 }
 
@@ -162,7 +175,7 @@ async fn particles_made_on_one_machine_answer_through_the_other() {
     for point in &points {
         let host = cosmos.a.registry().location(point).await.unwrap().unwrap();
         placed_on_b += usize::from(host.constellation == "edge-b");
-        for sender in cosmos.a.stars().iter().chain(cosmos.b.stars()) {
+        for sender in cosmos.a.stars().iter().chain(cosmos.b().stars()) {
             let core = echo(sender, point, Substance::Text(format!("to {point}"))).await;
             assert_eq!(core.status, StatusCode::OK, "{point} from {}", sender.key());
             assert_eq!(core.body, Substance::Text(format!("to {point}")));
@@ -177,12 +190,12 @@ async fn particles_made_on_one_machine_answer_through_the_other() {
     let target = &points[0];
     exec(&cosmos.a, &format!("set {target}{{ +title=Before }}")).await;
     let line = format!("get {target}{{ title }}");
-    let before = exec(&cosmos.b, &line).await;
+    let before = exec(cosmos.b(), &line).await;
     assert!(format!("{before:?}").contains("Before"), "{before:?}");
     exec(&cosmos.a, &format!("set {target}{{ +title=Hello }}")).await;
     let deadline = Instant::now() + Duration::from_secs(2);
     loop {
-        let after = exec(&cosmos.b, &line).await;
+        let after = exec(cosmos.b(), &line).await;
         if after != before {
             assert!(format!("{after:?}").contains("Hello"), "{after:?}");
             break;
@@ -216,17 +229,11 @@ async fn a_ten_mebibyte_wave_crosses_machines_intact() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_star_nobody_serves_answers_at_once() {
-    let cosmos = cosmos().await;
+    let mut cosmos = cosmos().await;
     let points = particles(&cosmos, 8).await;
     let target = placed_on(&cosmos, &points, "edge-b").await;
-    let Cosmos {
-        a,
-        b,
-        _nats,
-        _postgres,
-        _dirs,
-    } = cosmos;
-    b.shutdown().await;
+    cosmos.b_leaves().await;
+    let a = &cosmos.a;
     let started = Instant::now();
     let core = echo(&a.stars()[0], &target, Substance::Text("anyone?".into())).await;
     assert_eq!(
@@ -240,23 +247,17 @@ async fn a_star_nobody_serves_answers_at_once() {
         "answered after {:?}, not at once",
         started.elapsed()
     );
-    a.shutdown().await;
+    cosmos.end().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_particles_of_a_machine_that_leaves_answer_from_the_other() {
-    let cosmos = cosmos().await;
+    let mut cosmos = cosmos().await;
     let points = particles(&cosmos, 16).await;
     let target = placed_on(&cosmos, &points, "edge-b").await;
-    let Cosmos {
-        a,
-        b,
-        _nats,
-        _postgres,
-        _dirs,
-    } = cosmos;
     let left = Instant::now();
-    b.shutdown().await;
+    cosmos.b_leaves().await;
+    let a = &cosmos.a;
     // Every particle answers through A again, the ones B hosted once A has buried B.
     let deadline = Instant::now() + Duration::from_secs(15);
     let sender = &a.stars()[0];
@@ -281,5 +282,5 @@ async fn the_particles_of_a_machine_that_leaves_answer_from_the_other() {
     );
     let host = a.registry().location(&target).await.unwrap().unwrap();
     assert_eq!(host.constellation, "edge-a");
-    a.shutdown().await;
+    cosmos.end().await;
 }

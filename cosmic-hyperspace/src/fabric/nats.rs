@@ -249,36 +249,6 @@ impl NatsFabric {
         Ok(fabric)
     }
 
-    /// Sets the live stars of the other machines (membership calls this as machines come and
-    /// go); sends to any other remote star are refused at once.
-    pub fn set_remote_stars(&self, stars: Vec<StarKey>) {
-        let mut stars = stars;
-        stars.retain(|star| star.constellation != self.subjects.machine);
-        stars.sort();
-        stars.dedup();
-        *self.remote.write() = stars;
-    }
-
-    /// Whether the client is connected to the server now.
-    pub fn is_connected(&self) -> bool {
-        self.client.connection_state() == State::Connected
-    }
-
-    /// The largest payload of one message (frames above it travel in chunks).
-    pub fn chunk_size(&self) -> usize {
-        self.chunk
-    }
-
-    /// The NATS client, for the parts of the cluster that speak on the bus beside the stars.
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
-    /// The subject prefix of this cosmos (`starlane.COSMOS`).
-    pub fn prefix(&self) -> &str {
-        &self.subjects.prefix
-    }
-
     /// Publishes `frame` on `subject`, in chunks when it is larger than one message may be.
     async fn publish(
         &self,
