@@ -44,10 +44,12 @@ fn main() {
         println!("{}: {tally}", scenario.name);
         tally.assert_safe(&scenario);
     }
-    // The known holes (see the ignored tests): printed, not asserted.
+    // The holes the simulation once found, closed: a burial whose answer is lost, a second
+    // process with a machine's name.
     for scenario in [UNHEARD_BURIAL, TWIN] {
         let started = Instant::now();
         let tally = simulate(&scenario, 0, SEEDS);
         println!("{}: {tally} [{:.1?}]", scenario.name, started.elapsed());
+        tally.assert_safe(&scenario);
     }
 }

@@ -34,7 +34,7 @@ use crate::control::{
 use crate::driver::{Drivers, GuestLog, MechtronDriver, stderr_log};
 use crate::fabric::{Fabric, FabricError, LocalFabric, NatsFabric, NatsSettings};
 use crate::gateway;
-use crate::membership::{Gate, Lease, LeaseTiming, Leases, Member, Membership};
+use crate::membership::{Gate, JoinError, Lease, LeaseTiming, Leases, Member, Membership};
 use crate::registry::{
     CachedRegistry, Change, EmbeddedRegistry, PgRegistry, Registration, Registry, RegistryError,
 };
@@ -73,6 +73,9 @@ pub enum MachineError {
     /// A star could not be connected to the fabric.
     #[error("fabric: {0}")]
     Fabric(#[from] FabricError),
+    /// The machine could not join its cosmos.
+    #[error(transparent)]
+    Cosmos(Box<JoinError>),
     /// The machine's name cannot be part of a star key.
     #[error("'{0}' is not a machine name: write it in skewer case ([a-z][a-z0-9-]*), e.g. edge-1")]
     Name(String),
@@ -89,6 +92,15 @@ pub enum MachineError {
 impl From<RegistryError> for MachineError {
     fn from(err: RegistryError) -> MachineError {
         MachineError::Registry(Box::new(err))
+    }
+}
+
+impl From<JoinError> for MachineError {
+    fn from(err: JoinError) -> MachineError {
+        match err {
+            JoinError::Registry(err) => MachineError::from(err),
+            JoinError::NameTaken { .. } => MachineError::Cosmos(Box::new(err)),
+        }
     }
 }
 

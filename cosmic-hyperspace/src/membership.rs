@@ -14,14 +14,22 @@
 //!   bus. Survivors bury only after the lease's expiry *by the database's clock*, which comes
 //!   later than that deadline; so a machine is never served twice. A machine that lost its
 //!   lease forgets what it cached, takes a new epoch and starts again.
-//! - **No panic after a partition.** A machine that has just regained the bus buries nobody
-//!   until it has been connected for a whole lease ([`Judge::may_bury`]): it may not have heard
-//!   the others' renewals while it was away (wasmCloud once declared every host dead when its
-//!   operator lost NATS).
+//! - **No panic after a partition.** A machine that has just regained the bus, or its lease
+//!   after the database was away, buries nobody until it has held both for a whole lease
+//!   ([`Judge::may_bury`]): the others may not have had a chance to renew meanwhile (wasmCloud
+//!   once declared every host dead when its operator lost NATS).
+//! - **One process per name.** A lease is taken only when nobody else holds it: a process
+//!   started with the name of a machine that still renews its lease waits for that lease to
+//!   end and gives up with [`JoinError::NameTaken`] if it never does ([`Leases::acquire`] is
+//!   conditional, and idempotent for its own holder, so a lost answer can be asked again).
+//! - **Every burial is adopted.** The database records who buried a lease; a burier whose
+//!   answer was lost finds its burial on its next read and adopts then.
 //!
 //! [`Judge`] holds the decisions and no I/O, so they can be driven by a simulation with
 //! injected loss and delay; [`Gate`] is what the stars consult on every wave.
 
+use std::collections::BTreeSet;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -33,6 +41,26 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::registry::RegistryError;
+
+/// Why a machine could not join its cosmos.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    /// The leases could not be read or written.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// Another process holds this machine's lease and keeps renewing it.
+    #[error(
+        "machine {machine} is running elsewhere: its lease was renewed all through the {waited:?} \
+         this process waited for it. A name belongs to one process in a cosmos: stop the other \
+         process, or give this one another name (--machine)"
+    )]
+    NameTaken {
+        /// The machine's name.
+        machine: String,
+        /// How long this process waited for the lease.
+        waited: Duration,
+    },
+}
 
 /// One machine's lease, as the database sees it now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +75,8 @@ pub struct Lease {
     pub remaining: Option<Duration>,
     /// Whether a survivor has declared it dead (and placed its particles elsewhere).
     pub buried: bool,
+    /// The machine that buried it, once buried.
+    pub buried_by: Option<String>,
 }
 
 impl Lease {
@@ -67,9 +97,16 @@ impl Lease {
 #[async_trait]
 pub trait Leases: Send + Sync + 'static {
     /// Takes `machine`'s lease for `ttl` with a new epoch (the old one, if any, is void) and
-    /// returns that epoch.
-    async fn acquire(&self, machine: &str, stars: u16, ttl: Duration)
-    -> Result<u64, RegistryError>;
+    /// returns that epoch — unless another holder has it: a lease that is unexpired, unburied
+    /// and was taken by a `holder` other than this one is left alone (`None`). A holder is a
+    /// number a process draws once, so asking again after a lost answer takes the lease.
+    async fn acquire(
+        &self,
+        machine: &str,
+        holder: u64,
+        stars: u16,
+        ttl: Duration,
+    ) -> Result<Option<u64>, RegistryError>;
 
     /// Extends the lease of `machine` at `epoch` by `ttl` from now; `false` if that lease is
     /// gone (it expired, was buried, or another process took the name).
@@ -79,8 +116,8 @@ pub trait Leases: Send + Sync + 'static {
     async fn leases(&self) -> Result<Vec<Lease>, RegistryError>;
 
     /// Declares `machine` dead if its lease at `epoch` has expired and nobody has buried it
-    /// yet; `true` for the one caller that did.
-    async fn bury(&self, machine: &str, epoch: u64) -> Result<bool, RegistryError>;
+    /// yet, recording that machine `by` did; `true` for the one caller that did.
+    async fn bury(&self, machine: &str, epoch: u64, by: &str) -> Result<bool, RegistryError>;
 
     /// Gives the lease up at once (a machine shutting down), so survivors take over without
     /// waiting for it to expire.
@@ -97,6 +134,9 @@ pub struct LeaseTiming {
     pub margin: Duration,
     /// How often a machine renews its lease and reads the others'.
     pub tick: Duration,
+    /// How long one call to the leases' store may take before it counts as failed (a renewal
+    /// that late is of no use: the machine stops serving soon after).
+    pub patience: Duration,
 }
 
 impl Default for LeaseTiming {
@@ -107,12 +147,14 @@ impl Default for LeaseTiming {
 }
 
 impl LeaseTiming {
-    /// Leases of `ttl`, renewed every eighth of it, with a quarter of it as the margin.
+    /// Leases of `ttl`, renewed every eighth of it, with a quarter of it as the margin and as
+    /// the patience of one call.
     pub fn with_ttl(ttl: Duration) -> LeaseTiming {
         LeaseTiming {
             ttl,
             margin: ttl / 4,
             tick: ttl / 8,
+            patience: ttl / 4,
         }
     }
 }
@@ -124,6 +166,9 @@ pub struct Judge {
     timing: LeaseTiming,
     /// When the last successful renewal (or acquisition) began.
     renewed_at: Option<u64>,
+    /// When the lease now held was taken (renewals that fail do not lose it: only a refusal
+    /// does, [`Judge::lost`]).
+    held_since: Option<u64>,
     /// Since when the machine has been on the bus without a break.
     bus_since: Option<u64>,
 }
@@ -134,18 +179,27 @@ impl Judge {
         Judge {
             timing,
             renewed_at: None,
+            held_since: None,
             bus_since: None,
         }
     }
 
     /// A renewal (or acquisition) that began at `began` succeeded.
     pub fn renewed(&mut self, began: u64) {
+        self.held_since.get_or_insert(began);
         self.renewed_at = Some(self.renewed_at.map_or(began, |at| at.max(began)));
     }
 
     /// The lease is lost: stop serving at once.
     pub fn lost(&mut self) {
         self.renewed_at = None;
+        self.held_since = None;
+    }
+
+    /// Until when the lease is surely held, by the last renewal: its window less the margin.
+    fn lease_until(&self) -> Option<u64> {
+        let window = self.timing.ttl.saturating_sub(self.timing.margin);
+        Some(self.renewed_at?.saturating_add(millis(window)))
     }
 
     /// Whether the machine is on the bus at `now`.
@@ -160,9 +214,7 @@ impl Judge {
     /// Until when (exclusive) the machine may serve, if it may serve at all.
     pub fn serving_until(&self) -> Option<u64> {
         self.bus_since?;
-        let renewed = self.renewed_at?;
-        let window = self.timing.ttl.saturating_sub(self.timing.margin);
-        Some(renewed.saturating_add(millis(window)))
+        self.lease_until()
     }
 
     /// Whether the machine may serve its particles at `now`.
@@ -171,12 +223,13 @@ impl Judge {
     }
 
     /// Whether the machine may declare others dead at `now`: it serves, and it has been on the
-    /// bus for a whole lease (so it has heard any renewal that happened).
+    /// bus and held its lease for a whole lease each (so it has heard any renewal that
+    /// happened, and the others have had a whole lease to take theirs again after the database
+    /// was away).
     pub fn may_bury(&self, now: u64) -> bool {
-        self.may_serve(now)
-            && self
-                .bus_since
-                .is_some_and(|since| now >= since.saturating_add(millis(self.timing.ttl)))
+        let ttl = millis(self.timing.ttl);
+        let for_a_lease = |since: Option<u64>| since.is_some_and(|s| now >= s.saturating_add(ttl));
+        self.may_serve(now) && for_a_lease(self.bus_since) && for_a_lease(self.held_since)
     }
 
     /// The leases this machine should try to bury at `now`: expired, not buried, not its own
@@ -277,8 +330,12 @@ pub struct Membership {
     timing: LeaseTiming,
     leases: Arc<dyn Leases>,
     gate: Arc<Gate>,
+    /// This process's holder number for [`Leases::acquire`].
+    holder: u64,
     epoch: AtomicU64,
     judge: Mutex<Judge>,
+    /// The burials this machine made and has adopted, as (machine, epoch).
+    adopted: Mutex<BTreeSet<(String, u64)>>,
 }
 
 impl std::fmt::Debug for Membership {
@@ -294,6 +351,8 @@ impl std::fmt::Debug for Membership {
 impl Membership {
     /// Takes `machine`'s lease and reads the others', so the machine knows the live stars
     /// before it places anything; its stars' `gate` opens once the lease is held on the bus.
+    /// While another process holds the lease (one killed a moment ago, whose lease has yet to
+    /// end), waits for it, for two leases and a tick at most.
     pub async fn join(
         machine: &str,
         stars: u16,
@@ -301,23 +360,46 @@ impl Membership {
         leases: Arc<dyn Leases>,
         gate: Arc<Gate>,
         member: &dyn Member,
-    ) -> Result<Arc<Membership>, RegistryError> {
-        let began = gate.now();
-        let epoch = leases.acquire(machine, stars, timing.ttl).await?;
+    ) -> Result<Arc<Membership>, JoinError> {
+        let holder = holder();
+        let started = Instant::now();
+        let waiting = timing.ttl * 2 + timing.tick;
+        let (epoch, began) = loop {
+            let began = gate.now();
+            let taken = patiently(timing, leases.acquire(machine, holder, stars, timing.ttl));
+            if let Some(epoch) = taken.await? {
+                break (epoch, began);
+            }
+            if started.elapsed() >= waiting {
+                return Err(JoinError::NameTaken {
+                    machine: machine.to_string(),
+                    waited: started.elapsed(),
+                });
+            }
+            tokio::time::sleep(timing.tick).await;
+        };
         let mut judge = Judge::new(timing);
         judge.renewed(began);
         judge.bus(member.on_bus(), gate.now());
         gate.serve_until(judge.serving_until());
+        let all = patiently(timing, leases.leases()).await?;
+        // What is buried now is placed again by the machine's start (`Lifecycle::reawaken`).
+        let adopted = all
+            .iter()
+            .filter(|lease| lease.buried)
+            .map(|lease| (lease.machine.clone(), lease.epoch))
+            .collect();
         let membership = Arc::new(Membership {
             machine: machine.to_string(),
             stars,
             timing,
             leases,
             gate,
+            holder,
             epoch: AtomicU64::new(epoch),
             judge: Mutex::new(judge),
+            adopted: Mutex::new(adopted),
         });
-        let all = membership.leases.leases().await?;
         member.set_remote_stars(membership.others(&all));
         Ok(membership)
     }
@@ -366,51 +448,22 @@ impl Membership {
     }
 
     /// One round: renew (or take the lease anew), open or close the gate, read the leases,
-    /// bury the dead.
+    /// bury the dead, adopt what this machine buried.
     async fn tick(&self, member: &dyn Member) {
         let began = self.gate.now();
         self.judge.lock().bus(member.on_bus(), began);
-        match self
+        let renewal = self
             .leases
-            .renew(&self.machine, self.epoch(), self.timing.ttl)
-            .await
-        {
+            .renew(&self.machine, self.epoch(), self.timing.ttl);
+        match patiently(self.timing, renewal).await {
             Ok(true) => self.judge.lock().renewed(began),
-            Ok(false) => {
-                self.judge.lock().lost();
-                self.gate.serve_until(None);
-                eprintln!(
-                    "membership: machine {} lost its lease (epoch {}): it stops serving and \
-                     takes a new one",
-                    self.machine,
-                    self.epoch()
-                );
-                let began = self.gate.now();
-                match self
-                    .leases
-                    .acquire(&self.machine, self.stars, self.timing.ttl)
-                    .await
-                {
-                    Ok(epoch) => {
-                        self.epoch.store(epoch, Ordering::Release);
-                        member.forget();
-                        let until = {
-                            let mut judge = self.judge.lock();
-                            judge.renewed(began);
-                            judge.serving_until()
-                        };
-                        self.gate.serve_until(until);
-                        member.rejoined().await;
-                    }
-                    Err(err) => eprintln!("membership: {err}"),
-                }
-            }
+            Ok(false) => self.take_anew(member).await,
             // The database is away: the gate closes by itself when the last renewal lapses.
             Err(err) => eprintln!("membership: {err}"),
         }
         let judge = self.judge.lock().clone();
         self.gate.serve_until(judge.serving_until());
-        let all = match self.leases.leases().await {
+        let all = match patiently(self.timing, self.leases.leases()).await {
             Ok(all) => all,
             Err(err) => {
                 eprintln!("membership: {err}");
@@ -418,20 +471,109 @@ impl Membership {
             }
         };
         member.set_remote_stars(self.others(&all));
+        // Burials of ours whose answer was lost: the database says who buried.
+        let unheard: Vec<&Lease> = all
+            .iter()
+            .filter(|lease| lease.buried && lease.buried_by.as_deref() == Some(&self.machine))
+            .filter(|lease| !self.has_adopted(lease))
+            .collect();
+        for dead in unheard {
+            self.adopt(member, dead).await;
+        }
         for dead in judge.to_bury(self.gate.now(), &self.machine, &all) {
-            match self.leases.bury(&dead.machine, dead.epoch).await {
-                Ok(true) => {
-                    eprintln!(
-                        "membership: machine {} is dead (its lease expired); {} takes its particles",
-                        dead.machine, self.machine
-                    );
-                    member.adopt(dead).await;
-                }
+            let burial = self.leases.bury(&dead.machine, dead.epoch, &self.machine);
+            match patiently(self.timing, burial).await {
+                Ok(true) => self.adopt(member, dead).await,
                 Ok(false) => {}
                 Err(err) => eprintln!("membership: {err}"),
             }
         }
+        self.adopted.lock().retain(|(machine, epoch)| {
+            all.iter()
+                .any(|lease| lease.buried && lease.machine == *machine && lease.epoch == *epoch)
+        });
     }
+
+    /// The lease was refused (it expired, was buried, or another process took the name): stop
+    /// serving, and take it anew if nobody else holds it.
+    async fn take_anew(&self, member: &dyn Member) {
+        self.judge.lock().lost();
+        self.gate.serve_until(None);
+        eprintln!(
+            "membership: machine {} lost its lease (epoch {}): it stops serving and takes a new one",
+            self.machine,
+            self.epoch()
+        );
+        let began = self.gate.now();
+        let taking = self
+            .leases
+            .acquire(&self.machine, self.holder, self.stars, self.timing.ttl);
+        match patiently(self.timing, taking).await {
+            Ok(Some(epoch)) => {
+                self.epoch.store(epoch, Ordering::Release);
+                member.forget();
+                let until = {
+                    let mut judge = self.judge.lock();
+                    judge.renewed(began);
+                    judge.serving_until()
+                };
+                self.gate.serve_until(until);
+                member.rejoined().await;
+            }
+            Ok(None) => eprintln!(
+                "membership: another process holds the lease of machine {}: this one serves \
+                 nothing until that lease ends",
+                self.machine
+            ),
+            Err(err) => eprintln!("membership: {err}"),
+        }
+    }
+
+    fn has_adopted(&self, dead: &Lease) -> bool {
+        self.adopted
+            .lock()
+            .contains(&(dead.machine.clone(), dead.epoch))
+    }
+
+    /// This machine buried `dead`: its particles are placed again.
+    async fn adopt(&self, member: &dyn Member, dead: &Lease) {
+        self.adopted
+            .lock()
+            .insert((dead.machine.clone(), dead.epoch));
+        eprintln!(
+            "membership: machine {} is dead (its lease expired); {} takes its particles",
+            dead.machine, self.machine
+        );
+        member.adopt(dead).await;
+    }
+}
+
+/// `call`, failed with [`RegistryError::Unavailable`] if it takes longer than the timing's
+/// patience.
+async fn patiently<T>(
+    timing: LeaseTiming,
+    call: impl Future<Output = Result<T, RegistryError>>,
+) -> Result<T, RegistryError> {
+    match tokio::time::timeout(timing.patience, call).await {
+        Ok(answer) => answer,
+        Err(_) => Err(RegistryError::Unavailable(format!(
+            "the leases' store did not answer within {:?}",
+            timing.patience
+        ))),
+    }
+}
+
+/// A holder number for this process, drawn at random (the time and the process id if the
+/// system has no randomness to give).
+fn holder() -> u64 {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_ok() {
+        return u64::from_le_bytes(bytes);
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    (u64::from(std::process::id()) << 32) | u64::from(nanos)
 }
 
 #[cfg(test)]
@@ -445,6 +587,7 @@ mod tests {
             stars: 2,
             remaining: remaining.map(Duration::from_millis),
             buried,
+            buried_by: None,
         }
     }
 
@@ -471,6 +614,7 @@ mod tests {
     fn nobody_is_buried_until_a_whole_lease_on_the_bus() {
         let mut judge = Judge::new(LeaseTiming::with_ttl(Duration::from_millis(2000)));
         judge.bus(true, 0);
+        judge.renewed(0);
         judge.renewed(1500);
         let leases = [
             lease("me", Some(1000), false),
@@ -504,6 +648,27 @@ mod tests {
                 StarKey::new("alive", "star", 1).expect("a key"),
             ]
         );
+    }
+
+    #[test]
+    fn a_lease_taken_anew_buries_nobody_for_a_lease() {
+        let mut judge = Judge::new(LeaseTiming::with_ttl(Duration::from_millis(2000)));
+        let leases = [lease("me", Some(1000), false), lease("dead", None, false)];
+        judge.bus(true, 0);
+        judge.renewed(0);
+        judge.renewed(2000);
+        assert_eq!(judge.to_bury(2500, "me", &leases).len(), 1);
+        // Renewals that failed for a while do not make the lease new...
+        judge.renewed(3400);
+        assert_eq!(judge.to_bury(3500, "me", &leases).len(), 1);
+        // ...a refusal does (the database was away longer than a lease, say): the others get
+        // a whole lease to take theirs anew.
+        judge.lost();
+        judge.renewed(4000);
+        assert!(judge.to_bury(4100, "me", &leases).is_empty());
+        judge.renewed(5500);
+        assert!(judge.to_bury(5999, "me", &leases).is_empty());
+        assert_eq!(judge.to_bury(6000, "me", &leases).len(), 1);
     }
 
     #[test]

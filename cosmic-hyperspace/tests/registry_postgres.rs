@@ -472,3 +472,63 @@ async fn creates_racing_the_delete_of_their_parent_leave_no_orphan() {
         assert!(orphans.is_empty(), "orphans: {orphans:?}");
     }
 }
+
+/// The leases' statements (`membership`): a lease is taken only from nobody, or again by its
+/// own holder; renewals and burials name the epoch; a burial records its burier.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_are_taken_only_from_nobody_and_burials_name_their_burier() {
+    use cosmic_hyperspace::membership::Leases;
+    use std::time::Duration;
+    let registry = fresh().await;
+    let long = Duration::from_secs(60);
+    let short = Duration::from_millis(200);
+    let first = registry.acquire("m-a", 7, 2, long).await.unwrap();
+    assert_eq!(first, Some(1));
+    assert_eq!(
+        registry.acquire("m-a", 8, 2, long).await.unwrap(),
+        None,
+        "another holder may not take a live lease"
+    );
+    assert_eq!(
+        registry.acquire("m-a", 7, 2, long).await.unwrap(),
+        Some(2),
+        "its own holder takes it again (an answer it lost)"
+    );
+    assert!(
+        !registry.renew("m-a", 1, long).await.unwrap(),
+        "epoch 1 is void"
+    );
+    assert!(registry.renew("m-a", 2, short).await.unwrap());
+    assert!(
+        !registry.bury("m-a", 2, "m-b").await.unwrap(),
+        "not before the lease ends"
+    );
+    tokio::time::sleep(short * 2).await;
+    assert!(registry.bury("m-a", 2, "m-b").await.unwrap());
+    assert!(
+        !registry.bury("m-a", 2, "m-c").await.unwrap(),
+        "buried once"
+    );
+    let leases = registry.leases().await.unwrap();
+    assert_eq!(leases.len(), 1);
+    assert!(leases[0].buried && !leases[0].is_live());
+    assert_eq!(leases[0].buried_by.as_deref(), Some("m-b"));
+    assert!(
+        !registry.renew("m-a", 2, long).await.unwrap(),
+        "a buried lease"
+    );
+    assert_eq!(
+        registry.acquire("m-a", 9, 3, long).await.unwrap(),
+        Some(3),
+        "a buried lease is anybody's"
+    );
+    let leases = registry.leases().await.unwrap();
+    assert!(leases[0].is_live() && leases[0].buried_by.is_none());
+    assert_eq!(leases[0].stars, 3);
+    registry.release("m-a", 3).await.unwrap();
+    assert_eq!(
+        registry.acquire("m-a", 10, 3, long).await.unwrap(),
+        Some(4),
+        "a released lease is anybody's"
+    );
+}

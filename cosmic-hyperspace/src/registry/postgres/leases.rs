@@ -2,12 +2,13 @@
 //! machine, times by the database's clock so that machines' clocks need not agree.
 //!
 //! Every statement is one conditional `UPDATE` or upsert, so two machines racing for the same
-//! lease (a burial against a renewal) are decided by the row lock: exactly one wins. Burials
-//! and releases are not run again after a broken connection — the first attempt may have
-//! happened. Known hole (the simulation's `a_burial_nobody_hears_of_still_gets_adopted`): a
-//! burial whose answer is lost is not asked again, so its particles wait for the next
-//! `reawaken` anywhere. And `acquire` takes a name's lease even while another process holds
-//! it (`two_processes_with_one_name_never_serve_at_once`): machine names must be unique.
+//! lease (a burial against a renewal, two processes of one name) are decided by the row lock:
+//! exactly one wins. Nothing is run again after a broken connection — the first attempt may
+//! have happened; the membership's next tick reads what did (`holder` makes a repeated
+//! `acquire` by the same process take the lease; `buried_by` tells a burier its burial took).
+//!
+//! The leases have a small pool of their own, so a renewal never queues behind the registry's
+//! traffic.
 
 use std::time::Duration;
 
@@ -32,7 +33,7 @@ impl PgRegistry {
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<u64, RegistryError> {
         let outcome: Result<u64, Failure> = async {
-            let client = self.pool.get().await?;
+            let client = self.leases_pool.get().await?;
             Ok(client.execute(sql, params).await?)
         }
         .await;
@@ -45,27 +46,37 @@ impl Leases for PgRegistry {
     async fn acquire(
         &self,
         machine: &str,
+        holder: u64,
         stars: u16,
         ttl: Duration,
-    ) -> Result<u64, RegistryError> {
+    ) -> Result<Option<u64>, RegistryError> {
         let doing = format!("taking the lease of machine {machine}");
-        let outcome: Result<i64, Failure> = async {
-            let client = self.pool.get().await?;
+        let holder = i64::from_ne_bytes(holder.to_ne_bytes());
+        let outcome: Result<Option<i64>, Failure> = async {
+            let client = self.leases_pool.get().await?;
             let row = client
-                .query_one(
-                    "INSERT INTO leases (machine, epoch, stars, expires_at, buried) \
-                     VALUES ($1, 1, $2, now() + $3 * interval '1 millisecond', false) \
+                .query_opt(
+                    "INSERT INTO leases (machine, epoch, stars, expires_at, buried, holder) \
+                     VALUES ($1, 1, $2, now() + $3 * interval '1 millisecond', false, $4) \
                      ON CONFLICT (machine) DO UPDATE SET epoch = leases.epoch + 1, \
-                     stars = EXCLUDED.stars, expires_at = EXCLUDED.expires_at, buried = false \
+                     stars = EXCLUDED.stars, expires_at = EXCLUDED.expires_at, buried = false, \
+                     buried_by = NULL, holder = EXCLUDED.holder \
+                     WHERE leases.buried OR leases.expires_at <= now() \
+                     OR leases.holder = EXCLUDED.holder \
                      RETURNING epoch",
-                    &[&machine, &i32::from(stars), &ms(ttl)],
+                    &[&machine, &i32::from(stars), &ms(ttl), &holder],
                 )
                 .await?;
-            Ok(row.try_get(0)?)
+            Ok(row.map(|row| row.try_get(0)).transpose()?)
         }
         .await;
         let epoch = outcome.map_err(|failure| failure.into_error(&doing))?;
-        u64::try_from(epoch).map_err(|_| RegistryError::Storage(format!("{doing}: epoch {epoch}")))
+        epoch
+            .map(|epoch| {
+                u64::try_from(epoch)
+                    .map_err(|_| RegistryError::Storage(format!("{doing}: epoch {epoch}")))
+            })
+            .transpose()
     }
 
     async fn renew(&self, machine: &str, epoch: u64, ttl: Duration) -> Result<bool, RegistryError> {
@@ -83,12 +94,12 @@ impl Leases for PgRegistry {
 
     async fn leases(&self) -> Result<Vec<Lease>, RegistryError> {
         let outcome: Result<Vec<Lease>, Failure> = async {
-            let client = self.pool.get().await?;
+            let client = self.leases_pool.get().await?;
             let rows = client
                 .query(
                     "SELECT machine, epoch, stars, \
-                     (EXTRACT(EPOCH FROM (expires_at - now())) * 1000)::float8, buried \
-                     FROM leases ORDER BY machine",
+                     (EXTRACT(EPOCH FROM (expires_at - now())) * 1000)::float8, buried, \
+                     buried_by FROM leases ORDER BY machine",
                     &[],
                 )
                 .await?;
@@ -104,6 +115,7 @@ impl Leases for PgRegistry {
                     remaining: (remaining > 0.0)
                         .then(|| Duration::from_secs_f64(remaining / 1000.0)),
                     buried: row.try_get(4)?,
+                    buried_by: row.try_get(5)?,
                 });
             }
             Ok(leases)
@@ -112,14 +124,14 @@ impl Leases for PgRegistry {
         outcome.map_err(|failure| failure.into_error("reading the machines' leases"))
     }
 
-    async fn bury(&self, machine: &str, epoch: u64) -> Result<bool, RegistryError> {
+    async fn bury(&self, machine: &str, epoch: u64, by: &str) -> Result<bool, RegistryError> {
         let epoch = i64::try_from(epoch).unwrap_or(i64::MAX);
         let changed = self
             .lease_update(
                 &format!("declaring machine {machine} dead"),
-                "UPDATE leases SET buried = true \
+                "UPDATE leases SET buried = true, buried_by = $3 \
                  WHERE machine = $1 AND epoch = $2 AND NOT buried AND expires_at <= now()",
-                &[&machine, &epoch],
+                &[&machine, &epoch, &by],
             )
             .await?;
         Ok(changed == 1)

@@ -101,6 +101,8 @@ impl Default for PgConfig {
 pub struct PgRegistry {
     pool: Pool,
     creates: Creates,
+    /// The membership's own connections (`leases`).
+    leases_pool: Pool,
 }
 
 /// Runs `$body` in a transaction (bound to `$tx`) and commits it, running the whole again
@@ -183,31 +185,11 @@ impl PgRegistry {
         let pg: tokio_postgres::Config = url
             .parse()
             .map_err(|e| storage("reading the PostgreSQL URL", e))?;
-        let manager = Manager::from_config(
-            pg,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(config.pool_size.max(1))
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(config.wait))
-            .create_timeout(Some(config.wait))
-            .post_create(Hook::async_fn(|client, _| {
-                Box::pin(async move {
-                    client
-                        .batch_execute(SESSION)
-                        .await
-                        .map_err(HookError::Backend)
-                })
-            }))
-            .build()
-            .map_err(|e| storage("building the PostgreSQL pool", e))?;
+        let pool = pool(pg.clone(), config.pool_size, config.wait)?;
         let registry = PgRegistry {
             creates: Creates::start(pool.clone()),
             pool,
+            leases_pool: self::pool(pg, LEASES_POOL_SIZE, config.wait)?,
         };
         let migrated: Result<i32, Failure> = async {
             let mut client = registry.pool.get().await?;
@@ -217,6 +199,37 @@ impl PgRegistry {
         migrated.map_err(|f| f.into_error("migrating the registry schema"))?;
         Ok(registry)
     }
+}
+
+/// How many connections the leases keep (one machine renews, reads and buries in turn; a
+/// second covers a connection being replaced).
+const LEASES_POOL_SIZE: usize = 2;
+
+/// A pool of at most `size` connections to `pg`, each set up with [`SESSION`], that waits
+/// `wait` at most for a connection.
+fn pool(pg: tokio_postgres::Config, size: usize, wait: Duration) -> RegistryResult<Pool> {
+    let manager = Manager::from_config(
+        pg,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size.max(1))
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(wait))
+        .create_timeout(Some(wait))
+        .post_create(Hook::async_fn(|client, _| {
+            Box::pin(async move {
+                client
+                    .batch_execute(SESSION)
+                    .await
+                    .map_err(HookError::Backend)
+            })
+        }))
+        .build()
+        .map_err(|e| storage("building the PostgreSQL pool", e))
 }
 
 /// A stored value, or a storage error naming what is corrupt.

@@ -112,6 +112,17 @@ const MIGRATIONS: &[(i32, &str, Fill)] = &[
     "#,
         Fill::Nothing,
     ),
+    (
+        5,
+        r#"
+    -- Who holds each lease (a number the holding process drew), so a lease is taken only from
+    -- nobody, or again by its own holder after a lost answer; and who buried it, so a burier
+    -- whose answer was lost still adopts. Rows from before hold 0 and nobody.
+    ALTER TABLE leases ADD COLUMN holder bigint NOT NULL DEFAULT 0;
+    ALTER TABLE leases ADD COLUMN buried_by text;
+    "#,
+        Fill::Nothing,
+    ),
 ];
 
 /// How many rows one statement of a fill updates.
