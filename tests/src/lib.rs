@@ -1,8 +1,10 @@
 //! End-to-end tests of Starlane. The tests in `tests/` run the real `starlane` binary the way an
 //! operator would; this library holds what they share: building and locating the binary,
 //! running it on either registry ([`Registry`], [`on_each_registry!`]), a private PostgreSQL
-//! ([`postgres`]), and the guest fixtures (real wasm, built by `build.rs` from `tests/guests/`).
+//! ([`postgres`]) and NATS ([`nats`]), a cosmos of three machines on them ([`cluster`]), and
+//! the guest fixtures (real wasm, built by `build.rs` from `tests/guests/`).
 
+pub mod cluster;
 pub mod nats;
 pub mod postgres;
 pub mod site;
@@ -108,8 +110,13 @@ impl Server {
             .env("STARLANE_CONTROL", "127.0.0.1:0")
             .env("STARLANE_HTTP", "127.0.0.1:0")
             .env("STARLANE_STARS", "2")
-            // The registry is the test's choice ([`Registry`]), not the environment's.
+            // The registry is the test's choice ([`Registry`]), not the environment's; so is
+            // the cosmos a machine joins, and its lease ([`cluster`]).
             .env_remove("STARLANE_REGISTRY")
+            .env_remove("STARLANE_NATS")
+            .env_remove("STARLANE_COSMOS")
+            .env_remove("STARLANE_MACHINE")
+            .env_remove("STARLANE_LEASE")
             .envs(envs.iter().copied())
             .stdout(log.try_clone().unwrap_or_else(|e| panic!("log: {e}")))
             .stderr(log)
