@@ -1,8 +1,10 @@
 //! End-to-end tests of Starlane. The tests in `tests/` run the real `starlane` binary the way an
 //! operator would; this library holds what they share: building and locating the binary,
 //! running it on either registry ([`Registry`], [`on_each_registry!`]), a private PostgreSQL
-//! ([`postgres`]), and the guest fixtures (real wasm, built by `build.rs` from `tests/guests/`).
+//! ([`postgres`]) and NATS ([`nats`]), a cosmos of three machines on them ([`cluster`]), and
+//! the guest fixtures (real wasm, built by `build.rs` from `tests/guests/`).
 
+pub mod cluster;
 pub mod nats;
 pub mod postgres;
 pub mod site;
@@ -21,8 +23,9 @@ pub fn workspace_root() -> PathBuf {
 
 /// The path of the `starlane` binary, built from this workspace on first use (with the same
 /// cargo, target directory and profile as the tests — release for benchmarks — so it is
-/// normally already up to date). `STARLANE_TEST_BIN` names another binary to test instead
-/// (an installed one, or an older build to show that a new test fails on it).
+/// normally already up to date), through a link of this process's own ([`pinned`]).
+/// `STARLANE_TEST_BIN` names another binary to test instead (an installed one, or an older
+/// build to show that a new test fails on it).
 pub fn starlane_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -47,8 +50,46 @@ pub fn starlane_bin() -> &'static Path {
             .status()
             .unwrap_or_else(|e| panic!("cannot run cargo to build starlane: {e}"));
         assert!(status.success(), "building the starlane binary failed");
-        target_dir().join(format!("starlane{}", std::env::consts::EXE_SUFFIX))
+        pinned(&target_dir().join(format!("starlane{}", std::env::consts::EXE_SUFFIX)))
     })
+}
+
+/// A link of this process's own to the binary `built`, so that it runs the same binary to
+/// the end: another checkout sharing the target directory replaces `<profile>/starlane` when
+/// it builds, and a server a test restarts must be the one it started. Links left by test
+/// processes that have ended are removed. Where no link can be made, `built` itself.
+fn pinned(built: &Path) -> PathBuf {
+    let dir = target_root().join("tests").join("bin");
+    if std::fs::create_dir_all(&dir).is_err() {
+        return built.to_path_buf();
+    }
+    let proc = Path::new("/proc");
+    if proc.join("self").exists()
+        && let Ok(entries) = std::fs::read_dir(&dir)
+    {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let pid = name
+                .to_str()
+                .and_then(|name| name.strip_prefix("starlane-"))
+                .and_then(|rest| rest.split('.').next());
+            if let Some(pid) = pid
+                && !proc.join(pid).exists()
+            {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    let link = dir.join(format!(
+        "starlane-{}{}",
+        std::process::id(),
+        std::env::consts::EXE_SUFFIX
+    ));
+    let _ = std::fs::remove_file(&link);
+    match std::fs::hard_link(built, &link) {
+        Ok(()) => link,
+        Err(_) => built.to_path_buf(),
+    }
 }
 
 /// The target directory the tests were built into (`target`, or `CARGO_TARGET_DIR`): the
@@ -108,8 +149,13 @@ impl Server {
             .env("STARLANE_CONTROL", "127.0.0.1:0")
             .env("STARLANE_HTTP", "127.0.0.1:0")
             .env("STARLANE_STARS", "2")
-            // The registry is the test's choice ([`Registry`]), not the environment's.
+            // The registry is the test's choice ([`Registry`]), not the environment's; so is
+            // the cosmos a machine joins, and its lease ([`cluster`]).
             .env_remove("STARLANE_REGISTRY")
+            .env_remove("STARLANE_NATS")
+            .env_remove("STARLANE_COSMOS")
+            .env_remove("STARLANE_MACHINE")
+            .env_remove("STARLANE_LEASE")
             .envs(envs.iter().copied())
             .stdout(log.try_clone().unwrap_or_else(|e| panic!("log: {e}")))
             .stderr(log)

@@ -3,194 +3,18 @@
 //! particle, by CLI and by HTTP; when the machine hosting a set of mechtrons is killed, they
 //! answer again through the survivors; when NATS restarts, the cosmos resumes by itself.
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use tests::nats::PrivateNats;
-use tests::{Server, http, stderr, stdout};
+use tests::cluster::{Cluster, NAMES, ping, ping_with};
+use tests::http;
 
 /// Lease length for the tests: short, so failover is quick to watch.
-const LEASE_MS: &str = "1000";
-
-/// Three machines, `m-a`, `m-b` and `m-c`, of cosmos `test`.
-struct Cluster {
-    /// One cluster at a time: three machines per test, on two cores, already keep them busy;
-    /// more at once would starve their lease renewals and fail machines over for real.
-    _turn: std::sync::MutexGuard<'static, ()>,
-    dir: tempfile::TempDir,
-    nats: PrivateNats,
-    database: String,
-    servers: Vec<Option<Server>>,
-}
-
-const NAMES: [&str; 3] = ["m-a", "m-b", "m-c"];
-
-impl Cluster {
-    fn start() -> Cluster {
-        static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let turn = TURN
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let nats = PrivateNats::start();
-        let database = tests::postgres::shared().database();
-        let mut cluster = Cluster {
-            _turn: turn,
-            dir,
-            nats,
-            database,
-            servers: Vec::new(),
-        };
-        for index in 0..NAMES.len() {
-            let server = cluster.machine(index);
-            cluster.servers.push(Some(server));
-        }
-        cluster
-    }
-
-    fn work(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn home(&self, index: usize) -> PathBuf {
-        self.dir.path().join(NAMES[index])
-    }
-
-    /// Starts machine `index` (again).
-    fn machine(&self, index: usize) -> Server {
-        let home = self.home(index);
-        std::fs::create_dir_all(&home).unwrap_or_else(|e| panic!("{e}"));
-        let nats = self.nats.url();
-        Server::start_with(
-            &home,
-            &[
-                ("STARLANE_REGISTRY", self.database.as_str()),
-                ("STARLANE_NATS", nats.as_str()),
-                ("STARLANE_COSMOS", "test"),
-                ("STARLANE_MACHINE", NAMES[index]),
-                ("STARLANE_LEASE", LEASE_MS),
-            ],
-        )
-    }
-
-    fn server(&self, index: usize) -> &Server {
-        self.servers[index]
-            .as_ref()
-            .unwrap_or_else(|| panic!("machine {} is not running", NAMES[index]))
-    }
-
-    /// `starlane send ARGS` through machine `index`: whether it succeeded, and what it printed.
-    fn send(&self, index: usize, args: &[&str]) -> (bool, String) {
-        let mut all = vec!["send"];
-        all.extend_from_slice(args);
-        let out = self.server(index).run(self.work(), &all);
-        (
-            out.status.success(),
-            format!("{}{}", stdout(&out), stderr(&out)),
-        )
-    }
-
-    /// Waits until `point` answers `method` through machine `index` with success; how long
-    /// that took. Fails the test after `patience`.
-    fn until_answered(
-        &self,
-        index: usize,
-        point: &str,
-        method: &str,
-        patience: Duration,
-    ) -> Duration {
-        let started = Instant::now();
-        loop {
-            let (ok, printed) = self.send(index, &[point, method, "--wait", "2"]);
-            if ok {
-                return started.elapsed();
-            }
-            assert!(
-                started.elapsed() < patience,
-                "{point} did not answer {method} through {} within {patience:?}: {printed}",
-                NAMES[index]
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// The machine hosting the first of `points` (the one a test will stop), and its index.
-    fn victim(&self, points: &[String]) -> (String, usize) {
-        let victim = self.host_of(&points[0]);
-        let index = NAMES
-            .iter()
-            .position(|name| *name == victim)
-            .unwrap_or_else(|| panic!("{victim} is none of ours"));
-        (victim, index)
-    }
-
-    /// Waits until machine `index` counts every machine alive (so it places over all their
-    /// stars).
-    fn until_all_alive(&self, index: usize) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let out = self.server(index).run(self.work(), &["status", "--json"]);
-            let printed = stdout(&out);
-            let alive = NAMES
-                .iter()
-                .filter(|name| printed.contains(&format!("\"alive\":true,\"name\":\"{name}\"")))
-                .count();
-            if alive == NAMES.len() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} does not see every machine alive: {printed}{}",
-                NAMES[index],
-                stderr(&out)
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// The machine `point` is placed on while all three are alive: placement is rendezvous
-    /// hashing over the live stars, the same on every machine.
-    fn host_of(&self, point: &str) -> String {
-        let stars: Vec<cosmic_space::StarKey> = NAMES
-            .iter()
-            .flat_map(|name| (0..2).map(move |i| cosmic_space::StarKey::new(name, "star", i)))
-            .map(|key| key.unwrap_or_else(|e| panic!("{e}")))
-            .collect();
-        let point: cosmic_space::Point = point.parse().unwrap_or_else(|e| panic!("{e}"));
-        cosmic_hyperspace::placement::place(&point, &stars)
-            .map(|star| star.constellation.clone())
-            .unwrap_or_else(|| panic!("no star for {point}"))
-    }
-}
-
-/// The fixtures published and `n` counter mechtrons `localhost:counter-I`, created through
-/// machine `m-a`.
-fn counters(cluster: &Cluster, n: usize) -> Vec<String> {
-    cluster.until_all_alive(0);
-    tests::write_fixtures_bundle(cluster.work());
-    cluster.server(0).exec(
-        cluster.work(),
-        "create localhost<Space>; create localhost:repo<Repo>; \
-         publish ^[ bundle.zip ]-> localhost:repo:fixtures:1.0.0",
-    );
-    let mut points = Vec::new();
-    for i in 0..n {
-        let point = format!("localhost:counter-{i}");
-        cluster.server(0).exec(
-            cluster.work(),
-            &format!(
-                "create {point}<Mechtron>{{ +config=localhost:repo:fixtures:1.0.0:/config/counter.mechtron }}"
-            ),
-        );
-        points.push(point);
-    }
-    points
-}
+const LEASE: Duration = Duration::from_millis(1000);
 
 #[test]
 fn particles_made_through_one_machine_answer_through_every_other() {
-    let cluster = Cluster::start();
-    let points = counters(&cluster, 6);
+    let cluster = Cluster::start(Some(LEASE));
+    let points = cluster.counters(6);
     let mut hosts = std::collections::BTreeSet::new();
     for point in &points {
         hosts.insert(cluster.host_of(point));
@@ -213,7 +37,7 @@ fn particles_made_through_one_machine_answer_through_every_other() {
 
 #[test]
 fn a_web_request_to_any_machine_reaches_a_mechtron_on_another() {
-    let cluster = Cluster::start();
+    let cluster = Cluster::start(Some(LEASE));
     cluster.until_all_alive(0);
     tests::site::build(
         cluster.server(0),
@@ -234,8 +58,8 @@ fn a_web_request_to_any_machine_reaches_a_mechtron_on_another() {
 
 #[test]
 fn the_mechtrons_of_a_killed_machine_answer_again_through_the_survivors() {
-    let mut cluster = Cluster::start();
-    let points = counters(&cluster, 9);
+    let mut cluster = Cluster::start(Some(LEASE));
+    let points = cluster.counters(9);
     let (victim, index) = cluster.victim(&points);
     let hosted: Vec<&String> = points
         .iter()
@@ -243,9 +67,7 @@ fn the_mechtrons_of_a_killed_machine_answer_again_through_the_survivors() {
         .collect();
     let survivor = (index + 1) % NAMES.len();
     let killed = Instant::now();
-    if let Some(server) = cluster.servers[index].take() {
-        server.kill9();
-    }
+    cluster.kill9(index);
     let mut slowest = Duration::ZERO;
     for point in &hosted {
         let took = cluster.until_answered(survivor, point, "Ext<Count>", Duration::from_secs(30));
@@ -258,7 +80,7 @@ fn the_mechtrons_of_a_killed_machine_answer_again_through_the_survivors() {
         killed.elapsed()
     );
     // The killed machine comes back: it takes a new lease and serves what is placed on it.
-    cluster.servers[index] = Some(cluster.machine(index));
+    cluster.restart(index);
     for point in &points {
         cluster.until_answered(index, point, "Ext<Get>", Duration::from_secs(30));
     }
@@ -266,9 +88,9 @@ fn the_mechtrons_of_a_killed_machine_answer_again_through_the_survivors() {
 
 #[test]
 fn the_cosmos_resumes_by_itself_when_nats_restarts() {
-    let mut cluster = Cluster::start();
-    let points = counters(&cluster, 6);
-    cluster.nats.restart();
+    let mut cluster = Cluster::start(Some(LEASE));
+    let points = cluster.counters(6);
+    cluster.restart_nats();
     let restarted = Instant::now();
     for point in &points {
         for index in 0..NAMES.len() {
@@ -281,59 +103,10 @@ fn the_cosmos_resumes_by_itself_when_nats_restarts() {
     );
 }
 
-/// Through a running machine's control port: `Ext<METHOD>` to `point`, the status and the
-/// body as text.
-async fn ping(
-    client: &mut cosmic_hyperspace::control::Client,
-    point: &str,
-    method: &str,
-    wait_ms: u64,
-) -> Result<(cosmic_space::StatusCode, String), String> {
-    ping_with(
-        client,
-        point,
-        method,
-        cosmic_space::Substance::Empty,
-        wait_ms,
-    )
-    .await
-}
-
-/// [`ping`] with a body.
-async fn ping_with(
-    client: &mut cosmic_hyperspace::control::Client,
-    point: &str,
-    method: &str,
-    body: cosmic_space::Substance,
-    wait_ms: u64,
-) -> Result<(cosmic_space::StatusCode, String), String> {
-    use cosmic_space::{Method, Ping, Point, Surface, WaitTime};
-    let to: Point = point.parse().map_err(|e| format!("{e}"))?;
-    let ping = Ping::new(
-        Surface::core(Point::hyperuser()),
-        to,
-        Method::ext(method).map_err(|e| format!("{e}"))?,
-        body,
-    )
-    .with_wait(WaitTime::from_millis(wait_ms));
-    let pong = client.ping(ping).await.map_err(|e| e.to_string())?;
-    Ok((pong.core.status, format!("{:?}", pong.core.body)))
-}
-
-/// A control client of machine `index`, as HyperUser.
-async fn client(cluster: &Cluster, index: usize) -> cosmic_hyperspace::control::Client {
-    let endpoint = cosmic_hyperspace::control::read_endpoint(&cluster.home(index))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let token = endpoint.token.unwrap_or_else(|| panic!("no token"));
-    cosmic_hyperspace::control::Client::connect(endpoint.control, &token)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
 #[test]
 fn a_stopped_machine_loses_its_mechtrons_and_never_serves_them_again() {
-    let cluster = Cluster::start();
-    let points = counters(&cluster, 9);
+    let cluster = Cluster::start(Some(LEASE));
+    let points = cluster.counters(9);
     let (victim, index) = cluster.victim(&points);
     let survivor = (index + 1) % NAMES.len();
     let hosted: Vec<&String> = points
@@ -375,7 +148,7 @@ fn a_stopped_machine_loses_its_mechtrons_and_never_serves_them_again() {
     cluster.server(index).signal("STOP");
     // Waves for the stopped machine's pinger wait in its connection while it is stopped.
     runtime.block_on(async {
-        let mut door = client(&cluster, survivor).await;
+        let mut door = cluster.client(survivor).await;
         for _ in 0..5 {
             let _ = ping_with(
                 &mut door,
@@ -406,8 +179,8 @@ fn a_stopped_machine_loses_its_mechtrons_and_never_serves_them_again() {
     // reading through the continued machine (which answers 503 until it holds a lease again)
     // see one instance, the new one.
     runtime.block_on(async {
-        let mut counter_door = client(&cluster, survivor).await;
-        let mut reader_door = client(&cluster, index).await;
+        let mut counter_door = cluster.client(survivor).await;
+        let mut reader_door = cluster.client(index).await;
         for point in &hosted {
             let mut last = None;
             for _ in 0..3 {
@@ -452,8 +225,8 @@ fn number(body: &str) -> i64 {
 
 #[test]
 fn every_ping_during_a_failover_gets_exactly_one_answer() {
-    let mut cluster = Cluster::start();
-    let points = counters(&cluster, 12);
+    let mut cluster = Cluster::start(Some(LEASE));
+    let points = cluster.counters(12);
     let (victim, index) = cluster.victim(&points);
     let survivor = (index + 1) % NAMES.len();
     const TOTAL: usize = 20_000;
@@ -467,7 +240,7 @@ fn every_ping_during_a_failover_gets_exactly_one_answer() {
     let outcomes = runtime.block_on(async {
         let mut tasks = tokio::task::JoinSet::new();
         for connection in 0..CONNECTIONS {
-            let mut door = client(&cluster, survivor).await;
+            let mut door = cluster.client(survivor).await;
             let points = points.clone();
             let sent = sent.clone();
             tasks.spawn(async move {
@@ -490,9 +263,7 @@ fn every_ping_during_a_failover_gets_exactly_one_answer() {
         while sent.load(std::sync::atomic::Ordering::Relaxed) < TOTAL / 10 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        if let Some(server) = cluster.servers[index].take() {
-            server.kill9();
-        }
+        cluster.kill9(index);
         let mut all = std::collections::BTreeMap::<String, usize>::new();
         while let Some(done) = tasks.join_next().await {
             for (outcome, count) in done.unwrap_or_else(|e| panic!("{e}")) {
