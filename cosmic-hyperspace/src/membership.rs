@@ -336,6 +336,9 @@ pub struct Membership {
     judge: Mutex<Judge>,
     /// The burials this machine made and has adopted, as (machine, epoch).
     adopted: Mutex<BTreeSet<(String, u64)>>,
+    /// Adoptions and restarts under way ([`Membership::place`]), and the turn they take.
+    placing: Mutex<Vec<JoinHandle<()>>>,
+    placing_turn: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Membership {
@@ -399,6 +402,8 @@ impl Membership {
             epoch: AtomicU64::new(epoch),
             judge: Mutex::new(judge),
             adopted: Mutex::new(adopted),
+            placing: Mutex::new(Vec::new()),
+            placing_turn: Arc::new(tokio::sync::Mutex::new(())),
         });
         member.set_remote_stars(membership.others(&all));
         Ok(membership)
@@ -436,9 +441,12 @@ impl Membership {
                     _ = &mut stopped => break,
                     _ = tokio::time::sleep(membership.timing.tick) => {}
                 }
-                membership.tick(member.as_ref()).await;
+                membership.tick(&member).await;
             }
             membership.gate.serve_until(None);
+            for work in membership.placing.lock().drain(..) {
+                work.abort();
+            }
             let _ = membership
                 .leases
                 .release(&membership.machine, membership.epoch())
@@ -449,7 +457,7 @@ impl Membership {
 
     /// One round: renew (or take the lease anew), open or close the gate, read the leases,
     /// bury the dead, adopt what this machine buried.
-    async fn tick(&self, member: &dyn Member) {
+    async fn tick(&self, member: &Arc<dyn Member>) {
         let began = self.gate.now();
         self.judge.lock().bus(member.on_bus(), began);
         let renewal = self
@@ -478,12 +486,12 @@ impl Membership {
             .filter(|lease| !self.has_adopted(lease))
             .collect();
         for dead in unheard {
-            self.adopt(member, dead).await;
+            self.adopt(member, dead);
         }
         for dead in judge.to_bury(self.gate.now(), &self.machine, &all) {
             let burial = self.leases.bury(&dead.machine, dead.epoch, &self.machine);
             match patiently(self.timing, burial).await {
-                Ok(true) => self.adopt(member, dead).await,
+                Ok(true) => self.adopt(member, dead),
                 Ok(false) => {}
                 Err(err) => eprintln!("membership: {err}"),
             }
@@ -496,7 +504,7 @@ impl Membership {
 
     /// The lease was refused (it expired, was buried, or another process took the name): stop
     /// serving, and take it anew if nobody else holds it.
-    async fn take_anew(&self, member: &dyn Member) {
+    async fn take_anew(&self, member: &Arc<dyn Member>) {
         self.judge.lock().lost();
         self.gate.serve_until(None);
         eprintln!(
@@ -518,7 +526,8 @@ impl Membership {
                     judge.serving_until()
                 };
                 self.gate.serve_until(until);
-                member.rejoined().await;
+                let rejoined = member.clone();
+                self.place(async move { rejoined.rejoined().await });
             }
             Ok(None) => eprintln!(
                 "membership: another process holds the lease of machine {}: this one serves \
@@ -536,7 +545,7 @@ impl Membership {
     }
 
     /// This machine buried `dead`: its particles are placed again.
-    async fn adopt(&self, member: &dyn Member, dead: &Lease) {
+    fn adopt(&self, member: &Arc<dyn Member>, dead: &Lease) {
         self.adopted
             .lock()
             .insert((dead.machine.clone(), dead.epoch));
@@ -544,7 +553,22 @@ impl Membership {
             "membership: machine {} is dead (its lease expired); {} takes its particles",
             dead.machine, self.machine
         );
-        member.adopt(dead).await;
+        let (member, dead) = (member.clone(), dead.clone());
+        self.place(async move { member.adopt(&dead).await });
+    }
+
+    /// Runs `work` (an adoption, or starting this machine's own particles again) beside the
+    /// ticks, one at a time: placing many particles takes as long as it takes, and the lease
+    /// must be renewed meanwhile.
+    fn place(&self, work: impl Future<Output = ()> + Send + 'static) {
+        let turn = self.placing_turn.clone();
+        let task = tokio::spawn(async move {
+            let _turn = turn.lock().await;
+            work.await;
+        });
+        let mut placing = self.placing.lock();
+        placing.retain(|task| !task.is_finished());
+        placing.push(task);
     }
 }
 

@@ -98,18 +98,60 @@ impl Cluster {
         let home = self.home(index);
         std::fs::create_dir_all(&home)
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", home.display()));
-        let nats = self.nats.url();
-        let lease = self.lease.map(|lease| lease.as_millis().to_string());
-        let mut envs = vec![
-            ("STARLANE_REGISTRY", self.database.as_str()),
-            ("STARLANE_NATS", nats.as_str()),
-            ("STARLANE_COSMOS", "test"),
-            ("STARLANE_MACHINE", NAMES[index]),
-        ];
-        if let Some(lease) = &lease {
-            envs.push(("STARLANE_LEASE", lease.as_str()));
-        }
+        let envs = self.settings(NAMES[index]);
+        let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
         Server::start_with(&home, &envs)
+    }
+
+    /// The environment of a machine named `name` of this cosmos.
+    fn settings(&self, name: &str) -> Vec<(&'static str, String)> {
+        let mut envs = vec![
+            ("STARLANE_REGISTRY", self.database.clone()),
+            ("STARLANE_NATS", self.nats.url()),
+            ("STARLANE_COSMOS", "test".to_string()),
+            ("STARLANE_MACHINE", name.to_string()),
+        ];
+        if let Some(lease) = self.lease {
+            envs.push(("STARLANE_LEASE", lease.as_millis().to_string()));
+        }
+        envs
+    }
+
+    /// `starlane serve` of one more machine named `name` on a data directory of its own, run
+    /// until it exits: whether it succeeded and what it printed. Fails the test if it still
+    /// runs after `patience` (it is killed then).
+    pub fn serve_until_exit(&self, name: &str, patience: Duration) -> (bool, String) {
+        let home = self.dir.path().join(format!("{name}-again"));
+        std::fs::create_dir_all(&home)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", home.display()));
+        let mut child = std::process::Command::new(crate::starlane_bin())
+            .arg("serve")
+            .env("STARLANE_HOME", &home)
+            .env("STARLANE_CONTROL", "127.0.0.1:0")
+            .env("STARLANE_HTTP", "127.0.0.1:0")
+            .envs(self.settings(name))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start starlane serve: {e}"));
+        let started = std::time::Instant::now();
+        while child.try_wait().ok().flatten().is_none() {
+            if started.elapsed() > patience {
+                let _ = child.kill();
+                let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+                panic!(
+                    "starlane serve as {name} still ran after {patience:?}: {}{}",
+                    crate::stdout(&out),
+                    crate::stderr(&out)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+        (
+            out.status.success(),
+            format!("{}{}", crate::stdout(&out), crate::stderr(&out)),
+        )
     }
 
     /// The running machine `index`.

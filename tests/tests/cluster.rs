@@ -1,7 +1,8 @@
 //! A cosmos across machines (SPEC §14.2), end to end: three `starlane serve` processes on one
 //! private NATS server and one private PostgreSQL database. Every machine reaches every
 //! particle, by CLI and by HTTP; when the machine hosting a set of mechtrons is killed, they
-//! answer again through the survivors; when NATS restarts, the cosmos resumes by itself.
+//! answer again through the survivors; when NATS restarts, the cosmos resumes by itself; a
+//! second process with a running machine's name gives up.
 
 use std::time::{Duration, Instant};
 
@@ -285,4 +286,29 @@ fn every_ping_during_a_failover_gets_exactly_one_answer() {
             "an answer that is none of 200, 503, 408: {outcomes:?}"
         );
     }
+}
+
+#[test]
+fn a_second_process_with_a_running_machines_name_gives_up_and_the_first_serves_on() {
+    let cluster = Cluster::start(Some(LEASE));
+    let points = cluster.counters(3);
+    let (ok, printed) = cluster.serve_until_exit(NAMES[1], Duration::from_secs(30));
+    assert!(!ok, "a second {} started: {printed}", NAMES[1]);
+    assert!(
+        printed.contains(&format!("machine {} is running elsewhere", NAMES[1]))
+            && printed.contains("--machine"),
+        "{printed}"
+    );
+    // The first kept its lease all along: it is alive, and every counter answers through it.
+    cluster.until_all_alive(0);
+    for point in &points {
+        let (ok, printed) = cluster.send(1, &[point, "Ext<Count>"]);
+        assert!(ok, "{point} through {}: {printed}", NAMES[1]);
+    }
+    let log = std::fs::read_to_string(cluster.log(1)).unwrap_or_default();
+    assert!(
+        !log.contains("lost its lease"),
+        "{} lost its lease to the second process: {log}",
+        NAMES[1]
+    );
 }
