@@ -82,7 +82,11 @@ fn inputs(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn golden() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    // The package directory cargo names when it runs the test, rather than the one compiled
+    // in: a target directory shared by two checkouts may run a binary the other one built.
+    let package = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    let root = package.join("tests/golden");
     let bless = std::env::var_os("BLESS").is_some();
     let mut grammars: Vec<PathBuf> = fs::read_dir(&root)
         .expect("tests/golden exists")

@@ -13,12 +13,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-/// The root of the workspace.
+/// The root of the workspace: the parent of the running test's package (cargo says which when
+/// it runs a test; the path compiled in is the fallback). Not the compiled-in path first: a
+/// target directory shared by two checkouts may run a test binary the other one built.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
+    let package = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    package.parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
 /// The path of the `starlane` binary, built from this workspace on first use (with the same
