@@ -11,95 +11,29 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use cosmic_hyperspace::fabric::{NatsFabric, NatsSettings};
+use cosmic_hyperspace::driver::Drivers;
 use cosmic_hyperspace::machine::Machine;
 use cosmic_hyperspace::membership::LeaseTiming;
-use cosmic_hyperspace::registry::PgRegistry;
-use cosmic_space::{Agent, CmdMethod, Method, Ping, Point, RawCommand, StatusCode, Surface};
+use cosmic_space::{Agent, Ping, Point, RawCommand};
 use futures_util::StreamExt;
-use tests::nats::PrivateNats;
+use tests::nats::{PrivateNats, machine};
 use tests::postgres::PrivatePostgres;
 
-const SEQUENTIAL: usize = 5_000;
-const THROUGHPUT: usize = 50_000;
-const IN_FLIGHT: usize = 64;
+mod common;
+
+use common::{Load, Trip, bounces, median_round, report};
+
+/// Between machines: 5k one at a time, 50k with 64 in flight; the median of 3 rounds.
+const LOAD: Load = Load {
+    warmup: 500,
+    sequential: 5_000,
+    throughput: 50_000,
+    in_flight: 64,
+};
 const ROUNDS: usize = 3;
-
-struct Figures {
-    p50: Duration,
-    p99: Duration,
-    per_second: f64,
-}
-
-/// One round trip, as a boxed future.
-type Trip = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
-
-/// Latency of `SEQUENTIAL` round trips one at a time, then the rate of `THROUGHPUT` with
-/// `IN_FLIGHT` in flight; the median round of `ROUNDS`.
-async fn measure(trip: Arc<dyn Fn() -> Trip + Send + Sync>) -> Figures {
-    for _ in 0..500 {
-        trip().await;
-    }
-    let mut rounds = Vec::new();
-    for _ in 0..ROUNDS {
-        let mut latencies = Vec::with_capacity(SEQUENTIAL);
-        for _ in 0..SEQUENTIAL {
-            let start = Instant::now();
-            trip().await;
-            latencies.push(start.elapsed());
-        }
-        latencies.sort();
-        let start = Instant::now();
-        let mut set = tokio::task::JoinSet::new();
-        for _ in 0..THROUGHPUT {
-            set.spawn(trip());
-            while set.len() >= IN_FLIGHT {
-                set.join_next().await.unwrap().unwrap();
-            }
-        }
-        while let Some(done) = set.join_next().await {
-            done.unwrap();
-        }
-        rounds.push(Figures {
-            p50: latencies[latencies.len() / 2],
-            p99: latencies[latencies.len() * 99 / 100],
-            per_second: THROUGHPUT as f64 / start.elapsed().as_secs_f64(),
-        });
-    }
-    rounds.sort_by_key(|figures| figures.p50);
-    rounds.swap_remove(ROUNDS / 2)
-}
-
-fn report(name: &str, figures: &Figures, floor: &Figures) {
-    println!(
-        "{name:<44} p50 {:>7.1} µs  p99 {:>7.1} µs  {:>8.0}/s   p50 ×{:.2} floor, throughput ×{:.2} floor",
-        figures.p50.as_secs_f64() * 1e6,
-        figures.p99.as_secs_f64() * 1e6,
-        figures.per_second,
-        figures.p50.as_secs_f64() / floor.p50.as_secs_f64(),
-        figures.per_second / floor.per_second,
-    );
-}
-
-async fn machine(name: &str, nats: &str, url: &str, dir: &std::path::Path) -> Machine {
-    let fabric = NatsFabric::connect(&NatsSettings::new(nats, "bench", name))
-        .await
-        .unwrap();
-    let registry = Arc::new(PgRegistry::connect(url).await.unwrap());
-    Machine::builder(dir)
-        .name(name)
-        .stars(2)
-        .registry(registry.clone())
-        .fabric(fabric)
-        .membership(registry, LeaseTiming::default())
-        .build()
-        .await
-        .unwrap()
-}
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -128,7 +62,7 @@ fn main() {
             }
         });
         let requester = async_nats::connect(nats.url()).await.unwrap();
-        let floor = measure(Arc::new(move || {
+        let floor = median_round(ROUNDS, LOAD, move || {
             let requester = requester.clone();
             Box::pin(async move {
                 requester
@@ -136,12 +70,18 @@ fn main() {
                     .await
                     .unwrap();
             }) as Trip
-        }))
+        })
         .await;
 
         let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
-        let a = machine("bench-a", &nats.url(), &url, dirs[0].path()).await;
-        let b = machine("bench-b", &nats.url(), &url, dirs[1].path()).await;
+        let mut machines = Vec::new();
+        for (name, dir) in ["bench-a", "bench-b"].into_iter().zip(&dirs) {
+            let (nats, timing) = (nats.url(), LeaseTiming::default());
+            let drivers = Drivers::builtin();
+            let machine = machine(&nats, "bench", &url, name, dir.path(), drivers, timing);
+            machines.push(machine.await);
+        }
+        let [a, b] = <[Machine; 2]>::try_from(machines).unwrap();
         while a.live_stars().len() < 4 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -167,24 +107,11 @@ fn main() {
         }
         let target = target.expect("a target on bench-b");
         let sender = a.stars()[0].clone();
-        let cross = measure(Arc::new(move || {
-            let mut ping = Ping::new(
-                Surface::core(sender.point().clone()),
-                target.clone(),
-                Method::Cmd(CmdMethod::Bounce),
-                (),
-            );
-            ping.agent = Agent::HyperUser;
-            let sender = sender.clone();
-            Box::pin(async move {
-                let pong = sender.ping(ping).await;
-                assert_eq!(pong.core.status, StatusCode::OK);
-            }) as Trip
-        }))
-        .await;
+        let cross = median_round(ROUNDS, LOAD, bounces(sender, target, Agent::HyperUser)).await;
         println!(
-            "Ping→Pong between machines over NATS ({SEQUENTIAL} one at a time for latency, \
-             {THROUGHPUT} with {IN_FLIGHT} in flight; median of {ROUNDS} rounds)"
+            "Ping→Pong between machines over NATS ({} one at a time for latency, {} with {} in \
+             flight; median of {ROUNDS} rounds)",
+            LOAD.sequential, LOAD.throughput, LOAD.in_flight
         );
         report("floor: raw NATS request/reply", &floor, &floor);
         report(

@@ -11,74 +11,26 @@
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use cosmic_hyperspace::driver::Drivers;
 use cosmic_hyperspace::machine::Machine;
 use cosmic_hyperspace::registry::PgRegistry;
 use cosmic_hyperspace::star::StarHandle;
-use cosmic_space::{Agent, CmdMethod, Method, Ping, Point, RawCommand, StatusCode, Surface};
+use cosmic_space::{Agent, Ping, Point, RawCommand};
 use tests::postgres::PrivatePostgres;
 use tokio::sync::{mpsc, oneshot};
 
-const SEQUENTIAL: usize = 20_000;
-const THROUGHPUT: usize = 200_000;
-const IN_FLIGHT: usize = 256;
+mod common;
 
-struct Figures {
-    p50: Duration,
-    p99: Duration,
-    per_second: f64,
-}
+use common::{Figures, Load, Trip, bounces, measure, report};
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let at = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[at.min(sorted.len() - 1)]
-}
-
-/// Measures on a task of the runtime (not on the thread blocked in `block_on`, which every
-/// answer would have to wake).
-async fn measure<F, Fut>(round_trip: F) -> Figures
-where
-    F: Fn() -> Fut + Clone + Send + Sync + 'static,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    tokio::spawn(measure_here(round_trip)).await.unwrap()
-}
-
-async fn measure_here<F, Fut>(round_trip: F) -> Figures
-where
-    F: Fn() -> Fut + Clone + Send + Sync + 'static,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    for _ in 0..2_000 {
-        round_trip().await;
-    }
-    let mut latencies = Vec::with_capacity(SEQUENTIAL);
-    for _ in 0..SEQUENTIAL {
-        let start = Instant::now();
-        round_trip().await;
-        latencies.push(start.elapsed());
-    }
-    latencies.sort();
-    let start = Instant::now();
-    let mut set = tokio::task::JoinSet::new();
-    for _ in 0..THROUGHPUT {
-        let round_trip = round_trip.clone();
-        set.spawn(async move { round_trip().await });
-        while set.len() >= IN_FLIGHT {
-            set.join_next().await.unwrap().unwrap();
-        }
-    }
-    while let Some(done) = set.join_next().await {
-        done.unwrap();
-    }
-    Figures {
-        p50: percentile(&latencies, 0.5),
-        p99: percentile(&latencies, 0.99),
-        per_second: THROUGHPUT as f64 / start.elapsed().as_secs_f64(),
-    }
-}
+/// Ping→Pong on one machine: 20k one at a time, 200k with 256 in flight.
+const LOAD: Load = Load {
+    warmup: 2_000,
+    sequential: 20_000,
+    throughput: 200_000,
+    in_flight: 256,
+};
 
 async fn exec(machine: &Machine, line: &str) {
     let ping = Ping::command(Point::hyperuser(), RawCommand::new(line));
@@ -98,32 +50,6 @@ async fn other_star(machine: &Machine, target: &Point) -> StarHandle {
         .unwrap()
 }
 
-/// One round trip: a `Cmd<Bounce>` from `sender` to `target` as `agent`, which must answer 200.
-fn bounces(
-    sender: StarHandle,
-    target: Point,
-    agent: Agent,
-) -> impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
-+ Clone
-+ Send
-+ Sync
-+ 'static {
-    move || {
-        let mut ping = Ping::new(
-            Surface::core(sender.point().clone()),
-            target.clone(),
-            Method::Cmd(CmdMethod::Bounce),
-            (),
-        );
-        ping.agent = agent.clone();
-        let sender = sender.clone();
-        Box::pin(async move {
-            let pong = sender.ping(ping).await;
-            assert_eq!(pong.core.status, StatusCode::OK);
-        })
-    }
-}
-
 /// Sets up a target and a user granted `x` on it, then measures bounces as HyperUser and as
 /// the user.
 async fn measure_machine(machine: &Machine) -> (Figures, Figures) {
@@ -138,21 +64,14 @@ async fn measure_machine(machine: &Machine) -> (Figures, Figures) {
     .await;
     let target: Point = "localhost:target".parse().unwrap();
     let sender = other_star(machine, &target).await;
-    let hyper = measure(bounces(sender.clone(), target.clone(), Agent::HyperUser)).await;
+    let hyper = measure(
+        LOAD,
+        bounces(sender.clone(), target.clone(), Agent::HyperUser),
+    )
+    .await;
     let client = Agent::Point("localhost:users:client".parse().unwrap());
-    let user = measure(bounces(sender, target, client)).await;
+    let user = measure(LOAD, bounces(sender, target, client)).await;
     (hyper, user)
-}
-
-fn report(name: &str, figures: &Figures, floor: &Figures) {
-    println!(
-        "{name:<50} p50 {:>8.2} µs  p99 {:>8.2} µs  {:>9.0} round trips/s   p50 ×{:.1} floor, throughput ×{:.2} floor",
-        figures.p50.as_secs_f64() * 1e6,
-        figures.p99.as_secs_f64() * 1e6,
-        figures.per_second,
-        figures.p50.as_secs_f64() / floor.p50.as_secs_f64(),
-        figures.per_second / floor.per_second,
-    );
 }
 
 fn main() {
@@ -169,17 +88,20 @@ fn main() {
                 let _ = answer.send(());
             }
         });
-        let floor = measure(move || {
+        let floor = measure(LOAD, move || {
             let tx = tx.clone();
-            async move {
+            Box::pin(async move {
                 let (answer, answered) = oneshot::channel();
                 tx.send(answer).unwrap();
                 answered.await.unwrap();
-            }
+            }) as Trip
         })
         .await;
 
-        println!("Ping→Pong across two stars ({SEQUENTIAL} sequential for latency; {THROUGHPUT} with {IN_FLIGHT} in flight for throughput)");
+        println!(
+            "Ping→Pong across two stars ({} sequential for latency; {} with {} in flight for throughput)",
+            LOAD.sequential, LOAD.throughput, LOAD.in_flight
+        );
         report("floor: tokio mpsc + oneshot round trip", &floor, &floor);
 
         let dir = tempfile::tempdir().unwrap();

@@ -8,18 +8,15 @@
 //! — each hop keeps the agent, so each hop is checked again — with the pipeline's substance
 //! filters on the way in and out.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use cosmic_space::{
     Access, Agent, Bind, Destination, Effect, FullAccess, Permission, Ping, Point, ReflectedCore,
     Selection, Status, StatusCode, Substance, Surface,
 };
-use parking_lot::RwLock;
 
 use crate::driver::{Driver, DriverCtx, Drivers};
-use crate::registry::{Change, ChangeFeed, Forget, ParticleRecord, Registry, RegistryError};
+use crate::registry::{Cache, Change, ChangeFeed, Forget, ParticleRecord, Registry, RegistryError};
 use crate::security::{self, SecurityError};
 use crate::transmit::Transmit;
 
@@ -32,19 +29,17 @@ pub struct Field {
     binds: Arc<Binds>,
 }
 
-/// Parsed bind documents, by the `bind` property that names them.
-#[derive(Debug, Default)]
-struct Binds {
-    parsed: RwLock<HashMap<String, (Point, Arc<Bind>)>>,
-    /// Bumped by every change heard, so a document read before a change is not kept after it.
-    epoch: AtomicU64,
-}
+/// The most bind documents a Field keeps parsed.
+const BINDS: usize = 4096;
+
+/// Parsed bind documents, by the `bind` property that names them, with the point they were
+/// read from.
+#[derive(Debug)]
+struct Binds(Cache<String, (Point, Arc<Bind>)>);
 
 impl Forget for Binds {
     fn forget(&self, change: &Change) {
-        let mut parsed = self.parsed.write();
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-        parsed.retain(|_, (point, _)| !change.touches(point));
+        self.0.forget_where(|_, (point, _)| change.touches(point));
     }
 }
 
@@ -69,7 +64,7 @@ impl std::fmt::Debug for Field {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Field")
             .field("drivers", &self.drivers)
-            .field("binds", &self.binds.parsed.read().len())
+            .field("binds", &self.binds.0.len())
             .finish_non_exhaustive()
     }
 }
@@ -79,7 +74,7 @@ impl Field {
     /// listen on `changes` (the registry's feed).
     pub fn new(registry: Arc<dyn Registry>, changes: &ChangeFeed, drivers: Drivers) -> Field {
         let access = Arc::new(security::AccessCache::new());
-        let binds = Arc::new(Binds::default());
+        let binds = Arc::new(Binds(Cache::new(BINDS)));
         let listener: Arc<dyn Forget> = access.clone();
         changes.listen(Arc::downgrade(&listener));
         let listener: Arc<dyn Forget> = binds.clone();
@@ -216,10 +211,10 @@ impl Field {
                 format!("the bind of {} ({value}) is unusable: {why}", record.point),
             )
         };
-        if let Some((_, bind)) = self.binds.parsed.read().get(value) {
-            return Ok(bind.clone());
+        if let Some((_, bind)) = self.binds.0.get(value) {
+            return Ok(bind);
         }
-        let epoch = self.binds.epoch.load(Ordering::Acquire);
+        let epoch = self.binds.0.epoch();
         let bind_point: Point = value.parse().map_err(|e| broken(format!("{e}")))?;
         let bytes = match self.registry.content(&bind_point).await {
             Ok(Some(bytes)) => bytes,
@@ -231,10 +226,9 @@ impl Field {
             text.parse::<Bind>()
                 .map_err(|e| broken(format!("\n{}", e.in_file(bind_point.to_string()))))?,
         );
-        let mut parsed = self.binds.parsed.write();
-        if self.binds.epoch.load(Ordering::Acquire) == epoch {
-            parsed.insert(value.to_string(), (bind_point, bind.clone()));
-        }
+        self.binds
+            .0
+            .insert_if(epoch, value.to_string(), (bind_point, bind.clone()));
         Ok(bind)
     }
 }

@@ -231,14 +231,7 @@ impl MachineBuilder {
     /// back every particle that needs it.
     pub async fn build(self) -> Result<Machine, MachineError> {
         let home = self.home;
-        std::fs::create_dir_all(&home).map_err(|source| MachineError::Home {
-            path: home.clone(),
-            source,
-        })?;
-        let name = match self.name {
-            Some(name) => name,
-            None => kept_name(&home)?,
-        };
+        let name = machine_name(&home, self.name)?;
         let store: Arc<dyn Registry> = match self.registry {
             Some(registry) => registry,
             None => Arc::new(EmbeddedRegistry::open(&home.join("registry.redb"))?),
@@ -279,7 +272,7 @@ impl MachineBuilder {
                     *timing,
                     leases.clone(),
                     gate.clone(),
-                    &FabricMember(fabric.clone()),
+                    fabric.clone(),
                 )
                 .await?,
             ),
@@ -312,36 +305,8 @@ impl MachineBuilder {
     }
 }
 
-/// What a machine's membership needs before the machine itself exists: the fabric's view.
-struct FabricMember(Arc<dyn Fabric>);
-
-#[async_trait]
-impl Member for FabricMember {
-    fn on_bus(&self) -> bool {
-        self.0.on_bus()
-    }
-
-    fn set_remote_stars(&self, stars: Vec<StarKey>) {
-        self.0.set_remote_stars(stars);
-    }
-
-    async fn adopt(&self, _dead: &Lease) {}
-
-    fn forget(&self) {}
-
-    async fn rejoined(&self) {}
-}
-
 #[async_trait]
 impl Member for MachineInner {
-    fn on_bus(&self) -> bool {
-        self.fabric.on_bus()
-    }
-
-    fn set_remote_stars(&self, stars: Vec<StarKey>) {
-        self.fabric.set_remote_stars(stars);
-    }
-
     async fn adopt(&self, dead: &Lease) {
         self.reawaken(&format!(
             "placing the particles of machine {} again",
@@ -370,6 +335,19 @@ impl MachineInner {
         if let Err(err) = star.lifecycle().reawaken(star.drivers(), &mine).await {
             eprintln!("membership: {doing}: {err}");
         }
+    }
+}
+
+/// Makes sure the data directory `home` exists; the machine's name is `configured`, else the
+/// one kept in `home`.
+fn machine_name(home: &Path, configured: Option<String>) -> Result<String, MachineError> {
+    std::fs::create_dir_all(home).map_err(|source| MachineError::Home {
+        path: home.to_path_buf(),
+        source,
+    })?;
+    match configured {
+        Some(name) => Ok(name),
+        None => kept_name(home),
     }
 }
 
@@ -525,7 +503,10 @@ impl Machine {
     /// connect timeout (5 s) for a host that does not answer, with
     /// [`MachineError::Database`] naming host, port, database and user.
     pub async fn start(config: MachineConfig) -> Result<Machine, MachineError> {
-        let mut builder = Machine::builder(&config.home).stars(config.stars);
+        let name = machine_name(&config.home, config.machine.clone())?;
+        let mut builder = Machine::builder(&config.home)
+            .stars(config.stars)
+            .name(name.clone());
         let mut postgres = None;
         if let Some(url) = &config.registry {
             let registry = PgRegistry::connect(url.secret()).await.map_err(|error| {
@@ -540,22 +521,10 @@ impl Machine {
         }
         let drivers = Machine::standard_drivers(&config.home, stderr_log())?;
         builder = builder.drivers(drivers);
-        if let Some(name) = &config.machine {
-            builder = builder.name(name.clone());
-        }
         if let (Some(cluster), Some(registry)) = (&config.cluster, postgres) {
-            std::fs::create_dir_all(&config.home).map_err(|source| MachineError::Home {
-                path: config.home.clone(),
-                source,
-            })?;
-            let name = match &config.machine {
-                Some(name) => name.clone(),
-                None => kept_name(&config.home)?,
-            };
             let settings = NatsSettings::new(&cluster.nats, &cluster.cosmos, &name);
             let fabric = NatsFabric::connect(&settings).await?;
             builder = builder
-                .name(name)
                 .fabric(fabric)
                 .membership(registry, LeaseTiming::with_ttl(cluster.lease));
         }

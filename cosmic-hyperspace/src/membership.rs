@@ -37,9 +37,10 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use cosmic_space::StarKey;
 use parking_lot::Mutex;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::fabric::Fabric;
 use crate::registry::RegistryError;
 
 /// Why a machine could not join its cosmos.
@@ -301,15 +302,10 @@ impl Gate {
     }
 }
 
-/// What the membership loop acts on: the machine it keeps in the cosmos.
+/// What the membership loop asks of the machine it keeps in the cosmos (what it asks of the
+/// bus, it asks of the machine's [`Fabric`]).
 #[async_trait]
 pub trait Member: Send + Sync + 'static {
-    /// Whether the machine is connected to the bus now.
-    fn on_bus(&self) -> bool;
-
-    /// The live stars of the other machines changed.
-    fn set_remote_stars(&self, stars: Vec<StarKey>);
-
     /// This machine buried `dead`: its particles are to be placed on the live stars and
     /// started there.
     async fn adopt(&self, dead: &Lease);
@@ -330,16 +326,22 @@ pub struct Membership {
     timing: LeaseTiming,
     leases: Arc<dyn Leases>,
     gate: Arc<Gate>,
+    /// The bus: whether the machine is on it, and which other stars it may send to.
+    fabric: Arc<dyn Fabric>,
     /// This process's holder number for [`Leases::acquire`].
     holder: u64,
     epoch: AtomicU64,
     judge: Mutex<Judge>,
     /// The burials this machine made and has adopted, as (machine, epoch).
     adopted: Mutex<BTreeSet<(String, u64)>>,
-    /// Adoptions and restarts under way ([`Membership::place`]), and the turn they take.
-    placing: Mutex<Vec<JoinHandle<()>>>,
-    placing_turn: Arc<tokio::sync::Mutex<()>>,
+    /// Where adoptions and restarts queue for the placer ([`Membership::place`]).
+    placer: mpsc::UnboundedSender<Placing>,
+    /// The task that runs them, one at a time; stopped with the membership.
+    placer_task: JoinHandle<()>,
 }
+
+/// Work that places particles: an adoption, or starting this machine's own again.
+type Placing = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
 impl std::fmt::Debug for Membership {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -352,8 +354,9 @@ impl std::fmt::Debug for Membership {
 }
 
 impl Membership {
-    /// Takes `machine`'s lease and reads the others', so the machine knows the live stars
-    /// before it places anything; its stars' `gate` opens once the lease is held on the bus.
+    /// Takes `machine`'s lease and reads the others', so that `fabric` knows the live stars
+    /// before the machine places anything; its stars' `gate` opens once the lease is held on
+    /// the bus.
     /// While another process holds the lease (one killed a moment ago, whose lease has yet to
     /// end), waits for it, for two leases and a tick at most.
     pub async fn join(
@@ -362,7 +365,7 @@ impl Membership {
         timing: LeaseTiming,
         leases: Arc<dyn Leases>,
         gate: Arc<Gate>,
-        member: &dyn Member,
+        fabric: Arc<dyn Fabric>,
     ) -> Result<Arc<Membership>, JoinError> {
         let holder = holder();
         let started = Instant::now();
@@ -381,9 +384,10 @@ impl Membership {
             }
             tokio::time::sleep(timing.tick).await;
         };
+        let (placer, mut queue) = mpsc::unbounded_channel::<Placing>();
         let mut judge = Judge::new(timing);
         judge.renewed(began);
-        judge.bus(member.on_bus(), gate.now());
+        judge.bus(fabric.on_bus(), gate.now());
         gate.serve_until(judge.serving_until());
         let all = patiently(timing, leases.leases()).await?;
         // What is buried now is placed again by the machine's start (`Lifecycle::reawaken`).
@@ -398,14 +402,19 @@ impl Membership {
             timing,
             leases,
             gate,
+            fabric,
             holder,
             epoch: AtomicU64::new(epoch),
             judge: Mutex::new(judge),
             adopted: Mutex::new(adopted),
-            placing: Mutex::new(Vec::new()),
-            placing_turn: Arc::new(tokio::sync::Mutex::new(())),
+            placer,
+            placer_task: tokio::spawn(async move {
+                while let Some(work) = queue.recv().await {
+                    work.await;
+                }
+            }),
         });
-        member.set_remote_stars(membership.others(&all));
+        membership.fabric.set_remote_stars(membership.others(&all));
         Ok(membership)
     }
 
@@ -444,9 +453,7 @@ impl Membership {
                 membership.tick(&member).await;
             }
             membership.gate.serve_until(None);
-            for work in membership.placing.lock().drain(..) {
-                work.abort();
-            }
+            membership.placer_task.abort();
             let _ = membership
                 .leases
                 .release(&membership.machine, membership.epoch())
@@ -459,7 +466,7 @@ impl Membership {
     /// bury the dead, adopt what this machine buried.
     async fn tick(&self, member: &Arc<dyn Member>) {
         let began = self.gate.now();
-        self.judge.lock().bus(member.on_bus(), began);
+        self.judge.lock().bus(self.fabric.on_bus(), began);
         let renewal = self
             .leases
             .renew(&self.machine, self.epoch(), self.timing.ttl);
@@ -478,14 +485,12 @@ impl Membership {
                 return;
             }
         };
-        member.set_remote_stars(self.others(&all));
+        self.fabric.set_remote_stars(self.others(&all));
         // Burials of ours whose answer was lost: the database says who buried.
-        let unheard: Vec<&Lease> = all
+        for dead in all
             .iter()
             .filter(|lease| lease.buried && lease.buried_by.as_deref() == Some(&self.machine))
-            .filter(|lease| !self.has_adopted(lease))
-            .collect();
-        for dead in unheard {
+        {
             self.adopt(member, dead);
         }
         for dead in judge.to_bury(self.gate.now(), &self.machine, &all) {
@@ -538,17 +543,12 @@ impl Membership {
         }
     }
 
-    fn has_adopted(&self, dead: &Lease) -> bool {
-        self.adopted
-            .lock()
-            .contains(&(dead.machine.clone(), dead.epoch))
-    }
-
-    /// This machine buried `dead`: its particles are placed again.
+    /// This machine buried `dead`: its particles are placed again (once per burial).
     fn adopt(&self, member: &Arc<dyn Member>, dead: &Lease) {
-        self.adopted
-            .lock()
-            .insert((dead.machine.clone(), dead.epoch));
+        let burial = (dead.machine.clone(), dead.epoch);
+        if !self.adopted.lock().insert(burial) {
+            return;
+        }
         eprintln!(
             "membership: machine {} is dead (its lease expired); {} takes its particles",
             dead.machine, self.machine
@@ -557,18 +557,11 @@ impl Membership {
         self.place(async move { member.adopt(&dead).await });
     }
 
-    /// Runs `work` (an adoption, or starting this machine's own particles again) beside the
-    /// ticks, one at a time: placing many particles takes as long as it takes, and the lease
-    /// must be renewed meanwhile.
+    /// Queues `work` (an adoption, or starting this machine's own particles again) for the
+    /// placer, which runs it beside the ticks, one at a time: placing many particles takes as
+    /// long as it takes, and the lease must be renewed meanwhile.
     fn place(&self, work: impl Future<Output = ()> + Send + 'static) {
-        let turn = self.placing_turn.clone();
-        let task = tokio::spawn(async move {
-            let _turn = turn.lock().await;
-            work.await;
-        });
-        let mut placing = self.placing.lock();
-        placing.retain(|task| !task.is_finished());
-        placing.push(task);
+        let _ = self.placer.send(Box::pin(work));
     }
 }
 

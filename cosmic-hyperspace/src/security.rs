@@ -186,7 +186,7 @@ impl Forget for AccessCache {
                     self.consulted.write().clear();
                     self.decisions.forget_all();
                 } else {
-                    self.decisions.forget_point(point);
+                    self.decisions.forget_key(point);
                 }
             }
             Change::Subtree(_) | Change::Owners | Change::Grants | Change::Anything => {

@@ -49,19 +49,23 @@ impl Shell {
     /// Hands a Pong to the exchange waiting for it. Returns false, and counts it, when nobody
     /// is waiting.
     pub fn deliver(&self, pong: Pong) -> bool {
-        let waiting = self.exchanges.lock().remove(&pong.reflection_of);
-        match waiting {
-            Some(tx) => tx.send(Ok(pong)).is_ok() || self.drop_unsolicited(),
-            None => self.drop_unsolicited(),
-        }
+        self.end(pong.reflection_of, Ok(pong))
     }
 
     /// Ends the exchange of the Ping `wave` with `core`, answered for it by the
-    /// infrastructure (the fabric found nobody to deliver it to). Returns false when nobody is
-    /// waiting any more.
+    /// infrastructure (the fabric found nobody to deliver it to). Returns false, and counts
+    /// it, when nobody is waiting any more.
     pub fn fail(&self, wave: WaveId, core: ReflectedCore) -> bool {
+        self.end(wave, Err(core))
+    }
+
+    /// Ends the exchange of `wave` with `answer`; false, counted, when nobody is waiting.
+    fn end(&self, wave: WaveId, answer: Answer) -> bool {
         let waiting = self.exchanges.lock().remove(&wave);
-        waiting.is_some_and(|tx| tx.send(Err(core)).is_ok())
+        match waiting {
+            Some(tx) => tx.send(answer).is_ok() || self.drop_unsolicited(),
+            None => self.drop_unsolicited(),
+        }
     }
 
     /// Counts a reflection that was dropped because nobody waited for it; returns false.

@@ -9,10 +9,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use cosmic_hyperspace::driver::{BasicDriver, Driver, DriverCtx, Drivers};
-use cosmic_hyperspace::fabric::{NatsFabric, NatsSettings};
 use cosmic_hyperspace::machine::Machine;
 use cosmic_hyperspace::membership::LeaseTiming;
-use cosmic_hyperspace::registry::{ParticleRecord, PgRegistry};
+use cosmic_hyperspace::registry::ParticleRecord;
 use cosmic_hyperspace::star::StarHandle;
 use cosmic_space::{
     Agent, BaseKind, Bind, Method, Ping, Point, RawCommand, ReflectedCore, StatusCode, Substance,
@@ -21,6 +20,7 @@ use cosmic_space::{
 use tests::nats::PrivateNats;
 use tests::postgres::PrivatePostgres;
 
+/// Stars per machine (`tests::nats::machine`).
 const STARS: u16 = 2;
 
 /// Short leases, so failover is quick to watch.
@@ -69,23 +69,13 @@ async fn cosmos() -> Cosmos {
     let mut dirs = Vec::new();
     let mut machines = Vec::new();
     for name in ["edge-a", "edge-b"] {
-        let fabric = NatsFabric::connect(&NatsSettings::new(&nats.url(), "test", name))
-            .await
-            .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let mut drivers = Drivers::builtin();
         drivers.insert(Arc::new(EchoDriver(BasicDriver::new(BaseKind::Base))));
-        let registry = Arc::new(PgRegistry::connect(&url).await.unwrap());
-        let machine = Machine::builder(dir.path())
-            .name(name)
-            .stars(usize::from(STARS))
-            .registry(registry.clone())
-            .fabric(fabric)
-            .drivers(drivers)
-            .membership(registry, LeaseTiming::with_ttl(TTL))
-            .build()
-            .await
-            .unwrap();
+        let timing = LeaseTiming::with_ttl(TTL);
+        let machine =
+            tests::nats::machine(&nats.url(), "test", &url, name, dir.path(), drivers, timing)
+                .await;
         dirs.push(dir);
         machines.push(machine);
     }

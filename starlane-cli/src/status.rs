@@ -135,12 +135,7 @@ fn status_json(report: &StatusReport) -> serde_json::Value {
         "particles": report.particles.iter()
             .map(|(kind, count)| (kind.to_string(), json!(count)))
             .collect::<serde_json::Map<_, _>>(),
-        "machines": report.machines.iter().map(|machine| json!({
-            "name": machine.name,
-            "alive": machine.alive,
-            "stars": machine.stars,
-            "particles": machine.particles,
-        })).collect::<Vec<_>>(),
+        "machines": report.machines,
     })
 }
 

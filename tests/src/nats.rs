@@ -95,3 +95,39 @@ fn binary() -> PathBuf {
             )
         })
 }
+
+/// Machine `name` of cosmos `cosmos` in this process, with its data in `home`: two stars on the
+/// NATS at `nats`, its registry and its lease in the PostgreSQL database at `database`, its
+/// particles' Cores `drivers`, leases of `timing`.
+///
+/// # Panics
+/// If NATS or the database cannot be reached, or the machine does not start.
+pub async fn machine(
+    nats: &str,
+    cosmos: &str,
+    database: &str,
+    name: &str,
+    home: &std::path::Path,
+    drivers: cosmic_hyperspace::driver::Drivers,
+    timing: cosmic_hyperspace::membership::LeaseTiming,
+) -> cosmic_hyperspace::machine::Machine {
+    use cosmic_hyperspace::fabric::{NatsFabric, NatsSettings};
+    let fabric = NatsFabric::connect(&NatsSettings::new(nats, cosmos, name))
+        .await
+        .unwrap_or_else(|e| panic!("{name} on NATS: {e}"));
+    let registry = std::sync::Arc::new(
+        cosmic_hyperspace::PgRegistry::connect(database)
+            .await
+            .unwrap_or_else(|e| panic!("{name}'s registry: {e}")),
+    );
+    cosmic_hyperspace::machine::Machine::builder(home)
+        .name(name)
+        .stars(2)
+        .registry(registry.clone())
+        .fabric(fabric)
+        .drivers(drivers)
+        .membership(registry, timing)
+        .build()
+        .await
+        .unwrap_or_else(|e| panic!("machine {name}: {e}"))
+}

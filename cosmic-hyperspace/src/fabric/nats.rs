@@ -379,8 +379,7 @@ impl Fabric for NatsFabric {
     }
 
     /// Sends to any remote star not among `stars` are refused at once from now on.
-    fn set_remote_stars(&self, stars: Vec<StarKey>) {
-        let mut stars = stars;
+    fn set_remote_stars(&self, mut stars: Vec<StarKey>) {
         stars.retain(|star| star.constellation != self.subjects.machine);
         stars.sort();
         stars.dedup();
@@ -462,8 +461,8 @@ async fn hear_changes(
             .headers
             .as_ref()
             .and_then(|headers| headers.get(MACHINE_HEADER))
-            .map(|value| value.as_str().to_string());
-        if from.as_deref() == Some(machine.as_str()) {
+            .map(|value| value.as_str());
+        if from == Some(machine.as_str()) {
             continue;
         }
         match wire.decode::<Change>(&message.payload) {
@@ -471,7 +470,7 @@ async fn hear_changes(
             Err(err) => eprintln!(
                 "nats: dropped a registry change on {} from {}: {err}",
                 message.subject,
-                from.as_deref().unwrap_or("an unnamed machine")
+                from.unwrap_or("an unnamed machine")
             ),
         }
     }
@@ -497,7 +496,8 @@ async fn receive(
                 None => return,
             },
         };
-        let subject = message.subject.to_string();
+        // Kept for the messages below: a subject is shared bytes, so this copies nothing.
+        let subject = message.subject.clone();
         let frame = match partial.take(message) {
             Ok(Some(frame)) => frame,
             Ok(None) => continue,

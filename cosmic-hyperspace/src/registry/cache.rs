@@ -17,9 +17,9 @@
 //!
 //! A read that raced a change must not put back what the change removed: each cache keeps an
 //! epoch, bumped by every change it hears, and keeps a value only if the epoch did not move
-//! while the value was being read ([`PointCache::insert_if`]).
+//! while the value was being read ([`Cache::insert_if`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
@@ -128,83 +128,85 @@ fn tell(listeners: &RwLock<Vec<Weak<dyn Forget>>>, change: &Change) {
     }
 }
 
-/// A bounded map by point that can drop a whole subtree at once (points order so that a
-/// subtree is one range), with an epoch that keeps racing reads from re-inserting stale values.
+/// A bounded map with an epoch that keeps racing reads from re-inserting stale values: take
+/// [`Cache::epoch`] before reading what to cache, and [`Cache::insert_if`] keeps the value
+/// only if nothing was forgotten meanwhile. Keys are ordered, so that with points for keys a
+/// subtree is one range ([`PointCache`]).
 #[derive(Debug)]
-pub struct PointCache<V> {
-    entries: RwLock<BTreeMap<Point, V>>,
+pub struct Cache<K, V> {
+    entries: RwLock<BTreeMap<K, V>>,
     epoch: AtomicU64,
     limit: usize,
 }
 
-impl<V: Clone> PointCache<V> {
+/// A [`Cache`] by point, which can also drop a whole subtree at once.
+pub type PointCache<V> = Cache<Point, V>;
+
+impl<K: Ord, V: Clone> Cache<K, V> {
     /// An empty cache that starts again from empty when it would hold more than `limit`.
-    pub fn new(limit: usize) -> PointCache<V> {
-        PointCache {
+    pub fn new(limit: usize) -> Cache<K, V> {
+        Cache {
             entries: RwLock::new(BTreeMap::new()),
             epoch: AtomicU64::new(0),
             limit,
         }
     }
 
-    /// The epoch to hand to [`PointCache::insert_if`] for a value about to be read.
+    /// The epoch to hand to [`Cache::insert_if`] for a value about to be read.
     pub fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::Acquire)
     }
 
-    /// The value at `point`, if cached.
-    pub fn get(&self, point: &Point) -> Option<V> {
-        self.entries.read().get(point).cloned()
+    /// The value at `key`, if cached.
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        self.entries.read().get(key).cloned()
     }
 
-    /// Looks at the value at `point` without cloning it.
-    pub fn with<T>(&self, point: &Point, look: impl FnOnce(&V) -> Option<T>) -> Option<T> {
-        self.entries.read().get(point).and_then(look)
+    /// Looks at the value at `key` without cloning it.
+    pub fn with<T>(&self, key: &K, look: impl FnOnce(&V) -> Option<T>) -> Option<T> {
+        self.entries.read().get(key).and_then(look)
     }
 
-    /// Keeps `value` at `point` unless something was forgotten since `epoch` was taken (then
+    /// Keeps `value` at `key` unless something was forgotten since `epoch` was taken (then
     /// the value may already be stale, and the next read fetches it again).
-    pub fn insert_if(&self, epoch: u64, point: Point, value: V) {
-        self.update_if(epoch, point, |slot| *slot = Some(value));
+    pub fn insert_if(&self, epoch: u64, key: K, value: V) {
+        self.update_if(epoch, key, |slot| *slot = Some(value));
     }
 
-    /// Changes the entry at `point` with `update` (which sees `None` where nothing is cached)
+    /// Changes the entry at `key` with `update` (which sees `None` where nothing is cached)
     /// unless something was forgotten since `epoch` was taken.
-    pub fn update_if(&self, epoch: u64, point: Point, update: impl FnOnce(&mut Option<V>)) {
+    pub fn update_if(&self, epoch: u64, key: K, update: impl FnOnce(&mut Option<V>)) {
         let mut entries = self.entries.write();
         if self.epoch.load(Ordering::Acquire) != epoch {
             return;
         }
-        if entries.len() >= self.limit && !entries.contains_key(&point) {
+        if entries.len() >= self.limit && !entries.contains_key(&key) {
             entries.clear();
         }
-        let mut slot = entries.remove(&point);
+        let mut slot = entries.remove(&key);
         update(&mut slot);
         if let Some(value) = slot {
-            entries.insert(point, value);
+            entries.insert(key, value);
         }
     }
 
-    /// Drops the entry at `point`.
-    pub fn forget_point(&self, point: &Point) {
+    /// Drops the entry at `key`.
+    pub fn forget_key(&self, key: &K) {
         let mut entries = self.entries.write();
         self.epoch.fetch_add(1, Ordering::AcqRel);
-        entries.remove(point);
+        entries.remove(key);
     }
 
-    /// Drops `top` and every entry below it.
-    pub fn forget_subtree(&self, top: &Point) {
+    /// Drops every entry `stale` names — and counts as a forgetting even when it names none,
+    /// so that a value read before it is not kept.
+    pub fn forget_where(&self, mut stale: impl FnMut(&K, &V) -> bool) {
         let mut entries = self.entries.write();
         self.epoch.fetch_add(1, Ordering::AcqRel);
-        let below: Vec<Point> = entries
-            .range(top.clone()..)
-            .map(|(point, _)| point)
-            .take_while(|point| point.is_within(top))
-            .cloned()
-            .collect();
-        for point in below {
-            entries.remove(&point);
-        }
+        entries.retain(|key, value| !stale(key, value));
     }
 
     /// Drops everything.
@@ -222,6 +224,23 @@ impl<V: Clone> PointCache<V> {
     /// Whether nothing is cached.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+impl<V: Clone> Cache<Point, V> {
+    /// Drops `top` and every entry below it.
+    pub fn forget_subtree(&self, top: &Point) {
+        let mut entries = self.entries.write();
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        let below: Vec<Point> = entries
+            .range(top.clone()..)
+            .map(|(point, _)| point)
+            .take_while(|point| point.is_within(top))
+            .cloned()
+            .collect();
+        for point in below {
+            entries.remove(&point);
+        }
     }
 }
 
@@ -246,18 +265,12 @@ const TOKENS: usize = 16_384;
 
 /// The agents of tokens seen, by the token's SHA-256 (the token itself is not kept). Unknown
 /// tokens are not remembered: a flood of made-up ones must not fill memory.
-#[derive(Default)]
-struct TokenCache {
-    agents: RwLock<HashMap<[u8; 32], Point>>,
-    epoch: AtomicU64,
-}
+struct TokenCache(Cache<[u8; 32], Point>);
 
 impl Forget for TokenCache {
     fn forget(&self, change: &Change) {
         if matches!(change, Change::Tokens | Change::Anything) {
-            let mut agents = self.agents.write();
-            self.epoch.fetch_add(1, Ordering::AcqRel);
-            agents.clear();
+            self.0.forget_all();
         }
     }
 }
@@ -268,7 +281,7 @@ struct RecordCache(PointCache<ParticleRecord>);
 impl Forget for RecordCache {
     fn forget(&self, change: &Change) {
         match change {
-            Change::Record(point) => self.0.forget_point(point),
+            Change::Record(point) => self.0.forget_key(point),
             Change::Subtree(top) => self.0.forget_subtree(top),
             Change::Owners | Change::Anything => self.0.forget_all(),
             Change::Grants | Change::Tokens => {}
@@ -289,7 +302,7 @@ impl CachedRegistry {
     /// `store`, with an empty cache and a feed whose first listener is that cache.
     pub fn new(store: Arc<dyn Registry>) -> Arc<CachedRegistry> {
         let records = Arc::new(RecordCache(PointCache::new(RECORDS)));
-        let tokens = Arc::new(TokenCache::default());
+        let tokens = Arc::new(TokenCache(Cache::new(TOKENS)));
         let feed = Arc::new(ChangeFeed::default());
         let listener: Arc<dyn Forget> = records.clone();
         feed.listen(Arc::downgrade(&listener));
@@ -460,19 +473,13 @@ impl Registry for CachedRegistry {
 
     async fn token_agent(&self, token: &str) -> RegistryResult<Option<Point>> {
         let hash = super::token_hash(token);
-        if let Some(agent) = self.tokens.agents.read().get(&hash) {
-            return Ok(Some(agent.clone()));
+        if let Some(agent) = self.tokens.0.get(&hash) {
+            return Ok(Some(agent));
         }
-        let epoch = self.tokens.epoch.load(Ordering::Acquire);
+        let epoch = self.tokens.0.epoch();
         let agent = self.store.token_agent(token).await?;
         if let Some(agent) = &agent {
-            let mut agents = self.tokens.agents.write();
-            if self.tokens.epoch.load(Ordering::Acquire) == epoch {
-                if agents.len() >= TOKENS {
-                    agents.clear();
-                }
-                agents.insert(hash, agent.clone());
-            }
+            self.tokens.0.insert_if(epoch, hash, agent.clone());
         }
         Ok(agent)
     }

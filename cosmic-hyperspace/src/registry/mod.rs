@@ -17,7 +17,7 @@ pub mod conformance;
 mod embedded;
 mod postgres;
 
-pub use cache::{CachedRegistry, Change, ChangeFeed, Forget, PointCache};
+pub use cache::{Cache, CachedRegistry, Change, ChangeFeed, Forget, PointCache};
 pub use embedded::EmbeddedRegistry;
 pub use postgres::{PgConfig, PgRegistry};
 

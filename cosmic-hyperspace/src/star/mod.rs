@@ -47,8 +47,6 @@ struct StarInner {
     transmit: Arc<dyn Transmit>,
     field: Field,
     lifecycle: Arc<Lifecycle>,
-    /// Open while this machine may serve (always, alone; while its lease holds, in a cluster).
-    gate: Arc<Gate>,
     received: AtomicU64,
 }
 
@@ -86,17 +84,16 @@ impl Inbox for StarHandle {
 
     fn undeliverable(&self, wave: WaveId, why: String) {
         let core = ReflectedCore::error(StatusCode::UNAVAILABLE, why);
-        if !self.inner.courier.shell.fail(wave, core) {
-            self.inner.courier.shell.drop_unsolicited();
-        }
+        self.inner.courier.shell.fail(wave, core);
     }
 }
 
 impl StarHandle {
     /// A star that will receive what the fabric delivers to its inbox (see [`Inbox`]): its
     /// particles live in the registry behind `cached` (whose caches it shares with the other
-    /// stars of its machine), it serves only while `gate` is open, its waves travel on `fabric`, its particles' Cores are
-    /// `drivers`.
+    /// stars of its machine), it serves and sends only while `gate` is open (always, alone;
+    /// while its machine's lease holds, in a cluster), its waves travel on `fabric`, its
+    /// particles' Cores are `drivers`.
     pub fn new(
         key: StarKey,
         cached: &Arc<CachedRegistry>,
@@ -111,7 +108,7 @@ impl StarHandle {
             registry: registry.clone(),
             fabric: fabric.clone(),
             shell: Shell::new(),
-            gate: gate.clone(),
+            gate,
         });
         let transmit: Arc<dyn Transmit> = courier.clone();
         let lifecycle = Arc::new(Lifecycle::new(
@@ -127,7 +124,6 @@ impl StarHandle {
                 transmit,
                 field: Field::new(registry, cached.changes(), drivers),
                 lifecycle,
-                gate,
                 received: AtomicU64::new(0),
             }),
         }
@@ -179,7 +175,7 @@ impl StarHandle {
     }
 
     async fn receive(&self, from_star: StarKey, directed: DirectedWave) {
-        if !self.inner.gate.is_open() {
+        if !self.inner.courier.gate.is_open() {
             // Fenced: this machine may have been declared dead and its particles placed
             // elsewhere, so it serves nothing until it holds a lease again.
             if let DirectedWave::Ping(ping) = directed {
