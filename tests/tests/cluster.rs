@@ -1,8 +1,8 @@
 //! A cosmos across machines (SPEC §14.2), end to end: three `starlane serve` processes on one
 //! private NATS server and one private PostgreSQL database. Every machine reaches every
-//! particle, by CLI and by HTTP; when the machine hosting a set of mechtrons is killed, they
-//! answer again through the survivors; when NATS restarts, the cosmos resumes by itself; a
-//! second process with a running machine's name gives up.
+//! particle, by CLI and by HTTP (a 10 MiB file too); when the machine hosting a set of
+//! mechtrons is killed, they answer again through the survivors; when NATS restarts, the
+//! cosmos resumes by itself; a second process with a running machine's name gives up.
 
 use std::time::{Duration, Instant};
 
@@ -40,12 +40,23 @@ fn particles_made_through_one_machine_answer_through_every_other() {
 fn a_web_request_to_any_machine_reaches_a_mechtron_on_another() {
     let cluster = Cluster::start(Some(LEASE));
     cluster.until_all_alive(0);
+    // 10 MiB that no two places share, so a chunk lost, doubled or out of order shows.
+    let big: Vec<u8> = (0..10u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
     tests::site::build(
         cluster.server(0),
         cluster.work(),
-        &[("html/index.html", b"<h1>hi</h1>")],
+        &[("html/index.html", b"<h1>hi</h1>"), ("html/big.bin", &big)],
     );
     let host = cluster.host_of("localhost:hello");
+    let big_point = "localhost:repo:site:1.0.0:/html/big.bin".to_string();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let big_host = runtime.block_on(cluster.hosts(std::slice::from_ref(&big_point)));
+    let big_host = big_host[&big_point].clone().unwrap_or_default();
     for (index, name) in NAMES.iter().enumerate() {
         let addr = cluster.server(index).http_addr();
         let reply = http(&addr, "GET", "/app/world", &["Host: localhost"], b"");
@@ -53,8 +64,24 @@ fn a_web_request_to_any_machine_reaches_a_mechtron_on_another() {
         let page = http(&addr, "GET", "/index.html", &["Host: localhost"], b"");
         assert_eq!(page.status, 200, "through {}", name);
         assert_eq!(page.body, b"<h1>hi</h1>");
+        // Two of the three gateways are on another machine than the file's star: the 10 MiB
+        // answer crosses NATS, in chunks, and must arrive whole.
+        let file = http(&addr, "GET", "/big.bin", &["Host: localhost"], b"");
+        assert_eq!(file.status, 200, "big.bin through {name}: {}", file.text());
+        assert!(
+            file.body == big,
+            "big.bin through {name} (hosted on {big_host}): {} bytes, not the 10 MiB sent",
+            file.body.len()
+        );
     }
-    println!("localhost:hello lives on {host}; every machine's gateway reached it");
+    assert!(
+        NAMES.contains(&big_host.as_str()),
+        "big.bin is placed nowhere"
+    );
+    println!(
+        "localhost:hello lives on {host}, big.bin on {big_host}; every machine's gateway \
+         reached them, the 10 MiB intact"
+    );
 }
 
 #[test]
