@@ -174,6 +174,7 @@ fn a_stopped_machine_loses_its_mechtrons_and_never_serves_them_again() {
     };
     let before = read(survivor, &watched);
     cluster.server(index).signal("STOP");
+    let stopped = Instant::now();
     // Waves for the stopped machine's pinger wait in its connection while it is stopped.
     runtime.block_on(async {
         let mut door = cluster.client(survivor).await;
@@ -189,6 +190,16 @@ fn a_stopped_machine_loses_its_mechtrons_and_never_serves_them_again() {
         }
     });
     cluster.until_answered(survivor, &pinger, "Cmd<Read>", Duration::from_secs(30));
+    for point in &hosted {
+        cluster.until_answered(survivor, point, "Ext<Get>", Duration::from_secs(30));
+    }
+    println!(
+        "SIGSTOP of {victim} ({} mechtrons and its pinger): every one answered through {} {:?} \
+         after the stop",
+        hosted.len(),
+        NAMES[survivor],
+        stopped.elapsed()
+    );
     assert_eq!(
         read(survivor, &watched),
         before,
