@@ -52,6 +52,7 @@ mod command;
 mod error;
 mod handler;
 mod kind;
+pub mod kv;
 mod mechtron;
 mod method;
 mod particle;
@@ -81,6 +82,7 @@ pub use kind::{
     ArtifactSubKind, BaseKind, DatabaseSubKind, FileSubKind, Kind, KindError, Specific,
     StarSubKind, UserBaseSubKind,
 };
+pub use kv::{Condition, KeyPage, KvEntry, KvError, KvOp, KvOutcome, KvRequest, ListQuery};
 pub use mechtron::{LimitError, Limits, MechtronConfig, mechtron_type_name};
 pub use method::{CmdMethod, HttpMethod, HypMethod, Method, MethodKind, MethodPattern};
 pub use particle::{Details, Properties, Property, Status, Stub};

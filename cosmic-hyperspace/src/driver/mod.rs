@@ -16,10 +16,12 @@ use crate::transmit::Transmit;
 
 mod artifact;
 mod basic;
+mod database;
 mod mechtron;
 
 pub use artifact::{ArtifactDriver, content_type};
 pub use basic::BasicDriver;
+pub use database::DatabaseDriver;
 pub use mechtron::{
     CONFIG_PROPERTY, GuestLog, MechtronDriver, RestartPolicy, quiet_log, stderr_log,
 };
@@ -96,8 +98,9 @@ impl std::fmt::Debug for Drivers {
 }
 
 impl Drivers {
-    /// The built-in drivers: artifacts, and the plain containers and records (Root, Space,
-    /// Base, App, Repo, BundleSeries, Bundle, UserBase, User, FileStore, Database).
+    /// The built-in drivers: artifacts, key-value stores (Database), and the plain containers
+    /// and records (Root, Space, Base, App, Repo, BundleSeries, Bundle, UserBase, User,
+    /// FileStore).
     pub fn builtin() -> Drivers {
         let mut drivers = Drivers::default();
         for kind in [
@@ -111,11 +114,11 @@ impl Drivers {
             BaseKind::UserBase,
             BaseKind::User,
             BaseKind::FileStore,
-            BaseKind::Database,
         ] {
             drivers.insert(Arc::new(BasicDriver::new(kind)));
         }
         drivers.insert(Arc::new(ArtifactDriver::new()));
+        drivers.insert(Arc::new(DatabaseDriver::new()));
         drivers
     }
 

@@ -487,4 +487,8 @@ impl Registry for CachedRegistry {
     async fn census(&self) -> RegistryResult<BTreeMap<String, u64>> {
         self.store.census().await
     }
+
+    fn key_values(&self) -> Option<Arc<dyn super::KeyValues>> {
+        self.store.key_values()
+    }
 }

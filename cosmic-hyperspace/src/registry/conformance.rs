@@ -75,6 +75,10 @@ macro_rules! registry_conformance_tests {
             concurrent_registers_of_one_point_one_wins,
             concurrent_sequences_are_distinct,
             concurrent_writes_are_isolated,
+            key_values_are_kept_with_their_store,
+            key_values_list_in_pages,
+            key_values_apply_once_per_wave,
+            key_values_hold_conditions_when_writes_race,
         );
     };
     (@tests $make:path; $($check:ident),* $(,)?) => {
@@ -200,6 +204,14 @@ fn points(stubs: &[Stub]) -> Vec<String> {
 }
 
 // ---- checks ----
+
+// The key-value checks (after `check_eq!`, which they use).
+mod kv;
+
+pub use kv::{
+    key_values_apply_once_per_wave, key_values_are_kept_with_their_store,
+    key_values_hold_conditions_when_writes_race, key_values_list_in_pages,
+};
 
 /// `register` stores what it is given (properties applied in order, `+@` locking, `!` of an
 /// absent property a no-op) and returns it; `record` reads it back; a missing point is

@@ -15,13 +15,16 @@
 mod cache;
 pub mod conformance;
 mod embedded;
+mod kv;
 mod postgres;
 
 pub use cache::{Cache, CachedRegistry, Change, ChangeFeed, Forget, PointCache};
-pub use embedded::EmbeddedRegistry;
+pub use embedded::{EmbeddedKeyValues, EmbeddedRegistry};
+pub use kv::{KeyValues, ONCE_RETENTION_MS, Once, Written};
 pub use postgres::{PgConfig, PgRegistry};
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use cosmic_space::{
@@ -291,4 +294,11 @@ pub trait Registry: Send + Sync + 'static {
     /// How many particles there are of each base kind, by the base's name (`"Mechtron"`), for
     /// `starlane status`; kinds with none are left out.
     async fn census(&self) -> RegistryResult<BTreeMap<String, u64>>;
+
+    /// Where this registry keeps the entries of key-value stores (beside the stores'
+    /// records, so that deleting a store deletes its entries with it); `None` for a registry
+    /// that keeps no data.
+    fn key_values(&self) -> Option<Arc<dyn KeyValues>> {
+        None
+    }
 }

@@ -28,6 +28,8 @@ impl StatusCode {
     pub const ACCEPTED: StatusCode = StatusCode(202);
     /// 204: done, nothing to say.
     pub const NO_CONTENT: StatusCode = StatusCode(204);
+    /// 206: part of the content, as a `range` header asked.
+    pub const PARTIAL_CONTENT: StatusCode = StatusCode(206);
     /// 301: moved for good.
     pub const MOVED_PERMANENTLY: StatusCode = StatusCode(301);
     /// 302: found elsewhere.
@@ -50,6 +52,10 @@ impl StatusCode {
     pub const CONFLICT: StatusCode = StatusCode(409);
     /// 413: the body or frame is too large.
     pub const PAYLOAD_TOO_LARGE: StatusCode = StatusCode(413);
+    /// 412: a condition of the request (`if-match`, `if-none-match`) does not hold.
+    pub const PRECONDITION_FAILED: StatusCode = StatusCode(412);
+    /// 416: the `range` asked lies outside the content.
+    pub const RANGE_NOT_SATISFIABLE: StatusCode = StatusCode(416);
     /// 415: the body is of a kind the target does not take.
     pub const UNSUPPORTED_MEDIA_TYPE: StatusCode = StatusCode(415);
     /// 429: too many waves in flight.

@@ -17,6 +17,7 @@
 // cold paths only, so it is returned as it is rather than boxed here.
 #![allow(clippy::result_large_err)]
 
+pub(super) mod kv;
 pub(super) mod state;
 pub(super) mod store;
 pub(super) mod writer;
@@ -35,10 +36,12 @@ use parking_lot::RwLock;
 use redb::Database;
 use tokio::sync::{mpsc, oneshot};
 
+pub use self::kv::EmbeddedKeyValues;
 use self::state::{Records, State};
 use self::writer::{Batch, Job};
 use super::{
-    Entry, ParticleRecord, Registration, Registry, RegistryError, RegistryResult, token_hash,
+    Entry, KeyValues, ParticleRecord, Registration, Registry, RegistryError, RegistryResult,
+    token_hash,
 };
 
 /// How many writes may wait for the writer thread before callers wait to hand theirs over.
@@ -56,6 +59,7 @@ pub struct EmbeddedRegistry {
     /// `None` only while dropping.
     jobs: Option<mpsc::Sender<Job>>,
     writer: Option<JoinHandle<()>>,
+    key_values: Arc<EmbeddedKeyValues>,
 }
 
 impl EmbeddedRegistry {
@@ -74,7 +78,9 @@ impl EmbeddedRegistry {
                 .spawn(move || writer::run(db, state, queue))
                 .map_err(|e| store::storage("starting the registry writer thread", e))?
         };
+        let key_values = Arc::new(EmbeddedKeyValues::start(Arc::clone(&db))?);
         Ok(EmbeddedRegistry {
+            key_values,
             path: path.to_path_buf(),
             db,
             state,
@@ -264,5 +270,9 @@ impl Registry for EmbeddedRegistry {
 
     async fn census(&self) -> RegistryResult<BTreeMap<String, u64>> {
         Ok(self.state.read().census())
+    }
+
+    fn key_values(&self) -> Option<Arc<dyn KeyValues>> {
+        Some(self.key_values.clone())
     }
 }

@@ -9,6 +9,9 @@
 //! | `grants` | the grant id | the [`Grant`], wire-encoded |
 //! | `tokens` | SHA-256 of the token | the agent point, wire-encoded |
 //! | `meta` | a name (`schema`, `next-grant`) | a number |
+//! | `kv` | a key-value store's point, NUL, the key | the `KvEntry`, wire-encoded |
+//! | `kv_once` | the store's point, NUL, agent, NUL, wave id | the outcomes answered, wire-encoded |
+//! | `kv_once_at` | (unix ms, the `kv_once` key) | nothing: remembered answers by age |
 //!
 //! Points are keys in their canonical printed form (readable with any redb tool); every
 //! structured value goes through [`cosmic_space::wire`], the one module that knows bytes.
@@ -31,6 +34,10 @@ pub(super) const SEQUENCES: TableDefinition<'_, &str, u64> = TableDefinition::ne
 pub(super) const GRANTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("grants");
 pub(super) const TOKENS: TableDefinition<'_, [u8; 32], &[u8]> = TableDefinition::new("tokens");
 pub(super) const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+pub(super) const KV: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("kv");
+pub(super) const KV_ONCE: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("kv_once");
+pub(super) const KV_ONCE_AT: TableDefinition<'_, (u64, &str), ()> =
+    TableDefinition::new("kv_once_at");
 
 /// The layout version this code reads and writes; a file with another refuses to open.
 const SCHEMA: u64 = 1;
@@ -59,7 +66,7 @@ pub(crate) fn encode<T: Serialize>(what: &str, value: &T) -> RegistryResult<Vec<
 }
 
 /// A stored value, or a storage error naming the row if the bytes are corrupt.
-fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> RegistryResult<T> {
+pub(super) fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> RegistryResult<T> {
     WIRE.decode(bytes)
         .map_err(|e| storage(&format!("corrupt {what} in the registry file"), e))
 }
@@ -85,6 +92,9 @@ pub(super) fn open(path: &Path) -> RegistryResult<Database> {
         txn.open_table(SEQUENCES).map_err(|e| storage(doing, e))?;
         txn.open_table(GRANTS).map_err(|e| storage(doing, e))?;
         txn.open_table(TOKENS).map_err(|e| storage(doing, e))?;
+        txn.open_table(KV).map_err(|e| storage(doing, e))?;
+        txn.open_table(KV_ONCE).map_err(|e| storage(doing, e))?;
+        txn.open_table(KV_ONCE_AT).map_err(|e| storage(doing, e))?;
         let mut meta = txn.open_table(META).map_err(|e| storage(doing, e))?;
         let schema = meta
             .get(SCHEMA_KEY)
@@ -236,6 +246,16 @@ pub(super) fn commit(db: &Database, overlay: &Overlay) -> RegistryResult<()> {
                         .map_err(|e| storage(doing, e))?;
                 }
             }
+        }
+        let mut kv = txn.open_table(KV).map_err(|e| storage(doing, e))?;
+        let mut kv_once = txn.open_table(KV_ONCE).map_err(|e| storage(doing, e))?;
+        for (point, _) in overlay.purged.changes() {
+            let (from, to) = super::kv::rows_of(&point.to_string());
+            kv.retain_in(from.as_str()..to.as_str(), |_, _| false)
+                .map_err(|e| storage(doing, e))?;
+            kv_once
+                .retain_in(from.as_str()..to.as_str(), |_, _| false)
+                .map_err(|e| storage(doing, e))?;
         }
         let mut sequences = txn.open_table(SEQUENCES).map_err(|e| storage(doing, e))?;
         for (parent, last) in overlay.sequences.changes() {

@@ -116,11 +116,14 @@ pub(super) struct Overlay {
     pub(super) grants: Layer<u64, Stored<Grant>>,
     pub(super) tokens: Layer<[u8; 32], Stored<Point>>,
     pub(super) next_grant: Layer<(), u64>,
+    /// Points deleted in this batch (even if registered again after): their key-value entries
+    /// go with them.
+    pub(super) purged: Layer<Point, ()>,
 }
 
 /// Where the overlay stood before a job ran.
 #[derive(Debug, Clone, Copy)]
-struct Mark([usize; 6]);
+struct Mark([usize; 7]);
 
 impl Overlay {
     fn mark(&self) -> Mark {
@@ -131,17 +134,27 @@ impl Overlay {
             self.grants.mark(),
             self.tokens.mark(),
             self.next_grant.mark(),
+            self.purged.mark(),
         ])
     }
 
     fn rollback(&mut self, Mark(marks): Mark) {
-        let [records, content, sequences, grants, tokens, next_grant] = marks;
+        let [
+            records,
+            content,
+            sequences,
+            grants,
+            tokens,
+            next_grant,
+            purged,
+        ] = marks;
         self.records.rollback(records);
         self.content.rollback(content);
         self.sequences.rollback(sequences);
         self.grants.rollback(grants);
         self.tokens.rollback(tokens);
         self.next_grant.rollback(next_grant);
+        self.purged.rollback(purged);
     }
 
     fn is_empty(&self) -> bool {
@@ -151,6 +164,7 @@ impl Overlay {
             && self.grants.is_empty()
             && self.tokens.is_empty()
             && self.next_grant.is_empty()
+            && self.purged.is_empty()
     }
 }
 
@@ -331,6 +345,7 @@ impl Batch<'_> {
         for gone in &doomed {
             self.overlay.records.set(gone.clone(), None);
             self.overlay.content.set(gone.clone(), None);
+            self.overlay.purged.set(gone.clone(), Some(()));
         }
         Ok(doomed)
     }

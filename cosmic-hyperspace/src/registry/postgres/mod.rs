@@ -103,6 +103,8 @@ pub struct PgRegistry {
     creates: Creates,
     /// The membership's own connections (`leases`).
     leases_pool: Pool,
+    /// The entries of key-value stores, on the registry's pool.
+    key_values: std::sync::Arc<kv::PgKeyValues>,
 }
 
 /// Runs `$body` in a transaction (bound to `$tx`) and commits it, running the whole again
@@ -156,6 +158,9 @@ macro_rules! read {
     }};
 }
 
+// After the macros, which it uses.
+mod kv;
+
 impl PgRegistry {
     /// Locks the record at `point`, applies `change` to it and writes it back, in one
     /// transaction (run again on a race); `what` names what changes, for the error.
@@ -187,6 +192,7 @@ impl PgRegistry {
             .map_err(|e| storage("reading the PostgreSQL URL", e))?;
         let pool = pool(pg.clone(), config.pool_size, config.wait)?;
         let registry = PgRegistry {
+            key_values: std::sync::Arc::new(kv::PgKeyValues::new(pool.clone())),
             creates: Creates::start(pool.clone()),
             pool,
             leases_pool: self::pool(pg, LEASES_POOL_SIZE, config.wait)?,
@@ -995,6 +1001,10 @@ impl Registry for PgRegistry {
             }
             counts
         })
+    }
+
+    fn key_values(&self) -> Option<std::sync::Arc<dyn super::KeyValues>> {
+        Some(self.key_values.clone())
     }
 }
 

@@ -123,6 +123,31 @@ const MIGRATIONS: &[(i32, &str, Fill)] = &[
     "#,
         Fill::Nothing,
     ),
+    (
+        6,
+        r#"
+    -- The entries of key-value stores (SPEC §17.1), deleted with their store. `entry` is the
+    -- wire-encoded KvEntry; `expires_at` (unix ms) is beside it so listings skip the expired.
+    CREATE TABLE kv (
+        store      text COLLATE "C" NOT NULL REFERENCES particles (point) ON DELETE CASCADE,
+        key        text COLLATE "C" NOT NULL,
+        entry      bytea NOT NULL,
+        expires_at bigint,
+        PRIMARY KEY (store, key)
+    );
+    -- The answers to waves applied once (increments), by store, agent and wave id, for a day.
+    CREATE TABLE kv_once (
+        store    text COLLATE "C" NOT NULL REFERENCES particles (point) ON DELETE CASCADE,
+        agent    text NOT NULL,
+        wave     bytea NOT NULL,
+        at       bigint NOT NULL,
+        outcomes bytea NOT NULL,
+        PRIMARY KEY (store, agent, wave)
+    );
+    CREATE INDEX kv_once_by_age ON kv_once (at);
+    "#,
+        Fill::Nothing,
+    ),
 ];
 
 /// How many rows one statement of a fill updates.
