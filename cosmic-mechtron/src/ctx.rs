@@ -138,6 +138,19 @@ impl Ctx {
         self.host.ping(ping)
     }
 
+    /// Pings `to` with `core` as the wave `id`: sending a wave again with the id it was first
+    /// sent with lets its target apply it once (a key-value store's increment, SPEC §17.1).
+    pub fn ping_as(&self, id: WaveId, to: impl Into<Surface>, core: DirectedCore) -> Pong {
+        let ping = Ping::with_core(self.surface(), to, core).with_id(id);
+        self.host.ping(ping)
+    }
+
+    /// The key-value store at `store` (a `Database<KeyValue>`), reached by waves this
+    /// mechtron sends as itself.
+    pub fn kv(&self, store: impl Into<Surface>) -> crate::kv::Kv<'_> {
+        crate::kv::Kv::new(self, store.into())
+    }
+
     /// Signals `to` with `method` and `body`; nothing comes back.
     pub fn signal(&self, to: impl Into<Surface>, method: Method, body: impl Into<Substance>) {
         let signal = Signal::new(self.surface(), to, method, body).with_id(self.new_wave_id());

@@ -56,6 +56,7 @@ extern crate self as cosmic_mechtron;
 pub mod abi;
 mod ctx;
 mod error;
+mod kv;
 mod mechtron;
 mod route;
 pub mod testing;
@@ -66,6 +67,7 @@ pub use cosmic_macros::{handlers, mechtron, route};
 pub use cosmic_space as space;
 pub use ctx::{Ctx, Host};
 pub use error::{Error, Result};
+pub use kv::{Kv, PutOptions, Versioned};
 pub use mechtron::{
     Handlers, Instance, MECHTRON_PROPERTY, Mechtron, Registration, create, init_result,
 };
@@ -73,9 +75,12 @@ pub use route::{FromWave, HandlerFn, IntoReflected, Json, Route, RouteSelector, 
 
 /// What a mechtron author needs in scope: `use cosmic_mechtron::prelude::*;`.
 pub mod prelude {
-    pub use crate::{Ctx, Error, FromWave, IntoReflected, Json, Result, handlers, mechtron, route};
+    pub use crate::{
+        Ctx, Error, FromWave, IntoReflected, Json, PutOptions, Result, handlers, mechtron, route,
+    };
     pub use cosmic_space::{
-        Agent, Details, DirectedCore, HttpMethod, HttpRequest, HttpResponse, Kind, LogLevel,
-        Logger, Method, Point, Pong, ReflectedCore, StatusCode, Substance, Surface,
+        Agent, Condition, Details, DirectedCore, HttpMethod, HttpRequest, HttpResponse, Kind, KvOp,
+        KvOutcome, LogLevel, Logger, Method, Point, Pong, ReflectedCore, StatusCode, Substance,
+        Surface,
     };
 }

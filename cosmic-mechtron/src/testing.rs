@@ -26,6 +26,8 @@
 //! # Ok::<(), cosmic_mechtron::Error>(())
 //! ```
 
+mod stores;
+
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
@@ -35,6 +37,7 @@ use cosmic_space::{
     Transmitter,
 };
 
+use self::stores::MemoryStores;
 use crate::ctx::{Ctx, Host};
 use crate::error::Error;
 use crate::mechtron::{MECHTRON_PROPERTY, Mechtron};
@@ -48,6 +51,7 @@ pub struct TestHost {
     logs: RefCell<Vec<(LogLevel, String)>>,
     sent: RefCell<Vec<DirectedWave>>,
     responder: RefCell<Responder>,
+    stores: RefCell<MemoryStores>,
     now: Cell<u64>,
     seed: Cell<u64>,
 }
@@ -68,6 +72,7 @@ impl Default for TestHost {
             logs: RefCell::default(),
             sent: RefCell::default(),
             responder: RefCell::new(Box::new(|_: &Ping| ReflectedCore::not_found())),
+            stores: RefCell::default(),
             now: Cell::new(0),
             seed: Cell::new(0x5eed),
         }
@@ -78,6 +83,21 @@ impl TestHost {
     /// Answers the Pings the mechtron sends with `responder`.
     pub fn answer_pings(&self, responder: impl FnMut(&Ping) -> ReflectedCore + 'static) {
         *self.responder.borrow_mut() = Box::new(responder);
+    }
+
+    /// Answers the waves sent to `store` as an empty key-value store kept in memory would
+    /// (SPEC §17.1), before the responder sees them; its entries expire by the test's clock.
+    pub fn key_value_store(&self, store: Point) {
+        self.stores.borrow_mut().add(store);
+    }
+
+    /// The value of `key` in the in-memory store at `store` now.
+    pub fn stored(&self, store: &Point, key: &str) -> Option<Vec<u8>> {
+        self.stores.borrow().value(store, key, self.now_ms())
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.now.get() / 1_000_000
     }
 
     /// Sets the clock ([`Ctx::now`]) to `nanos` since the Unix epoch.
@@ -101,7 +121,11 @@ impl Transmitter for TestHost {
         self.sent
             .borrow_mut()
             .push(DirectedWave::Ping(ping.clone()));
-        let core = (self.responder.borrow_mut())(&ping);
+        let stored = self.stores.borrow_mut().answer(&ping, self.now_ms());
+        let core = match stored {
+            Some(core) => core,
+            None => (self.responder.borrow_mut())(&ping),
+        };
         ping.pong(core)
     }
 
@@ -200,6 +224,13 @@ impl<M: Mechtron> TestMechtron<M> {
     ) -> TestMechtron<M> {
         self.host.answer_pings(responder);
         self
+    }
+
+    /// Gives the mechtron an empty in-memory key-value store at `store`
+    /// ([`TestHost::key_value_store`]).
+    pub fn with_key_value_store(self, store: &str) -> Result<TestMechtron<M>, Error> {
+        self.host.key_value_store(store.parse()?);
+        Ok(self)
     }
 
     /// The host the mechtron talks to.

@@ -847,6 +847,59 @@ pub fn answer_batch(outcomes: &[KvOutcome]) -> ReflectedCore {
     }
 }
 
+/// The outcomes a batch's answer ([`answer_batch`]) reports, read back (what the SDK's client
+/// returns); a body that is not such a list is a 500-class [`KvError`].
+pub fn outcomes_of(body: &Substance) -> Result<Vec<KvOutcome>, KvError> {
+    let malformed = |what: &str| {
+        KvError::new(
+            StatusCode::ERROR,
+            format!("a batch's answer is a Json list of outcomes: {what}"),
+        )
+    };
+    let Substance::Json(json) = body else {
+        return Err(malformed(&format!("got {}", body.kind())));
+    };
+    let items: Vec<serde_json::Value> = json.to_value().map_err(|e| malformed(&e.to_string()))?;
+    items
+        .into_iter()
+        .map(|item| {
+            let status = item.get("status").and_then(serde_json::Value::as_u64);
+            let etag = item
+                .get("etag")
+                .and_then(|e| e.as_str())
+                .map(str::to_string);
+            let content_type = item
+                .get("content-type")
+                .and_then(|c| c.as_str())
+                .map(str::to_string);
+            match (status, etag, item.get("value")) {
+                (Some(404), _, _) => Ok(KvOutcome::Missing),
+                (Some(200), None, None) => Ok(KvOutcome::Deleted),
+                (Some(200), Some(etag), None) => Ok(KvOutcome::Stored { etag }),
+                (Some(200), Some(etag), Some(serde_json::Value::Number(n))) => {
+                    let value = n
+                        .as_i64()
+                        .ok_or_else(|| malformed("a count that is not an i64"))?;
+                    Ok(KvOutcome::Counted { value, etag })
+                }
+                (Some(200), Some(_), Some(value)) => {
+                    let bytes = match value {
+                        serde_json::Value::String(text) => text.clone().into_bytes(),
+                        serde_json::Value::Array(bytes) => bytes
+                            .iter()
+                            .map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+                            .collect::<Option<Vec<u8>>>()
+                            .ok_or_else(|| malformed("a value that is not bytes"))?,
+                        _ => return Err(malformed("a value that is not text or bytes")),
+                    };
+                    Ok(KvOutcome::Found(KvEntry::new(bytes, content_type)))
+                }
+                _ => Err(malformed(&format!("an item it does not know: {item}"))),
+            }
+        })
+        .collect()
+}
+
 /// `text` percent-encoded for a path segment or query value (unreserved characters and `/`
 /// stay as they are).
 pub fn encode(text: &str) -> String {
@@ -1067,6 +1120,25 @@ mod tests {
         assert!(err(limit).message.contains("limit"));
         let batch = core(HttpMethod::Post, "/batch").with_body("[{\"op\":\"frob\",\"key\":\"a\"}]");
         assert!(err(batch).message.contains("operation 0"));
+    }
+
+    #[test]
+    fn batch_answers_read_back() {
+        let outcomes = vec![
+            KvOutcome::Found(KvEntry::new("text", Some(TEXT.into()))),
+            KvOutcome::Found(KvEntry::new(vec![0xff, 0], None)),
+            KvOutcome::Missing,
+            KvOutcome::Stored {
+                etag: "\"1\"".into(),
+            },
+            KvOutcome::Deleted,
+            KvOutcome::Counted {
+                value: -4,
+                etag: "\"2\"".into(),
+            },
+        ];
+        let answer = answer_batch(&outcomes);
+        assert_eq!(outcomes_of(&answer.body), Ok(outcomes));
     }
 
     #[test]
