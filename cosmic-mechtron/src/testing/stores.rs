@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use cosmic_space::kv::{self, KvRequest};
 use cosmic_space::{
-    Agent, KeyPage, KvEntry, KvOp, KvOutcome, Ping, Point, ReflectedCore, StatusCode, WaveId,
+    Agent, KeyPage, KvEntry, KvError, KvOp, KvOutcome, Ping, Point, ReflectedCore, StatusCode, WaveId,
 };
 
 /// One store: its entries and the answers to waves applied once.
@@ -53,12 +53,12 @@ impl MemoryStore {
                         Some(outcome) => kv::answer(outcome, &key),
                         None => ReflectedCore::error(StatusCode::ERROR, "no outcome"),
                     },
-                    Err(refusal) => refusal,
+                    Err(refusal) => refusal.into(),
                 }
             }
             KvRequest::Batch(ops) => match self.write(ops, ping, now) {
                 Ok(outcomes) => kv::answer_batch(&outcomes),
-                Err(refusal) => refusal,
+                Err(refusal) => refusal.into(),
             },
             KvRequest::List(query) => {
                 let keys = self
@@ -81,7 +81,7 @@ impl MemoryStore {
         ops: Vec<KvOp>,
         ping: &Ping,
         now: u64,
-    ) -> Result<Vec<KvOutcome>, ReflectedCore> {
+    ) -> Result<Vec<KvOutcome>, KvError> {
         let counts = ops.iter().any(|op| matches!(op, KvOp::Increment { .. }));
         let once = (counts && !ping.id.is_nil()).then(|| (ping.agent.clone(), ping.id));
         if let Some(recorded) = once.as_ref().and_then(|once| self.once.get(once)) {
