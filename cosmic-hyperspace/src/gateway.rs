@@ -378,10 +378,16 @@ fn response(core: ReflectedCore) -> Response {
         Substance::Text(text) => (text.into_bytes(), Some("text/plain; charset=utf-8")),
         Substance::Json(json) => (json.as_str().as_bytes().to_vec(), Some("application/json")),
         Substance::HttpResponse(inner) => (inner.body, None),
-        other => (
-            format!("{other:?}").into_bytes(),
-            Some("text/plain; charset=utf-8"),
-        ),
+        // Numbers and truths are JSON as they are; anything else structured, as its JSON.
+        Substance::Int(value) => (value.to_string().into_bytes(), Some("application/json")),
+        Substance::Bool(value) => (value.to_string().into_bytes(), Some("application/json")),
+        other => match cosmic_space::Json::from_value(&other) {
+            Ok(json) => (json.as_str().as_bytes().to_vec(), Some("application/json")),
+            Err(_) => (
+                format!("{other:?}").into_bytes(),
+                Some("text/plain; charset=utf-8"),
+            ),
+        },
     };
     let mut response = Response::new(Body::from(bytes));
     *response.status_mut() = http_status;

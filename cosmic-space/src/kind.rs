@@ -335,10 +335,10 @@ impl Kind {
         let (ok, allowed) = match self {
             Kind::Root => (false, "nothing (it is the root)"),
             Kind::Space => (*parent == Kind::Root, "Root"),
-            Kind::Base | Kind::App | Kind::Repo | Kind::FileStore | Kind::Database(_) => {
+            Kind::Base | Kind::App | Kind::Repo => {
                 (matches!(parent, Kind::Space | Kind::Base), "Space or Base")
             }
-            Kind::Mechtron => (
+            Kind::Mechtron | Kind::FileStore | Kind::Database(_) => (
                 matches!(parent, Kind::Space | Kind::Base | Kind::App),
                 "Space, Base or App",
             ),

@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use cosmic_space::kv::{self, KvRequest};
 use cosmic_space::{
-    Agent, KeyPage, KvEntry, KvError, KvOp, KvOutcome, Ping, Point, ReflectedCore, StatusCode, WaveId,
+    Agent, KeyPage, KvEntry, KvError, KvOp, KvOutcome, Ping, Point, ReflectedCore, StatusCode,
+    WaveId,
 };
 
 /// One store: its entries and the answers to waves applied once.
@@ -76,12 +77,7 @@ impl MemoryStore {
         }
     }
 
-    fn write(
-        &mut self,
-        ops: Vec<KvOp>,
-        ping: &Ping,
-        now: u64,
-    ) -> Result<Vec<KvOutcome>, KvError> {
+    fn write(&mut self, ops: Vec<KvOp>, ping: &Ping, now: u64) -> Result<Vec<KvOutcome>, KvError> {
         let counts = ops.iter().any(|op| matches!(op, KvOp::Increment { .. }));
         let once = (counts && !ping.id.is_nil()).then(|| (ping.agent.clone(), ping.id));
         if let Some(recorded) = once.as_ref().and_then(|once| self.once.get(once)) {

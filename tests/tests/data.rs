@@ -1,0 +1,267 @@
+//! Data for mechtrons (SPEC §17), end to end with the real binary on both registries: a
+//! mechtron's counter in a key-value store that survives `kill -9`, and the store's own
+//! answers through `starlane send` and the web — conditions (412), limits (413), paged
+//! listings, all-or-nothing batches, and refusals (403) to agents without `r`/`w`.
+
+use std::path::Path;
+
+use tests::{HttpReply, Registry, Server, http, stderr, stdout};
+
+/// Bundles the `visits` example and sets up `localhost` with its bind, the store
+/// `localhost:app:data` and the mechtron `localhost:app:visits` — which may not use the
+/// store yet — and opens the Space and the mechtron to Anonymous.
+fn visits_app(registry: &Registry, home: &Path) -> Server {
+    let example = tests::workspace_root().join("examples/visits");
+    let bundled = tests::bundle_scaffold(&example);
+    assert!(bundled.status.success(), "{}", stderr(&bundled));
+    let server = registry.start(home);
+    server.exec(
+        &example,
+        "create localhost<Space>; create localhost:repo<Repo>; \
+         publish ^[ bundle.zip ]-> localhost:repo:visits:1.0.0; \
+         create localhost:app<App>; \
+         create localhost:app:data<Database<KeyValue>>; \
+         create localhost:app:visits<Mechtron>{ \
+           +config=localhost:repo:visits:1.0.0:/config/visits.mechtron, \
+           +kv=localhost:app:data }; \
+         set localhost{ +bind=localhost:repo:visits:1.0.0:/bind/localhost.bind }; \
+         grant +csd-rwX on localhost to hyperspace:users:anonymous; \
+         grant +csd-rwX on localhost:app:visits to hyperspace:users:anonymous",
+    );
+    server
+}
+
+fn get(server: &Server, path: &str) -> HttpReply {
+    http(&server.http_addr(), "GET", path, &[], b"")
+}
+
+/// A mechtron keeps its counter in a key-value store: refused until the store grants it
+/// `rw`, then counting, and the count survives `kill -9` of the server and a restart.
+fn a_mechtron_counter_in_a_store_survives_kill_9(registry: &Registry) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let home = dir.path().join("home");
+    let server = visits_app(registry, &home);
+    let refused = get(&server, "/visits");
+    assert_eq!(refused.status, 403, "{}", refused.text());
+
+    server.exec(
+        dir.path(),
+        "grant +csd-RWX on localhost:app:data to localhost:app:visits",
+    );
+    for n in 1..=3 {
+        let visit = get(&server, "/visits");
+        assert_eq!(visit.status, 200, "{}", visit.text());
+        assert_eq!(visit.text().trim(), format!("You are visitor number {n}."));
+    }
+    server.kill9();
+
+    let server = registry.start(&home);
+    let visit = get(&server, "/visits");
+    assert_eq!(visit.status, 200, "{}", visit.text());
+    assert_eq!(visit.text().trim(), "You are visitor number 4.");
+    let read = server.run(
+        dir.path(),
+        &[
+            "send",
+            "localhost:app:data",
+            "Http<Get>",
+            "--path",
+            "/k/visits",
+        ],
+    );
+    assert!(read.status.success(), "{}", stderr(&read));
+    assert!(stdout(&read).contains('4'), "{}", stdout(&read));
+    server.stop();
+}
+
+/// The Space's bind opens the store to the web under `/kv/…` and `/batch` (each route calls
+/// the store with the method and path the store answers).
+const STORE_BIND: &str = "Bind(version=1.0.0) {
+  Route<Http<Get>>/kv/(?P<rest>.*) -> localhost:app:data^Http<Get>/k/${rest} => &;
+  Route<Http<Put>>/kv/(?P<rest>.*) -> localhost:app:data^Http<Put>/k/${rest} => &;
+  Route<Http<Delete>>/kv/(?P<rest>.*) -> localhost:app:data^Http<Delete>/k/${rest} => &;
+  Route<Http<Post>>/kv/(?P<rest>.*) -> localhost:app:data^Http<Post>/k/${rest} => &;
+  Route<Http<Post>>/batch -> localhost:app:data^Http<Post>/batch => &;
+}
+";
+
+fn store_on_the_web(registry: &Registry, dir: &Path) -> Server {
+    let server = registry.start(&dir.join("home"));
+    let site = tests::zip(&[("bind/localhost.bind", STORE_BIND.as_bytes())]);
+    std::fs::write(dir.join("site.zip"), site).unwrap_or_else(|e| panic!("{e}"));
+    server.exec(
+        dir,
+        "create localhost<Space>; create localhost:repo<Repo>; \
+         publish ^[ site.zip ]-> localhost:repo:site:1.0.0; \
+         create localhost:app<App>; create localhost:app:data<Database<KeyValue>>; \
+         set localhost{ +bind=localhost:repo:site:1.0.0:/bind/localhost.bind }; \
+         grant +csd-rwX on localhost+:** to hyperspace:users:anonymous; \
+         grant +csd-Rwx on localhost:repo+:** to hyperspace:users:anonymous",
+    );
+    server
+}
+
+/// Reads need `r` and writes `w` on the store, through the web and through `send`; a user
+/// token without them is refused (403) and changes nothing.
+fn a_store_refuses_agents_without_r_or_w(registry: &Registry) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let server = store_on_the_web(registry, dir.path());
+    let addr = server.http_addr();
+    let put = http(&addr, "PUT", "/kv/secret-plan", &[], b"v1");
+    assert_eq!(put.status, 403, "{}", put.text());
+    let read = get(&server, "/kv/secret-plan");
+    assert_eq!(read.status, 403, "{}", read.text());
+
+    server.exec(
+        dir.path(),
+        "create localhost:users<UserBase>; create localhost:users:ann<User>",
+    );
+    let token = server.token(dir.path(), "localhost:users:ann");
+    let as_ann = |args: &[&str]| {
+        let mut command = server.command(dir.path(), args);
+        command.env("STARLANE_TOKEN", &token);
+        command.output().unwrap_or_else(|e| panic!("{e}"))
+    };
+    let put = as_ann(&[
+        "send",
+        "localhost:app:data",
+        "Http<Put>",
+        "v1",
+        "--path",
+        "/k/plan",
+    ]);
+    assert!(!put.status.success());
+    assert!(
+        stderr(&put).contains("403") || stdout(&put).contains("403"),
+        "{}",
+        stderr(&put)
+    );
+
+    server.exec(
+        dir.path(),
+        "grant +csd-RWX on localhost:app:data to localhost:users:**<User>",
+    );
+    let put = as_ann(&[
+        "send",
+        "localhost:app:data",
+        "Http<Put>",
+        "v1",
+        "--path",
+        "/k/plan",
+    ]);
+    assert!(put.status.success(), "{}", stderr(&put));
+    let get = as_ann(&[
+        "send",
+        "localhost:app:data",
+        "Http<Get>",
+        "--path",
+        "/k/plan",
+    ]);
+    assert!(get.status.success(), "{}", stderr(&get));
+    assert!(stdout(&get).contains("v1"), "{}", stdout(&get));
+    // Anonymous on the web still has neither.
+    let read = http(&addr, "GET", "/kv/plan", &[], b"");
+    assert_eq!(read.status, 403, "{}", read.text());
+    server.stop();
+}
+
+/// The store's rules through the web: etag conditions (412), the value limit (413), a
+/// listing paged through 2,500 keys, and a batch that fails a condition changing nothing.
+fn a_store_keeps_its_rules_on_the_web(registry: &Registry) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let server = store_on_the_web(registry, dir.path());
+    server.exec(
+        dir.path(),
+        "grant +csd-RWX on localhost:app:data to hyperspace:users:anonymous",
+    );
+    let addr = server.http_addr();
+
+    let first = http(
+        &addr,
+        "PUT",
+        "/kv/greeting",
+        &["if-none-match: *"],
+        b"hello",
+    );
+    assert_eq!(first.status, 200, "{}", first.text());
+    let etag = first
+        .header("etag")
+        .unwrap_or_else(|| panic!("no etag"))
+        .to_string();
+    let again = http(&addr, "PUT", "/kv/greeting", &["if-none-match: *"], b"hi");
+    assert_eq!(again.status, 412, "{}", again.text());
+    let stale = http(&addr, "PUT", "/kv/greeting", &["if-match: \"0000\""], b"hi");
+    assert_eq!(stale.status, 412, "{}", stale.text());
+    let fresh = http(
+        &addr,
+        "PUT",
+        "/kv/greeting",
+        &[&format!("if-match: {etag}")],
+        b"hi",
+    );
+    assert_eq!(fresh.status, 200, "{}", fresh.text());
+    let read = get(&server, "/kv/greeting");
+    assert_eq!((read.status, read.text()), (200, "hi".to_string()));
+
+    let limit = 1 << 20;
+    let too_big = http(&addr, "PUT", "/kv/big", &[], &vec![b'x'; limit + 1]);
+    assert_eq!(too_big.status, 413, "{}", too_big.text());
+    let just_fits = http(&addr, "PUT", "/kv/big", &[], &vec![b'x'; limit]);
+    assert_eq!(just_fits.status, 200, "{}", just_fits.text());
+    assert_eq!(get(&server, "/kv/big").body.len(), limit);
+
+    let count = http(&addr, "POST", "/kv/visits/increment", &[], b"5");
+    assert_eq!((count.status, count.text()), (200, "5".to_string()));
+
+    for chunk in 0..3 {
+        let ops: Vec<String> = (chunk * 1000..(chunk * 1000 + 1000).min(2500))
+            .map(|n| format!("{{\"op\":\"put\",\"key\":\"user:{n:04}\",\"value\":\"{n}\"}}"))
+            .collect();
+        let body = format!("[{}]", ops.join(","));
+        let batch = http(&addr, "POST", "/batch", &[], body.as_bytes());
+        assert_eq!(batch.status, 200, "{}", batch.text());
+    }
+    let mut listed = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut path = "/kv/?prefix=user%3A".to_string();
+        if let Some(cursor) = &cursor {
+            path.push_str(&format!("&cursor={}", cursor.replace(':', "%3A")));
+        }
+        let page = get(&server, &path);
+        assert_eq!(page.status, 200, "{}", page.text());
+        let page: serde_json::Value =
+            serde_json::from_slice(&page.body).unwrap_or_else(|e| panic!("{e}"));
+        pages += 1;
+        let keys = page["keys"].as_array().unwrap_or_else(|| panic!("{page}"));
+        assert!(keys.len() <= 1000);
+        listed.extend(keys.iter().filter_map(|k| k.as_str().map(str::to_string)));
+        match page["cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
+        }
+    }
+    let want: Vec<String> = (0..2500).map(|n| format!("user:{n:04}")).collect();
+    assert_eq!(listed, want, "every key once, in order");
+    assert_eq!(pages, 3);
+
+    let failing = format!(
+        "[{{\"op\":\"put\",\"key\":\"user:0001\",\"value\":\"changed\"}},\
+          {{\"op\":\"increment\",\"key\":\"visits\",\"by\":100}},\
+          {{\"op\":\"delete\",\"key\":\"greeting\",\"if-match\":{}}}]",
+        serde_json::Value::from(etag)
+    );
+    let batch = http(&addr, "POST", "/batch", &[], failing.as_bytes());
+    assert_eq!(batch.status, 412, "{}", batch.text());
+    assert_eq!(get(&server, "/kv/user:0001").text(), "1");
+    assert_eq!(get(&server, "/kv/visits").text(), "5");
+    assert_eq!(get(&server, "/kv/greeting").text(), "hi");
+    server.stop();
+}
+
+tests::on_each_registry!(
+    a_mechtron_counter_in_a_store_survives_kill_9,
+    a_store_refuses_agents_without_r_or_w,
+    a_store_keeps_its_rules_on_the_web,
+);
