@@ -3,9 +3,10 @@
 //! wasmtime/Spin pattern; see `docs/decisions/guest-fixtures.md`).
 //!
 //! A nested `cargo build --release --locked --target wasm32-unknown-unknown` runs from the
-//! workspace root into a target directory of its own, `<target>/guests`, so it never contends
-//! for the lock of the outer build's directory and its artifacts survive between runs
-//! (incremental). Variables the outer build sets for its own compilation are removed, so
+//! workspace root into a target directory of its own, `<target>/guests/<checkout>`, so it
+//! never contends for the lock of the outer build's directory, its artifacts survive between
+//! runs (incremental), and checkouts sharing a target directory do not test each other's
+//! guests. Variables the outer build sets for its own compilation are removed, so
 //! they cannot leak into a build for another target. The directory holding
 //! `guest_fixtures.wasm` and `guest_malformed.wasm` is passed to the crate as
 //! `STARLANE_GUEST_WASM_DIR`.
@@ -49,7 +50,9 @@ fn main() {
     }
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
 
-    let target_dir = outer_target_dir(&root).join("guests");
+    let target_dir = outer_target_dir(&root)
+        .join("guests")
+        .join(checkout_key(&root));
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(&cargo);
     command
@@ -95,6 +98,20 @@ fn main() {
         "cargo:rustc-env=STARLANE_GUEST_WASM_DIR={}",
         wasm_dir.display()
     );
+}
+
+/// A name for this checkout's guest builds: the workspace directory's name and a hash of its
+/// path. Checkouts sharing a target directory would otherwise build into, and test with, one
+/// `guest_fixtures.wasm` — whichever built last, which need not be their own.
+fn checkout_key(root: &Path) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    root.hash(&mut hasher);
+    let name = root
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!("{name}-{:016x}", hasher.finish())
 }
 
 fn env(name: &str) -> String {

@@ -21,7 +21,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use cosmic_space::{
     Agent, CreateStrategy, Kind, Layer, Ping, Point, Pong, PropertyChanges, StarKey, StarSubKind,
-    Status, Surface, Topic, UserBaseSubKind,
+    Status, Surface, Topic, UserBaseSubKind, WaveId,
 };
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
@@ -476,8 +476,8 @@ impl Machine {
         self.inner.started.elapsed()
     }
 
-    /// Sends a Ping into the cosmos as `agent` (stamped here: whatever the Ping carried is
-    /// replaced) and waits for its Pong.
+    /// Sends a Ping into the cosmos as `agent` and waits for its Pong. Its agent, `from` and
+    /// hops are stamped here, whatever it carried; its id is kept unless it is nil.
     pub async fn ping(&self, agent: Agent, ping: Ping) -> Pong {
         self.inner.ping(agent, ping).await
     }
@@ -643,8 +643,16 @@ impl MachineInner {
         self.stars[n % self.stars.len()].clone()
     }
 
+    /// Sends `ping` from one of the stars: the next in turn, or, for an id the sender chose,
+    /// always the same star for that id, whose Shell then refuses a second Ping under it while
+    /// the first is in flight (409) whichever star a retry would otherwise have taken.
     async fn ping(&self, agent: Agent, mut ping: Ping) -> Pong {
-        ping.id = crate::ids::wave_id();
+        let star = if ping.id.is_nil() {
+            ping.id = crate::ids::wave_id();
+            self.star()
+        } else {
+            self.star_for(ping.id)
+        };
         ping.from = Surface {
             point: agent.to_point(),
             layer: Layer::Shell,
@@ -652,7 +660,15 @@ impl MachineInner {
         };
         ping.agent = agent;
         ping.hops = 0;
-        self.star().ping(ping).await
+        star.ping(ping).await
+    }
+
+    /// The star that takes every Ping with the id `wave`.
+    fn star_for(&self, wave: WaveId) -> StarHandle {
+        let hash = wave.as_bytes().iter().fold(0usize, |hash, byte| {
+            hash.wrapping_mul(31) ^ usize::from(*byte)
+        });
+        self.stars[hash % self.stars.len()].clone()
     }
 }
 

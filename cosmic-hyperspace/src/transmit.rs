@@ -14,7 +14,8 @@ use cosmic_space::{Ping, Pong, Signal};
 pub trait Transmit: Send + Sync + 'static {
     /// Sends `ping` and waits for its Pong: the target's answer, an error from the
     /// infrastructure, or a 408 once its wait time has passed. The id is stamped if the Ping
-    /// has none; the agent is taken as given.
+    /// has none; a Ping whose id is already waiting for its Pong on the same star is answered
+    /// 409 (see [`crate::shell::InFlight`]). The agent is taken as given.
     async fn ping(&self, ping: Ping) -> Pong;
 
     /// Sends `signal` toward its target and returns at once; nothing ever answers it.

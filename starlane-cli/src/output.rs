@@ -2,11 +2,12 @@
 //! text) or, with `--json`, as one JSON object per answer per line.
 //!
 //! Results go to standard output, errors (`error: <status> <message>`) to standard error, so
-//! `starlane exec 'read …' > file` writes the file's bytes and nothing else.
+//! `starlane exec 'read …' > file` (and `starlane send … > file`) writes the file's bytes and
+//! nothing else.
 
 use std::io::{self, Write};
 
-use cosmic_space::{Details, Properties, PropertyChange, ReflectedCore, Stub, Substance};
+use cosmic_space::{Details, Headers, Properties, PropertyChange, ReflectedCore, Stub, Substance};
 use serde_json::{Map, Value, json};
 
 /// What produced an answer, for JSON output and error messages.
@@ -34,7 +35,17 @@ impl<O: Write, E: Write> Printer<O, E> {
 
     /// Prints one answer; returns whether it succeeded (status below 400).
     pub fn answer(&mut self, origin: Origin<'_>, core: &ReflectedCore) -> io::Result<bool> {
-        let ok = !core.status.is_client_error() && !core.status.is_server_error();
+        self.answer_with(origin, core, false)
+    }
+
+    /// Prints one answer, with its headers in JSON when `headers` is set.
+    fn answer_with(
+        &mut self,
+        origin: Origin<'_>,
+        core: &ReflectedCore,
+        headers: bool,
+    ) -> io::Result<bool> {
+        let ok = succeeded(core);
         if self.json {
             let mut object = Map::new();
             if let Some(line) = origin.line {
@@ -45,6 +56,9 @@ impl<O: Write, E: Write> Printer<O, E> {
             }
             object.insert("status".into(), json!(core.status.as_u16()));
             object.insert("ok".into(), json!(ok));
+            if headers {
+                object.insert("headers".into(), headers_object(&core.headers));
+            }
             if ok {
                 object.insert("body".into(), substance_json(&core.body));
             } else {
@@ -70,18 +84,33 @@ impl<O: Write, E: Write> Printer<O, E> {
         Ok(ok)
     }
 
-    /// Prints a Pong for `starlane send`: its status line, then its body (the error message
-    /// goes to standard error on failure). Returns whether it succeeded.
-    pub fn pong(&mut self, core: &ReflectedCore) -> io::Result<bool> {
+    /// Prints a Pong for `starlane send`: its status line, then its body. With `include`,
+    /// as `curl -i` does: the status line, a `name: value` line per header and a blank line
+    /// before the body (in JSON, a `headers` object). Without it, the status line of a body
+    /// of bytes goes to standard error, so that `starlane send … > file` writes exactly the
+    /// bytes. The error message of a failure goes to standard error. Returns whether it
+    /// succeeded.
+    pub fn pong(&mut self, core: &ReflectedCore, include: bool) -> io::Result<bool> {
         if self.json {
-            return self.answer(Origin::default(), core);
+            return self.answer_with(Origin::default(), core, include);
         }
-        let ok = !core.status.is_client_error() && !core.status.is_server_error();
-        if ok {
+        let ok = succeeded(core);
+        if include {
             writeln!(self.out, "{}", core.status)?;
+            for (name, value) in core.headers.iter() {
+                writeln!(self.out, "{name}: {value}")?;
+            }
+            writeln!(self.out)?;
+        } else if ok && matches!(core.body, Substance::Bin(_)) {
+            writeln!(self.err, "{}", core.status)?;
+        } else if ok {
+            writeln!(self.out, "{}", core.status)?;
+        }
+        if ok {
             render(&core.body, &mut self.out)?;
-            self.out.flush()?;
-        } else {
+        }
+        self.out.flush()?;
+        if !ok {
             writeln!(
                 self.err,
                 "error: {} {}",
@@ -102,6 +131,11 @@ impl<O: Write, E: Write> Printer<O, E> {
     pub fn into_parts(self) -> (O, E) {
         (self.out, self.err)
     }
+}
+
+/// Whether an answer succeeded: its status is below 400.
+fn succeeded(core: &ReflectedCore) -> bool {
+    !core.status.is_client_error() && !core.status.is_server_error()
 }
 
 /// The message of a failed answer: what its body says, else the status's reason.
@@ -340,6 +374,22 @@ fn stub_json(stub: &Stub) -> Value {
     })
 }
 
+/// A wave's headers as a JSON object, `name: value`; a name that repeats has the list of its
+/// values, in order.
+fn headers_object(headers: &Headers) -> Value {
+    let mut object = Map::new();
+    for (name, value) in headers.iter() {
+        match object.get_mut(name) {
+            None => {
+                object.insert(name.to_string(), json!(value));
+            }
+            Some(Value::Array(values)) => values.push(json!(value)),
+            Some(first) => *first = json!([first.take(), value]),
+        }
+    }
+    Value::Object(object)
+}
+
 fn headers_json<'a>(headers: impl Iterator<Item = (&'a str, &'a str)>) -> Value {
     Value::Array(headers.map(|(name, value)| json!([name, value])).collect())
 }
@@ -576,14 +626,86 @@ localhost:app  App   Ready
         assert_eq!(Kind::Space.to_string(), "Space");
     }
 
+    /// What `starlane send` prints for `core`: (ok, stdout, stderr).
+    fn sent(json: bool, include: bool, core: &ReflectedCore) -> (bool, Vec<u8>, String) {
+        let mut printer = Printer::new(Vec::new(), Vec::new(), json);
+        let ok = printer.pong(core, include).unwrap();
+        (ok, printer.out, String::from_utf8(printer.err).unwrap())
+    }
+
     #[test]
     fn sends_print_the_status_line_then_the_body() {
-        let mut printer = Printer::new(Vec::new(), Vec::new(), false);
-        assert!(printer.pong(&ReflectedCore::ok("Goodbye, world!")).unwrap());
+        let (ok, out, err) = sent(false, false, &ReflectedCore::ok("Goodbye, world!"));
+        assert!(ok);
+        assert_eq!(String::from_utf8(out).unwrap(), "200 OK\nGoodbye, world!\n");
+        assert_eq!(err, "");
+    }
+
+    #[test]
+    fn a_sent_body_of_bytes_is_all_that_goes_to_standard_output() {
+        let bytes = vec![0, 159, 146, 150, b'\n', 255];
+        let core = ReflectedCore::ok(Substance::Bin(bytes.clone()))
+            .with_header("content-type", "application/octet-stream");
+        let (ok, out, err) = sent(false, false, &core);
+        assert!(ok);
+        assert_eq!(out, bytes);
+        assert_eq!(err, "200 OK\n");
+
+        // With --include the head comes first, on standard output, as curl -i prints it.
+        let (_, out, err) = sent(false, true, &core);
+        let mut expected = b"200 OK\ncontent-type: application/octet-stream\n\n".to_vec();
+        expected.extend_from_slice(&bytes);
+        assert_eq!(out, expected);
+        assert_eq!(err, "");
+    }
+
+    #[test]
+    fn include_prints_every_header_and_a_blank_line() {
+        let mut core = ReflectedCore::ok("Hello, world!")
+            .with_header("content-type", "text/plain; charset=utf-8");
+        core.headers.append("set-cookie", "a=1");
+        core.headers.append("set-cookie", "b=2");
+        let (ok, out, _) = sent(false, true, &core);
+        assert!(ok);
         assert_eq!(
-            String::from_utf8(printer.out).unwrap(),
-            "200 OK\nGoodbye, world!\n"
+            String::from_utf8(out).unwrap(),
+            "200 OK\ncontent-type: text/plain; charset=utf-8\nset-cookie: a=1\n\
+             set-cookie: b=2\n\nHello, world!\n"
         );
+
+        // No headers: the status line and the blank line still mark where the body starts.
+        let (_, out, _) = sent(false, true, &ReflectedCore::ok(()));
+        assert_eq!(String::from_utf8(out).unwrap(), "200 OK\n\n");
+
+        // A failure: the head on standard output, the message on standard error.
+        let failed =
+            ReflectedCore::error(StatusCode::CONFLICT, "in flight").with_header("x-a", "b");
+        let (ok, out, err) = sent(false, true, &failed);
+        assert!(!ok);
+        assert_eq!(String::from_utf8(out).unwrap(), "409 Conflict\nx-a: b\n\n");
+        assert_eq!(err, "error: 409 in flight\n");
+    }
+
+    #[test]
+    fn include_in_json_adds_a_headers_object() {
+        let mut core = ReflectedCore::ok("hi").with_header("content-type", "text/plain");
+        core.headers.append("set-cookie", "a=1");
+        core.headers.append("set-cookie", "b=2");
+        let (_, out, _) = sent(true, true, &core);
+        let printed: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            printed,
+            json!({
+                "status": 200,
+                "ok": true,
+                "body": "hi",
+                "headers": {"content-type": "text/plain", "set-cookie": ["a=1", "b=2"]},
+            })
+        );
+        // Without --include the JSON stays as it was.
+        let (_, out, _) = sent(true, false, &core);
+        let printed: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(printed, json!({"status": 200, "ok": true, "body": "hi"}));
     }
 
     #[test]

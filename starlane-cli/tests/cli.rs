@@ -12,7 +12,8 @@ use cosmic_space::{
     Agent, Command as SpaceCommand, Ping, Point, Pong, ReflectedCore, StatusCode, Substance,
 };
 
-/// Answers commands by their verb; `send` pings get `Goodbye, BODY!`.
+/// Answers commands by their verb; `send` pings get `Goodbye, BODY!`, and `Ext<Echo>` gets
+/// back what it carried: its body, its headers, and its id as `x-wave-id`.
 struct Machine;
 
 #[async_trait]
@@ -26,6 +27,12 @@ impl ControlService for Machine {
     }
 
     async fn ping(&self, _agent: Agent, ping: Ping) -> Pong {
+        if ping.core.method.to_string() == "Ext<Echo>" {
+            let mut echo = ReflectedCore::ok(ping.core.body.clone());
+            echo.headers = ping.core.headers.clone();
+            echo.headers.append("x-wave-id", ping.id.to_string());
+            return ping.pong(echo);
+        }
         let core = match &ping.core.body {
             Substance::RawCommand(raw) => match raw.line.parse::<SpaceCommand>() {
                 Ok(command) => match command.verb() {
@@ -210,5 +217,119 @@ fn without_a_server_the_cli_says_how_to_start_one() {
             "error: no running server found in {}: start one with `starlane serve`\n",
             dir.path().display()
         )
+    );
+}
+
+/// `starlane send` with `--header`, `--body-file`, `--include` and `--wave-id`: what it sends
+/// reaches the machine, and a body of bytes comes back to standard output byte for byte.
+#[test]
+fn send_carries_headers_bytes_and_a_wave_id() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let home = dir.path();
+    serve(home);
+    let bytes: Vec<u8> = (0..=255u8).rev().cycle().take(5_000).collect();
+    let file = home.join("body.bin");
+    std::fs::write(&file, &bytes).expect("a body file");
+    let file = file.to_str().expect("utf-8");
+
+    // The bytes of the file go as they are, and come back as they are: only the body reaches
+    // standard output (the status line goes to standard error).
+    let out = starlane(
+        home,
+        &["send", "localhost:app", "Ext<Echo>", "--body-file", file],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(out.stdout == bytes, "{} bytes came back", out.stdout.len());
+    assert_eq!(text(&out.stderr), "200 OK\n");
+
+    // Standard input, with `-`.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_starlane"))
+        .args(["send", "localhost:app", "Ext<Echo>", "--body-file", "-"])
+        .env("STARLANE_HOME", home)
+        .env_remove("STARLANE_SERVER")
+        .env_remove("STARLANE_TOKEN")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let mut stdin = child.stdin.take().expect("a pipe");
+    std::io::Write::write_all(&mut stdin, &bytes).expect("written");
+    drop(stdin);
+    let out = child.wait_with_output().expect("it ends");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(out.stdout == bytes, "{} bytes came back", out.stdout.len());
+
+    // Headers go, and --include prints those that come back, then a blank line, the body.
+    let id = "67e55044-10b1-426f-9247-bb680e5fe0c8";
+    let out = starlane(
+        home,
+        &[
+            "send",
+            "localhost:app",
+            "Ext<Echo>",
+            "hi",
+            "--include",
+            "-H",
+            "X-Client: cli",
+            "--header",
+            "accept:text/plain",
+            "--wave-id",
+            id,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!("200 OK\nx-client: cli\naccept: text/plain\nx-wave-id: {id}\n\nhi\n")
+    );
+    let out = starlane(
+        home,
+        &[
+            "send",
+            "localhost:app",
+            "Ext<Echo>",
+            "--json",
+            "--include",
+            "-H",
+            "x-a: 1",
+        ],
+    );
+    let printed = text(&out.stdout);
+    assert!(
+        printed.starts_with("{\"body\":null,\"headers\":{\"x-a\":\"1\",\"x-wave-id\":\""),
+        "{printed}"
+    );
+
+    // Mistakes on the command line are named, and nothing is sent.
+    let out = starlane(home, &["send", "localhost:app", "Ext<Echo>", "-H", "x-a 1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr)
+            .contains("invalid value 'x-a 1' for '--header <NAME: VALUE>': expected 'name: value'"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = starlane(
+        home,
+        &["send", "localhost:app", "Ext<Echo>", "--wave-id", "x-1"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("invalid value 'x-1' for '--wave-id <UUID>': expected a UUID"),
+        "{}",
+        text(&out.stderr)
+    );
+    let missing = home.join("missing.bin");
+    let missing = missing.to_str().expect("utf-8");
+    let out = starlane(
+        home,
+        &["send", "localhost:app", "Ext<Echo>", "--body-file", missing],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).starts_with(&format!("error: cannot read the body file {missing}: ")),
+        "{}",
+        text(&out.stderr)
     );
 }

@@ -118,7 +118,7 @@ impl Client {
     }
 
     /// Sends `ping` into the cosmos and returns its Pong (of any status). The server stamps
-    /// the agent and id; the answer is awaited for the Ping's wait time plus one stall period.
+    /// the agent, and a fresh id unless the Ping carries one; the answer is awaited for the Ping's wait time plus one stall period.
     pub async fn ping(&mut self, ping: Ping) -> Result<Pong, ControlError> {
         self.ping_with_progress(ping, |_| {}).await
     }

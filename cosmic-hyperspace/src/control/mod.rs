@@ -9,9 +9,11 @@
 //! [`Answer`] carrying the same number (answers may come in any order; the server works on
 //! several requests of one connection at once, up to a limit).
 //!
-//! A directed [`Request::Ping`] is stamped by the server — the session's agent, a fresh id,
-//! zero hops, a wait time within [`ControlLimits::max_wait`] — whatever the client put there,
-//! then handed to the [`ControlService`] (the machine), which routes it and returns the Pong.
+//! A directed [`Request::Ping`] is stamped by the server — the session's agent, zero hops, a
+//! wait time within [`ControlLimits::max_wait`] — whatever the client put there, and a fresh
+//! id unless the client chose one (a client retrying a request sends it again under the same
+//! id, so the target can recognise it); then it is handed to the [`ControlService`] (the
+//! machine), which routes it and returns the Pong.
 //!
 //! This module owns the messages, the server loop ([`serve`]), the client ([`Client`]), the
 //! data-directory layout that lets the CLI find a server ([`write_endpoint`],
@@ -107,8 +109,9 @@ pub trait ControlService: Send + Sync + 'static {
     /// constant time.)
     async fn authenticate(&self, token: &str) -> Option<Agent>;
 
-    /// Routes `ping` — already stamped with `agent`, a fresh id, zero hops and a bounded wait
-    /// time — into the cosmos and returns its Pong (an error Pong, never nothing: SPEC §5.3).
+    /// Routes `ping` — already stamped with `agent`, an id (the client's, or a fresh one), zero
+    /// hops and a bounded wait time — into the cosmos and returns its Pong (an error Pong,
+    /// never nothing: SPEC §5.3).
     async fn ping(&self, agent: Agent, ping: Ping) -> Pong;
 
     /// The machine's status for `starlane status`.
@@ -139,7 +142,8 @@ pub enum ClientMessage {
 /// What an authenticated client may ask.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
-    /// Send a Ping into the cosmos and return its Pong (the server stamps agent and id).
+    /// Send a Ping into the cosmos and return its Pong (the server stamps the agent, and an id
+    /// when the Ping has none).
     Ping(Box<Ping>),
     /// The machine's status.
     Status,

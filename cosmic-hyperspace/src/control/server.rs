@@ -234,7 +234,11 @@ async fn answer(
     match request {
         Request::Ping(ping) => {
             let mut ping = *ping;
-            ping.id = crate::ids::wave_id();
+            // A client's own id is kept: a retry under the same id is recognisable (SPEC
+            // §17.1), and a second Ping under an id still in flight is refused, not merged.
+            if ping.id.is_nil() {
+                ping.id = crate::ids::wave_id();
+            }
             ping.agent = agent.clone();
             ping.hops = 0;
             if ping.handling.wait > limits.max_wait {

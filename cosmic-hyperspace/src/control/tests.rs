@@ -177,9 +177,7 @@ async fn a_ping_is_stamped_by_the_server_not_the_client() {
     assert_eq!(client.agent(), &Agent::Point(user()));
     assert_eq!(client.server(), server.addr);
 
-    let forged = WaveId::from_bytes([7; 16]);
     let mut sent = ping("Ext<Echo>", "hello")
-        .with_id(forged)
         .with_agent(Agent::HyperUser)
         .with_wait(WaitTime::from_secs(3600));
     sent.hops = 9;
@@ -192,8 +190,7 @@ async fn a_ping_is_stamped_by_the_server_not_the_client() {
     let (agent, stamped) = &seen[0];
     assert_eq!(agent, &Agent::Point(user()));
     assert_eq!(stamped.agent, Agent::Point(user()));
-    assert_ne!(stamped.id, forged);
-    assert!(!stamped.id.is_nil());
+    assert!(!stamped.id.is_nil(), "a Ping without an id gets one");
     assert_eq!(stamped.hops, 0);
     assert_eq!(stamped.handling.wait, WaitTime::from_secs(300));
     assert_eq!(pong.reflection_of, stamped.id);
@@ -202,6 +199,30 @@ async fn a_ping_is_stamped_by_the_server_not_the_client() {
     client.ping(ping("Ext<Echo>", 2i64)).await.unwrap();
     let seen = server.fake.seen.lock().clone();
     assert_ne!(seen[1].1.id, seen[0].1.id);
+    assert!(!seen[1].1.id.is_nil());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_clients_own_wave_id_is_kept_so_a_retry_is_recognisable() {
+    let server = Server::start(ControlLimits::default()).await;
+    let mut client = Client::connect(server.addr, "scott").await.unwrap();
+    let chosen = WaveId::from_random_bytes([7; 16]);
+    for _ in 0..2 {
+        let sent = ping("Ext<Echo>", "again")
+            .with_id(chosen)
+            .with_agent(Agent::HyperUser);
+        let pong = client.ping(sent).await.unwrap();
+        assert_eq!(pong.reflection_of, chosen);
+    }
+    let seen = server.fake.seen.lock().clone();
+    let ids: Vec<WaveId> = seen.iter().map(|(_, ping)| ping.id).collect();
+    assert_eq!(ids, [chosen, chosen]);
+    // Only the id is the client's: the agent is still the session's.
+    assert!(
+        seen.iter()
+            .all(|(_, ping)| ping.agent == Agent::Point(user()))
+    );
     server.stop().await;
 }
 

@@ -389,9 +389,10 @@ impl GuestOutbox for StarOutbox {
     fn send(&self, wave: DirectedWave, reply: Option<PongReply>) {
         let transmit = self.transmit.clone();
         match wave {
-            DirectedWave::Ping(mut ping) => {
-                // A guest's ids are its own choice; exchanges need ids nobody else picked.
-                ping.id = crate::ids::wave_id();
+            // A guest's ids are kept (the SDK draws them from the host's random source; a nil
+            // one is stamped by the courier): a guest may retry under the same id, and a Ping
+            // under an id still in flight is refused there with 409, never merged.
+            DirectedWave::Ping(ping) => {
                 self.runtime.spawn(async move {
                     let pong = transmit.ping(ping).await;
                     if let Some(reply) = reply {
@@ -399,8 +400,7 @@ impl GuestOutbox for StarOutbox {
                     }
                 });
             }
-            DirectedWave::Signal(mut signal) => {
-                signal.id = crate::ids::wave_id();
+            DirectedWave::Signal(signal) => {
                 self.runtime
                     .spawn(async move { transmit.signal(signal).await });
             }

@@ -1,9 +1,10 @@
 //! A star's courier: the sending half of a star, and the [`Transmit`] that its Field, drivers,
 //! lifecycle and guests get.
 //!
-//! It stamps ids, opens each Ping's exchange in the star's Shell, and routes waves: a target's
-//! placement comes from the registry, and the envelope goes over the fabric to the star that
-//! hosts it (maybe this one). Answers go back to the star that holds the exchange.
+//! It stamps ids on waves that have none, opens each Ping's exchange in the star's Shell (409
+//! when its id is already in flight there), and routes waves: a target's placement comes from
+//! the registry, and the envelope goes over the fabric to the star that hosts it (maybe this
+//! one). Answers go back to the star that holds the exchange.
 
 use std::sync::Arc;
 
@@ -50,7 +51,11 @@ impl Transmit for Courier {
                 ),
             ));
         }
-        let exchange = self.shell.open(&ping);
+        let exchange = match self.shell.open(&ping) {
+            Ok(exchange) => exchange,
+            // Another Ping under this id is waiting on this star: it keeps its exchange.
+            Err(in_flight) => return ping.pong(in_flight.into()),
+        };
         let envelope = Envelope {
             from_star: self.key.clone(),
             wave: Wave::from(ping.clone()),
