@@ -70,7 +70,12 @@ fn a_mechtron_counter_in_a_store_survives_kill_9(registry: &Registry) {
         ],
     );
     assert!(read.status.success(), "{}", stderr(&read));
-    assert!(stdout(&read).contains('4'), "{}", stdout(&read));
+    assert_eq!(
+        stdout(&read).lines().last().map(str::trim),
+        Some("4"),
+        "{}",
+        stdout(&read)
+    );
     server.stop();
 }
 
@@ -212,6 +217,38 @@ fn a_store_keeps_its_rules_on_the_web(registry: &Registry) {
 
     let count = http(&addr, "POST", "/kv/visits/increment", &[], b"5");
     assert_eq!((count.status, count.text()), (200, "5".to_string()));
+    // An increment sent again with its wave id (a client's retry) is answered again, and
+    // counted once; a new id counts again.
+    let increment = |id: &str| {
+        let out = server.run(
+            dir.path(),
+            &[
+                "send",
+                "localhost:app:data",
+                "Http<Post>",
+                "2",
+                "--path",
+                "/k/retried/increment",
+                "--wave-id",
+                id,
+            ],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    let id = "6f1c2a9e-3b4d-4c5e-8f60-718293a4b5c6";
+    assert!(increment(id).contains('2'));
+    assert!(
+        increment(id).contains('2'),
+        "the retry is answered as the first time"
+    );
+    assert!(increment("0a1b2c3d-4e5f-4a6b-8c7d-8e9fa0b1c2d3").contains('4'));
+    assert_eq!(get(&server, "/kv/retried").text(), "4");
 
     for chunk in 0..3 {
         let ops: Vec<String> = (chunk * 1000..(chunk * 1000 + 1000).min(2500))
