@@ -420,6 +420,17 @@ impl Registry for CachedRegistry {
             .await
     }
 
+    async fn write_content(
+        &self,
+        point: &Point,
+        content: Vec<u8>,
+        changes: &PropertyChanges,
+    ) -> RegistryResult<Properties> {
+        let change = Change::Record(point.clone());
+        self.publishing(change, self.store.write_content(point, content, changes))
+            .await
+    }
+
     async fn select(&self, selector: &Selector) -> RegistryResult<Vec<Stub>> {
         self.store.select(selector).await
     }

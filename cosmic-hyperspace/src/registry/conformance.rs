@@ -75,6 +75,7 @@ macro_rules! registry_conformance_tests {
             concurrent_registers_of_one_point_one_wins,
             concurrent_sequences_are_distinct,
             concurrent_writes_are_isolated,
+            content_is_written_with_its_properties,
             key_values_are_kept_with_their_store,
             key_values_list_in_pages,
             key_values_apply_once_per_wave,
@@ -205,9 +206,11 @@ fn points(stubs: &[Stub]) -> Vec<String> {
 
 // ---- checks ----
 
-// The key-value checks (after `check_eq!`, which they use).
+// The checks of data (after `check_eq!`, which they use).
+mod content;
 mod kv;
 
+pub use content::content_is_written_with_its_properties;
 pub use kv::{
     key_values_apply_once_per_wave, key_values_are_kept_with_their_store,
     key_values_hold_conditions_when_writes_race, key_values_list_in_pages,

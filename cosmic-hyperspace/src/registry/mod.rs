@@ -261,6 +261,16 @@ pub trait Registry: Send + Sync + 'static {
     /// `NotFound` if there is no such particle.
     async fn content(&self, point: &Point) -> RegistryResult<Option<Vec<u8>>>;
 
+    /// Replaces the content held by the existing particle at `point` and applies `changes` to
+    /// its properties (as [`Registry::set_properties`] does, locks included), together: a file
+    /// written and its `etag` are never seen apart. Returns the properties after the change.
+    async fn write_content(
+        &self,
+        point: &Point,
+        content: Vec<u8>,
+        changes: &PropertyChanges,
+    ) -> RegistryResult<Properties>;
+
     /// Makes `owner` the owner of every particle the selector matches; returns how many.
     async fn chown(&self, selector: &Selector, owner: &Point) -> RegistryResult<usize>;
 

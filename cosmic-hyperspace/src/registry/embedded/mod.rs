@@ -189,6 +189,18 @@ impl Registry for EmbeddedRegistry {
             .await
     }
 
+    async fn write_content(
+        &self,
+        point: &Point,
+        content: Vec<u8>,
+        changes: &PropertyChanges,
+    ) -> RegistryResult<Properties> {
+        let point = point.clone();
+        let changes = changes.clone();
+        self.write(move |batch| batch.write_content(&point, content, &changes))
+            .await
+    }
+
     async fn select(&self, selector: &Selector) -> RegistryResult<Vec<Stub>> {
         let state = self.state.read();
         // Matches first, then the stubs in one allocation of the exact size: growing a

@@ -333,6 +333,17 @@ impl Batch<'_> {
         self.put(record).map(|record| record.properties)
     }
 
+    pub(super) fn write_content(
+        &mut self,
+        point: &Point,
+        content: Vec<u8>,
+        changes: &PropertyChanges,
+    ) -> RegistryResult<Properties> {
+        let properties = self.set_properties(point, changes)?;
+        self.overlay.content.set(point.clone(), Some(content));
+        Ok(properties)
+    }
+
     /// Deletes `point` (and with `force` its subtree), deepest first.
     pub(super) fn delete(&mut self, point: &Point, force: bool) -> RegistryResult<Vec<Point>> {
         self.existing(point)?;

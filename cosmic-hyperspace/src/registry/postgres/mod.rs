@@ -709,6 +709,21 @@ impl Registry for PgRegistry {
         })
     }
 
+    async fn write_content(
+        &self,
+        point: &Point,
+        content: Vec<u8>,
+        changes: &PropertyChanges,
+    ) -> RegistryResult<Properties> {
+        transaction!(self, format!("writing the content of {point}"), |tx| {
+            let mut record = locked(&tx, point).await?;
+            apply_changes(point, &mut record.properties, changes)?;
+            update(&tx, &record).await?;
+            put_content(&tx, &point.to_string(), &content).await?;
+            record.properties
+        })
+    }
+
     async fn select(&self, selector: &Selector) -> RegistryResult<Vec<Stub>> {
         read!(self, format!("selecting {selector}"), |client| {
             select::select(&client, selector).await?
