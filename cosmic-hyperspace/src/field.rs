@@ -102,7 +102,9 @@ impl Field {
         record: ParticleRecord,
     ) -> ReflectedCore {
         let registry = &self.registry;
-        let point = &ping.to.point;
+        // The particle that answers: the target, or for a file not yet in a file store, the
+        // directory (or store) it would be created in. Access is decided there.
+        let point = &record.point;
         let effect = Effect::of_wave(&record.kind, &ping.core.method);
         let access = if ping.agent == Agent::HyperUser {
             Access::full(FullAccess::HyperUser)

@@ -15,8 +15,8 @@
 use std::sync::Arc;
 
 use cosmic_space::{
-    Agent, HypMethod, Method, Ping, Point, Selector, StarKey, Status, StatusCode, Substance,
-    Surface,
+    Agent, BaseKind, HypMethod, Method, Ping, Point, Selector, StarKey, Status, StatusCode,
+    Substance, Surface,
 };
 
 use crate::driver::{DriverCtx, Drivers};
@@ -166,6 +166,10 @@ impl Lifecycle {
                 .get(&record.kind)
                 .is_some_and(|driver| driver.keeps_state_in_memory());
             if placed && (!here || (record.status == Status::Ready && !in_memory)) {
+                continue;
+            }
+            if record.location.is_none() && record.kind.base() == BaseKind::File {
+                // Written through its store: it lives with the store and is never placed.
                 continue;
             }
             let _ = self.bring_to_life(&record, false).await;

@@ -95,9 +95,21 @@ pub enum Condition {
 impl Condition {
     /// Whether `current` meets the condition.
     fn holds(&self, current: Option<&KvEntry>) -> bool {
+        self.holds_for(current.map(KvEntry::etag).as_deref())
+    }
+}
+
+impl Condition {
+    /// The condition a request's `if-match` / `if-none-match: *` headers state.
+    pub fn from_headers(headers: &crate::Headers) -> Result<Condition, KvError> {
+        condition_of(headers.get("if-match"), headers.get("if-none-match"))
+    }
+
+    /// Whether an entry whose etag is `current` (`None`: no entry) meets the condition.
+    pub fn holds_for(&self, current: Option<&str>) -> bool {
         match (self, current) {
             (Condition::Always, _) => true,
-            (Condition::IfMatch(tag), Some(entry)) => tag == "*" || *tag == entry.etag(),
+            (Condition::IfMatch(tag), Some(etag)) => tag == "*" || tag == etag,
             (Condition::IfMatch(_), None) => false,
             (Condition::IfNoneMatch, current) => current.is_none(),
         }

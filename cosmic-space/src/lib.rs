@@ -50,6 +50,7 @@ mod access;
 mod bind;
 mod command;
 mod error;
+pub mod file;
 mod handler;
 mod kind;
 pub mod kv;
@@ -77,6 +78,7 @@ pub use command::{
     Script, ScriptCommand,
 };
 pub use error::{Error, Result};
+pub use file::{DirEntry, Listing, RangeAsk};
 pub use handler::{Ctx, DirectedHandler, LogLevel, Logger, RouteVars, Transmitter};
 pub use kind::{
     ArtifactSubKind, BaseKind, DatabaseSubKind, FileSubKind, Kind, KindError, Specific,

@@ -297,7 +297,165 @@ fn a_store_keeps_its_rules_on_the_web(registry: &Registry) {
     server.stop();
 }
 
+/// The Space's bind opens a file store to the web under `/files/…`.
+const FILES_BIND: &str = "Bind(version=1.0.0) {
+  Route<Http<*>>/files/(?P<path>.*) -> localhost:app:files:/${path} => &;
+}
+";
+
+/// Files through the web and `send`: a file round-trips byte for byte with its content type,
+/// ranges give 206 (and 416 past the end), conditions hold, directories are particles that
+/// list their files and are deleted only when empty, and agents without `r`/`w` are refused.
+fn a_file_store_keeps_files_as_particles(registry: &Registry) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let server = registry.start(&dir.path().join("home"));
+    let site = tests::zip(&[("bind/localhost.bind", FILES_BIND.as_bytes())]);
+    std::fs::write(dir.path().join("site.zip"), site).unwrap_or_else(|e| panic!("{e}"));
+    server.exec(
+        dir.path(),
+        "create localhost<Space>; create localhost:repo<Repo>; \
+         publish ^[ site.zip ]-> localhost:repo:site:1.0.0; \
+         create localhost:app<App>; create localhost:app:files<FileStore>; \
+         set localhost{ +bind=localhost:repo:site:1.0.0:/bind/localhost.bind }; \
+         grant +csd-rwX on localhost+:** to hyperspace:users:anonymous; \
+         grant +csd-Rwx on localhost:repo+:** to hyperspace:users:anonymous",
+    );
+    let addr = server.http_addr();
+    let photo: Vec<u8> = (0..300_000u32).map(|n| (n % 251) as u8).collect();
+    let refused = http(&addr, "PUT", "/files/photos/cat.png", &[], &photo);
+    assert_eq!(refused.status, 403, "{}", refused.text());
+    server.exec(
+        dir.path(),
+        "grant +csd-RWX on localhost:app:files+:** to hyperspace:users:anonymous",
+    );
+
+    let put = http(
+        &addr,
+        "PUT",
+        "/files/photos/cat.png",
+        &["if-none-match: *"],
+        &photo,
+    );
+    assert_eq!(put.status, 200, "{}", put.text());
+    let etag = put
+        .header("etag")
+        .unwrap_or_else(|| panic!("no etag"))
+        .to_string();
+    let again = http(
+        &addr,
+        "PUT",
+        "/files/photos/cat.png",
+        &["if-none-match: *"],
+        b"x",
+    );
+    assert_eq!(again.status, 412, "{}", again.text());
+    let got = get(&server, "/files/photos/cat.png");
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert!(
+        got.body == photo,
+        "the file came back changed ({} bytes)",
+        got.body.len()
+    );
+    assert_eq!(got.header("content-type"), Some("image/png"));
+    assert_eq!(got.header("etag"), Some(etag.as_str()));
+
+    let part = http(
+        &addr,
+        "GET",
+        "/files/photos/cat.png",
+        &["range: bytes=10-19"],
+        b"",
+    );
+    assert_eq!(part.status, 206, "{}", part.text());
+    assert_eq!(part.body, photo[10..20]);
+    assert_eq!(part.header("content-range"), Some("bytes 10-19/300000"));
+    let tail = http(
+        &addr,
+        "GET",
+        "/files/photos/cat.png",
+        &["range: bytes=-5"],
+        b"",
+    );
+    assert_eq!(
+        (tail.status, tail.body.as_slice()),
+        (206, &photo[299_995..])
+    );
+    let past = http(
+        &addr,
+        "GET",
+        "/files/photos/cat.png",
+        &["range: bytes=300000-"],
+        b"",
+    );
+    assert_eq!(past.status, 416, "{}", past.text());
+
+    let note = http(
+        &addr,
+        "PUT",
+        "/files/photos/note.txt",
+        &["content-type: text/markdown"],
+        b"# cats",
+    );
+    assert_eq!(note.status, 200, "{}", note.text());
+    let stale = http(
+        &addr,
+        "PUT",
+        "/files/photos/cat.png",
+        &["if-match: \"nope\""],
+        b"x",
+    );
+    assert_eq!(stale.status, 412, "{}", stale.text());
+    let replaced = http(
+        &addr,
+        "PUT",
+        "/files/photos/cat.png",
+        &[&format!("if-match: {etag}")],
+        b"meow",
+    );
+    assert_eq!(replaced.status, 200, "{}", replaced.text());
+    assert_eq!(get(&server, "/files/photos/cat.png").body, b"meow");
+
+    let listing = get(&server, "/files/photos/");
+    assert_eq!(listing.status, 200, "{}", listing.text());
+    let listing: serde_json::Value =
+        serde_json::from_slice(&listing.body).unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<&str> = listing["entries"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{listing}"))
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert_eq!(names, ["cat.png", "note.txt"], "{listing}");
+    assert_eq!(listing["entries"][1]["content-type"], "text/markdown");
+
+    // Directories and files are particles: selectable, and read with `send` too.
+    let selected = server.exec(dir.path(), "select localhost:app:files:/**");
+    assert!(
+        selected.contains("localhost:app:files:/photos/cat.png"),
+        "{selected}"
+    );
+    assert!(selected.contains("File<Dir>"), "{selected}");
+    let read = server.run(
+        dir.path(),
+        &["send", "localhost:app:files:/photos/note.txt", "Http<Get>"],
+    );
+    assert!(read.status.success(), "{}", stderr(&read));
+    assert!(stdout(&read).contains("# cats"), "{}", stdout(&read));
+
+    let busy = http(&addr, "DELETE", "/files/photos/", &[], b"");
+    assert_eq!(busy.status, 409, "{}", busy.text());
+    for file in ["cat.png", "note.txt"] {
+        let gone = http(&addr, "DELETE", &format!("/files/photos/{file}"), &[], b"");
+        assert_eq!(gone.status, 200, "{}", gone.text());
+    }
+    assert_eq!(get(&server, "/files/photos/cat.png").status, 404);
+    let empty = http(&addr, "DELETE", "/files/photos/", &[], b"");
+    assert_eq!(empty.status, 200, "{}", empty.text());
+    server.stop();
+}
+
 tests::on_each_registry!(
+    a_file_store_keeps_files_as_particles,
     a_mechtron_counter_in_a_store_survives_kill_9,
     a_store_refuses_agents_without_r_or_w,
     a_store_keeps_its_rules_on_the_web,

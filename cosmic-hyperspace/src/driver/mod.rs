@@ -17,11 +17,13 @@ use crate::transmit::Transmit;
 mod artifact;
 mod basic;
 mod database;
+mod file;
 mod mechtron;
 
 pub use artifact::{ArtifactDriver, content_type};
 pub use basic::BasicDriver;
 pub use database::DatabaseDriver;
+pub use file::FileDriver;
 pub use mechtron::{
     CONFIG_PROPERTY, GuestLog, MechtronDriver, RestartPolicy, quiet_log, stderr_log,
 };
@@ -98,9 +100,9 @@ impl std::fmt::Debug for Drivers {
 }
 
 impl Drivers {
-    /// The built-in drivers: artifacts, key-value stores (Database), and the plain containers
-    /// and records (Root, Space, Base, App, Repo, BundleSeries, Bundle, UserBase, User,
-    /// FileStore).
+    /// The built-in drivers: artifacts, key-value stores (Database), file stores and their
+    /// files, and the plain containers and records (Root, Space, Base, App, Repo,
+    /// BundleSeries, Bundle, UserBase, User).
     pub fn builtin() -> Drivers {
         let mut drivers = Drivers::default();
         for kind in [
@@ -113,12 +115,13 @@ impl Drivers {
             BaseKind::Bundle,
             BaseKind::UserBase,
             BaseKind::User,
-            BaseKind::FileStore,
         ] {
             drivers.insert(Arc::new(BasicDriver::new(kind)));
         }
         drivers.insert(Arc::new(ArtifactDriver::new()));
         drivers.insert(Arc::new(DatabaseDriver::new()));
+        drivers.insert(Arc::new(FileDriver::stores()));
+        drivers.insert(Arc::new(FileDriver::files()));
         drivers
     }
 

@@ -9,11 +9,13 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use cosmic_space::{Ping, Point, Pong, ReflectedCore, RouteSeg, Signal, StarKey, StatusCode, Wave};
+use cosmic_space::{
+    Kind, Ping, Point, Pong, ReflectedCore, RouteSeg, Signal, StarKey, StatusCode, Wave,
+};
 
 use crate::fabric::{Envelope, Fabric};
 use crate::membership::Gate;
-use crate::registry::{ParticleRecord, Registry};
+use crate::registry::{ParticleRecord, Registry, RegistryError, RegistryResult};
 use crate::shell::Shell;
 use crate::transmit::Transmit;
 
@@ -117,20 +119,73 @@ impl Courier {
     /// The star that hosts `point`, asking the registry only for its placement.
     async fn host_of(&self, point: &Point) -> Result<StarKey, ReflectedCore> {
         match point.route() {
-            RouteSeg::This => match self.registry.location(point).await {
-                Ok(Some(star)) => Ok(star),
-                Ok(None) => Err(ReflectedCore::error(
-                    StatusCode::UNAVAILABLE,
-                    format!("{point} is not placed on a star yet"),
-                )),
-                Err(err) => Err(err.into()),
-            },
+            RouteSeg::This => {
+                let placed = self.registry.location(point).await;
+                if matches!(placed, Ok(None) | Err(RegistryError::NotFound(_)))
+                    && let Some(store) = self.file_store_of(point).await
+                {
+                    return match store {
+                        Ok(store) => placed_on(&store),
+                        Err(err) => Err(err.into()),
+                    };
+                }
+                match placed {
+                    Ok(Some(star)) => Ok(star),
+                    Ok(None) => Err(not_placed(point)),
+                    Err(err) => Err(err.into()),
+                }
+            }
             _ => match self.locate(point).await {
                 Location::Here(_) => Ok(self.key.clone()),
                 Location::There(star) => Ok(star),
                 Location::Nowhere(core) => Err(core),
             },
         }
+    }
+
+    /// The `FileStore` whose file system holds `point`, if it is in one: files are not placed
+    /// on stars of their own (unless created by command) but live with their store, so that a
+    /// file that does not exist yet can be written through it (SPEC §17.2).
+    async fn file_store_of(&self, point: &Point) -> Option<RegistryResult<ParticleRecord>> {
+        let owner = point.filesystem_owner()?;
+        match self.registry.record(&owner).await {
+            Ok(store) if store.kind == Kind::FileStore => Some(Ok(store)),
+            Ok(_) | Err(RegistryError::NotFound(_)) => None,
+            Err(err) => Some(Err(err)),
+        }
+    }
+
+    /// Where a point inside a file store lives: on its store's star, with its own record if
+    /// it is registered, else the record of its nearest registered directory (or the store),
+    /// which answers for it (a `PUT` creates it; anything else finds nothing).
+    async fn in_file_store(
+        &self,
+        point: &Point,
+        store: ParticleRecord,
+        own: Option<ParticleRecord>,
+    ) -> Location {
+        let star = match placed_on(&store) {
+            Ok(star) => star,
+            Err(core) => return Location::Nowhere(core),
+        };
+        if star != self.key {
+            return Location::There(star);
+        }
+        if let Some(own) = own {
+            return Location::Here(Some(Box::new(own)));
+        }
+        let above: Vec<Point> = point
+            .ancestors()
+            .filter(|ancestor| ancestor.is_within(&store.point) && *ancestor != store.point)
+            .collect();
+        for ancestor in above.iter().rev() {
+            match self.registry.record(ancestor).await {
+                Ok(record) => return Location::Here(Some(Box::new(record))),
+                Err(RegistryError::NotFound(_)) => continue,
+                Err(err) => return Location::Nowhere(err.into()),
+            }
+        }
+        Location::Here(Some(Box::new(store)))
     }
 
     /// Where `point` lives: on this star (with its record), on another, or nowhere.
@@ -146,16 +201,43 @@ impl Courier {
                 ))
             }
             RouteSeg::This => match self.registry.record(point).await {
+                Ok(record) if record.location.is_none() && point.is_filesystem() => {
+                    match self.file_store_of(point).await {
+                        Some(Ok(store)) => self.in_file_store(point, store, Some(record)).await,
+                        Some(Err(err)) => Location::Nowhere(err.into()),
+                        None => Location::Nowhere(not_placed(point)),
+                    }
+                }
+                Err(RegistryError::NotFound(missing)) if point.is_filesystem() => {
+                    match self.file_store_of(point).await {
+                        Some(Ok(store)) => self.in_file_store(point, store, None).await,
+                        Some(Err(err)) => Location::Nowhere(err.into()),
+                        None => Location::Nowhere(RegistryError::NotFound(missing).into()),
+                    }
+                }
                 Ok(record) => match &record.location {
                     Some(star) if *star == self.key => Location::Here(Some(Box::new(record))),
                     Some(star) => Location::There(star.clone()),
-                    None => Location::Nowhere(ReflectedCore::error(
-                        StatusCode::UNAVAILABLE,
-                        format!("{point} is not placed on a star yet"),
-                    )),
+                    None => Location::Nowhere(not_placed(point)),
                 },
                 Err(err) => Location::Nowhere(err.into()),
             },
         }
     }
+}
+
+/// 503: `point` has no star yet (it is being created, or its star is being replaced).
+fn not_placed(point: &Point) -> ReflectedCore {
+    ReflectedCore::error(
+        StatusCode::UNAVAILABLE,
+        format!("{point} is not placed on a star yet"),
+    )
+}
+
+/// The star `record` is placed on, or 503.
+fn placed_on(record: &ParticleRecord) -> Result<StarKey, ReflectedCore> {
+    record
+        .location
+        .clone()
+        .ok_or_else(|| not_placed(&record.point))
 }

@@ -22,7 +22,11 @@ pub async fn content_is_written_with_its_properties<R: Registry>(registry: Arc<R
     let file = point("localhost:files:/a.txt")?;
     let properties = ok(
         registry
-            .write_content(&file, b"one".to_vec(), &changes("{ +etag=1, +@kind=text }")?)
+            .write_content(
+                &file,
+                b"one".to_vec(),
+                &changes("{ +etag=1, +@kind=text }")?,
+            )
             .await,
         "writing content",
     )?;
@@ -37,7 +41,11 @@ pub async fn content_is_written_with_its_properties<R: Registry>(registry: Arc<R
         "the content written"
     );
     let locked = registry
-        .write_content(&file, b"two".to_vec(), &changes("{ +etag=2, +kind=binary }")?)
+        .write_content(
+            &file,
+            b"two".to_vec(),
+            &changes("{ +etag=2, +kind=binary }")?,
+        )
         .await;
     refused(
         locked,
