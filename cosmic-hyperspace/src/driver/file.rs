@@ -143,16 +143,19 @@ impl Driver for FileDriver {
 }
 
 /// The bytes a `PUT` stores, and the content type its body implies.
-fn body_bytes(body: &Substance) -> Result<(Vec<u8>, Option<&'static str>), ReflectedCore> {
+/// A refusal, boxed: it travels only on the path that answers with it.
+type Refused = Box<ReflectedCore>;
+
+fn body_bytes(body: &Substance) -> Result<(Vec<u8>, Option<&'static str>), Refused> {
     match body {
         Substance::Empty => Ok((Vec::new(), None)),
         Substance::Bin(bytes) => Ok((bytes.clone(), None)),
         Substance::Text(text) => Ok((text.clone().into_bytes(), Some("text/plain; charset=utf-8"))),
         Substance::Json(json) => Ok((json.as_str().as_bytes().to_vec(), Some("application/json"))),
-        other => Err(ReflectedCore::error(
+        other => Err(Box::new(ReflectedCore::error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!("a file holds bytes, text or Json, not {}", other.kind()),
-        )),
+        ))),
     }
 }
 
@@ -178,8 +181,8 @@ fn file_properties(
     (changes, etag)
 }
 
-fn condition(ping: &Ping) -> Result<Condition, ReflectedCore> {
-    Condition::from_headers(&ping.core.headers).map_err(ReflectedCore::from)
+fn condition(ping: &Ping) -> Result<Condition, Refused> {
+    Condition::from_headers(&ping.core.headers).map_err(|err| Box::new(err.into()))
 }
 
 fn precondition_failed(point: &Point, condition: &Condition) -> ReflectedCore {
@@ -200,14 +203,14 @@ async fn create(registry: &dyn Registry, holder: &ParticleRecord, ping: &Ping) -
     }
     let condition = match condition(ping) {
         Ok(condition) => condition,
-        Err(core) => return core,
+        Err(core) => return *core,
     };
     if !condition.holds_for(None) {
         return precondition_failed(target, &condition);
     }
     let (bytes, implied) = match body_bytes(&ping.core.body) {
         Ok(body) => body,
-        Err(core) => return core,
+        Err(core) => return *core,
     };
     let (properties, etag) = file_properties(target, ping, &bytes, implied);
     let owner = ping.agent.to_point();
@@ -262,14 +265,14 @@ async fn replace(registry: &dyn Registry, record: &ParticleRecord, ping: &Ping) 
     let point = &record.point;
     let condition = match condition(ping) {
         Ok(condition) => condition,
-        Err(core) => return core,
+        Err(core) => return *core,
     };
     if !condition.holds_for(record.properties.value(ETAG)) {
         return precondition_failed(point, &condition);
     }
     let (bytes, implied) = match body_bytes(&ping.core.body) {
         Ok(body) => body,
-        Err(core) => return core,
+        Err(core) => return *core,
     };
     let (properties, etag) = file_properties(point, ping, &bytes, implied);
     match registry.write_content(point, bytes, &properties).await {
@@ -282,7 +285,7 @@ async fn replace(registry: &dyn Registry, record: &ParticleRecord, ping: &Ping) 
 async fn remove(registry: &dyn Registry, record: &ParticleRecord, ping: &Ping) -> ReflectedCore {
     let condition = match condition(ping) {
         Ok(condition) => condition,
-        Err(core) => return core,
+        Err(core) => return *core,
     };
     if !condition.holds_for(record.properties.value(ETAG)) {
         return precondition_failed(&record.point, &condition);

@@ -125,7 +125,7 @@ impl Courier {
                     && let Some(store) = self.file_store_of(point).await
                 {
                     return match store {
-                        Ok(store) => placed_on(&store),
+                        Ok(store) => placed_on(&store).map_err(|core| *core),
                         Err(err) => Err(err.into()),
                     };
                 }
@@ -166,7 +166,7 @@ impl Courier {
     ) -> Location {
         let star = match placed_on(&store) {
             Ok(star) => star,
-            Err(core) => return Location::Nowhere(core),
+            Err(core) => return Location::Nowhere(*core),
         };
         if star != self.key {
             return Location::There(star);
@@ -235,9 +235,9 @@ fn not_placed(point: &Point) -> ReflectedCore {
 }
 
 /// The star `record` is placed on, or 503.
-fn placed_on(record: &ParticleRecord) -> Result<StarKey, ReflectedCore> {
+fn placed_on(record: &ParticleRecord) -> Result<StarKey, Box<ReflectedCore>> {
     record
         .location
         .clone()
-        .ok_or_else(|| not_placed(&record.point))
+        .ok_or_else(|| Box::new(not_placed(&record.point)))
 }
