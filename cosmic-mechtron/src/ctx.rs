@@ -151,6 +151,12 @@ impl Ctx {
         crate::kv::Kv::new(self, store.into())
     }
 
+    /// The file store at `store` (a `FileStore`), reached by waves this mechtron sends as
+    /// itself.
+    pub fn files(&self, store: Point) -> crate::files::Files<'_> {
+        crate::files::Files::new(self, store)
+    }
+
     /// Signals `to` with `method` and `body`; nothing comes back.
     pub fn signal(&self, to: impl Into<Surface>, method: Method, body: impl Into<Substance>) {
         let signal = Signal::new(self.surface(), to, method, body).with_id(self.new_wave_id());

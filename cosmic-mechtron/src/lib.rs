@@ -56,6 +56,7 @@ extern crate self as cosmic_mechtron;
 pub mod abi;
 mod ctx;
 mod error;
+mod files;
 mod kv;
 mod mechtron;
 mod route;
@@ -67,6 +68,7 @@ pub use cosmic_macros::{handlers, mechtron, route};
 pub use cosmic_space as space;
 pub use ctx::{Ctx, Host};
 pub use error::{Error, Result};
+pub use files::{FileContent, Files};
 pub use kv::{Kv, PutOptions, Versioned};
 pub use mechtron::{
     Handlers, Instance, MECHTRON_PROPERTY, Mechtron, Registration, create, init_result,

@@ -37,7 +37,7 @@ use cosmic_space::{
     Transmitter,
 };
 
-use self::stores::MemoryStores;
+use self::stores::{MemoryFiles, MemoryStores};
 use crate::ctx::{Ctx, Host};
 use crate::error::Error;
 use crate::mechtron::{MECHTRON_PROPERTY, Mechtron};
@@ -52,6 +52,7 @@ pub struct TestHost {
     sent: RefCell<Vec<DirectedWave>>,
     responder: RefCell<Responder>,
     stores: RefCell<MemoryStores>,
+    files: RefCell<MemoryFiles>,
     now: Cell<u64>,
     seed: Cell<u64>,
 }
@@ -73,6 +74,7 @@ impl Default for TestHost {
             sent: RefCell::default(),
             responder: RefCell::new(Box::new(|_: &Ping| ReflectedCore::not_found())),
             stores: RefCell::default(),
+            files: RefCell::default(),
             now: Cell::new(0),
             seed: Cell::new(0x5eed),
         }
@@ -94,6 +96,17 @@ impl TestHost {
     /// The value of `key` in the in-memory store at `store` now.
     pub fn stored(&self, store: &Point, key: &str) -> Option<Vec<u8>> {
         self.stores.borrow().value(store, key, self.now_ms())
+    }
+
+    /// Answers the waves sent to points in `store`'s file system as an empty file store kept
+    /// in memory would (SPEC §17.2), before the responder sees them.
+    pub fn file_store(&self, store: Point) {
+        self.files.borrow_mut().add(store);
+    }
+
+    /// The bytes of the file at `file` in an in-memory file store now.
+    pub fn file(&self, file: &Point) -> Option<Vec<u8>> {
+        self.files.borrow().bytes(file)
     }
 
     fn now_ms(&self) -> u64 {
@@ -122,7 +135,8 @@ impl Transmitter for TestHost {
             .borrow_mut()
             .push(DirectedWave::Ping(ping.clone()));
         let stored = self.stores.borrow_mut().answer(&ping, self.now_ms());
-        let core = match stored {
+        let filed = || self.files.borrow_mut().answer(&ping);
+        let core = match stored.or_else(filed) {
             Some(core) => core,
             None => (self.responder.borrow_mut())(&ping),
         };
@@ -230,6 +244,13 @@ impl<M: Mechtron> TestMechtron<M> {
     /// ([`TestHost::key_value_store`]).
     pub fn with_key_value_store(self, store: &str) -> Result<TestMechtron<M>, Error> {
         self.host.key_value_store(store.parse()?);
+        Ok(self)
+    }
+
+    /// Gives the mechtron an empty in-memory file store at `store`
+    /// ([`TestHost::file_store`]).
+    pub fn with_file_store(self, store: &str) -> Result<TestMechtron<M>, Error> {
+        self.host.file_store(store.parse()?);
         Ok(self)
     }
 

@@ -21,9 +21,10 @@ fn visits_app(registry: &Registry, home: &Path) -> Server {
          publish ^[ bundle.zip ]-> localhost:repo:visits:1.0.0; \
          create localhost:app<App>; \
          create localhost:app:data<Database<KeyValue>>; \
+         create localhost:app:files<FileStore>; \
          create localhost:app:visits<Mechtron>{ \
            +config=localhost:repo:visits:1.0.0:/config/visits.mechtron, \
-           +kv=localhost:app:data }; \
+           +kv=localhost:app:data, +files=localhost:app:files }; \
          set localhost{ +bind=localhost:repo:visits:1.0.0:/bind/localhost.bind }; \
          grant +csd-rwX on localhost to hyperspace:users:anonymous; \
          grant +csd-rwX on localhost:app:visits to hyperspace:users:anonymous",
@@ -35,19 +36,32 @@ fn get(server: &Server, path: &str) -> HttpReply {
     http(&server.http_addr(), "GET", path, &[], b"")
 }
 
-/// A mechtron keeps its counter in a key-value store: refused until the store grants it
-/// `rw`, then counting, and the count survives `kill -9` of the server and a restart.
-fn a_mechtron_counter_in_a_store_survives_kill_9(registry: &Registry) {
+/// A mechtron keeps its counter in a key-value store and uploads in a file store: refused until
+/// the stores grant it `rw`, then counting and storing, and both survive `kill -9` of the
+/// server and a restart.
+fn a_mechtrons_counter_and_files_survive_kill_9(registry: &Registry) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let home = dir.path().join("home");
     let server = visits_app(registry, &home);
     let refused = get(&server, "/visits");
     assert_eq!(refused.status, 403, "{}", refused.text());
 
+    let upload = http(&server.http_addr(), "PUT", "/files/hello.txt", &[], b"hi");
+    assert_eq!(upload.status, 403, "{}", upload.text());
     server.exec(
         dir.path(),
-        "grant +csd-RWX on localhost:app:data to localhost:app:visits",
+        "grant +csd-RWX on localhost:app:data to localhost:app:visits; \
+         grant +csd-RWX on localhost:app:files+:** to localhost:app:visits",
     );
+    let pixels: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    let upload = http(
+        &server.http_addr(),
+        "PUT",
+        "/files/pixels.png",
+        &["content-type: image/png"],
+        &pixels,
+    );
+    assert_eq!(upload.status, 200, "{}", upload.text());
     for n in 1..=3 {
         let visit = get(&server, "/visits");
         assert_eq!(visit.status, 200, "{}", visit.text());
@@ -59,6 +73,11 @@ fn a_mechtron_counter_in_a_store_survives_kill_9(registry: &Registry) {
     let visit = get(&server, "/visits");
     assert_eq!(visit.status, 200, "{}", visit.text());
     assert_eq!(visit.text().trim(), "You are visitor number 4.");
+    let download = get(&server, "/files/pixels.png");
+    assert_eq!(download.status, 200, "{}", download.text());
+    assert!(download.body == pixels, "the upload came back changed");
+    assert_eq!(download.header("content-type"), Some("image/png"));
+    assert_eq!(get(&server, "/files/nothing.png").status, 404);
     let read = server.run(
         dir.path(),
         &[
@@ -456,7 +475,7 @@ fn a_file_store_keeps_files_as_particles(registry: &Registry) {
 
 tests::on_each_registry!(
     a_file_store_keeps_files_as_particles,
-    a_mechtron_counter_in_a_store_survives_kill_9,
+    a_mechtrons_counter_and_files_survive_kill_9,
     a_store_refuses_agents_without_r_or_w,
     a_store_keeps_its_rules_on_the_web,
 );

@@ -1,13 +1,14 @@
-//! In-memory key-value stores for native tests: a [`super::TestHost`] answers the waves a
-//! mechtron sends to a store it was given ([`super::TestHost::key_value_store`]) as the cosmos
-//! would — the same request parsing and write rules ([`cosmic_space::kv`]), kept in a map.
+//! In-memory key-value and file stores for native tests: a [`super::TestHost`] answers the
+//! waves a mechtron sends to a store it was given ([`super::TestHost::key_value_store`],
+//! [`super::TestHost::file_store`]) as the cosmos would — the same request parsing and write
+//! rules ([`cosmic_space::kv`], [`cosmic_space::file`]), kept in maps.
 
 use std::collections::{BTreeMap, HashMap};
 
 use cosmic_space::kv::{self, KvRequest};
 use cosmic_space::{
-    Agent, KeyPage, KvEntry, KvError, KvOp, KvOutcome, Ping, Point, ReflectedCore, StatusCode,
-    WaveId,
+    Agent, Condition, DirEntry, HttpMethod, Json, KeyPage, KvEntry, KvError, KvOp, KvOutcome,
+    Listing, Method, Ping, Point, PointSeg, RangeAsk, ReflectedCore, StatusCode, Substance, WaveId,
 };
 
 /// One store: its entries and the answers to waves applied once.
@@ -94,5 +95,168 @@ impl MemoryStore {
             self.once.insert(once, applied.outcomes.clone());
         }
         Ok(applied.outcomes)
+    }
+}
+
+/// One file in an in-memory file store.
+#[derive(Debug, Clone)]
+struct MemoryFile {
+    bytes: Vec<u8>,
+    content_type: String,
+    etag: String,
+}
+
+/// The in-memory file stores of a test, by store point: files by their points (directories
+/// are implied by the files in them).
+#[derive(Debug, Default)]
+pub(super) struct MemoryFiles(HashMap<Point, BTreeMap<Point, MemoryFile>>);
+
+impl MemoryFiles {
+    /// Adds an empty file store at `point` (one already there is kept).
+    pub(super) fn add(&mut self, point: Point) {
+        self.0.entry(point).or_default();
+    }
+
+    /// The bytes of the file at `file`, as the test sees them now.
+    pub(super) fn bytes(&self, file: &Point) -> Option<Vec<u8>> {
+        let store = self.0.get(&file.filesystem_owner()?)?;
+        store.get(file).map(|f| f.bytes.clone())
+    }
+
+    /// The answer to `ping` if it is for a point in one of the stores.
+    pub(super) fn answer(&mut self, ping: &Ping) -> Option<ReflectedCore> {
+        let target = &ping.to.point;
+        let files = self.0.get_mut(&target.filesystem_owner()?)?;
+        let is_dir = !matches!(target.last_segment(), Some(PointSeg::File(_)));
+        let method = match &ping.core.method {
+            Method::Http(method) => *method,
+            other => {
+                return Some(ReflectedCore::error(
+                    StatusCode::NOT_FOUND,
+                    format!("a file answers Http waves, not {other}"),
+                ));
+            }
+        };
+        let condition = match Condition::from_headers(&ping.core.headers) {
+            Ok(condition) => condition,
+            Err(err) => return Some(err.into()),
+        };
+        let current = files.get(target).map(|f| f.etag.clone());
+        Some(match (method, is_dir) {
+            (HttpMethod::Get | HttpMethod::Head, true) => {
+                let mut entries: BTreeMap<String, DirEntry> = BTreeMap::new();
+                for (point, file) in files.range(target.clone()..) {
+                    if !point.is_within(target) {
+                        break;
+                    }
+                    let rest = &point.segments()[target.segments().len()..];
+                    let Some(first) = rest.first() else { continue };
+                    let name = first.as_text();
+                    let entry = if rest.len() == 1 {
+                        DirEntry {
+                            name: name.clone(),
+                            kind: "File".into(),
+                            size: Some(file.bytes.len() as u64),
+                            content_type: Some(file.content_type.clone()),
+                        }
+                    } else {
+                        DirEntry {
+                            name: name.clone(),
+                            kind: "Dir".into(),
+                            size: None,
+                            content_type: None,
+                        }
+                    };
+                    entries.insert(name, entry);
+                }
+                let listing = Listing {
+                    entries: entries.into_values().collect(),
+                };
+                match Json::from_value(&listing) {
+                    Ok(json) => ReflectedCore::ok(Substance::Json(json)),
+                    Err(err) => ReflectedCore::error(StatusCode::ERROR, err.to_string()),
+                }
+            }
+            (HttpMethod::Get | HttpMethod::Head, false) => match files.get(target) {
+                None => ReflectedCore::error(StatusCode::NOT_FOUND, format!("no file {target}")),
+                Some(file) => {
+                    let len = file.bytes.len() as u64;
+                    let core = match RangeAsk::of(ping.core.headers.get("range"), len) {
+                        RangeAsk::Whole => ReflectedCore::ok(Substance::Bin(file.bytes.clone())),
+                        RangeAsk::Part { start, end } => {
+                            ReflectedCore::status(StatusCode::PARTIAL_CONTENT).with_body(
+                                Substance::Bin(file.bytes[start as usize..=end as usize].to_vec()),
+                            )
+                        }
+                        RangeAsk::Unsatisfiable => ReflectedCore::error(
+                            StatusCode::RANGE_NOT_SATISFIABLE,
+                            format!("{target} has {len} bytes"),
+                        ),
+                    };
+                    core.with_header("etag", file.etag.clone())
+                        .with_header("content-type", file.content_type.clone())
+                }
+            },
+            (HttpMethod::Put, false) => {
+                if !condition.holds_for(current.as_deref()) {
+                    return Some(ReflectedCore::error(
+                        StatusCode::PRECONDITION_FAILED,
+                        format!("{target} does not meet {condition}"),
+                    ));
+                }
+                let bytes = match &ping.core.body {
+                    Substance::Bin(bytes) => bytes.clone(),
+                    Substance::Text(text) => text.clone().into_bytes(),
+                    Substance::Empty => Vec::new(),
+                    other => {
+                        return Some(ReflectedCore::error(
+                            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                            format!("a file holds bytes, not {}", other.kind()),
+                        ));
+                    }
+                };
+                let content_type = ping
+                    .core
+                    .headers
+                    .get("content-type")
+                    .unwrap_or("application/octet-stream")
+                    .to_string();
+                let etag = kv::etag(&bytes, Some(&content_type));
+                files.insert(
+                    target.clone(),
+                    MemoryFile {
+                        bytes,
+                        content_type,
+                        etag: etag.clone(),
+                    },
+                );
+                ReflectedCore::ok(()).with_header("etag", etag)
+            }
+            (HttpMethod::Delete, false) => {
+                if !condition.holds_for(current.as_deref()) {
+                    return Some(ReflectedCore::error(
+                        StatusCode::PRECONDITION_FAILED,
+                        format!("{target} does not meet {condition}"),
+                    ));
+                }
+                match files.remove(target) {
+                    Some(_) => ReflectedCore::ok(()),
+                    None => {
+                        ReflectedCore::error(StatusCode::NOT_FOUND, format!("no file {target}"))
+                    }
+                }
+            }
+            (HttpMethod::Delete, true) => {
+                if files.keys().any(|point| point.is_within(target)) {
+                    ReflectedCore::error(StatusCode::CONFLICT, format!("{target} is not empty"))
+                } else {
+                    ReflectedCore::ok(())
+                }
+            }
+            (method, _) => ReflectedCore::error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{target} does not answer {method}"),
+            ),
+        })
     }
 }

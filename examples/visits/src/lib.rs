@@ -1,8 +1,10 @@
-//! The `visits` mechtron: counts page visits in a key-value store (SPEC §17.1).
+//! The `visits` mechtron: counts page visits in a key-value store (SPEC §17.1) and keeps
+//! uploaded files in a file store (SPEC §17.2).
 //!
-//! The particle names its store in a property, `kv` (e.g. `+kv=localhost:app:data`), and acts
-//! as itself there: the store's owner grants it `rw` (`grant +csd-RWX on localhost:app:data
-//! to localhost:app:visits`), or every call is refused with 403.
+//! The particle names its stores in properties, `kv` and `files` (e.g.
+//! `+kv=localhost:app:data, +files=localhost:app:files`), and acts as itself there: the
+//! stores' owner grants it `rwx` (`grant +csd-RWX on localhost:app:data to
+//! localhost:app:visits`), or every call is refused with 403.
 
 use cosmic_mechtron::prelude::*;
 
@@ -33,6 +35,38 @@ impl Visits {
                 .with_header("content-type", "text/plain; charset=utf-8"),
         )
     }
+
+    /// `PUT /files/{name}`: keeps the body as `uploads/{name}` in the file store, with the
+    /// request's content type (or one from the name's extension).
+    #[route("Http<Put>/files/(?P<name>[A-Za-z0-9._-]+)")]
+    fn upload(&mut self, ctx: &mut Ctx, request: HttpRequest) -> Result<HttpResponse> {
+        let name = ctx.var("name").unwrap_or_default().to_string();
+        let files = ctx.files(store(ctx, "files")?);
+        let content_type = request.headers.get("content-type");
+        let etag = files.put(&format!("/uploads/{name}"), request.body, content_type)?;
+        Ok(HttpResponse::ok(format!("Stored {name}.\n"))
+            .with_header("content-type", "text/plain; charset=utf-8")
+            .with_header("etag", etag))
+    }
+
+    /// `GET /files/{name}`: the uploaded file, with its content type; 404 if there is none.
+    #[route("Http<Get>/files/(?P<name>[A-Za-z0-9._-]+)")]
+    fn download(&mut self, ctx: &mut Ctx) -> Result<HttpResponse> {
+        let name = ctx.var("name").unwrap_or_default().to_string();
+        let files = ctx.files(store(ctx, "files")?);
+        let Some(file) = files.get(&format!("/uploads/{name}"))? else {
+            return Err(Error::status(
+                StatusCode::NOT_FOUND,
+                format!("no file {name}"),
+            ));
+        };
+        let content_type = file
+            .content_type
+            .unwrap_or_else(|| "application/octet-stream".to_string());
+        Ok(HttpResponse::ok(file.bytes)
+            .with_header("content-type", content_type)
+            .with_header("etag", file.etag))
+    }
 }
 
 #[cfg(test)]
@@ -46,6 +80,7 @@ mod tests {
         let mut properties = Properties::new();
         properties.set(cosmic_mechtron::MECHTRON_PROPERTY, "visits");
         properties.set("kv", "localhost:app:data");
+        properties.set("files", "localhost:app:files");
         let details = Details {
             stub: Stub {
                 point: "localhost:app:visits".parse()?,
@@ -54,7 +89,9 @@ mod tests {
             },
             properties,
         };
-        TestMechtron::<Visits>::with_details(details)?.with_key_value_store("localhost:app:data")
+        TestMechtron::<Visits>::with_details(details)?
+            .with_key_value_store("localhost:app:data")?
+            .with_file_store("localhost:app:files")
     }
 
     #[test]
@@ -68,6 +105,22 @@ mod tests {
             visits.get("/visits").body,
             Substance::Bin(b"You are visitor number 2.\n".to_vec())
         );
+        Ok(())
+    }
+
+    #[test]
+    fn uploads_come_back_with_their_content_type() -> Result<()> {
+        let mut visits = visits()?;
+        let upload = DirectedCore::new(Method::Http(HttpMethod::Put))
+            .with_path("/files/cat.png")
+            .with_header("content-type", "image/png")
+            .with_body(Substance::Bin(vec![137, 80, 78, 71]));
+        let stored = visits.request(upload);
+        assert_eq!(stored.status, StatusCode::OK, "{stored:?}");
+        let download = visits.get("/files/cat.png");
+        assert_eq!(download.body, Substance::Bin(vec![137, 80, 78, 71]));
+        assert_eq!(download.headers.get("content-type"), Some("image/png"));
+        assert_eq!(visits.get("/files/dog.png").status, StatusCode::NOT_FOUND);
         Ok(())
     }
 
