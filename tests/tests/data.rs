@@ -7,9 +7,10 @@ use std::path::Path;
 
 use tests::{HttpReply, Registry, Server, http, stderr, stdout};
 
-/// Bundles the `visits` example and sets up `localhost` with its bind, the store
-/// `localhost:app:data` and the mechtron `localhost:app:visits` — which may not use the
-/// store yet — and opens the Space and the mechtron to Anonymous.
+/// Bundles the `visits` example and sets up `localhost` with its bind, the stores
+/// `localhost:visits:data` and `localhost:visits:files` and the mechtron
+/// `localhost:visits:counter` — which may not use the stores yet — and opens the Space and the
+/// mechtron to Anonymous.
 fn visits_app(registry: &Registry, home: &Path) -> Server {
     let example = tests::workspace_root().join("examples/visits");
     let bundled = tests::bundle_scaffold(&example);
@@ -19,15 +20,15 @@ fn visits_app(registry: &Registry, home: &Path) -> Server {
         &example,
         "create localhost<Space>; create localhost:repo<Repo>; \
          publish ^[ bundle.zip ]-> localhost:repo:visits:1.0.0; \
-         create localhost:app<App>; \
-         create localhost:app:data<Database<KeyValue>>; \
-         create localhost:app:files<FileStore>; \
-         create localhost:app:visits<Mechtron>{ \
+         create localhost:visits<App>; \
+         create localhost:visits:data<Database<KeyValue>>; \
+         create localhost:visits:files<FileStore>; \
+         create localhost:visits:counter<Mechtron>{ \
            +config=localhost:repo:visits:1.0.0:/config/visits.mechtron, \
-           +kv=localhost:app:data, +files=localhost:app:files }; \
+           +kv=localhost:visits:data, +files=localhost:visits:files }; \
          set localhost{ +bind=localhost:repo:visits:1.0.0:/bind/localhost.bind }; \
          grant +csd-rwX on localhost to hyperspace:users:anonymous; \
-         grant +csd-rwX on localhost:app:visits to hyperspace:users:anonymous",
+         grant +csd-rwX on localhost:visits:counter to hyperspace:users:anonymous",
     );
     server
 }
@@ -50,8 +51,8 @@ fn a_mechtrons_counter_and_files_survive_kill_9(registry: &Registry) {
     assert_eq!(upload.status, 403, "{}", upload.text());
     server.exec(
         dir.path(),
-        "grant +csd-RWX on localhost:app:data to localhost:app:visits; \
-         grant +csd-RWX on localhost:app:files+:** to localhost:app:visits",
+        "grant +csd-RWX on localhost:visits:data to localhost:visits:counter; \
+         grant +csd-RWX on localhost:visits:files+:** to localhost:visits:counter",
     );
     let pixels: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
     let upload = http(

@@ -2,9 +2,9 @@
 //! uploaded files in a file store (SPEC §17.2).
 //!
 //! The particle names its stores in properties, `kv` and `files` (e.g.
-//! `+kv=localhost:app:data, +files=localhost:app:files`), and acts as itself there: the
-//! stores' owner grants it `rwx` (`grant +csd-RWX on localhost:app:data to
-//! localhost:app:visits`), or every call is refused with 403.
+//! `+kv=localhost:visits:data, +files=localhost:visits:files`), and acts as itself there: the
+//! stores' owner grants it `rwx` (`grant +csd-RWX on localhost:visits:data to
+//! localhost:visits:counter`), or every call is refused with 403.
 
 use cosmic_mechtron::prelude::*;
 
@@ -79,19 +79,19 @@ mod tests {
     fn visits() -> Result<TestMechtron<Visits>> {
         let mut properties = Properties::new();
         properties.set(cosmic_mechtron::MECHTRON_PROPERTY, "visits");
-        properties.set("kv", "localhost:app:data");
-        properties.set("files", "localhost:app:files");
+        properties.set("kv", "localhost:visits:data");
+        properties.set("files", "localhost:visits:files");
         let details = Details {
             stub: Stub {
-                point: "localhost:app:visits".parse()?,
+                point: "localhost:visits:counter".parse()?,
                 kind: Kind::Mechtron,
                 status: Status::Ready,
             },
             properties,
         };
         TestMechtron::<Visits>::with_details(details)?
-            .with_key_value_store("localhost:app:data")?
-            .with_file_store("localhost:app:files")
+            .with_key_value_store("localhost:visits:data")?
+            .with_file_store("localhost:visits:files")
     }
 
     #[test]
