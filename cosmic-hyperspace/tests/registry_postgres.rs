@@ -186,10 +186,11 @@ async fn rows_from_before_the_stub_columns_get_them_from_their_records() {
         .unwrap();
     drop(registry);
     // The database as migration 2 left it: no status column (the records are the same), and
-    // none of the later migrations (the leases of migration 4).
+    // none of the later migrations (the leases of migration 4, the key-value tables of 6).
     execute(
         &url,
         "ALTER TABLE particles DROP COLUMN status; DROP TABLE leases; \
+         DROP TABLE kv; DROP TABLE kv_once; \
          DELETE FROM schema_migrations WHERE version >= 3",
     )
     .await;

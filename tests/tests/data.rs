@@ -132,10 +132,30 @@ fn a_store_refuses_agents_without_r_or_w(registry: &Registry) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let server = store_on_the_web(registry, dir.path());
     let addr = server.http_addr();
-    let put = http(&addr, "PUT", "/kv/secret-plan", &[], b"v1");
-    assert_eq!(put.status, 403, "{}", put.text());
-    let read = get(&server, "/kv/secret-plan");
-    assert_eq!(read.status, 403, "{}", read.text());
+    // Every operation of a store, from the web as Anonymous (which may reach it, `x`, but
+    // neither read nor write it): refused, and nothing changes.
+    for (method, path, body) in [
+        ("PUT", "/kv/secret-plan", &b"v1"[..]),
+        ("GET", "/kv/secret-plan", b""),
+        ("DELETE", "/kv/secret-plan", b""),
+        ("POST", "/kv/visits/increment", b"1"),
+        ("GET", "/kv/?prefix=s", b""),
+        ("POST", "/batch", br#"[{"op":"get","key":"a"}]"#),
+    ] {
+        let refused = http(&addr, method, path, &[], body);
+        assert_eq!(refused.status, 403, "{method} {path}: {}", refused.text());
+    }
+    let untouched = server.run(
+        dir.path(),
+        &[
+            "send",
+            "localhost:app:data",
+            "Http<Get>",
+            "--path",
+            "/k/visits",
+        ],
+    );
+    assert!(stdout(&untouched).contains("404") || stderr(&untouched).contains("404"));
 
     server.exec(
         dir.path(),
@@ -461,6 +481,27 @@ fn a_file_store_keeps_files_as_particles(registry: &Registry) {
     );
     assert!(read.status.success(), "{}", stderr(&read));
     assert!(stdout(&read).contains("# cats"), "{}", stdout(&read));
+
+    // A user without grants reaches nothing of the store through send either.
+    server.exec(
+        dir.path(),
+        "create localhost:users<UserBase>; create localhost:users:ann<User>",
+    );
+    let token = server.token(dir.path(), "localhost:users:ann");
+    for (method, body) in [
+        ("Http<Get>", None),
+        ("Http<Put>", Some("changed")),
+        ("Http<Delete>", None),
+    ] {
+        let mut args = vec!["send", "localhost:app:files:/photos/note.txt", method];
+        args.extend(body);
+        let mut command = server.command(dir.path(), &args);
+        command.env("STARLANE_TOKEN", &token);
+        let out = command.output().unwrap_or_else(|e| panic!("{e}"));
+        assert!(!out.status.success(), "{method} as ann succeeded");
+        assert!(stderr(&out).contains("403"), "{method}: {}", stderr(&out));
+    }
+    assert_eq!(get(&server, "/files/photos/note.txt").text(), "# cats");
 
     let busy = http(&addr, "DELETE", "/files/photos/", &[], b"");
     assert_eq!(busy.status, 409, "{}", busy.text());
