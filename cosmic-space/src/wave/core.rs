@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::method::Method;
-use crate::substance::{Errors, Substance};
+use crate::substance::{Errors, HttpRequest, Substance};
 use crate::wave::WaveError;
 use crate::wave::query::{Query, split_target};
 
@@ -429,6 +429,27 @@ impl DirectedCore {
     }
 }
 
+impl From<HttpRequest> for DirectedCore {
+    /// The core of an `Http<…>` wave carrying `request` the way the gateway sends one: its
+    /// method, its path with `?query`, its headers, its body as `Bin` (empty as `Empty`).
+    fn from(request: HttpRequest) -> DirectedCore {
+        let path = match &request.query {
+            Some(query) => format!("{}?{query}", request.path),
+            None => request.path,
+        };
+        DirectedCore {
+            method: Method::Http(request.method),
+            path,
+            headers: request.headers,
+            body: if request.body.is_empty() {
+                Substance::Empty
+            } else {
+                Substance::Bin(request.body)
+            },
+        }
+    }
+}
+
 /// What a reflected wave answers: a status, headers and a body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReflectedCore {
@@ -550,6 +571,21 @@ mod tests {
         assert_eq!(plain.route_path(), "/greet/ann");
         assert_eq!(plain.raw_query(), None);
         assert!(plain.query().is_empty());
+    }
+
+    #[test]
+    fn an_http_request_becomes_the_core_the_gateway_would_send() {
+        let request = HttpRequest::new(crate::method::HttpMethod::Post, "/greet/ann?x=1")
+            .with_header("X-Client", "tester")
+            .with_body("hi");
+        let core = DirectedCore::from(request);
+        assert_eq!(core.method.to_string(), "Http<Post>");
+        assert_eq!(core.path, "/greet/ann?x=1");
+        assert_eq!(core.route_path(), "/greet/ann");
+        assert_eq!(core.headers.get("x-client"), Some("tester"));
+        assert_eq!(core.body, Substance::Bin(b"hi".to_vec()));
+        let bare = DirectedCore::from(HttpRequest::new(crate::method::HttpMethod::Get, "/"));
+        assert_eq!((bare.path.as_str(), &bare.body), ("/", &Substance::Empty));
     }
 
     #[test]

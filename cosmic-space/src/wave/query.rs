@@ -27,7 +27,8 @@ pub fn percent_decode(text: &str) -> Cow<'_, str> {
 /// Decodes `text`; `plus_is_space` for the names and values of a query
 /// (`application/x-www-form-urlencoded`).
 fn decode(text: &str, plus_is_space: bool) -> Cow<'_, str> {
-    if !text.contains('%') && !(plus_is_space && text.contains('+')) {
+    let escaped = text.contains('%') || (plus_is_space && text.contains('+'));
+    if !escaped {
         return Cow::Borrowed(text);
     }
     let bytes = text.as_bytes();
