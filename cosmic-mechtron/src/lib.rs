@@ -64,18 +64,23 @@ mod tests;
 
 pub use cosmic_macros::{handlers, mechtron, route};
 pub use cosmic_space as space;
+pub use cosmic_space::Query;
 pub use ctx::{Ctx, Host};
 pub use error::{Error, Result};
 pub use mechtron::{
     Handlers, Instance, MECHTRON_PROPERTY, Mechtron, Registration, create, init_result,
 };
-pub use route::{FromWave, HandlerFn, IntoReflected, Json, Route, RouteSelector, RouteTable};
+pub use route::{
+    FromVar, FromWave, HandlerFn, IntoReflected, Json, Route, RouteSelector, RouteTable,
+};
 
 /// What a mechtron author needs in scope: `use cosmic_mechtron::prelude::*;`.
 pub mod prelude {
-    pub use crate::{Ctx, Error, FromWave, IntoReflected, Json, Result, handlers, mechtron, route};
+    pub use crate::{
+        Ctx, Error, FromVar, FromWave, IntoReflected, Json, Result, handlers, mechtron, route,
+    };
     pub use cosmic_space::{
         Agent, Details, DirectedCore, HttpMethod, HttpRequest, HttpResponse, Kind, LogLevel,
-        Logger, Method, Point, Pong, ReflectedCore, StatusCode, Substance, Surface,
+        Logger, Method, Point, Pong, Query, ReflectedCore, StatusCode, Substance, Surface,
     };
 }
