@@ -228,16 +228,17 @@ fn expand_handlers(mut item: ItemImpl) -> syn::Result<TokenStream2> {
         };
         if sources.is_empty() {
             for arg in method.sig.inputs.iter_mut() {
-                if let FnArg::Typed(arg) = arg
-                    && let Ok(Some(var)) = take_var(arg)
-                {
-                    combine(
+                let FnArg::Typed(arg) = arg else { continue };
+                match take_var(arg) {
+                    Ok(None) => {}
+                    Ok(Some(var)) => combine(
                         &mut errors,
                         syn::Error::new(
                             var.span,
                             "#[var] belongs on an argument of a #[route(\"…\")] handler",
                         ),
-                    );
+                    ),
+                    Err(error) => combine(&mut errors, error),
                 }
             }
             continue;
@@ -490,7 +491,7 @@ fn take_var(arg: &mut syn::PatType) -> syn::Result<Option<Var>> {
             span: name.span(),
         })),
         (None, syn::Pat::Ident(pat)) => Ok(Some(Var {
-            name: pat.ident.to_string(),
+            name: syn::ext::IdentExt::unraw(&pat.ident).to_string(),
             span: pat.ident.span(),
         })),
         (None, pat) => Err(syn::Error::new(
@@ -502,8 +503,8 @@ fn take_var(arg: &mut syn::PatType) -> syn::Result<Option<Var>> {
 
 /// Checks that every route of the handler captures the variable `var`.
 fn check_var(var: &Var, routes: &[(LitStr, Vec<String>)]) -> syn::Result<()> {
+    let name = &var.name;
     for (source, captures) in routes {
-        let name = var.name.strip_prefix("r#").unwrap_or(&var.name);
         if captures.iter().any(|capture| capture == name) {
             continue;
         }

@@ -150,6 +150,12 @@ impl Hello {
         format!("{at} is {colour:?} ({note}, {})", ctx.path())
     }
 
+    /// A variable named by a keyword, as a raw identifier.
+    #[route("Ext<Kind>/kinds/(?P<type>[a-z]+)")]
+    fn kind(&self, #[var] r#type: String) -> String {
+        r#type
+    }
+
     /// Asks for a variable its route does not capture: the handler's mistake.
     #[route("Ext<Missing>")]
     fn missing(&self, ctx: &mut Ctx) -> Result<String, Error> {
@@ -655,6 +661,9 @@ fn route_variables_convert_to_typed_arguments() -> Result<(), Error> {
         "{}",
         said(&answer)
     );
+
+    let kind = DirectedCore::new(Method::ext("Kind")?).with_path("/kinds/star");
+    assert_eq!(said(&hello.request(kind)), "star");
 
     // Asking at run time for a variable the route does not capture is the handler's bug.
     let answer = hello.ping("Ext<Missing>", ());
