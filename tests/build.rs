@@ -7,7 +7,9 @@
 //! never contends for the lock of the outer build's directory, its artifacts survive between
 //! runs (incremental), and checkouts sharing a target directory do not test each other's
 //! guests. Variables the outer build sets for its own compilation are removed, so
-//! they cannot leak into a build for another target. The directory holding
+//! they cannot leak into a build for another target. Like `starlane bundle`, it builds with
+//! `--cfg getrandom_backend="custom"`: the fixtures use `uuid` and `rand`, whose getrandom
+//! draws from the host through the SDK. The directory holding
 //! `guest_fixtures.wasm` and `guest_malformed.wasm` is passed to the crate as
 //! `STARLANE_GUEST_WASM_DIR`.
 
@@ -16,6 +18,11 @@ use std::process::Command;
 
 const TARGET: &str = "wasm32-unknown-unknown";
 const GUESTS: [&str; 2] = ["guest-fixtures", "guest-malformed"];
+
+/// Guests build as `starlane bundle` builds them: getrandom (under `uuid` and `rand`) takes
+/// its custom backend, which the SDK provides over the host's randomness.
+const GETRANDOM_CUSTOM: &str =
+    r#"target.wasm32-unknown-unknown.rustflags=["--cfg", 'getrandom_backend="custom"']"#;
 
 /// What the outer build sets that must not reach the nested one: flags and wrappers for the
 /// host compilation (clippy's driver, sccache), the outer target directory and target.
@@ -58,6 +65,7 @@ fn main() {
     command
         .current_dir(&root)
         .args(["build", "--release", "--locked", "--target", TARGET])
+        .args(["--config", GETRANDOM_CUSTOM])
         .arg("--target-dir")
         .arg(&target_dir);
     for guest in GUESTS {

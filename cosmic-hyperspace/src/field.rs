@@ -7,6 +7,10 @@
 //! the Core, forward to another particle, or call another particle with a new method and path
 //! — each hop keeps the agent, so each hop is checked again — with the pipeline's substance
 //! filters on the way in and out.
+//!
+//! A bind's routes match the wave's path without its query (`/app/ann` of `/app/ann?x=1`, the
+//! gateway's request target); the query travels on with the wave, and a call that gives a new
+//! path without a query of its own keeps the wave's.
 
 use std::sync::Arc;
 
@@ -138,7 +142,7 @@ impl Field {
             Ok(bind) => bind,
             Err(core) => return core,
         };
-        let selection = bind.select(&ping.core.method, &ping.core.path);
+        let selection = bind.select(&ping.core.method, ping.core.route_path());
         let (pipeline, mut env) = match selection {
             Selection::NoRoute => {
                 return ReflectedCore::error(
@@ -259,7 +263,7 @@ async fn relay(
     if let Some((method, path)) = call {
         core.method = method;
         if let Some(path) = path {
-            core.path = path;
+            core.path = call_path(path, ping.core.raw_query());
         }
     }
     let mut relayed = Ping::with_core(ping.to.clone(), Surface::core(target), core);
@@ -267,4 +271,25 @@ async fn relay(
     relayed.handling = ping.handling;
     relayed.hops = ping.hops.saturating_add(1);
     transmit.ping(relayed).await.core
+}
+
+/// The path of a call: the bind's new `path`, which keeps the wave's `query` unless it has a
+/// query of its own.
+fn call_path(path: String, query: Option<&str>) -> String {
+    match query {
+        Some(query) if !path.contains('?') => format!("{path}?{query}"),
+        _ => path,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_keeps_the_query_unless_it_brings_its_own() {
+        assert_eq!(call_path("/app/ann".into(), Some("x=1")), "/app/ann?x=1");
+        assert_eq!(call_path("/app/ann".into(), None), "/app/ann");
+        assert_eq!(call_path("/app?y=2".into(), Some("x=1")), "/app?y=2");
+    }
 }

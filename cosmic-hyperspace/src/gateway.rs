@@ -7,8 +7,9 @@
 //!
 //! - **Agent**: Anonymous, or the user an `Authorization: Bearer <token>` stands for (a token
 //!   that is not known is 401). The token never travels further into the cosmos.
-//! - **Path**: the request's path and query (`/app/world?x=1`), so binds route on it and a
-//!   mechtron's `HttpRequest` gets the query back.
+//! - **Path**: the request's path and query (`/app/world?x=1`), the request target as HTTP has
+//!   it: binds and mechtron routes match the path without the query, and the query travels on
+//!   with the wave to whoever answers it (a mechtron reads it with `ctx.query()`).
 //! - **Statuses**: what the cosmos answers, except that a wave that timed out (408 from the
 //!   Shell) is **504**, and any 5xx answers a generic body: internals (a trap, a guest's
 //!   reason) stay in the server's log, never in the response. A refusal is a plain `403

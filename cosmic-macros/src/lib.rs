@@ -227,20 +227,38 @@ fn expand_handlers(mut item: ItemImpl) -> syn::Result<TokenStream2> {
             }
         };
         if sources.is_empty() {
+            for arg in method.sig.inputs.iter_mut() {
+                let FnArg::Typed(arg) = arg else { continue };
+                match take_var(arg) {
+                    Ok(None) => {}
+                    Ok(Some(var)) => combine(
+                        &mut errors,
+                        syn::Error::new(
+                            var.span,
+                            "#[var] belongs on an argument of a #[route(\"…\")] handler",
+                        ),
+                    ),
+                    Err(error) => combine(&mut errors, error),
+                }
+            }
             continue;
         }
-        let handler = match handler_closure(&self_ty, method) {
+        // Each valid route string with the variables its path regex captures.
+        let mut checked = Vec::new();
+        for source in sources {
+            match route::check(&source.value()) {
+                Ok(captures) => checked.push((source, captures)),
+                Err(message) => combine(&mut errors, syn::Error::new(source.span(), message)),
+            }
+        }
+        let handler = match handler_closure(&self_ty, method, &checked) {
             Ok(handler) => handler,
             Err(error) => {
                 combine(&mut errors, error);
                 continue;
             }
         };
-        for source in sources {
-            if let Err(message) = route::check(&source.value()) {
-                combine(&mut errors, syn::Error::new(source.span(), message));
-                continue;
-            }
+        for (source, _) in checked {
             routes.push(quote! {
                 ::cosmic_mechtron::Route::new(#source, #handler)
             });
@@ -294,12 +312,35 @@ fn take_routes(attrs: &mut Vec<Attribute>) -> syn::Result<Vec<LitStr>> {
     result.map(|()| sources)
 }
 
-/// The non-capturing closure (a `HandlerFn`) that extracts the handler's input, calls it and
-/// converts its output; or an error on the part of the signature the SDK cannot serve.
-fn handler_closure(self_ty: &Type, method: &ImplItemFn) -> syn::Result<TokenStream2> {
+/// The non-capturing closure (a `HandlerFn`) that extracts the handler's route variables
+/// and input, calls it and converts its output; or an error on the part of the signature the
+/// SDK cannot serve. `routes` are the method's route strings with the variables each
+/// captures: a `#[var]` argument must name one that every route captures. The `#[var]`
+/// attributes are removed from the method.
+fn handler_closure(
+    self_ty: &Type,
+    method: &mut ImplItemFn,
+    routes: &[(LitStr, Vec<String>)],
+) -> syn::Result<TokenStream2> {
+    let mut vars = Vec::new();
+    let mut var_errors = None;
+    for arg in method.sig.inputs.iter_mut() {
+        let var = match arg {
+            FnArg::Typed(arg) => take_var(arg).unwrap_or_else(|error| {
+                combine(&mut var_errors, error);
+                None
+            }),
+            FnArg::Receiver(_) => None,
+        };
+        vars.push(var);
+    }
+    if let Some(error) = var_errors {
+        return Err(error);
+    }
     let sig = &method.sig;
     let usage = "a handler is `fn name(&mut self, ctx: &mut Ctx, input: T) -> R`: `&self` or \
-                 `&mut self`, then optionally `&mut Ctx` and at most one input";
+                 `&mut self`, then optionally `&mut Ctx`, route variables (`#[var] id: u64`) \
+                 and at most one input";
     if let Some(asyncness) = &sig.asyncness {
         return Err(syn::Error::new(
             asyncness.span(),
@@ -324,12 +365,35 @@ fn handler_closure(self_ty: &Type, method: &ImplItemFn) -> syn::Result<TokenStre
     }
     let name = &sig.ident;
     let mut args = Vec::new();
+    let mut extract_vars = TokenStream2::new();
     let mut extract = TokenStream2::new();
     let (mut ctx_seen, mut input_seen) = (false, false);
-    for arg in sig.inputs.iter().skip(1) {
+    for (index, (arg, var)) in sig.inputs.iter().zip(vars).enumerate().skip(1) {
         let FnArg::Typed(arg) = arg else {
             return Err(syn::Error::new(arg.span(), usage));
         };
+        if let Some(var) = var {
+            check_var(&var, routes)?;
+            let ty = &arg.ty;
+            if let Type::Reference(reference) = &**ty {
+                return Err(syn::Error::new(
+                    reference.span(),
+                    "a route variable is taken by value (`String` for its text)",
+                ));
+            }
+            let value = format_ident!("var_{}", index);
+            let var_name = &var.name;
+            extract_vars.extend(quote_spanned! {ty.span()=>
+                let #value = match ::cosmic_mechtron::Ctx::var_as::<#ty>(ctx, #var_name) {
+                    ::core::result::Result::Ok(value) => value,
+                    ::core::result::Result::Err(error) => {
+                        return ::cosmic_mechtron::space::ReflectedCore::from(error);
+                    }
+                };
+            });
+            args.push(quote!(#value));
+            continue;
+        }
         if let Type::Reference(reference) = &*arg.ty {
             if is_ctx(&reference.elem) && !ctx_seen {
                 ctx_seen = true;
@@ -374,10 +438,91 @@ fn handler_closure(self_ty: &Type, method: &ImplItemFn) -> syn::Result<TokenStre
     let this = format_ident!("this");
     Ok(quote! {
         |#this: &mut #self_ty, ctx: &mut ::cosmic_mechtron::Ctx| -> ::cosmic_mechtron::space::ReflectedCore {
+            #extract_vars
             #extract
             #convert
         }
     })
+}
+
+/// A handler argument marked `#[var]`: the route variable it takes.
+struct Var {
+    /// The variable's name: the argument's, or the one `#[var("name")]` gives.
+    name: String,
+    /// Where errors about it point.
+    span: Span,
+}
+
+/// Removes the `#[var]` / `#[var("name")]` attribute of a handler argument and returns the
+/// variable it names; `None` for an argument without one.
+fn take_var(arg: &mut syn::PatType) -> syn::Result<Option<Var>> {
+    let (found, others): (Vec<Attribute>, Vec<Attribute>) = std::mem::take(&mut arg.attrs)
+        .into_iter()
+        .partition(|attr| attr.path().is_ident("var"));
+    arg.attrs = others;
+    let mut found = found.into_iter();
+    let Some(attr) = found.next() else {
+        return Ok(None);
+    };
+    if let Some(second) = found.next() {
+        return Err(syn::Error::new(
+            second.span(),
+            "an argument takes one route variable: one #[var]",
+        ));
+    }
+    let given = match &attr.meta {
+        syn::Meta::Path(_) => None,
+        syn::Meta::List(_) => Some(attr.parse_args::<LitStr>().map_err(|_| {
+            syn::Error::new(
+                attr.span(),
+                "expected #[var] (the argument's name) or #[var(\"name\")]",
+            )
+        })?),
+        syn::Meta::NameValue(_) => {
+            return Err(syn::Error::new(
+                attr.span(),
+                "expected #[var] (the argument's name) or #[var(\"name\")]",
+            ));
+        }
+    };
+    match (given, &*arg.pat) {
+        (Some(name), _) => Ok(Some(Var {
+            name: name.value(),
+            span: name.span(),
+        })),
+        (None, syn::Pat::Ident(pat)) => Ok(Some(Var {
+            name: syn::ext::IdentExt::unraw(&pat.ident).to_string(),
+            span: pat.ident.span(),
+        })),
+        (None, pat) => Err(syn::Error::new(
+            pat.span(),
+            "name the route variable of a pattern: #[var(\"name\")]",
+        )),
+    }
+}
+
+/// Checks that every route of the handler captures the variable `var`.
+fn check_var(var: &Var, routes: &[(LitStr, Vec<String>)]) -> syn::Result<()> {
+    let name = &var.name;
+    for (source, captures) in routes {
+        if captures.iter().any(|capture| capture == name) {
+            continue;
+        }
+        let route = source.value();
+        let message = if captures.is_empty() {
+            format!(
+                "the route \"{route}\" captures no variables, so there is no `{name}`: give its \
+                 path a named group, e.g. (?P<{name}>[^/]+)"
+            )
+        } else {
+            format!(
+                "the route \"{route}\" captures no variable `{name}` (it captures: {})",
+                captures.join(", ")
+            )
+        };
+        return Err(syn::Error::new(var.span, message));
+    }
+    Ok(())
 }
 
 /// Whether `ty` names the SDK's `Ctx` (`Ctx` or a path ending in `::Ctx`).

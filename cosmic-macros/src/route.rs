@@ -5,26 +5,27 @@
 
 use cosmic_space::{Cursor, MethodPattern, ParseError, PathRegex, Span};
 
-/// `Ok` when `source` is a route string; otherwise the parser's message with a caret under
-/// the offending part.
-pub(crate) fn check(source: &str) -> Result<(), String> {
+/// The variables a route string's path regex captures (none without a regex) when
+/// `source` is a route string; otherwise the parser's message with a caret under the
+/// offending part.
+pub(crate) fn check(source: &str) -> Result<Vec<String>, String> {
     parse(source).map_err(|error| render(source, &error))
 }
 
-fn parse(source: &str) -> Result<(), ParseError> {
+fn parse(source: &str) -> Result<Vec<String>, ParseError> {
     let mut c = Cursor::new("route", source);
     c.skip_ws();
     MethodPattern::parse(&mut c)?;
     c.skip_ws();
     if c.at_end() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     if c.peek() != Some('/') {
         return Err(c.error("expected the end of the route or a path regex beginning with '/'"));
     }
     let start = c.pos();
     PathRegex::new(c.rest().trim_end())
-        .map(|_| ())
+        .map(|regex| regex.capture_names().map(str::to_string).collect())
         .map_err(|(span, message)| {
             c.error_span(Span::new(start + span.start, start + span.end), message)
         })
@@ -59,8 +60,18 @@ mod tests {
             "*",
             "Cmd<Read> /",
         ] {
-            assert_eq!(check(source), Ok(()), "{source}");
+            assert!(check(source).is_ok(), "{source}");
         }
+    }
+
+    #[test]
+    fn routes_tell_their_variables() {
+        assert_eq!(
+            check("Http<Get>/items/(?P<id>[0-9]+)/(?P<part>.*)"),
+            Ok(vec!["id".to_string(), "part".to_string()])
+        );
+        assert_eq!(check("Ext<Hello>"), Ok(Vec::new()));
+        assert_eq!(check("Http<Get>/items/[0-9]+"), Ok(Vec::new()));
     }
 
     #[test]

@@ -294,6 +294,32 @@ pub mod wasm {
         }
     }
 
+    /// getrandom's custom backend (0.3 and 0.4 both call this symbol when built with
+    /// `--cfg getrandom_backend="custom"`): `uuid`'s v4, `rand` and anything else on
+    /// getrandom draw from the host's `host_random`, so an author writes nothing.
+    ///
+    /// # Safety
+    /// getrandom passes a buffer of `len` writable (possibly uninitialized) bytes.
+    #[cfg(getrandom_backend = "custom")]
+    #[unsafe(no_mangle)]
+    unsafe extern "Rust" fn __getrandom_v03_custom(
+        dest: *mut u8,
+        len: usize,
+    ) -> Result<(), getrandom::Error> {
+        // In pieces well under the host's frame limit, so any length can be asked for.
+        const PIECE: usize = 64 * 1024;
+        let mut done = 0;
+        while done < len {
+            let piece = (len - done).min(PIECE);
+            // SAFETY: `done + piece <= len`: the piece lies inside getrandom's buffer. The
+            // host writes exactly `piece` bytes there during the call and never reads them,
+            // so their being uninitialized does not matter.
+            unsafe { host_random(dest.add(done) as usize as u32, piece as u32) };
+            done += piece;
+        }
+        Ok(())
+    }
+
     /// `mechtron_alloc`.
     pub fn alloc(len: u32) -> u32 {
         alloc_buffer(len as usize) as usize as u32

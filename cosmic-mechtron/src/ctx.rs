@@ -7,10 +7,12 @@ use std::rc::Rc;
 
 use cosmic_space::{
     Agent, CmdMethod, Details, DirectedCore, DirectedWave, Echo, Headers, LogLevel, Logger, Method,
-    Ping, Point, Pong, Ripple, RouteVars, Signal, Substance, Surface, Transmitter, WaveId,
+    Ping, Point, Pong, Query, Ripple, RouteVars, Signal, Substance, Surface, Transmitter, WaveId,
+    percent_decode,
 };
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::route::{FromVar, var_type_name};
 
 /// The services a guest takes from its host: sending waves ([`Transmitter`], the Universal
 /// API's contract), logging ([`Logger`]), the clock and random bytes. Inside wasm this is the
@@ -76,9 +78,17 @@ impl Ctx {
         self.wave.method()
     }
 
-    /// The wave's path (`/` unless the sender chose one).
+    /// The wave's path without its query (`/greet/ann` of `/greet/ann?x=1`): what routes
+    /// match. The path as sent, query and all, is `ctx.wave().path()`.
     pub fn path(&self) -> &str {
-        self.wave.path()
+        self.wave.core().route_path()
+    }
+
+    /// The query of the wave's path, parsed: `ctx.query().get("x")` is `Some("1")` for
+    /// `/greet/ann?x=1`. Names and values are percent-decoded; repeated names are kept
+    /// ([`Query::get_all`]).
+    pub fn query(&self) -> Query {
+        self.wave.core().query()
     }
 
     /// The wave's headers.
@@ -101,9 +111,27 @@ impl Ctx {
         self.wave.sender()
     }
 
-    /// The route variable `name` (`(?P<who>.*)` in the route captures `who`).
+    /// The route variable `name` (`(?P<who>.*)` in the route captures `who`), as the path
+    /// carries it (percent-escapes and all).
     pub fn var(&self, name: &str) -> Option<&str> {
         self.vars.get(name).map(String::as_str)
+    }
+
+    /// The route variable `name`, percent-decoded and converted: `ctx.var_as::<u64>("id")`.
+    /// Text that does not convert is [`Error::Var`] (answered 400, naming the variable and
+    /// its value); a variable the route does not capture is [`Error::NoVar`] (500). A
+    /// handler argument `#[var] id: u64` does the same, checked at compile time.
+    pub fn var_as<T: FromVar>(&self, name: &str) -> Result<T> {
+        let raw = self.var(name).ok_or_else(|| Error::NoVar {
+            name: name.to_string(),
+        })?;
+        let text = percent_decode(raw);
+        T::from_var(&text).map_err(|reason| Error::Var {
+            name: name.to_string(),
+            value: text.into_owned(),
+            expected: var_type_name::<T>(),
+            reason: reason.to_string(),
+        })
     }
 
     /// Every route variable.

@@ -35,6 +35,26 @@ pub enum Error {
     /// Text (a point, a method) did not parse.
     #[error("{}", .0.message)]
     Parse(#[from] ParseError),
+    /// A route variable's text does not convert into the type the handler takes (answered
+    /// 400: the client wrote the path).
+    #[error("route variable '{name}' = {value:?} is not a valid {expected}: {reason}")]
+    Var {
+        /// The variable.
+        name: String,
+        /// Its text, percent-decoded.
+        value: String,
+        /// The type asked for (`u64`).
+        expected: String,
+        /// Why it does not convert.
+        reason: String,
+    },
+    /// A handler asked for a route variable its route does not capture (answered 500: the
+    /// handler's mistake, not the client's).
+    #[error("the route captured no variable '{name}'")]
+    NoVar {
+        /// The variable asked for.
+        name: String,
+    },
     /// The Details given to `mechtron_init` name no mechtron type (property `mechtron`).
     #[error("the particle's details carry no 'mechtron' property naming the mechtron type")]
     MissingMechtronName,
@@ -67,7 +87,7 @@ impl Error {
         match self {
             Error::Status { status, .. } => *status,
             Error::Wave(WaveError::Failed { status, .. }) => *status,
-            Error::Substance(_) | Error::Parse(_) => StatusCode::BAD_REQUEST,
+            Error::Substance(_) | Error::Parse(_) | Error::Var { .. } => StatusCode::BAD_REQUEST,
             _ => StatusCode::ERROR,
         }
     }
@@ -110,5 +130,19 @@ mod tests {
         });
         assert_eq!(failed.status_code(), StatusCode::FORBIDDEN);
         assert_eq!(Error::MissingMechtronName.status_code(), StatusCode::ERROR);
+        let var = Error::Var {
+            name: "id".into(),
+            value: "abc".into(),
+            expected: "u64".into(),
+            reason: "invalid digit found in string".into(),
+        };
+        assert_eq!(var.status_code(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            var.to_string(),
+            "route variable 'id' = \"abc\" is not a valid u64: invalid digit found in string"
+        );
+        let missing = Error::NoVar { name: "id".into() };
+        assert_eq!(missing.status_code(), StatusCode::ERROR);
+        assert_eq!(missing.to_string(), "the route captured no variable 'id'");
     }
 }

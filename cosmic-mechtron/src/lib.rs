@@ -19,18 +19,38 @@
 //!         Ok(format!("Goodbye, {name}!"))
 //!     }
 //!
-//!     #[route("Http<Get>/greet/(?P<who>.*)")]
-//!     fn greet(&self, ctx: &mut Ctx) -> HttpResponse {
-//!         let who = ctx.var("who").unwrap_or("stranger");
-//!         HttpResponse::ok(format!("Hello, {who}!")).with_header("Content-Type", "text/plain")
+//!     // Routes match the path; the query is read apart (`/greet/ann?lang=fr`).
+//!     #[route("Http<Get>/greet/(?P<who>[^/]+)")]
+//!     fn greet(&self, ctx: &mut Ctx, #[var] who: String) -> HttpResponse {
+//!         match ctx.query().get("lang") {
+//!             Some("fr") => HttpResponse::text(format!("Bonjour, {who} !")),
+//!             _ => HttpResponse::text(format!("Hello, {who}!")),
+//!         }
+//!     }
+//!
+//!     // A typed route variable: `/items/abc` is answered 400 without calling the handler.
+//!     #[route("Http<Get>/items/(?P<id>[^/]+)")]
+//!     fn item(&self, #[var] id: u64) -> HttpResponse {
+//!         match id {
+//!             1 => HttpResponse::json(&("tea", 2)),
+//!             _ => HttpResponse::status(404, format!("no item {id}")),
+//!         }
 //!     }
 //! }
 //!
 //! // The same mechtron, tested natively:
 //! let mut hello = cosmic_mechtron::testing::TestMechtron::<Hello>::new()?;
 //! assert_eq!(hello.ping("Ext<Hello>", "scott").body, Substance::from("Goodbye, scott!"));
-//! assert_eq!(hello.get("/greet/ann").body, Substance::Bin(b"Hello, ann!".to_vec()));
 //! assert_eq!(hello.mechtron().greeted, 1);
+//! assert_eq!(hello.get("/greet/ann%20lee?lang=fr").body, Substance::Bin("Bonjour, ann lee !".into()));
+//! assert_eq!(hello.get("/items/1").body, Substance::Bin(br#"["tea",2]"#.to_vec()));
+//! assert_eq!(hello.get("/items/2").status, StatusCode::NOT_FOUND);
+//! let bad = hello.get("/items/abc");
+//! assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+//! assert_eq!(
+//!     bad.error_message().as_deref(),
+//!     Some(r#"route variable 'id' = "abc" is not a valid u64: invalid digit found in string"#)
+//! );
 //! # Ok::<(), cosmic_mechtron::Error>(())
 //! ```
 //!
@@ -40,10 +60,20 @@
 //!   `#[mechtron(with(Other))]` and marked `#[mechtron(export = false)]` themselves.
 //! - `#[handlers]` turns the `#[route("…")]` methods of an `impl` into the route table. Route
 //!   strings are checked at compile time; so are handler signatures (`&self` or `&mut self`,
-//!   optionally `&mut Ctx`, at most one input that is [`FromWave`], an output that is
-//!   [`IntoReflected`]).
+//!   optionally `&mut Ctx`, route variables `#[var] name: T` with `T:` [`FromVar`] — each
+//!   must be captured by the handler's routes —, at most one input that is [`FromWave`], an
+//!   output that is [`IntoReflected`]).
+//! - A route's path regex matches the wave's path without its query, whether the wave came
+//!   from the gateway or from another particle; [`Ctx::query`] gives the query parsed
+//!   ([`Query`]: percent-decoded, repeated names kept).
+//! - [`HttpResponse`](cosmic_space::HttpResponse) has `text`, `html`, `json` (a value that
+//!   does not serialize is a 500, never a panic) and `status(code, body)`.
 //! - [`Ctx`] pings, signals and ripples, logs, reads bundle files, and gives the route
-//!   variables, the mechtron's details and the host's clock.
+//!   variables, the query, the mechtron's details and the host's clock and randomness.
+//! - Crates on `getrandom` (`uuid` with `v4`, `rand`) work in a guest with no code of the
+//!   author's: the SDK is getrandom's custom backend over the host's randomness, and
+//!   `starlane bundle` (and a crate from `starlane new`) build with the flag that selects it,
+//!   `--cfg getrandom_backend="custom"`.
 //! - [`testing`] runs a mechtron natively.
 //!
 //! A panic in a handler traps the wasm instance (wasm32 aborts on panic); the host answers
@@ -66,6 +96,7 @@ mod tests;
 
 pub use cosmic_macros::{handlers, mechtron, route};
 pub use cosmic_space as space;
+pub use cosmic_space::Query;
 pub use ctx::{Ctx, Host};
 pub use error::{Error, Result};
 pub use files::{FileContent, Files};
@@ -73,16 +104,19 @@ pub use kv::{Kv, PutOptions, Versioned};
 pub use mechtron::{
     Handlers, Instance, MECHTRON_PROPERTY, Mechtron, Registration, create, init_result,
 };
-pub use route::{FromWave, HandlerFn, IntoReflected, Json, Route, RouteSelector, RouteTable};
+pub use route::{
+    FromVar, FromWave, HandlerFn, IntoReflected, Json, Route, RouteSelector, RouteTable,
+};
 
 /// What a mechtron author needs in scope: `use cosmic_mechtron::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Ctx, Error, FromWave, IntoReflected, Json, PutOptions, Result, handlers, mechtron, route,
+        Ctx, Error, FromVar, FromWave, IntoReflected, Json, PutOptions, Result, handlers,
+        mechtron, route,
     };
     pub use cosmic_space::{
         Agent, Condition, Details, DirectedCore, HttpMethod, HttpRequest, HttpResponse, Kind, KvOp,
-        KvOutcome, LogLevel, Logger, Method, Point, Pong, ReflectedCore, StatusCode, Substance,
-        Surface,
+        KvOutcome, LogLevel, Logger, Method, Point, Pong, Query, ReflectedCore, StatusCode,
+        Substance, Surface,
     };
 }

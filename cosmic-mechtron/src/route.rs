@@ -3,11 +3,16 @@
 //! from the wave ([`FromWave`]), outputs into a reflection ([`IntoReflected`]).
 //!
 //! A route string is a [`MethodPattern`] optionally followed by a path regex that must match
-//! the whole path: `Ext<Hello>`, `Http<Get>/greet/(?P<who>.*)`, `Cmd<*>`, `*`. `#[handlers]`
-//! checks every route string at compile time with the same parsers used here.
+//! the whole path — the path without its query, so `/greet/ann?x=1` is matched as
+//! `/greet/ann` and the query read with `ctx.query()`: `Ext<Hello>`,
+//! `Http<Get>/greet/(?P<who>.*)`, `Cmd<*>`, `*`. `#[handlers]` checks every route string at
+//! compile time with the same parsers used here. The regex's named captures are route
+//! variables, read with `ctx.var(name)` or taken as typed handler arguments
+//! (`#[var] id: u64`, through [`FromVar`]).
 
 use std::any::Any;
 use std::fmt;
+use std::str::FromStr;
 
 use cosmic_space::{
     Cursor, Details, DirectedCore, Env, HttpRequest, HttpResponse, Method, MethodPattern,
@@ -52,8 +57,8 @@ impl RouteSelector {
         Ok(RouteSelector { method, path })
     }
 
-    /// Whether the selector takes `method` at `path`; on a match, returns the path regex's
-    /// named captures.
+    /// Whether the selector takes `method` at `path` (a path without its query); on a match,
+    /// returns the path regex's named captures.
     pub fn select(&self, method: &Method, path: &str) -> Option<RouteVars> {
         if !self.method.matches(method) {
             return None;
@@ -244,7 +249,8 @@ impl FromWave for DirectedCore {
 
 impl FromWave for HttpRequest {
     /// The HTTP request: the body itself when it is a [`Substance::HttpRequest`], else made
-    /// from an `Http<…>` wave's method, path (`?query` split off), headers and body.
+    /// from an `Http<…>` wave's method, path (its `?query` split off into `query`), headers
+    /// and body.
     fn from_wave(ctx: &Ctx) -> Result<Self, Error> {
         if let Substance::HttpRequest(request) = ctx.body() {
             return Ok(request.clone());
@@ -268,7 +274,7 @@ impl FromWave for HttpRequest {
                 )));
             }
         };
-        let mut request = HttpRequest::new(method, ctx.path());
+        let mut request = HttpRequest::new(method, ctx.wave().path());
         request.headers = ctx.headers().clone();
         request.body = body;
         Ok(request)
@@ -283,6 +289,106 @@ impl<T: FromWave> FromWave for Option<T> {
         } else {
             T::from_wave(ctx).map(Some)
         }
+    }
+}
+
+/// A route variable as a handler argument: `#[var] id: u64` is the variable `id` the route
+/// captured (`(?P<id>[0-9]+)`), percent-decoded (`ann%20lee` is `ann lee`) and converted.
+/// Text that does not convert is answered 400 naming the variable and its value, without
+/// calling the handler. `Option<T>` is `None` for an empty capture (an optional group that
+/// did not match).
+///
+/// Implemented for `String`, `bool`, `char`, the integer and float types and [`Point`]
+/// (through their `FromStr`); implement it for types of your own:
+///
+/// ```
+/// use cosmic_mechtron::FromVar;
+///
+/// #[derive(Debug, PartialEq)]
+/// enum Colour { Red, Blue }
+///
+/// impl FromVar for Colour {
+///     type Error = String;
+///     fn from_var(text: &str) -> Result<Colour, String> {
+///         match text {
+///             "red" => Ok(Colour::Red),
+///             "blue" => Ok(Colour::Blue),
+///             other => Err(format!("{other} is not red or blue")),
+///         }
+///     }
+/// }
+/// assert_eq!(Colour::from_var("red"), Ok(Colour::Red));
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a route variable",
+    label = "not made from a route variable's text",
+    note = "route variables: String, bool, char, integers, f32, f64, Point, Option<T> of those; \
+            implement `cosmic_mechtron::FromVar` for a type of your own"
+)]
+pub trait FromVar: Sized {
+    /// Why a text is not a value of this type (shown to the client in the 400).
+    type Error: fmt::Display;
+
+    /// The value the variable's text (percent-decoded) stands for.
+    fn from_var(text: &str) -> Result<Self, Self::Error>;
+}
+
+/// `FromVar` through `FromStr`.
+macro_rules! var_by_parse {
+    ($($ty:ty),+ $(,)?) => {$(
+        impl FromVar for $ty {
+            type Error = <$ty as FromStr>::Err;
+            fn from_var(text: &str) -> Result<Self, Self::Error> {
+                text.parse()
+            }
+        }
+    )+};
+}
+
+var_by_parse!(
+    String, bool, char, u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, f32, f64,
+    Point,
+);
+
+impl<T: FromVar> FromVar for Option<T> {
+    type Error = T::Error;
+
+    /// `None` for an empty capture, else the value.
+    fn from_var(text: &str) -> Result<Self, Self::Error> {
+        if text.is_empty() {
+            Ok(None)
+        } else {
+            T::from_var(text).map(Some)
+        }
+    }
+}
+
+/// The name of `T` as a 400 says it: no module paths, `Option<…>` unwrapped (`u64`,
+/// `String`, `Point`).
+pub(crate) fn var_type_name<T>() -> String {
+    let full = std::any::type_name::<T>();
+    let mut short = String::with_capacity(full.len());
+    let mut segment = String::new();
+    let mut chars = full.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_alphanumeric() || c == '_' {
+            segment.push(c);
+        } else if c == ':' && chars.peek() == Some(&':') {
+            chars.next();
+            segment.clear();
+        } else {
+            short.push_str(&segment);
+            segment.clear();
+            short.push(c);
+        }
+    }
+    short.push_str(&segment);
+    match short
+        .strip_prefix("Option<")
+        .and_then(|s| s.strip_suffix('>'))
+    {
+        Some(inner) => inner.to_string(),
+        None => short,
     }
 }
 

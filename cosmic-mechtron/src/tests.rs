@@ -16,6 +16,30 @@ pub struct Hello {
     greeted: u64,
 }
 
+#[derive(serde::Serialize)]
+struct Item {
+    id: u64,
+    tags: Vec<String>,
+}
+
+#[derive(Debug)]
+enum Colour {
+    Red,
+    Blue,
+}
+
+impl FromVar for Colour {
+    type Error = String;
+
+    fn from_var(text: &str) -> Result<Colour, String> {
+        match text {
+            "red" => Ok(Colour::Red),
+            "blue" => Ok(Colour::Blue),
+            other => Err(format!("{other} is neither red nor blue")),
+        }
+    }
+}
+
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Order {
     item: String,
@@ -83,6 +107,60 @@ impl Hello {
     #[route("Ext<Unit>")]
     fn unit(&mut self) {
         self.greeted = 100;
+    }
+
+    /// A typed route variable, the query, and the response helpers.
+    #[route("Http<Get>/items/(?P<id>[^/]+)")]
+    fn item(&self, ctx: &mut Ctx, #[var] id: u64) -> HttpResponse {
+        let query = ctx.query();
+        match query.get("format") {
+            None => HttpResponse::text(format!("item {id}")),
+            Some("html") => HttpResponse::html(format!("<p>item {id}</p>")),
+            Some("json") => HttpResponse::json(&Item {
+                id,
+                tags: query.get_all("tag").map(str::to_string).collect(),
+            }),
+            // A map keyed by lists does not serialize as JSON.
+            Some("broken") => {
+                HttpResponse::json(&std::collections::BTreeMap::from([(vec![id], id)]))
+            }
+            Some(other) => HttpResponse::status(404, format!("no format {other:?}")),
+        }
+    }
+
+    /// Several variables, renamed and optional, on two routes.
+    #[route("Http<Get>/people/(?P<who>[^/]+)(/(?P<page>[0-9]*))?")]
+    #[route("Ext<Person>/people/(?P<who>[^/]+)(/(?P<page>[0-9]*))?")]
+    fn person(&self, #[var] who: String, #[var("page")] number: Option<u32>) -> String {
+        match number {
+            Some(number) => format!("{who}, page {number}"),
+            None => format!("{who}, no page"),
+        }
+    }
+
+    /// Variables mixed with the context and a body input, in any order; a type of our own.
+    #[route("Ext<Paint>/paint/(?P<at>[^/]+)/(?P<colour>[a-z]+)")]
+    fn paint(
+        &self,
+        #[var] at: Point,
+        ctx: &mut Ctx,
+        note: String,
+        #[var] colour: Colour,
+    ) -> String {
+        format!("{at} is {colour:?} ({note}, {})", ctx.path())
+    }
+
+    /// A variable named by a keyword, as a raw identifier.
+    #[route("Ext<Kind>/kinds/(?P<type>[a-z]+)")]
+    fn kind(&self, #[var] r#type: String) -> String {
+        r#type
+    }
+
+    /// Asks for a variable its route does not capture: the handler's mistake.
+    #[route("Ext<Missing>")]
+    fn missing(&self, ctx: &mut Ctx) -> Result<String, Error> {
+        let id: u64 = ctx.var_as("id")?;
+        Ok(id.to_string())
     }
 
     /// Not a route: left alone.
@@ -156,11 +234,8 @@ fn routes_dispatch_and_convert() -> Result<(), Error> {
             .with_path("/greet/ann?x=1")
             .with_header("Accept", "text/plain"),
     );
-    // The route sees the path as the wave carries it; the request splits the query off.
-    assert_eq!(
-        answer.body,
-        Substance::Bin(b"Hello, ann?x=1! (x=1)".to_vec())
-    );
+    // The route matches the path without the query; the request keeps the query.
+    assert_eq!(answer.body, Substance::Bin(b"Hello, ann! (x=1)".to_vec()));
     let answer = hello.get("/greet/ann");
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.headers.get("content-type"), Some("text/plain"));
@@ -478,4 +553,206 @@ fn buffers_and_log_records() -> Result<(), Error> {
     );
     assert_eq!(wire::pack_ptr_len(8, 3), (8u64 << 32) | 3);
     Ok(())
+}
+
+/// The text of an answer's body: `Text`, or `Bin` that is UTF-8 (an `HttpResponse`'s).
+fn said(core: &ReflectedCore) -> String {
+    match &core.body {
+        Substance::Text(text) => text.clone(),
+        Substance::Bin(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        Substance::Errors(errors) => errors.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn get(path: &str) -> DirectedCore {
+    DirectedCore::new(Method::Http(HttpMethod::Get)).with_path(path)
+}
+
+#[test]
+fn routes_match_the_path_and_the_query_is_read_apart() -> Result<(), Error> {
+    let mut hello = TestMechtron::<Hello>::new()?;
+    // As the gateway sends it: the request target, path and query.
+    let answer = hello.get("/items/7?format=json&tag=a%20b&tag=c+d&tag=%zz");
+    assert_eq!(answer.status, StatusCode::OK, "{}", said(&answer));
+    assert_eq!(said(&answer), r#"{"id":7,"tags":["a b","c d","%zz"]}"#);
+    assert_eq!(answer.headers.get("content-type"), Some("application/json"));
+    // As another particle sends it: an HttpRequest made into a core is the same wave.
+    let request = HttpRequest::new(HttpMethod::Get, "/items/7?format=json&tag=x");
+    let answer = hello.request(DirectedCore::from(request));
+    assert_eq!(said(&answer), r#"{"id":7,"tags":["x"]}"#);
+    // No query at all, an empty one, and a query that only looks like a path.
+    assert_eq!(said(&hello.get("/items/7")), "item 7");
+    assert_eq!(said(&hello.get("/items/7?")), "item 7");
+    assert_eq!(said(&hello.get("/items/7?next=/items/8")), "item 7");
+    // The query never reaches the route: `/greet/(?P<who>.*)` captures `ann` only.
+    assert_eq!(
+        said(&hello.get("/greet/ann?x=1&y=two")),
+        "Hello, ann! (x=1&y=two)"
+    );
+    Ok(())
+}
+
+#[test]
+fn route_variables_convert_to_typed_arguments() -> Result<(), Error> {
+    let mut hello = TestMechtron::<Hello>::new()?;
+    assert_eq!(said(&hello.get("/items/42")), "item 42");
+
+    // Text that does not convert: 400 naming the variable and the value; the handler is not
+    // called.
+    let answer = hello.get("/items/abc");
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        answer.error_message().as_deref(),
+        Some("route variable 'id' = \"abc\" is not a valid u64: invalid digit found in string")
+    );
+    let answer = hello.get("/items/99999999999999999999999");
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert!(
+        said(&answer).ends_with("is not a valid u64: number too large to fit in target type"),
+        "{}",
+        said(&answer)
+    );
+    let answer = hello.get("/items/-1");
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    // Percent-escapes are decoded before converting, malformed ones kept as written.
+    assert_eq!(said(&hello.get("/items/%34%32")), "item 42");
+    let answer = hello.get("/items/%zz");
+    assert_eq!(
+        answer.error_message().as_deref(),
+        Some("route variable 'id' = \"%zz\" is not a valid u64: invalid digit found in string")
+    );
+
+    // Strings are decoded; an optional variable is None when its group did not match, or
+    // matched nothing.
+    assert_eq!(said(&hello.get("/people/ann%20lee")), "ann lee, no page");
+    assert_eq!(said(&hello.get("/people/ann/")), "ann, no page");
+    assert_eq!(said(&hello.get("/people/ann/3?x=1")), "ann, page 3");
+    let answer = hello
+        .request(DirectedCore::new(Method::ext("Person")?).with_path("/people/bob/99999999999"));
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert!(
+        said(&answer).starts_with("route variable 'page' = \"99999999999\" is not a valid u32")
+    );
+
+    // A point, a type of our own, the context and a body, in any order.
+    let paint = |path: &str| {
+        DirectedCore::new(Method::ext("Paint").unwrap_or_else(|e| panic!("{e}")))
+            .with_path(path)
+            .with_body("fresh")
+    };
+    let answer = hello.request(paint("/paint/localhost:shed/red"));
+    assert_eq!(
+        said(&answer),
+        "localhost:shed is Red (fresh, /paint/localhost:shed/red)"
+    );
+    let answer = hello.request(paint("/paint/localhost:shed/green"));
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        answer.error_message().as_deref(),
+        Some(
+            "route variable 'colour' = \"green\" is not a valid Colour: green is neither red nor blue"
+        )
+    );
+    let answer = hello.request(paint("/paint/Not%20A%20Point/blue"));
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert!(
+        said(&answer).starts_with("route variable 'at' = \"Not A Point\" is not a valid Point: "),
+        "{}",
+        said(&answer)
+    );
+
+    let kind = DirectedCore::new(Method::ext("Kind")?).with_path("/kinds/star");
+    assert_eq!(said(&hello.request(kind)), "star");
+
+    // Asking at run time for a variable the route does not capture is the handler's bug.
+    let answer = hello.ping("Ext<Missing>", ());
+    assert_eq!(answer.status, StatusCode::ERROR);
+    assert_eq!(
+        answer.error_message().as_deref(),
+        Some("the route captured no variable 'id'")
+    );
+    Ok(())
+}
+
+#[test]
+fn http_response_helpers_answer_with_status_type_and_body() -> Result<(), Error> {
+    let mut hello = TestMechtron::<Hello>::new()?;
+    let text = hello.get("/items/1");
+    assert_eq!(text.status, StatusCode::OK);
+    assert_eq!(text.body, Substance::Bin(b"item 1".to_vec()));
+    assert_eq!(
+        text.headers.get("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    let html = hello.get("/items/1?format=html");
+    assert_eq!(said(&html), "<p>item 1</p>");
+    assert_eq!(
+        html.headers.get("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    let missing = hello.get("/items/1?format=xml");
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(said(&missing), "no format \"xml\"");
+    // A value that does not serialize is a 500 saying why, not a panic.
+    let broken = hello.get("/items/1?format=broken");
+    assert_eq!(broken.status, StatusCode::ERROR);
+    assert!(
+        said(&broken).starts_with("the answer cannot be written as JSON"),
+        "{}",
+        said(&broken)
+    );
+    // A status that is no status is a 500 too.
+    assert_eq!(
+        HttpResponse::status(1000, "x").into_reflected().status,
+        StatusCode::ERROR
+    );
+    Ok(())
+}
+
+#[test]
+fn ctx_reads_vars_and_query_directly() -> Result<(), Error> {
+    let host: Rc<dyn crate::Host> = Rc::new(TestHost::default());
+    let ping = cosmic_space::Ping::with_core(
+        "localhost:cli".parse::<Surface>()?,
+        "localhost:test:hello".parse::<Surface>()?,
+        get("/people/ann%20lee/2?a=1&a=2&b"),
+    );
+    let mut ctx = Ctx::new(
+        DirectedWave::Ping(ping),
+        Rc::new(details_for("hello")),
+        host,
+    );
+    let selector = RouteSelector::parse("Http<Get>/people/(?P<who>[^/]+)/(?P<page>[0-9]+)")?;
+    let vars = selector
+        .select(ctx.method(), ctx.path())
+        .ok_or("the route takes the path")?;
+    ctx.set_vars(vars);
+    assert_eq!(ctx.path(), "/people/ann%20lee/2");
+    assert_eq!(ctx.wave().path(), "/people/ann%20lee/2?a=1&a=2&b");
+    assert_eq!(ctx.var("who"), Some("ann%20lee"));
+    assert_eq!(ctx.var_as::<String>("who")?, "ann lee");
+    assert_eq!(ctx.var_as::<u8>("page")?, 2);
+    assert_eq!(ctx.var_as::<Option<u8>>("page")?, Some(2));
+    assert!(matches!(
+        ctx.var_as::<bool>("page"),
+        Err(Error::Var { ref name, ref value, ref expected, .. })
+            if name == "page" && value == "2" && expected == "bool"
+    ));
+    let query = ctx.query();
+    assert_eq!(query.get_all("a").collect::<Vec<_>>(), ["1", "2"]);
+    assert_eq!(query.get("b"), Some(""));
+    assert_eq!(query.get("c"), None);
+    Ok(())
+}
+
+#[test]
+fn variable_type_names_are_short() {
+    assert_eq!(crate::route::var_type_name::<u64>(), "u64");
+    assert_eq!(crate::route::var_type_name::<String>(), "String");
+    assert_eq!(crate::route::var_type_name::<Option<Point>>(), "Point");
+    assert_eq!(
+        crate::route::var_type_name::<Option<Vec<String>>>(),
+        "Vec<String>"
+    );
 }

@@ -35,7 +35,7 @@
 //! | addresses | [`Point`], [`PointVar`], [`Surface`], [`Layer`], [`Topic`] | §2 |
 //! | types of particles | [`Kind`], [`BaseKind`], [`Specific`] | §3 |
 //! | patterns | [`Selector`], [`KindSelector`], [`PointHierarchy`] | §4 |
-//! | messages | [`Wave`], [`Ping`], [`Pong`], [`Ripple`], [`Echo`], [`Signal`], [`Method`], [`StatusCode`] | §5 |
+//! | messages | [`Wave`], [`Ping`], [`Pong`], [`Ripple`], [`Echo`], [`Signal`], [`Method`], [`StatusCode`], [`Query`] | §5 |
 //! | bodies | [`Substance`], [`SubstanceKind`] | §5.2 |
 //! | particle data | [`Stub`], [`Details`], [`Status`], [`Properties`] | §3, §9 |
 //! | handling waves | [`DirectedHandler`], [`Ctx`], [`Transmitter`] | §6, §11 |
@@ -100,9 +100,9 @@ pub use substance::{
 pub use surface::{Layer, Surface, Topic};
 pub use syntax::{Cursor, ParseError, Span};
 pub use wave::{
-    BounceBacks, DirectedCore, DirectedWave, Echo, Handling, Headers, Ping, Pong, Priority,
+    BounceBacks, DirectedCore, DirectedWave, Echo, Handling, Headers, Ping, Pong, Priority, Query,
     Recipients, ReflectedCore, ReflectedWave, Ripple, Signal, StatusCode, WaitTime, Wave,
-    WaveError, WaveId, WaveKind,
+    WaveError, WaveId, WaveKind, percent_decode, split_target,
 };
 pub use wire::{Wire, WireError};
 

@@ -33,7 +33,7 @@ use crate::particle::{Details, Status, Stub};
 use crate::point::Point;
 use crate::surface::Surface;
 use crate::syntax::{Cursor, ParseError, Span, word_enum};
-use crate::wave::{Headers, StatusCode, Wave};
+use crate::wave::{Headers, Query, StatusCode, Wave, split_target};
 
 word_enum!(
     /// The name of a kind of substance, as written in bind filters (`-[ Text ]->`).
@@ -450,14 +450,11 @@ pub struct HttpRequest {
 impl HttpRequest {
     /// A request for `target` (a path with an optional `?query`), no headers, no body.
     pub fn new(method: HttpMethod, target: &str) -> HttpRequest {
-        let (path, query) = match target.split_once('?') {
-            Some((path, query)) => (path, Some(query.to_string())),
-            None => (target, None),
-        };
+        let (path, query) = split_target(target);
         HttpRequest {
             method,
             path: path.to_string(),
-            query,
+            query: query.map(str::to_string),
             headers: Headers::new(),
             body: Vec::new(),
         }
@@ -474,9 +471,28 @@ impl HttpRequest {
         self.body = body.into();
         self
     }
+
+    /// The query, parsed (empty when there is none).
+    pub fn query_params(&self) -> Query {
+        self.query.as_deref().map(Query::parse).unwrap_or_default()
+    }
 }
 
+const CONTENT_TYPE: &str = "content-type";
+const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
+
 /// An HTTP response, as the gateway hands it back out.
+///
+/// ```
+/// use cosmic_space::{HttpResponse, StatusCode};
+///
+/// let page = HttpResponse::html("<h1>Hello</h1>");
+/// assert_eq!(page.headers.get("content-type"), Some("text/html; charset=utf-8"));
+/// let missing = HttpResponse::status(404, "no such item");
+/// assert_eq!((missing.status, missing.body.as_slice()), (StatusCode::NOT_FOUND, &b"no such item"[..]));
+/// let item = HttpResponse::json(&[1, 2, 3]);
+/// assert_eq!(item.body, b"[1,2,3]");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct HttpResponse {
     /// The status.
@@ -501,6 +517,44 @@ impl HttpResponse {
     /// 200 with `body`.
     pub fn ok(body: impl Into<Vec<u8>>) -> HttpResponse {
         HttpResponse::new(StatusCode::OK).with_body(body)
+    }
+
+    /// 200 with `body` as `text/plain; charset=utf-8`.
+    pub fn text(body: impl Into<String>) -> HttpResponse {
+        HttpResponse::ok(body.into()).with_header(CONTENT_TYPE, TEXT_PLAIN)
+    }
+
+    /// 200 with `body` as `text/html; charset=utf-8`.
+    pub fn html(body: impl Into<String>) -> HttpResponse {
+        HttpResponse::ok(body.into()).with_header(CONTENT_TYPE, "text/html; charset=utf-8")
+    }
+
+    /// 200 with `value` as JSON (`application/json`). A value that does not serialize (a map
+    /// with keys that are not strings, a `Serialize` impl that fails) answers 500 saying why,
+    /// as text: never a panic.
+    pub fn json<T: Serialize + ?Sized>(value: &T) -> HttpResponse {
+        match serde_json::to_vec(value) {
+            Ok(body) => HttpResponse::ok(body).with_header(CONTENT_TYPE, "application/json"),
+            Err(error) => HttpResponse::status(
+                StatusCode::ERROR,
+                format!("the answer cannot be written as JSON: {error}"),
+            ),
+        }
+    }
+
+    /// `status` with `body` as text: `HttpResponse::status(404, "no such item")` or
+    /// `HttpResponse::status(StatusCode::NOT_FOUND, …)`. A number that is not an HTTP status
+    /// (100–599) answers 500 saying so.
+    pub fn status(
+        status: impl TryInto<StatusCode, Error: fmt::Display>,
+        body: impl Into<String>,
+    ) -> HttpResponse {
+        match status.try_into() {
+            Ok(status) => HttpResponse::new(status)
+                .with_body(body.into())
+                .with_header(CONTENT_TYPE, TEXT_PLAIN),
+            Err(error) => HttpResponse::status(StatusCode::ERROR, error.to_string()),
+        }
     }
 
     /// The same response with header `name` set to `value`.
@@ -935,6 +989,12 @@ mod tests {
         assert_eq!(req.headers.get("content-type"), Some("text/plain"));
         assert_eq!(req.body, b"hi");
         assert_eq!(HttpRequest::new(HttpMethod::Get, "/a").query, None);
+        assert_eq!(req.query_params().get("who"), Some("scott"));
+        assert!(
+            HttpRequest::new(HttpMethod::Get, "/a")
+                .query_params()
+                .is_empty()
+        );
         let res = HttpResponse::ok("<h1>hi</h1>").with_header("Content-Type", "text/html");
         assert_eq!(res.status, StatusCode::OK);
         assert_eq!(res.body, b"<h1>hi</h1>");
@@ -942,6 +1002,65 @@ mod tests {
         let cmd =
             RawCommand::new("publish ^[ b.zip ]-> repo:b:1.0.0").with_transfer("b.zip", vec![1]);
         assert_eq!(cmd.transfers[0].name, "b.zip");
+    }
+
+    #[test]
+    fn http_response_helpers_set_status_type_and_body() {
+        let text = HttpResponse::text("hello");
+        assert_eq!(
+            (text.status, text.body.as_slice()),
+            (StatusCode::OK, &b"hello"[..])
+        );
+        assert_eq!(
+            text.headers.get("content-type"),
+            Some("text/plain; charset=utf-8")
+        );
+        let html = HttpResponse::html(String::from("<p>hi</p>"));
+        assert_eq!(html.body, b"<p>hi</p>");
+        assert_eq!(
+            html.headers.get("content-type"),
+            Some("text/html; charset=utf-8")
+        );
+
+        #[derive(Serialize)]
+        struct Item {
+            id: u64,
+            name: &'static str,
+        }
+        let json = HttpResponse::json(&Item { id: 7, name: "tea" });
+        assert_eq!(json.status, StatusCode::OK);
+        assert_eq!(json.body, br#"{"id":7,"name":"tea"}"#);
+        assert_eq!(json.headers.get("content-type"), Some("application/json"));
+        // A value serde_json refuses (a map keyed by lists) is a 500, not a panic.
+        let refused = HttpResponse::json(&BTreeMap::from([(vec![1u8], 1u8)]));
+        assert_eq!(refused.status, StatusCode::ERROR);
+        let said = String::from_utf8_lossy(&refused.body).into_owned();
+        assert!(
+            said.starts_with("the answer cannot be written as JSON: key must be a string"),
+            "{said}"
+        );
+
+        let missing = HttpResponse::status(404, "no such thing");
+        assert_eq!(missing.status, StatusCode::NOT_FOUND);
+        assert_eq!(missing.body, b"no such thing");
+        assert_eq!(
+            missing.headers.get("content-type"),
+            Some("text/plain; charset=utf-8")
+        );
+        let conflict = HttpResponse::status(StatusCode::CONFLICT, String::from("taken"));
+        assert_eq!(conflict.status, StatusCode::CONFLICT);
+        // Not a status: 500 saying so, not a panic.
+        let nonsense = HttpResponse::status(999, "?");
+        assert_eq!(nonsense.status, StatusCode::ERROR);
+        assert_eq!(
+            String::from_utf8_lossy(&nonsense.body),
+            "invalid status code 999: a status code is 100-599"
+        );
+        let built = HttpResponse::new(StatusCode::CREATED).with_body("made");
+        assert_eq!(
+            (built.status, built.body.as_slice()),
+            (StatusCode::CREATED, &b"made"[..])
+        );
     }
 
     #[test]

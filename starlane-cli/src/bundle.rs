@@ -10,6 +10,10 @@
 //!
 //! The bundle's root is `DIR/bundle` when there is one (the layout `starlane new` scaffolds),
 //! else `DIR` itself; the zip is written to `DIR/bundle.zip`.
+//!
+//! The build passes `--cfg getrandom_backend="custom"` (see [`GetrandomFlags`]): getrandom,
+//! under `uuid` and `rand`, then draws from the host through the guest SDK, and those crates
+//! work in a mechtron with no flags of the author's.
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
@@ -24,6 +28,14 @@ use crate::output::human_bytes;
 
 /// The target mechtrons are built for (SPEC §11.1).
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
+
+/// The cfg that gives getrandom 0.3 and 0.4 their custom backend on wasm32, which the guest
+/// SDK provides over the host's randomness (`host_random`).
+const GETRANDOM_CFG: &str = r#"getrandom_backend="custom""#;
+
+/// The same, as cargo configuration for the wasm32 target.
+const GETRANDOM_CONFIG: &str =
+    r#"target.wasm32-unknown-unknown.rustflags=["--cfg", 'getrandom_backend="custom"']"#;
 
 /// Arguments of `starlane bundle`.
 #[derive(Debug, Args)]
@@ -234,8 +246,25 @@ fn wasm_target_installed(dir: &Path) -> Option<bool> {
 /// Runs the release build for wasm32 and returns the package's `.wasm`.
 fn cargo_build(cargo: &OsString, dir: &Path, krate: &Crate) -> anyhow::Result<PathBuf> {
     let mut command = Command::new(cargo);
+    command.args(["build", "--release", "--lib", "--target", WASM_TARGET]);
+    let env = |name: &str| std::env::var(name).ok();
+    match GetrandomFlags::choose(
+        env("CARGO_ENCODED_RUSTFLAGS").as_deref(),
+        env("RUSTFLAGS").as_deref(),
+        &cargo_configs(dir),
+    ) {
+        GetrandomFlags::Chosen => {}
+        GetrandomFlags::Encoded(flags) => {
+            command.env("CARGO_ENCODED_RUSTFLAGS", flags);
+        }
+        GetrandomFlags::Plain(flags) => {
+            command.env("RUSTFLAGS", flags);
+        }
+        GetrandomFlags::Config => {
+            command.args(["--config", GETRANDOM_CONFIG]);
+        }
+    }
     command
-        .args(["build", "--release", "--lib", "--target", WASM_TARGET])
         .arg("--message-format=json-render-diagnostics")
         .arg("--manifest-path")
         .arg(&krate.manifest)
@@ -266,6 +295,71 @@ fn cargo_build(cargo: &OsString, dir: &Path, krate: &Crate) -> anyhow::Result<Pa
             krate.name
         )
     })
+}
+
+/// How the wasm build gets [`GETRANDOM_CFG`] without undoing flags the user set. Cargo takes
+/// its flags from one source only — `CARGO_ENCODED_RUSTFLAGS`, else `RUSTFLAGS`, else the
+/// configuration's `target.…rustflags` joined, else `build.rustflags` — so the cfg joins
+/// whichever the user's build uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum GetrandomFlags {
+    /// The user's flags or cargo configuration already choose a getrandom backend (the
+    /// scaffold's `.cargo/config.toml` does): nothing to add.
+    Chosen,
+    /// `CARGO_ENCODED_RUSTFLAGS` as the user set it, and the cfg.
+    Encoded(String),
+    /// `RUSTFLAGS` as the user set it, and the cfg.
+    Plain(String),
+    /// `--config target.wasm32-unknown-unknown.rustflags=[…]`: joins the target flags of the
+    /// configuration files (it would shadow a `build.rustflags` of theirs; there is no way to
+    /// join that one).
+    Config,
+}
+
+impl GetrandomFlags {
+    /// The way for a build whose environment has `encoded` / `plain` flags and whose cargo
+    /// configuration files (those cargo reads for the crate's directory) are `configs`.
+    fn choose(encoded: Option<&str>, plain: Option<&str>, configs: &[String]) -> GetrandomFlags {
+        let chosen = |flags: &str| flags.contains("getrandom_backend");
+        if let Some(encoded) = encoded.filter(|flags| !flags.is_empty()) {
+            return if chosen(encoded) {
+                GetrandomFlags::Chosen
+            } else {
+                GetrandomFlags::Encoded(format!("{encoded}\x1f--cfg\x1f{GETRANDOM_CFG}"))
+            };
+        }
+        if let Some(plain) = plain.filter(|flags| !flags.trim().is_empty()) {
+            return if chosen(plain) {
+                GetrandomFlags::Chosen
+            } else {
+                GetrandomFlags::Plain(format!("{plain} --cfg {GETRANDOM_CFG}"))
+            };
+        }
+        if configs.iter().any(|config| chosen(config)) {
+            GetrandomFlags::Chosen
+        } else {
+            GetrandomFlags::Config
+        }
+    }
+}
+
+/// The texts of the cargo configuration files cargo reads when it builds in `dir`:
+/// `.cargo/config.toml` (or `.cargo/config`) in `dir` and every directory above it, and in
+/// `CARGO_HOME` (by default `~/.cargo`).
+fn cargo_configs(dir: &Path) -> Vec<String> {
+    let mut homes: Vec<PathBuf> = std::path::absolute(dir)
+        .map(|dir| dir.ancestors().map(|d| d.join(".cargo")).collect())
+        .unwrap_or_default();
+    if let Some(home) = std::env::var_os("CARGO_HOME").filter(|home| !home.is_empty()) {
+        homes.push(PathBuf::from(home));
+    } else if let Some(home) = std::env::var_os("HOME").filter(|home| !home.is_empty()) {
+        homes.push(Path::new(&home).join(".cargo"));
+    }
+    homes
+        .iter()
+        .flat_map(|home| [home.join("config.toml"), home.join("config")])
+        .filter_map(|file| std::fs::read_to_string(file).ok())
+        .collect()
 }
 
 /// The `.wasm` a cargo JSON message reports for the cdylib of `manifest`, if it is one.
@@ -350,6 +444,50 @@ mod tests {
         let finished = r#"{"reason":"build-finished","success":true}"#;
         assert_eq!(wasm_artifact(finished, manifest), None);
         assert_eq!(wasm_artifact("not json", manifest), None);
+    }
+
+    #[test]
+    fn the_getrandom_cfg_joins_the_flags_the_user_has() {
+        use GetrandomFlags::*;
+        let cfg = r#"getrandom_backend="custom""#;
+        assert_eq!(GetrandomFlags::choose(None, None, &[]), Config);
+        assert_eq!(GetrandomFlags::choose(Some(""), Some(" "), &[]), Config);
+        assert_eq!(
+            GetrandomFlags::choose(Some("-Cdebuginfo=1"), Some("-Copt-level=z"), &[]),
+            Encoded(format!("-Cdebuginfo=1\x1f--cfg\x1f{cfg}"))
+        );
+        assert_eq!(
+            GetrandomFlags::choose(None, Some("-C target-feature=+simd128"), &[]),
+            Plain(format!("-C target-feature=+simd128 --cfg {cfg}"))
+        );
+        // A backend the user chose stays theirs, wherever it is chosen.
+        let unsupported = r#"--cfg getrandom_backend="unsupported""#;
+        assert_eq!(GetrandomFlags::choose(None, Some(unsupported), &[]), Chosen);
+        assert_eq!(
+            GetrandomFlags::choose(Some(&unsupported.replace(' ', "\x1f")), None, &[]),
+            Chosen
+        );
+        let scaffold = "[target.wasm32-unknown-unknown]\n\
+                        rustflags = [\"--cfg\", 'getrandom_backend=\"custom\"']\n";
+        let other = "[build]\njobs = 2\n".to_string();
+        assert_eq!(
+            GetrandomFlags::choose(None, None, &[other.clone(), scaffold.to_string()]),
+            Chosen
+        );
+        assert_eq!(GetrandomFlags::choose(None, None, &[other]), Config);
+    }
+
+    #[test]
+    fn cargo_configs_are_read_from_the_directory_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner = dir.path().join("a/b");
+        std::fs::create_dir_all(inner.join(".cargo")).unwrap();
+        std::fs::create_dir_all(dir.path().join("a/.cargo")).unwrap();
+        std::fs::write(inner.join(".cargo/config.toml"), "inner").unwrap();
+        std::fs::write(dir.path().join("a/.cargo/config"), "outer").unwrap();
+        let configs = cargo_configs(&inner);
+        assert!(configs.iter().any(|c| c == "inner"), "{configs:?}");
+        assert!(configs.iter().any(|c| c == "outer"), "{configs:?}");
     }
 
     #[test]

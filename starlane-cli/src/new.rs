@@ -6,6 +6,7 @@
 //!   src/lib.rs                  the NAME mechtron: Ext<Hello> → "Goodbye, BODY!", and a native test
 //!   bundle/bind/NAME.bind       how waves reach it
 //!   bundle/config/NAME.mechtron the wasm it runs (${bundle}:/wasm/NAME.wasm) and its type (NAME)
+//!   .cargo/config.toml          wasm32 builds give getrandom the SDK's backend (uuid, rand work)
 //!   .gitignore
 //! ```
 //!
@@ -77,12 +78,22 @@ pub(crate) fn scaffold(name: &str, sdk: &Path) -> anyhow::Result<Vec<(String, St
             format!("bundle/config/{name}.mechtron"),
             mechtron_document(name),
         ),
+        (".cargo/config.toml".to_string(), CARGO_CONFIG.to_string()),
         (
             ".gitignore".to_string(),
             "/target\n/bundle.zip\n/bundle/wasm/\n".to_string(),
         ),
     ])
 }
+
+/// `.cargo/config.toml`: a plain `cargo build --target wasm32-unknown-unknown` builds the
+/// same wasm as `starlane bundle`, whose flag this is.
+const CARGO_CONFIG: &str = r#"# Inside a mechtron, getrandom (under `uuid`, `rand` and others) takes its random bytes from the
+# host through the guest SDK. `starlane bundle` passes this flag itself; it is here so that a
+# plain `cargo build --release --target wasm32-unknown-unknown` builds the same wasm.
+[target.wasm32-unknown-unknown]
+rustflags = ["--cfg", 'getrandom_backend="custom"']
+"#;
 
 fn cargo_toml(name: &str, sdk: &Path) -> anyhow::Result<String> {
     let sdk = sdk
@@ -536,8 +547,14 @@ mod tests {
                 "src/lib.rs",
                 "bundle/bind/hello.bind",
                 "bundle/config/hello.mechtron",
+                ".cargo/config.toml",
                 ".gitignore"
             ]
         );
+        // The flag `starlane bundle` passes, for wasm32 builds only (native tests keep the
+        // operating system's randomness).
+        assert!(CARGO_CONFIG.contains(
+            "[target.wasm32-unknown-unknown]\nrustflags = [\"--cfg\", 'getrandom_backend=\"custom\"']\n"
+        ));
     }
 }

@@ -58,13 +58,34 @@ fn static_files_and_mechtrons_through_binds(registry: &Registry) {
         app.header("content-type"),
         Some("text/plain; charset=utf-8")
     );
+    // Binds and routes match the path; the query reaches the mechtron apart.
     let query = get(&server, "/app/ann?lang=en", &[]);
     assert_eq!(query.text(), "Hello, ann!");
+    assert_eq!(query.header("x-query"), Some("lang=en"));
+    let css = get(&server, "/css/site.css?v=2", &[]);
+    assert_eq!(css.status, 200, "{}", css.text());
+    assert_eq!(css.body, CSS);
 
-    // A call: the bind's captured variable becomes the callee's path.
-    let call = get(&server, "/greet/scott", &[]);
+    // A typed route variable, the parsed query, and JSON; a variable that does not convert is
+    // a 400 that names it.
+    let item = get(&server, "/app/items/42?tag=a%20b&tag=c", &[]);
+    assert_eq!(item.status, 200, "{}", item.text());
+    assert_eq!(item.text(), r#"[42,["a b","c"]]"#);
+    assert_eq!(item.header("content-type"), Some("application/json"));
+    let bad = get(&server, "/app/items/abc", &[]);
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    assert!(
+        bad.text()
+            .contains(r#"route variable 'id' = "abc" is not a valid u64"#),
+        "{}",
+        bad.text()
+    );
+
+    // A call: the bind's captured variable becomes the callee's path, which keeps the query.
+    let call = get(&server, "/greet/scott?x=1", &[]);
     assert_eq!(call.status, 200, "{}", call.text());
     assert_eq!(call.text(), "Hello, scott!");
+    assert_eq!(call.header("x-query"), Some("x=1"));
     server.stop();
 }
 

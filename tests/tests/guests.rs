@@ -126,6 +126,16 @@ fn the_fixtures_wasm_exports_the_abi_and_the_benchmark_floor() {
             interface.exports
         );
     }
+    // The fixtures use `uuid` and `rand`: getrandom's custom backend, the SDK's, is linked
+    // in (a cdylib exports every unmangled symbol), and it asks the host, not JavaScript.
+    assert!(
+        interface
+            .exports
+            .iter()
+            .any(|e| e == "__getrandom_v03_custom"),
+        "{:?}",
+        interface.exports
+    );
     let mut imports = interface.imports.clone();
     imports.sort();
     assert_eq!(

@@ -79,6 +79,40 @@ fn state_survives_across_waves(registry: &Registry) {
     server.stop();
 }
 
+/// Whether `text` is a version 4 (random) uuid in its hyphenated form.
+fn is_v4_uuid(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    text.len() == 36
+        && [8, 13, 18, 23].iter().all(|&i| bytes[i] == b'-')
+        && text
+            .chars()
+            .enumerate()
+            .all(|(i, c)| [8, 13, 18, 23].contains(&i) || matches!(c, '0'..='9' | 'a'..='f'))
+        && bytes[14] == b'4'
+        && matches!(bytes[19], b'8' | b'9' | b'a' | b'b')
+}
+
+/// `uuid` (v4) and `rand` inside real wasm: getrandom takes the SDK's backend, which asks the
+/// host (`host_random`); two draws differ.
+fn guests_draw_uuids_and_random_numbers_from_the_host(registry: &Registry) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let server = setup(dir.path(), registry);
+    create(&server, dir.path(), "localhost:hello", "hello");
+    let draw = |method: &str| {
+        let out = send(&server, dir.path(), &["localhost:hello", method], true);
+        body(&out).to_string()
+    };
+    let (first, second) = (draw("Ext<Uuid>"), draw("Ext<Uuid>"));
+    assert!(is_v4_uuid(&first), "{first:?}");
+    assert!(is_v4_uuid(&second), "{second:?}");
+    assert_ne!(first, second);
+    let (first, second) = (draw("Ext<Roll>"), draw("Ext<Roll>"));
+    let parsed = (first.parse::<u64>(), second.parse::<u64>());
+    assert!(matches!(parsed, (Ok(_), Ok(_))), "{first:?} {second:?}");
+    assert_ne!(first, second);
+    server.stop();
+}
+
 fn mechtron_pings_pass_the_field_as_the_mechtron(registry: &Registry) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let server = setup(dir.path(), registry);
@@ -324,7 +358,30 @@ fn the_walkthrough_greets_the_world(registry: &Registry) {
     server.stop();
 }
 
+#[test]
+fn v4_uuids_are_told_apart_from_others() {
+    assert!(is_v4_uuid("0f8fad5b-d9cb-469f-a165-70867728950e"));
+    assert!(
+        !is_v4_uuid("0f8fad5b-d9cb-169f-a165-70867728950e"),
+        "version 1"
+    );
+    assert!(
+        !is_v4_uuid("0f8fad5b-d9cb-469f-c165-70867728950e"),
+        "variant"
+    );
+    assert!(
+        !is_v4_uuid("0f8fad5bd9cb469fa16570867728950e"),
+        "no hyphens"
+    );
+    assert!(
+        !is_v4_uuid("0F8FAD5B-D9CB-469F-A165-70867728950E"),
+        "upper case"
+    );
+    assert!(!is_v4_uuid(""));
+}
+
 tests::on_each_registry!(
+    guests_draw_uuids_and_random_numbers_from_the_host,
     state_survives_across_waves,
     mechtron_pings_pass_the_field_as_the_mechtron,
     misbehaving_guests_fail_their_wave_and_nothing_else,

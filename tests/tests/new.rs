@@ -34,6 +34,7 @@ fn new_hello_is_examples_hello() {
         "src/lib.rs",
         "bundle/bind/hello.bind",
         "bundle/config/hello.mechtron",
+        ".cargo/config.toml",
         ".gitignore",
     ] {
         assert_eq!(
@@ -213,6 +214,65 @@ fn new_then_bundle_makes_a_bundle_with_the_wasm() {
         wasm,
         &fs::read(crate_dir.join("bundle/wasm/my-greeter.wasm")).unwrap()
     );
+}
+
+/// A crate from `starlane new` uses `uuid` (v4) and `rand` on wasm32 with nothing but their
+/// dependency lines: a plain `cargo build` takes the getrandom flag from the scaffold's
+/// `.cargo/config.toml`, `starlane bundle` finds it there and adds nothing (so its build is
+/// the same, already fresh), and the wasm links the SDK's getrandom backend instead of
+/// importing JavaScript.
+#[test]
+fn a_scaffolded_crate_uses_uuid_and_rand_on_wasm() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = scaffold(temp.path(), "dice");
+    let manifest = fs::read_to_string(dir.join("Cargo.toml")).unwrap().replace(
+        "[dependencies]\n",
+        "[dependencies]\nuuid = { version = \"1\", features = [\"v4\"] }\nrand = \"0.10\"\n",
+    );
+    fs::write(dir.join("Cargo.toml"), manifest).unwrap();
+    let lib = fs::read_to_string(dir.join("src/lib.rs")).unwrap().replace(
+        "    #[route(\"Ext<Hello>\")]",
+        "    #[route(\"Ext<Roll>\")]\n    fn roll(&mut self) -> String {\n        \
+         format!(\"{} {}\", uuid::Uuid::new_v4(), rand::random::<u64>())\n    }\n\n    \
+         #[route(\"Ext<Hello>\")]",
+    );
+    assert!(lib.contains("Ext<Roll>"), "{lib}");
+    fs::write(dir.join("src/lib.rs"), lib).unwrap();
+
+    let target = tests::target_root().join("scaffold");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "--lib",
+            "--target",
+            "wasm32-unknown-unknown",
+        ])
+        .current_dir(&dir)
+        .env("CARGO_TARGET_DIR", &target)
+        .env("CARGO_NET_OFFLINE", "true")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "cargo build: {}", stderr(&out));
+    let wasm = fs::read(target.join("wasm32-unknown-unknown/release/dice.wasm")).unwrap();
+    let holds = |needle: &[u8]| wasm.windows(needle.len()).any(|w| w == needle);
+    assert!(
+        holds(b"__getrandom_v03_custom"),
+        "the SDK's getrandom backend is linked in"
+    );
+    assert!(!holds(b"__wbindgen"), "nothing is imported from JavaScript");
+
+    let out = bundle_scaffold(&dir);
+    assert!(out.status.success(), "starlane bundle: {}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("Compiling"),
+        "bundle built with other flags than the plain build: {}",
+        stderr(&out)
+    );
+    assert_eq!(fs::read(dir.join("bundle/wasm/dice.wasm")).unwrap(), wasm);
 }
 
 #[test]

@@ -8,8 +8,9 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::method::Method;
-use crate::substance::{Errors, Substance};
+use crate::substance::{Errors, HttpRequest, Substance};
 use crate::wave::WaveError;
+use crate::wave::query::{Query, split_target};
 
 /// An HTTP-style status code (100–599) carried by every reflection.
 ///
@@ -370,11 +371,16 @@ pub struct Handling {
 }
 
 /// What a directed wave asks: a method, a URI path (default `/`), headers and a body.
+///
+/// The path may carry a query as HTTP request targets do (`/greet/ann?x=1`, what the gateway
+/// sends): binds and routes match the path without it ([`DirectedCore::route_path`]), the
+/// query is read parsed ([`DirectedCore::query`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DirectedCore {
     /// What to do.
     pub method: Method,
-    /// Where, inside the target (a URI path; `/` by default).
+    /// Where, inside the target: a URI path (`/` by default), optionally followed by `?` and
+    /// a query.
     pub path: String,
     /// Extra named values.
     pub headers: Headers,
@@ -409,6 +415,44 @@ impl DirectedCore {
     pub fn with_body(mut self, body: impl Into<Substance>) -> DirectedCore {
         self.body = body.into();
         self
+    }
+
+    /// The path without its query: what binds and routes match (`/greet/ann` of
+    /// `/greet/ann?x=1`).
+    pub fn route_path(&self) -> &str {
+        split_target(&self.path).0
+    }
+
+    /// The path's query as written, without the `?` (`x=1` of `/greet/ann?x=1`), if it has
+    /// one.
+    pub fn raw_query(&self) -> Option<&str> {
+        split_target(&self.path).1
+    }
+
+    /// The path's query, parsed (empty when it has none).
+    pub fn query(&self) -> Query {
+        Query::of_target(&self.path)
+    }
+}
+
+impl From<HttpRequest> for DirectedCore {
+    /// The core of an `Http<…>` wave carrying `request` the way the gateway sends one: its
+    /// method, its path with `?query`, its headers, its body as `Bin` (empty as `Empty`).
+    fn from(request: HttpRequest) -> DirectedCore {
+        let path = match &request.query {
+            Some(query) => format!("{}?{query}", request.path),
+            None => request.path,
+        };
+        DirectedCore {
+            method: Method::Http(request.method),
+            path,
+            headers: request.headers,
+            body: if request.body.is_empty() {
+                Substance::Empty
+            } else {
+                Substance::Bin(request.body)
+            },
+        }
     }
 }
 
@@ -521,6 +565,34 @@ impl From<Substance> for ReflectedCore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_directed_core_routes_on_its_path_without_the_query() {
+        let core = DirectedCore::new(Method::Http(crate::method::HttpMethod::Get))
+            .with_path("/greet/ann?x=1&y=two&x=3");
+        assert_eq!(core.route_path(), "/greet/ann");
+        assert_eq!(core.raw_query(), Some("x=1&y=two&x=3"));
+        assert_eq!(core.query().get_all("x").collect::<Vec<_>>(), ["1", "3"]);
+        let plain = core.clone().with_path("/greet/ann");
+        assert_eq!(plain.route_path(), "/greet/ann");
+        assert_eq!(plain.raw_query(), None);
+        assert!(plain.query().is_empty());
+    }
+
+    #[test]
+    fn an_http_request_becomes_the_core_the_gateway_would_send() {
+        let request = HttpRequest::new(crate::method::HttpMethod::Post, "/greet/ann?x=1")
+            .with_header("X-Client", "tester")
+            .with_body("hi");
+        let core = DirectedCore::from(request);
+        assert_eq!(core.method.to_string(), "Http<Post>");
+        assert_eq!(core.path, "/greet/ann?x=1");
+        assert_eq!(core.route_path(), "/greet/ann");
+        assert_eq!(core.headers.get("x-client"), Some("tester"));
+        assert_eq!(core.body, Substance::Bin(b"hi".to_vec()));
+        let bare = DirectedCore::from(HttpRequest::new(crate::method::HttpMethod::Get, "/"));
+        assert_eq!((bare.path.as_str(), &bare.body), ("/", &Substance::Empty));
+    }
 
     #[test]
     fn status_codes_are_validated() {

@@ -41,10 +41,12 @@ use crate::surface::Surface;
 use crate::syntax::{Cursor, ParseError, Span};
 
 mod core;
+mod query;
 
 pub use self::core::{
     DirectedCore, Handling, Headers, Priority, ReflectedCore, StatusCode, WaitTime,
 };
+pub use self::query::{Query, percent_decode, split_target};
 
 /// Why a wave operation was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

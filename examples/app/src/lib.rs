@@ -11,12 +11,11 @@ pub struct App;
 
 #[handlers]
 impl App {
-    /// `GET /app/{name}` (a query is allowed and ignored): `Hello, {name}!` as text.
-    #[route("Http<Get>/app/(?P<name>[^/?]+)(\\?.*)?")]
-    fn greet(&mut self, ctx: &mut Ctx) -> HttpResponse {
-        let name = ctx.var("name").unwrap_or("world");
-        HttpResponse::ok(format!("Hello, {name}!\n"))
-            .with_header("content-type", "text/plain; charset=utf-8")
+    /// `GET /app/{name}` (a query is not part of the path routes match): `Hello, {name}!` as
+    /// text.
+    #[route("Http<Get>/app/(?P<name>[^/]+)")]
+    fn greet(&mut self, #[var] name: String) -> HttpResponse {
+        HttpResponse::text(format!("Hello, {name}!\n"))
     }
 }
 
