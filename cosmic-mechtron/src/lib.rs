@@ -111,8 +111,8 @@ pub use route::{
 /// What a mechtron author needs in scope: `use cosmic_mechtron::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Ctx, Error, FromVar, FromWave, IntoReflected, Json, PutOptions, Result, handlers,
-        mechtron, route,
+        Ctx, Error, FromVar, FromWave, IntoReflected, Json, PutOptions, Result, handlers, mechtron,
+        route,
     };
     pub use cosmic_space::{
         Agent, Condition, Details, DirectedCore, HttpMethod, HttpRequest, HttpResponse, Kind, KvOp,

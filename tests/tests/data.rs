@@ -83,7 +83,7 @@ fn a_mechtrons_counter_and_files_survive_kill_9(registry: &Registry) {
         dir.path(),
         &[
             "send",
-            "localhost:app:data",
+            "localhost:visits:data",
             "Http<Get>",
             "--path",
             "/k/visits",
