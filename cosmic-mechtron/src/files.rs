@@ -7,6 +7,7 @@ use cosmic_space::{
     StatusCode, Substance,
 };
 
+use crate::kv::{bytes_of, failed};
 use crate::{Ctx, Error, Result};
 
 /// A file read back.
@@ -136,24 +137,9 @@ impl<'c> Files<'c> {
 /// A 2xx answer, or an [`Error`] with its status and message.
 fn ok(core: ReflectedCore) -> Result<ReflectedCore> {
     if core.is_ok() {
-        return Ok(core);
-    }
-    let status = core.status;
-    let message = core
-        .error_message()
-        .unwrap_or_else(|| status.reason().to_string());
-    Err(Error::status(status, message))
-}
-
-fn bytes_of(body: Substance) -> Result<Vec<u8>> {
-    match body {
-        Substance::Bin(bytes) => Ok(bytes),
-        Substance::Text(text) => Ok(text.into_bytes()),
-        Substance::Empty => Ok(Vec::new()),
-        other => Err(Error::status(
-            StatusCode::ERROR,
-            format!("the store answered a read with {}, not bytes", other.kind()),
-        )),
+        Ok(core)
+    } else {
+        Err(failed(core))
     }
 }
 

@@ -255,7 +255,7 @@ impl<'c> Kv<'c> {
 }
 
 /// A failed answer as an [`Error`] with its status and message.
-fn failed(core: ReflectedCore) -> Error {
+pub(crate) fn failed(core: ReflectedCore) -> Error {
     let status = core.status;
     let message = core
         .error_message()
@@ -263,15 +263,15 @@ fn failed(core: ReflectedCore) -> Error {
     Error::status(status, message)
 }
 
-/// The bytes of a value's body.
-fn bytes_of(body: Substance) -> Result<Vec<u8>> {
+/// The bytes of a value's (or file's) body.
+pub(crate) fn bytes_of(body: Substance) -> Result<Vec<u8>> {
     match body {
         Substance::Bin(bytes) => Ok(bytes),
         Substance::Text(text) => Ok(text.into_bytes()),
         Substance::Empty => Ok(Vec::new()),
         other => Err(Error::status(
             StatusCode::ERROR,
-            format!("the store answered a get with {}, not bytes", other.kind()),
+            format!("the store answered a read with {}, not bytes", other.kind()),
         )),
     }
 }

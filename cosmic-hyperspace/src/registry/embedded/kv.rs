@@ -167,14 +167,7 @@ impl KeyValues for EmbeddedKeyValues {
 
 /// The writer thread: takes every job waiting, commits them in one transaction, answers them.
 fn run(db: &Database, mut jobs: mpsc::Receiver<Job>) {
-    while let Some(first) = jobs.blocking_recv() {
-        let mut pending = vec![first];
-        while pending.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => pending.push(job),
-                Err(_) => break,
-            }
-        }
+    while let Some(pending) = super::writer::next_batch(&mut jobs, MAX_BATCH) {
         match commit(db, &pending) {
             Ok(answers) => {
                 for (job, answer) in pending.into_iter().zip(answers) {

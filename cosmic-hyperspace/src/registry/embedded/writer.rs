@@ -560,17 +560,24 @@ where
     })
 }
 
+/// The next batch of a group-committing writer thread: waits for one job, then takes every job
+/// already waiting, up to `max`; `None` once every sender is gone and the queue is drained.
+pub(super) fn next_batch<T>(jobs: &mut mpsc::Receiver<T>, max: usize) -> Option<Vec<T>> {
+    let first = jobs.blocking_recv()?;
+    let mut pending = vec![first];
+    while pending.len() < max {
+        match jobs.try_recv() {
+            Ok(job) => pending.push(job),
+            Err(_) => break,
+        }
+    }
+    Some(pending)
+}
+
 /// The writer thread's loop: runs until every sender of `jobs` is gone and the queue is
 /// drained.
 pub(super) fn run(db: Arc<Database>, state: Arc<RwLock<State>>, mut jobs: mpsc::Receiver<Job>) {
-    while let Some(first) = jobs.blocking_recv() {
-        let mut pending = vec![first];
-        while pending.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => pending.push(job),
-                Err(_) => break,
-            }
-        }
+    while let Some(pending) = next_batch(&mut jobs, MAX_BATCH) {
         let (replies, overlay) = {
             let committed = state.read();
             let mut batch = Batch {
