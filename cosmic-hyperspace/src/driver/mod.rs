@@ -18,12 +18,17 @@ mod artifact;
 mod basic;
 mod database;
 mod mechtron;
+mod secret;
 
 pub use artifact::{ArtifactDriver, content_type};
 pub use basic::BasicDriver;
 pub use database::DatabaseDriver;
 pub use mechtron::{
     CONFIG_PROPERTY, GuestLog, MechtronDriver, RestartPolicy, quiet_log, stderr_log,
+};
+pub use secret::{
+    KeySource, SECRET_KEY_FILE, SealError, SecretDriver, SecretKey, SecretKeyError,
+    UPDATED_PROPERTY,
 };
 
 /// What a driver may use while it works: the registry, and a way to send waves (through the
@@ -98,10 +103,11 @@ impl std::fmt::Debug for Drivers {
 }
 
 impl Drivers {
-    /// The built-in drivers: artifacts, key-value stores (Database), and the plain containers
-    /// and records (Root, Space, Base, App, Repo, BundleSeries, Bundle, UserBase, User,
+    /// The built-in drivers: artifacts, key-value stores (Database), secrets (sealing with
+    /// `secret_key`, the machine's — the one place it goes), and the plain containers and
+    /// records (Root, Space, Base, App, Repo, BundleSeries, Bundle, UserBase, User,
     /// FileStore).
-    pub fn builtin() -> Drivers {
+    pub fn builtin(secret_key: SecretKey) -> Drivers {
         let mut drivers = Drivers::default();
         for kind in [
             BaseKind::Root,
@@ -119,6 +125,7 @@ impl Drivers {
         }
         drivers.insert(Arc::new(ArtifactDriver::new()));
         drivers.insert(Arc::new(DatabaseDriver::new()));
+        drivers.insert(Arc::new(SecretDriver::new(secret_key)));
         drivers
     }
 
