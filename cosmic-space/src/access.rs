@@ -1004,9 +1004,9 @@ fn not_implied(
     grants: &[Grant],
     agents: &[PointHierarchy],
 ) -> BTreeSet<Privilege> {
-    let names_one = grants.iter().any(
-        |grant| matches!(&grant.kind, GrantKind::Privilege(p) if !p.implied_by_full_access()),
-    );
+    let names_one = grants
+        .iter()
+        .any(|grant| matches!(&grant.kind, GrantKind::Privilege(p) if !p.implied_by_full_access()));
     if !names_one {
         return BTreeSet::new();
     }
@@ -1645,24 +1645,34 @@ mod tests {
         let key = secret();
         let hyper = Point::hyperuser();
         let reveal = Privilege::secret_reveal();
-        let (alice, bob, carol, scott) = (
-            agent("alice"),
-            agent("bob"),
-            agent("carol"),
-            agent("scott"),
-        );
+        let (alice, bob, carol, scott) =
+            (agent("alice"), agent("bob"), agent("carol"), agent("scott"));
         let base = vec![
             grant("Super", "localhost:app+:**", "localhost:users:bob", &hyper),
-            grant("+CSD-RWX", "localhost:app+:**", "localhost:users:carol", &hyper),
+            grant(
+                "+CSD-RWX",
+                "localhost:app+:**",
+                "localhost:users:carol",
+                &hyper,
+            ),
         ];
         let email: Privilege = "property:email:read".parse().unwrap();
         for who in [&Agent::HyperUser, &alice, &bob, &carol] {
             let a = of(who, &key, &base);
             assert!(a.has(Permission::Read), "{who}");
             assert!(!a.has_privilege(&reveal), "{who}");
-            let denied = a.check_effect(Effect::Reveal, who, key.target()).unwrap_err();
-            assert_eq!(denied.missing, Requirement::Privilege(reveal.clone()), "{who}");
-            assert_eq!(a.check_effect(Effect::ReadContent, who, key.target()), Ok(()));
+            let denied = a
+                .check_effect(Effect::Reveal, who, key.target())
+                .unwrap_err();
+            assert_eq!(
+                denied.missing,
+                Requirement::Privilege(reveal.clone()),
+                "{who}"
+            );
+            assert_eq!(
+                a.check_effect(Effect::ReadContent, who, key.target()),
+                Ok(())
+            );
         }
         // Full access still implies every other privilege.
         assert!(of(&alice, &key, &base).has_privilege(&email));

@@ -353,7 +353,10 @@ impl Kind {
                 "Space, Base or App",
             ),
             Kind::Secret => (
-                matches!(parent, Kind::Space | Kind::Base | Kind::App | Kind::Mechtron),
+                matches!(
+                    parent,
+                    Kind::Space | Kind::Base | Kind::App | Kind::Mechtron
+                ),
                 "Space, Base, App or Mechtron",
             ),
             Kind::BundleSeries => (*parent == Kind::Repo, "Repo"),
@@ -599,7 +602,11 @@ mod tests {
         );
         assert!(Kind::Secret.may_live_under(&Kind::Secret).is_err());
         assert!(Kind::Secret.may_live_under(&Kind::Root).is_err());
-        assert!(Kind::Secret.may_live_under(&k("Database<KeyValue>")).is_err());
+        assert!(
+            Kind::Secret
+                .may_live_under(&k("Database<KeyValue>"))
+                .is_err()
+        );
     }
 
     /// The registry keeps kinds wire-encoded, by variant index: a kind added anywhere but last
