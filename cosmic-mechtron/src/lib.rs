@@ -59,6 +59,7 @@ mod error;
 mod kv;
 mod mechtron;
 mod route;
+mod secret;
 pub mod testing;
 #[cfg(test)]
 mod tests;
@@ -72,6 +73,7 @@ pub use mechtron::{
     Handlers, Instance, MECHTRON_PROPERTY, Mechtron, Registration, create, init_result,
 };
 pub use route::{FromWave, HandlerFn, IntoReflected, Json, Route, RouteSelector, RouteTable};
+pub use secret::Secret;
 
 /// What a mechtron author needs in scope: `use cosmic_mechtron::prelude::*;`.
 pub mod prelude {

@@ -26,6 +26,7 @@
 //! # Ok::<(), cosmic_mechtron::Error>(())
 //! ```
 
+mod secrets;
 mod stores;
 
 use std::cell::{Cell, RefCell};
@@ -37,6 +38,7 @@ use cosmic_space::{
     Transmitter,
 };
 
+use self::secrets::MemorySecrets;
 use self::stores::MemoryStores;
 use crate::ctx::{Ctx, Host};
 use crate::error::Error;
@@ -52,6 +54,7 @@ pub struct TestHost {
     sent: RefCell<Vec<DirectedWave>>,
     responder: RefCell<Responder>,
     stores: RefCell<MemoryStores>,
+    secrets: RefCell<MemorySecrets>,
     now: Cell<u64>,
     seed: Cell<u64>,
 }
@@ -62,6 +65,7 @@ impl std::fmt::Debug for TestHost {
             .field("logs", &self.logs)
             .field("sent", &self.sent)
             .field("now", &self.now)
+            .field("secrets", &self.secrets)
             .finish_non_exhaustive()
     }
 }
@@ -73,6 +77,7 @@ impl Default for TestHost {
             sent: RefCell::default(),
             responder: RefCell::new(Box::new(|_: &Ping| ReflectedCore::not_found())),
             stores: RefCell::default(),
+            secrets: RefCell::default(),
             now: Cell::new(0),
             seed: Cell::new(0x5eed),
         }
@@ -94,6 +99,17 @@ impl TestHost {
     /// The value of `key` in the in-memory store at `store` now.
     pub fn stored(&self, store: &Point, key: &str) -> Option<Vec<u8>> {
         self.stores.borrow().value(store, key, self.now_ms())
+    }
+
+    /// Answers the waves sent to the secret at `point` as a Secret holding `value` would
+    /// (SPEC §17.3), before the responder sees them: revealed, replaced and cleared in memory.
+    pub fn set_secret(&self, point: Point, value: impl Into<Vec<u8>>) {
+        self.secrets.borrow_mut().set(point, value.into());
+    }
+
+    /// The value the in-memory secret at `point` holds now (what the mechtron set, say).
+    pub fn secret(&self, point: &Point) -> Option<Vec<u8>> {
+        self.secrets.borrow().value(point)
     }
 
     fn now_ms(&self) -> u64 {
@@ -122,6 +138,7 @@ impl Transmitter for TestHost {
             .borrow_mut()
             .push(DirectedWave::Ping(ping.clone()));
         let stored = self.stores.borrow_mut().answer(&ping, self.now_ms());
+        let stored = stored.or_else(|| self.secrets.borrow_mut().answer(&ping));
         let core = match stored {
             Some(core) => core,
             None => (self.responder.borrow_mut())(&ping),
@@ -230,6 +247,17 @@ impl<M: Mechtron> TestMechtron<M> {
     /// ([`TestHost::key_value_store`]).
     pub fn with_key_value_store(self, store: &str) -> Result<TestMechtron<M>, Error> {
         self.host.key_value_store(store.parse()?);
+        Ok(self)
+    }
+
+    /// Gives the mechtron an in-memory secret at `secret` holding `value`
+    /// ([`TestHost::set_secret`]).
+    pub fn with_secret(
+        self,
+        secret: &str,
+        value: impl Into<Vec<u8>>,
+    ) -> Result<TestMechtron<M>, Error> {
+        self.host.set_secret(secret.parse()?, value);
         Ok(self)
     }
 
