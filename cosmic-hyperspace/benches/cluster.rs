@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use cosmic_hyperspace::driver::Drivers;
+use cosmic_hyperspace::driver::{Drivers, SecretKey};
 use cosmic_hyperspace::machine::Machine;
 use cosmic_hyperspace::membership::LeaseTiming;
 use cosmic_space::{Agent, Ping, Point, RawCommand};
@@ -77,7 +77,7 @@ fn main() {
         let mut machines = Vec::new();
         for (name, dir) in ["bench-a", "bench-b"].into_iter().zip(&dirs) {
             let (nats, timing) = (nats.url(), LeaseTiming::default());
-            let drivers = Drivers::builtin();
+            let drivers = Drivers::builtin(SecretKey::random().unwrap());
             let machine = machine(&nats, "bench", &url, name, dir.path(), drivers, timing);
             machines.push(machine.await);
         }

@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use cosmic_hyperspace::driver::Drivers;
+use cosmic_hyperspace::driver::{Drivers, SecretKey};
 use cosmic_hyperspace::machine::Machine;
 use cosmic_hyperspace::registry::PgRegistry;
 use cosmic_hyperspace::star::StarHandle;
@@ -105,7 +105,7 @@ fn main() {
         report("floor: tokio mpsc + oneshot round trip", &floor, &floor);
 
         let dir = tempfile::tempdir().unwrap();
-        let embedded = Machine::open(dir.path(), 2, Drivers::builtin()).await.unwrap();
+        let embedded = Machine::open(dir.path(), 2, Drivers::builtin(SecretKey::random().unwrap())).await.unwrap();
         let (hyper, user) = measure_machine(&embedded).await;
         report("embedded registry: HyperUser (no access check)", &hyper, &floor);
         report("embedded registry: user agent (access checked)", &user, &floor);

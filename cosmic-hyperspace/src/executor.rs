@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use cosmic_space::{
-    Agent, CmdMethod, Command, Create, CreateStrategy, Effect, Env, GrantKind, KindError, Method,
-    ParseError, Permission, Ping, Point, PointError, PointTemplate, PointVar, Privilege,
+    Agent, CmdMethod, Command, Create, CreateStrategy, Effect, Env, GrantKind, Kind, KindError,
+    Method, ParseError, Permission, Ping, Point, PointError, PointTemplate, PointVar, Privilege,
     PropertyChanges, ReflectedCore, Selector, Status, StatusCode, Stub, Substance, Transfer,
 };
 use serde::Serialize;
@@ -325,11 +325,19 @@ async fn get(
     Ok(Substance::Map(values))
 }
 
-/// `read`: the content, with `r` — the decision of a `Cmd<Read>` or `Http<Get>` wave.
+/// `read`: the content, with `r` — the decision of a `Cmd<Read>` or `Http<Get>` wave. A
+/// Secret's content is its sealed value, which only its driver opens (for a holder of
+/// `secret:reveal`): `read` refuses it rather than hand out the sealed bytes.
 async fn read(life: &Lifecycle, agent: &Agent, point: &Point) -> Result<Substance, Failure> {
     let registry = life.registry();
     let record = registry.record(point).await?;
     security::require_effect(registry.as_ref(), agent, point, Effect::ReadContent).await?;
+    if record.kind == Kind::Secret {
+        return Err(Failure::bad(format!(
+            "{point} is a Secret: `read` never shows its value; a holder of the privilege \
+             secret:reveal on it reveals it with Http<Get> (starlane send {point} 'Http<Get>')"
+        )));
+    }
     match registry.content(point).await? {
         Some(bytes) => Ok(Substance::Bin(bytes)),
         None => Err(Failure::bad(format!(

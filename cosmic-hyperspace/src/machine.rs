@@ -31,7 +31,9 @@ use tokio::task::JoinHandle;
 use crate::control::{
     self, ControlError, ControlService, MachineConfig, MachineReport, StarReport, StatusReport,
 };
-use crate::driver::{Drivers, GuestLog, MechtronDriver, stderr_log};
+use crate::driver::{
+    Drivers, GuestLog, KeySource, MechtronDriver, SecretKey, SecretKeyError, stderr_log,
+};
 use crate::fabric::{Fabric, FabricError, LocalFabric, NatsFabric, NatsSettings};
 use crate::gateway;
 use crate::membership::{Gate, JoinError, Lease, LeaseTiming, Leases, Member, Membership};
@@ -70,6 +72,9 @@ pub enum MachineError {
     /// The wasm host could not start (its cache directory, its worker threads).
     #[error(transparent)]
     Wasm(#[from] WasmError),
+    /// The key secrets are sealed with could not be read or created.
+    #[error(transparent)]
+    SecretKey(#[from] SecretKeyError),
     /// A star could not be connected to the fabric.
     #[error("fabric: {0}")]
     Fabric(#[from] FabricError),
@@ -162,6 +167,30 @@ pub fn star_key(machine: &str, index: u16) -> Option<StarKey> {
     StarKey::new(machine, "star", index).ok()
 }
 
+/// The key the machine seals secrets with: `STARLANE_SECRET_KEY` if set, else the key file
+/// in its data directory — created on first start, which is said on standard error with what
+/// every other machine of the cosmos then needs.
+fn machine_secret_key(config: &MachineConfig) -> Result<SecretKey, SecretKeyError> {
+    if let Some(key) = &config.secret_key {
+        return Ok(key.clone());
+    }
+    let (key, source) = SecretKey::load_or_create(&config.home)?;
+    if let KeySource::File {
+        path,
+        created: true,
+    } = source
+    {
+        eprintln!(
+            "secret: created a new secret key in {} (id {}); every machine of this cosmos needs \
+             the same key: copy the file into their data directories, or set \
+             STARLANE_SECRET_KEY to its content",
+            path.display(),
+            key.id()
+        );
+    }
+    Ok(key)
+}
+
 /// The file in the data directory that keeps the machine's generated name.
 pub const MACHINE_NAME_FILE: &str = "machine";
 
@@ -213,7 +242,8 @@ impl MachineBuilder {
         self
     }
 
-    /// The drivers of its particles (default: the built-in ones, without mechtrons).
+    /// The drivers of its particles (default: the built-in ones, without mechtrons, sealing
+    /// secrets with the key file in the data directory, created on first use).
     pub fn drivers(mut self, drivers: Drivers) -> MachineBuilder {
         self.drivers = Some(drivers);
         self
@@ -243,7 +273,10 @@ impl MachineBuilder {
             None => Arc::new(LocalFabric::new()),
         };
         fabric.carry_changes(cached.changes().clone()).await?;
-        let drivers = self.drivers.unwrap_or_else(Drivers::builtin);
+        let drivers = match self.drivers {
+            Some(drivers) => drivers,
+            None => Drivers::builtin(SecretKey::load_or_create(&home)?.0),
+        };
         let count = u16::try_from(self.stars.clamp(1, 1024)).unwrap_or(1);
         let keys = (0..count)
             .map(|index| star_key(&name, index).ok_or_else(|| MachineError::Name(name.clone())))
@@ -482,14 +515,19 @@ impl Machine {
         self.inner.ping(agent, ping).await
     }
 
-    /// The drivers `starlane serve` runs with: the built-in ones and mechtrons, whose compiled
-    /// modules are cached in `home/cache/wasm` and whose log lines go to `log`.
-    pub fn standard_drivers(home: &Path, log: GuestLog) -> Result<Drivers, WasmError> {
+    /// The drivers `starlane serve` runs with: the built-in ones, sealing secrets with
+    /// `secret_key`, and mechtrons, whose compiled modules are cached in `home/cache/wasm` and
+    /// whose log lines go to `log`.
+    pub fn standard_drivers(
+        home: &Path,
+        log: GuestLog,
+        secret_key: SecretKey,
+    ) -> Result<Drivers, WasmError> {
         let host = WasmHost::new(WasmConfig {
             cache_dir: Some(home.join("cache").join("wasm")),
             ..WasmConfig::default()
         })?;
-        let mut drivers = Drivers::builtin();
+        let mut drivers = Drivers::builtin(secret_key);
         drivers.insert(Arc::new(MechtronDriver::new(host).with_log(log)));
         Ok(drivers)
     }
@@ -519,7 +557,8 @@ impl Machine {
             builder = builder.registry(registry.clone());
             postgres = Some(registry);
         }
-        let drivers = Machine::standard_drivers(&config.home, stderr_log())?;
+        let drivers =
+            Machine::standard_drivers(&config.home, stderr_log(), machine_secret_key(&config)?)?;
         builder = builder.drivers(drivers);
         if let (Some(cluster), Some(registry)) = (&config.cluster, postgres) {
             let settings = NatsSettings::new(&cluster.nats, &cluster.cosmos, &name);

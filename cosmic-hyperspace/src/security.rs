@@ -30,25 +30,32 @@ pub enum SecurityError {
 }
 
 /// What `agent` may do on `point` (which must be registered).
+///
+/// `HyperUser` is answered without reading the registry: full access, without the
+/// privileges only a grant gives (`secret:reveal`), so an [`Effect`] that
+/// [needs a grant](Effect::needs_grant) is refused to it here. The Field asks its
+/// [`AccessCache`] for those, which computes HyperUser's grants like anyone's.
 pub async fn access_on(
     registry: &dyn Registry,
     agent: &Agent,
     point: &Point,
 ) -> Result<Access, RegistryError> {
+    if *agent == Agent::HyperUser {
+        return Ok(Access::full(FullAccess::HyperUser));
+    }
     Ok(decide(registry, agent, point).await?.0)
 }
 
 /// What `agent` may do on `point`, and the points whose hierarchies went into the decision
 /// (the agent and every grant maker: selectors with kinds, as in `to localhost:users:*<User>`,
-/// need them; points that are not registered are matched by their point alone).
+/// need them; points that are not registered are matched by their point alone). For
+/// `HyperUser` too: full access, and the privileges granted to it that full access does not
+/// imply.
 async fn decide(
     registry: &dyn Registry,
     agent: &Agent,
     point: &Point,
 ) -> Result<(Access, BTreeSet<Point>), RegistryError> {
-    if *agent == Agent::HyperUser {
-        return Ok((Access::full(FullAccess::HyperUser), BTreeSet::new()));
-    }
     let lineage = registry.lineage(point).await?;
     let grants = registry.grants_on(point).await?;
     let mut consulted: BTreeSet<Point> = grants.iter().map(|g| g.by.clone()).collect();

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use cosmic_hyperspace::driver::Drivers;
+use cosmic_hyperspace::driver::{Drivers, SecretKey};
 use cosmic_hyperspace::machine::Machine;
 use cosmic_hyperspace::registry::{
     CachedRegistry, Change, EmbeddedRegistry, Registration, Registry, RegistryError,
@@ -135,9 +135,13 @@ async fn exec(machine: &Machine, line: &str) -> cosmic_space::Substance {
 #[tokio::test]
 async fn access_decisions_follow_grants_owners_and_deletes() {
     let dir = tempfile::tempdir().unwrap();
-    let machine = Machine::open(dir.path(), 2, Drivers::builtin())
-        .await
-        .unwrap();
+    let machine = Machine::open(
+        dir.path(),
+        2,
+        Drivers::builtin(SecretKey::random().unwrap()),
+    )
+    .await
+    .unwrap();
     for line in [
         "create localhost<Space>",
         "create localhost:users<UserBase>",

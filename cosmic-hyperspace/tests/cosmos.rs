@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cosmic_hyperspace::driver::{BasicDriver, Driver, DriverCtx, Drivers};
+use cosmic_hyperspace::driver::{BasicDriver, Driver, DriverCtx, Drivers, SecretKey};
 use cosmic_hyperspace::machine::Machine;
 use cosmic_hyperspace::registry::ParticleRecord;
 use cosmic_space::{
@@ -61,7 +61,7 @@ fn user(name: &str) -> Agent {
 
 #[tokio::test]
 async fn commands_create_select_set_get_and_delete() {
-    let (_dir, machine) = machine(Drivers::builtin()).await;
+    let (_dir, machine) = machine(Drivers::builtin(SecretKey::random().unwrap())).await;
     assert_eq!(
         ok(&machine, "create localhost<Space>").await,
         Substance::Point("localhost".parse().unwrap())
@@ -124,7 +124,7 @@ async fn commands_create_select_set_get_and_delete() {
 
 #[tokio::test]
 async fn bad_commands_are_refused_and_register_nothing() {
-    let (_dir, machine) = machine(Drivers::builtin()).await;
+    let (_dir, machine) = machine(Drivers::builtin(SecretKey::random().unwrap())).await;
     ok(&machine, "create localhost<Space>").await;
     for (line, status) in [
         ("create localhost:x<Spaceship>", StatusCode::BAD_REQUEST),
@@ -150,7 +150,7 @@ async fn bad_commands_are_refused_and_register_nothing() {
 
 #[tokio::test]
 async fn users_without_grants_get_403_and_change_nothing() {
-    let (_dir, machine) = machine(Drivers::builtin()).await;
+    let (_dir, machine) = machine(Drivers::builtin(SecretKey::random().unwrap())).await;
     ok(&machine, "create localhost<Space>").await;
     ok(&machine, "create localhost:users<UserBase>").await;
     ok(&machine, "create localhost:users:scott<User>").await;
@@ -254,7 +254,7 @@ impl Driver for SlowDriver {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_ping_is_answered_exactly_once() {
-    let mut drivers = Drivers::builtin();
+    let mut drivers = Drivers::builtin(SecretKey::random().unwrap());
     drivers.insert(Arc::new(SlowDriver(BasicDriver::new(BaseKind::Base))));
     let (_dir, machine) = machine(drivers).await;
     ok(&machine, "create localhost<Space>").await;
@@ -304,7 +304,7 @@ async fn every_ping_is_answered_exactly_once() {
 
 #[tokio::test]
 async fn chown_changes_the_owner() {
-    let (_dir, machine) = machine(Drivers::builtin()).await;
+    let (_dir, machine) = machine(Drivers::builtin(SecretKey::random().unwrap())).await;
     ok(&machine, "create localhost<Space>").await;
     ok(&machine, "create localhost:app<App>").await;
     assert_eq!(
@@ -321,7 +321,7 @@ async fn chown_changes_the_owner() {
 
 #[tokio::test]
 async fn super_and_privileges_open_exactly_what_they_say() {
-    let (_dir, machine) = machine(Drivers::builtin()).await;
+    let (_dir, machine) = machine(Drivers::builtin(SecretKey::random().unwrap())).await;
     ok(&machine, "create localhost<Space>").await;
     ok(&machine, "create localhost:users<UserBase>").await;
     ok(&machine, "create localhost:users:scott<User>").await;
@@ -374,7 +374,7 @@ async fn super_and_privileges_open_exactly_what_they_say() {
 
 #[tokio::test]
 async fn cached_access_follows_grants_and_revocations() {
-    let (_dir, machine) = machine(Drivers::builtin()).await;
+    let (_dir, machine) = machine(Drivers::builtin(SecretKey::random().unwrap())).await;
     ok(&machine, "create localhost<Space>").await;
     ok(&machine, "create localhost:users<UserBase>").await;
     ok(&machine, "create localhost:users:scott<User>").await;
@@ -446,7 +446,7 @@ async fn send(machine: &Machine, method: &str, path: &str, body: Substance) -> R
 
 #[tokio::test]
 async fn a_bind_property_routes_forwards_calls_and_filters() {
-    let (_dir, machine) = machine(Drivers::builtin()).await;
+    let (_dir, machine) = machine(Drivers::builtin(SecretKey::random().unwrap())).await;
     ok(&machine, "create localhost<Space>").await;
     ok(&machine, "create localhost:repo<Repo>").await;
     publish_site(

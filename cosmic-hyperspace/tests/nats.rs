@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use cosmic_hyperspace::driver::{BasicDriver, Driver, DriverCtx, Drivers};
+use cosmic_hyperspace::driver::{BasicDriver, Driver, DriverCtx, Drivers, SecretKey};
 use cosmic_hyperspace::machine::Machine;
 use cosmic_hyperspace::membership::LeaseTiming;
 use cosmic_hyperspace::registry::ParticleRecord;
@@ -70,7 +70,7 @@ async fn cosmos() -> Cosmos {
     let mut machines = Vec::new();
     for name in ["edge-a", "edge-b"] {
         let dir = tempfile::tempdir().unwrap();
-        let mut drivers = Drivers::builtin();
+        let mut drivers = Drivers::builtin(SecretKey::random().unwrap());
         drivers.insert(Arc::new(EchoDriver(BasicDriver::new(BaseKind::Base))));
         let timing = LeaseTiming::with_ttl(TTL);
         let machine =

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow};
-use cosmic_hyperspace::driver::{Drivers, MechtronDriver, RestartPolicy, quiet_log};
+use cosmic_hyperspace::driver::{Drivers, MechtronDriver, RestartPolicy, SecretKey, quiet_log};
 use cosmic_hyperspace::machine::Machine;
 use cosmic_hyperspace::wasm::{
     CacheSource, Guest, GuestModule, GuestOutbox, GuestSpec, PongReply, WasmConfig, WasmError,
@@ -565,7 +565,7 @@ async fn machine_with_bundle(
     files: &[(&str, Vec<u8>)],
 ) -> Result<(tempfile::TempDir, Machine)> {
     let dir = tempfile::tempdir()?;
-    let mut drivers = Drivers::builtin();
+    let mut drivers = Drivers::builtin(SecretKey::random()?);
     drivers.insert(Arc::new(driver.with_log(quiet_log())));
     let machine = Machine::open(&dir.path().join("home"), 2, drivers).await?;
     let bundle = dir.path().join("bundle");

@@ -185,6 +185,12 @@ impl Ctx {
         crate::files::Files::new(self, store)
     }
 
+    /// The secret at `secret` (a `Secret`), revealed and set by waves this mechtron sends as
+    /// itself: revealing needs a grant of `secret:reveal` to the mechtron.
+    pub fn secret(&self, secret: impl Into<Surface>) -> crate::secret::Secret<'_> {
+        crate::secret::Secret::new(self, secret.into())
+    }
+
     /// Signals `to` with `method` and `body`; nothing comes back.
     pub fn signal(&self, to: impl Into<Surface>, method: Method, body: impl Into<Substance>) {
         let signal = Signal::new(self.surface(), to, method, body).with_id(self.new_wave_id());

@@ -90,6 +90,7 @@ mod files;
 mod kv;
 mod mechtron;
 mod route;
+mod secret;
 pub mod testing;
 #[cfg(test)]
 mod tests;
@@ -107,6 +108,7 @@ pub use mechtron::{
 pub use route::{
     FromVar, FromWave, HandlerFn, IntoReflected, Json, Route, RouteSelector, RouteTable,
 };
+pub use secret::Secret;
 
 /// What a mechtron author needs in scope: `use cosmic_mechtron::prelude::*;`.
 pub mod prelude {

@@ -26,6 +26,7 @@
 //! # Ok::<(), cosmic_mechtron::Error>(())
 //! ```
 
+mod secrets;
 mod stores;
 
 use std::cell::{Cell, RefCell};
@@ -37,6 +38,7 @@ use cosmic_space::{
     Transmitter,
 };
 
+use self::secrets::MemorySecrets;
 use self::stores::{MemoryFiles, MemoryStores};
 use crate::ctx::{Ctx, Host};
 use crate::error::Error;
@@ -53,6 +55,7 @@ pub struct TestHost {
     responder: RefCell<Responder>,
     stores: RefCell<MemoryStores>,
     files: RefCell<MemoryFiles>,
+    secrets: RefCell<MemorySecrets>,
     now: Cell<u64>,
     seed: Cell<u64>,
 }
@@ -63,6 +66,7 @@ impl std::fmt::Debug for TestHost {
             .field("logs", &self.logs)
             .field("sent", &self.sent)
             .field("now", &self.now)
+            .field("secrets", &self.secrets)
             .finish_non_exhaustive()
     }
 }
@@ -75,6 +79,7 @@ impl Default for TestHost {
             responder: RefCell::new(Box::new(|_: &Ping| ReflectedCore::not_found())),
             stores: RefCell::default(),
             files: RefCell::default(),
+            secrets: RefCell::default(),
             now: Cell::new(0),
             seed: Cell::new(0x5eed),
         }
@@ -109,6 +114,17 @@ impl TestHost {
         self.files.borrow().bytes(file)
     }
 
+    /// Answers the waves sent to the secret at `point` as a Secret holding `value` would
+    /// (SPEC §17.3), before the responder sees them: revealed, replaced and cleared in memory.
+    pub fn set_secret(&self, point: Point, value: impl Into<Vec<u8>>) {
+        self.secrets.borrow_mut().set(point, value.into());
+    }
+
+    /// The value the in-memory secret at `point` holds now (what the mechtron set, say).
+    pub fn secret(&self, point: &Point) -> Option<Vec<u8>> {
+        self.secrets.borrow().value(point)
+    }
+
     fn now_ms(&self) -> u64 {
         self.now.get() / 1_000_000
     }
@@ -136,7 +152,8 @@ impl Transmitter for TestHost {
             .push(DirectedWave::Ping(ping.clone()));
         let stored = self.stores.borrow_mut().answer(&ping, self.now_ms());
         let filed = || self.files.borrow_mut().answer(&ping);
-        let core = match stored.or_else(filed) {
+        let sealed = || self.secrets.borrow_mut().answer(&ping);
+        let core = match stored.or_else(filed).or_else(sealed) {
             Some(core) => core,
             None => (self.responder.borrow_mut())(&ping),
         };
@@ -251,6 +268,17 @@ impl<M: Mechtron> TestMechtron<M> {
     /// ([`TestHost::file_store`]).
     pub fn with_file_store(self, store: &str) -> Result<TestMechtron<M>, Error> {
         self.host.file_store(store.parse()?);
+        Ok(self)
+    }
+
+    /// Gives the mechtron an in-memory secret at `secret` holding `value`
+    /// ([`TestHost::set_secret`]).
+    pub fn with_secret(
+        self,
+        secret: &str,
+        value: impl Into<Vec<u8>>,
+    ) -> Result<TestMechtron<M>, Error> {
+        self.host.set_secret(secret.parse()?, value);
         Ok(self)
     }
 

@@ -28,7 +28,9 @@
 //! - Otherwise the permissions are the OR of every counting `+` mask, then ANDed with every
 //!   counting `&` mask at any level: `&` restricts what the `+` masks add. Owners, `Super`
 //!   holders and `HyperUser` are not restricted by `&` masks. Privileges are collected into a
-//!   set; full access implies every privilege.
+//!   set; full access implies every privilege but `secret:reveal`
+//!   ([`Privilege::implied_by_full_access`]), which only a counting grant naming it gives — to
+//!   owners, `Super` holders and `HyperUser` too (SPEC §17.3).
 //! - `Anonymous` has nothing unless a grant gives it something.
 //!
 //! ```
@@ -64,7 +66,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::kind::Kind;
+use crate::kind::{BaseKind, Kind};
 use crate::method::{CmdMethod, HttpMethod, Method};
 use crate::point::{Point, PointError, PointSeg};
 use crate::selector::{PointHierarchy, Selector};
@@ -352,9 +354,26 @@ impl FromStr for PermissionsMask {
 pub struct Privilege(String);
 
 impl Privilege {
+    /// The name of [`Privilege::secret_reveal`].
+    pub const SECRET_REVEAL: &'static str = "secret:reveal";
+
     /// `property:NAME:ACTION`, the privilege of one action on one property.
     pub fn property(name: &str, action: &str) -> Privilege {
         Privilege(format!("property:{name}:{action}"))
+    }
+
+    /// `secret:reveal`: reading a `Secret`'s value (SPEC §17.3). Only a grant naming it gives
+    /// it; see [`Privilege::implied_by_full_access`].
+    pub fn secret_reveal() -> Privilege {
+        Privilege(Privilege::SECRET_REVEAL.to_string())
+    }
+
+    /// Whether full access (owning, `Super`, `HyperUser`) implies this privilege: true of every
+    /// privilege but `secret:reveal`, which only an explicit grant gives, so that every agent
+    /// who can read a secret is named in a grant (`access` lists it) and owning a subtree, or
+    /// administering the cosmos, is not enough.
+    pub fn implied_by_full_access(&self) -> bool {
+        self.0 != Privilege::SECRET_REVEAL
     }
 
     /// The privilege's name.
@@ -545,7 +564,14 @@ impl Access {
         }
     }
 
-    /// The named privileges granted explicitly (full access implies all of them anyway).
+    /// The same access, with `privileges` granted explicitly besides.
+    pub fn with_privileges(mut self, privileges: BTreeSet<Privilege>) -> Access {
+        self.privileges.extend(privileges);
+        self
+    }
+
+    /// The named privileges granted explicitly (full access implies all of them but those
+    /// that are not [`Privilege::implied_by_full_access`]).
     pub fn privileges(&self) -> &BTreeSet<Privilege> {
         &self.privileges
     }
@@ -555,9 +581,11 @@ impl Access {
         self.permissions().has(permission)
     }
 
-    /// Whether `privilege` is held (always, with full access).
+    /// Whether `privilege` is held: granted explicitly, or implied by full access (every
+    /// privilege but `secret:reveal`, see [`Privilege::implied_by_full_access`]).
     pub fn has_privilege(&self, privilege: &Privilege) -> bool {
-        self.is_full() || self.privileges.contains(privilege)
+        self.privileges.contains(privilege)
+            || (self.is_full() && privilege.implied_by_full_access())
     }
 
     /// Whether the property `name` may be read (SPEC §9): with full access always; where a
@@ -600,7 +628,8 @@ impl Access {
         }
     }
 
-    /// `Ok` if everything `effect` needs is held (its permissions; for reading details, `r`).
+    /// `Ok` if everything `effect` needs is held: its permissions (for reading details, `r`),
+    /// then its privilege, if it needs one (for revealing a secret, `secret:reveal`).
     pub fn check_effect(
         &self,
         effect: Effect,
@@ -610,7 +639,11 @@ impl Access {
         effect
             .permissions()
             .iter()
-            .try_for_each(|permission| self.check(*permission, agent, point))
+            .try_for_each(|permission| self.check(*permission, agent, point))?;
+        match effect.privilege() {
+            Some(privilege) => self.check_privilege(&privilege, agent, point),
+            None => Ok(()),
+        }
     }
 
     /// `Ok` if `permission` is held, else an [`AccessDenied`] naming `agent`, `point` and it.
@@ -698,19 +731,28 @@ pub enum Effect {
     ReadContent,
     /// Changes the target (its content or properties): `w`.
     Write,
+    /// Reveals a `Secret`'s value: `r` and the privilege `secret:reveal`, which only an
+    /// explicit grant gives (SPEC §17.3).
+    Reveal,
 }
 
 impl Effect {
     /// What a directed wave with `method` does to a particle of `kind`.
     ///
-    /// On kinds that hold data (artifacts, file stores, files, databases) `Cmd<Read>`,
-    /// `Http<Get>` and `Http<Head>` read the content and `Cmd<Bounce>` and `Http<Options>`
-    /// only execute; every other method may change it. On any other kind `Cmd<Read>` reads
-    /// the details, `Cmd<Update>` changes them, and everything else is the particle's own
-    /// business (`x` only).
+    /// On kinds that hold data (artifacts, file stores, files, databases, secrets)
+    /// `Cmd<Read>`, `Http<Get>` and `Http<Head>` read the content — a secret's `Cmd<Read>`
+    /// and `Http<Get>` reveal it, its `Http<Head>` only says whether it is set — and
+    /// `Cmd<Bounce>` and `Http<Options>` only execute; every other method may change it. On
+    /// any other kind `Cmd<Read>` reads the details, `Cmd<Update>` changes them, and
+    /// everything else is the particle's own business (`x` only).
     pub fn of_wave(kind: &Kind, method: &Method) -> Effect {
         if kind.base().holds_data() {
             match method {
+                Method::Cmd(CmdMethod::Read) | Method::Http(HttpMethod::Get)
+                    if kind.base() == BaseKind::Secret =>
+                {
+                    Effect::Reveal
+                }
                 Method::Cmd(CmdMethod::Read) | Method::Http(HttpMethod::Get | HttpMethod::Head) => {
                     Effect::ReadContent
                 }
@@ -733,9 +775,24 @@ impl Effect {
     pub fn permissions(self) -> &'static [Permission] {
         match self {
             Effect::Execute => &[],
-            Effect::ReadDetails | Effect::ReadContent => &[Permission::Read],
+            Effect::ReadDetails | Effect::ReadContent | Effect::Reveal => &[Permission::Read],
             Effect::Write => &[Permission::Write],
         }
+    }
+
+    /// The privilege it needs besides its permissions, if any: `secret:reveal` to reveal.
+    pub fn privilege(self) -> Option<Privilege> {
+        match self {
+            Effect::Reveal => Some(Privilege::secret_reveal()),
+            Effect::Execute | Effect::ReadDetails | Effect::ReadContent | Effect::Write => None,
+        }
+    }
+
+    /// Whether it needs a privilege that full access does not imply, so that even
+    /// `HyperUser`'s access must be computed from the grants before it is allowed.
+    pub fn needs_grant(self) -> bool {
+        self.privilege()
+            .is_some_and(|privilege| !privilege.implied_by_full_access())
     }
 }
 
@@ -898,17 +955,22 @@ pub fn access(
     grants: &[Grant],
     agents: &[PointHierarchy],
 ) -> Access {
-    if *agent == Agent::HyperUser {
-        return Access::full(FullAccess::HyperUser);
-    }
-    if lineage.first_owned(agent).is_some() {
-        return Access::full(FullAccess::Owner);
+    let full = if *agent == Agent::HyperUser {
+        Some(FullAccess::HyperUser)
+    } else if lineage.first_owned(agent).is_some() {
+        Some(FullAccess::Owner)
+    } else {
+        None
+    };
+    if let Some(why) = full {
+        return Access::full(why).with_privileges(not_implied(agent, lineage, grants, agents));
     }
     let counting = Counting::settle(lineage, grants, agents);
     let mut or = Permissions::none();
     let mut and = Permissions::full();
     let mut privileges = BTreeSet::new();
     let mut guarded = BTreeSet::new();
+    let mut is_super = false;
     for grant in counting.grants() {
         if let GrantKind::Privilege(p) = &grant.kind {
             guarded.insert(p.clone());
@@ -917,7 +979,7 @@ pub fn access(
             continue;
         }
         match &grant.kind {
-            GrantKind::Super => return Access::full(FullAccess::Super),
+            GrantKind::Super => is_super = true,
             GrantKind::Privilege(p) => {
                 privileges.insert(p.clone());
             }
@@ -927,7 +989,38 @@ pub fn access(
             },
         }
     }
+    if is_super {
+        return Access::full(FullAccess::Super).with_privileges(privileges);
+    }
     Access::granted(or.and(and), privileges).guarded_by(guarded)
+}
+
+/// The privileges full access does not imply that counting grants give `agent` here. Grants
+/// are settled only if some grant names such a privilege: an owner's or HyperUser's access
+/// stays as cheap as it was wherever no secret is granted.
+fn not_implied(
+    agent: &Agent,
+    lineage: &Lineage,
+    grants: &[Grant],
+    agents: &[PointHierarchy],
+) -> BTreeSet<Privilege> {
+    let names_one = grants
+        .iter()
+        .any(|grant| matches!(&grant.kind, GrantKind::Privilege(p) if !p.implied_by_full_access()));
+    if !names_one {
+        return BTreeSet::new();
+    }
+    Counting::settle(lineage, grants, agents)
+        .grants()
+        .filter_map(|grant| match &grant.kind {
+            GrantKind::Privilege(p)
+                if !p.implied_by_full_access() && to_matches(&grant.to, agent, agents) =>
+            {
+                Some(p.clone())
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// Whether a grant's `to` selector matches `agent`, with its kinds if `agents` knows them.
@@ -1505,6 +1598,172 @@ mod tests {
         assert!(of(&agent("u50"), &app, &chain).is_full());
         assert!(!of(&agent("u60"), &app, &chain).is_full());
         assert!(!of(&agent("u99"), &app, &chain).is_full());
+    }
+
+    /// `localhost:app:key`, a Secret alice owns below alice's app.
+    fn secret() -> Lineage {
+        let (_, app, _) = tree();
+        app.push(PointSeg::Base("key".into()), Kind::Secret, user("alice"))
+            .unwrap()
+    }
+
+    #[test]
+    fn secrets_are_revealed_by_get_and_read_and_changed_by_the_rest() {
+        let effect = |method: &str| Effect::of_wave(&Kind::Secret, &method.parse().unwrap());
+        assert_eq!(effect("Http<Get>"), Effect::Reveal);
+        assert_eq!(effect("Cmd<Read>"), Effect::Reveal);
+        assert_eq!(effect("Http<Head>"), Effect::ReadContent);
+        assert_eq!(effect("Http<Put>"), Effect::Write);
+        assert_eq!(effect("Http<Delete>"), Effect::Write);
+        assert_eq!(effect("Ext<Reveal>"), Effect::Write);
+        assert_eq!(effect("Http<Options>"), Effect::Execute);
+        assert_eq!(effect("Cmd<Bounce>"), Effect::Execute);
+        assert_eq!(Effect::Reveal.permissions(), &[Permission::Read]);
+        assert_eq!(Effect::Reveal.privilege(), Some(Privilege::secret_reveal()));
+        assert!(Effect::Reveal.needs_grant());
+        for other in [
+            Effect::Execute,
+            Effect::ReadDetails,
+            Effect::ReadContent,
+            Effect::Write,
+        ] {
+            assert_eq!(other.privilege(), None, "{other:?}");
+            assert!(!other.needs_grant(), "{other:?}");
+        }
+        // Only secrets reveal: a file's Http<Get> reads its content with `r` alone.
+        let file: Kind = "File<File>".parse().unwrap();
+        assert_eq!(
+            Effect::of_wave(&file, &"Http<Get>".parse().unwrap()),
+            Effect::ReadContent
+        );
+    }
+
+    /// SPEC §17.3: `secret:reveal` is not implied by masks, owning, `Super` or being
+    /// `HyperUser`; only a counting grant naming it gives it, and revealing needs `r` too.
+    #[test]
+    fn secret_reveal_needs_a_grant_naming_it_whoever_asks() {
+        let key = secret();
+        let hyper = Point::hyperuser();
+        let reveal = Privilege::secret_reveal();
+        let (alice, bob, carol, scott) =
+            (agent("alice"), agent("bob"), agent("carol"), agent("scott"));
+        let base = vec![
+            grant("Super", "localhost:app+:**", "localhost:users:bob", &hyper),
+            grant(
+                "+CSD-RWX",
+                "localhost:app+:**",
+                "localhost:users:carol",
+                &hyper,
+            ),
+        ];
+        let email: Privilege = "property:email:read".parse().unwrap();
+        for who in [&Agent::HyperUser, &alice, &bob, &carol] {
+            let a = of(who, &key, &base);
+            assert!(a.has(Permission::Read), "{who}");
+            assert!(!a.has_privilege(&reveal), "{who}");
+            let denied = a
+                .check_effect(Effect::Reveal, who, key.target())
+                .unwrap_err();
+            assert_eq!(
+                denied.missing,
+                Requirement::Privilege(reveal.clone()),
+                "{who}"
+            );
+            assert_eq!(
+                a.check_effect(Effect::ReadContent, who, key.target()),
+                Ok(())
+            );
+        }
+        // Full access still implies every other privilege.
+        assert!(of(&alice, &key, &base).has_privilege(&email));
+        assert!(of(&bob, &key, &base).has_privilege(&email));
+        assert!(!of(&carol, &key, &base).has_privilege(&email));
+        assert_eq!(
+            of(&Agent::HyperUser, &key, &base)
+                .check_effect(Effect::Reveal, &Agent::HyperUser, key.target())
+                .unwrap_err()
+                .to_string(),
+            "hyperspace:users:hyperuser may not secret:reveal localhost:app:key \
+             (missing privilege 'secret:reveal')"
+        );
+
+        let mut granted = base.clone();
+        granted.push(grant(
+            "secret:reveal",
+            "localhost:app:key",
+            "hyperspace:users:hyperuser",
+            &hyper,
+        ));
+        granted.push(grant(
+            "secret:reveal",
+            "localhost:app:**",
+            "localhost:users:*",
+            &hyper,
+        ));
+        for who in [&Agent::HyperUser, &alice, &bob, &carol] {
+            let a = of(who, &key, &granted);
+            assert!(a.has_privilege(&reveal), "{who}");
+            assert_eq!(a.check_effect(Effect::Reveal, who, key.target()), Ok(()));
+        }
+        // The privilege without `r` reveals nothing.
+        let a = of(&scott, &key, &granted);
+        assert!(a.has_privilege(&reveal));
+        assert_eq!(
+            a.check_effect(Effect::Reveal, &scott, key.target())
+                .unwrap_err()
+                .missing,
+            Requirement::Permission(Permission::Read)
+        );
+        // Granted on the app, not on the secret's subtree: the app's own grant covers it, a
+        // grant on a sibling does not.
+        let sibling = [
+            base[1].clone(),
+            grant(
+                "secret:reveal",
+                "localhost:app:other",
+                "localhost:users:carol",
+                &hyper,
+            ),
+        ];
+        assert!(!of(&carol, &key, &sibling).has_privilege(&reveal));
+    }
+
+    /// Who may grant `secret:reveal` is who may grant anything: full access where it applies
+    /// (the owner, a `Super` holder, HyperUser) — and they may grant it to themselves, leaving
+    /// the grant as the trace. A grant by anyone else counts for nothing.
+    #[test]
+    fn secret_reveal_counts_only_from_makers_with_full_access() {
+        let key = secret();
+        let hyper = Point::hyperuser();
+        let reveal = Privilege::secret_reveal();
+        let mask = grant(
+            "+CSD-RWX",
+            "localhost:app+:**",
+            "localhost:users:carol",
+            &hyper,
+        );
+        let self_made = [
+            mask.clone(),
+            grant(
+                "secret:reveal",
+                "localhost:app:key",
+                "localhost:users:carol",
+                &user("carol"),
+            ),
+        ];
+        assert!(!of(&agent("carol"), &key, &self_made).has_privilege(&reveal));
+        let by_owner = [
+            mask,
+            grant(
+                "secret:reveal",
+                "localhost:app:key",
+                "localhost:users:*",
+                &user("alice"),
+            ),
+        ];
+        assert!(of(&agent("carol"), &key, &by_owner).has_privilege(&reveal));
+        assert!(of(&agent("alice"), &key, &by_owner).has_privilege(&reveal));
+        assert!(!of(&Agent::HyperUser, &key, &by_owner).has_privilege(&reveal));
     }
 
     #[test]

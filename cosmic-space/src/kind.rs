@@ -64,15 +64,22 @@ word_enum!(
         Global,
         /// Internal: a portal to another process.
         Portal,
+        /// One write-only value (a password, an API key), stored encrypted.
+        Secret,
     }
 );
 
 impl BaseKind {
     /// Whether particles of this kind hold data that waves read and change (artifacts, file
-    /// stores, files, databases), so reading them needs `r` and changing them `w` (SPEC §9).
+    /// stores, files, databases, secrets), so reading them needs `r` and changing them `w`
+    /// (SPEC §9).
     pub fn holds_data(self) -> bool {
         match self {
-            BaseKind::Artifact | BaseKind::FileStore | BaseKind::File | BaseKind::Database => true,
+            BaseKind::Artifact
+            | BaseKind::FileStore
+            | BaseKind::File
+            | BaseKind::Database
+            | BaseKind::Secret => true,
             BaseKind::Root
             | BaseKind::Space
             | BaseKind::Base
@@ -256,6 +263,8 @@ pub enum Kind {
     Driver,
     Global,
     Portal,
+    // New kinds go last: the registry keeps kinds wire-encoded, by variant index.
+    Secret,
 }
 
 /// Why a kind was refused.
@@ -298,6 +307,7 @@ impl Kind {
             Kind::Driver => BaseKind::Driver,
             Kind::Global => BaseKind::Global,
             Kind::Portal => BaseKind::Portal,
+            Kind::Secret => BaseKind::Secret,
         }
     }
 
@@ -341,6 +351,13 @@ impl Kind {
             Kind::Mechtron | Kind::FileStore | Kind::Database(_) => (
                 matches!(parent, Kind::Space | Kind::Base | Kind::App),
                 "Space, Base or App",
+            ),
+            Kind::Secret => (
+                matches!(
+                    parent,
+                    Kind::Space | Kind::Base | Kind::App | Kind::Mechtron
+                ),
+                "Space, Base, App or Mechtron",
             ),
             Kind::BundleSeries => (*parent == Kind::Repo, "Repo"),
             Kind::Bundle => (*parent == Kind::BundleSeries, "BundleSeries"),
@@ -476,6 +493,7 @@ fn simple_kind(base: BaseKind) -> Kind {
         BaseKind::Driver => Kind::Driver,
         BaseKind::Global => Kind::Global,
         BaseKind::Portal => Kind::Portal,
+        BaseKind::Secret => Kind::Secret,
         // Kinds with a mandatory sub-kind are handled by the caller.
         BaseKind::Artifact => Kind::Artifact(ArtifactSubKind::Raw),
         BaseKind::File => Kind::File(FileSubKind::File),
@@ -523,6 +541,7 @@ mod tests {
             "Database<Relational<starlane.io:postgres.org:postgres:gis:15.0.0>>",
             "Database<KeyValue>",
             "Star<Central>",
+            "Secret",
         ] {
             assert_eq!(k(s).to_string(), s);
         }
@@ -537,6 +556,7 @@ mod tests {
             "Artifact",
             "Database<Relational>",
             "mechtron",
+            "Secret<Value>",
             "",
         ] {
             assert!(s.parse::<Kind>().is_err(), "{s}");
@@ -571,6 +591,47 @@ mod tests {
                 .is_err()
         );
         assert!(Kind::User.may_live_under(&Kind::Space).is_err());
+
+        for parent in [Kind::Space, Kind::Base, Kind::App, Kind::Mechtron] {
+            assert!(Kind::Secret.may_live_under(&parent).is_ok(), "{parent}");
+        }
+        let err = Kind::Secret.may_live_under(&Kind::Repo).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Secret may not live under Repo: Secret lives under Space, Base, App or Mechtron"
+        );
+        assert!(Kind::Secret.may_live_under(&Kind::Secret).is_err());
+        assert!(Kind::Secret.may_live_under(&Kind::Root).is_err());
+        assert!(
+            Kind::Secret
+                .may_live_under(&k("Database<KeyValue>"))
+                .is_err()
+        );
+    }
+
+    /// The registry keeps kinds wire-encoded, by variant index: a kind added anywhere but last
+    /// would make stored particles read back as another kind.
+    #[test]
+    fn kinds_keep_their_wire_index() {
+        for (kind, index) in [
+            (Kind::Root, 0u8),
+            (Kind::Mechtron, 4),
+            (Kind::FileStore, 11),
+            (Kind::Database(DatabaseSubKind::KeyValue), 13),
+            (Kind::Portal, 20),
+            (Kind::Secret, 21),
+        ] {
+            let frame = crate::wire::encode(&kind).unwrap_or_default();
+            assert_eq!(frame.first(), Some(&index), "{kind}");
+        }
+    }
+
+    #[test]
+    fn secrets_hold_data_and_are_not_internal() {
+        assert!(BaseKind::Secret.holds_data());
+        assert!(!Kind::Secret.is_internal());
+        assert!(Kind::Secret.accepts_segment(&PointSeg::Base("db-password".into())));
+        assert!(!Kind::Secret.accepts_segment(&PointSeg::File("x.txt".into())));
     }
 
     #[test]

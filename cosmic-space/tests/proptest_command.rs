@@ -152,6 +152,7 @@ const KINDS: &[&str] = &[
     "Control",
     "Star<Central>",
     "Driver",
+    "Secret",
 ];
 
 fn kind() -> impl Strategy<Value = Kind> {

@@ -178,6 +178,7 @@ fn kind() -> impl Strategy<Value = Kind> {
             Kind::Driver,
             Kind::Global,
             Kind::Portal,
+            Kind::Secret,
             Kind::Database(DatabaseSubKind::KeyValue),
             Kind::Artifact(ArtifactSubKind::Raw),
             Kind::Artifact(ArtifactSubKind::Bind),

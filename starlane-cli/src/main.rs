@@ -1,9 +1,9 @@
 //! `starlane` — the command-line interface of Starlane (SPEC §13).
 //!
-//! `serve` runs a cosmos on this machine; `exec`, `script`, `send`, `status` and `token` drive
-//! a running one over the control protocol (`cosmic_hyperspace::control`), finding it through
-//! `--server`/`--token`, `STARLANE_SERVER`/`STARLANE_TOKEN`, or the data directory the server
-//! writes its address and token into; `check` checks documents offline; `new` scaffolds a
+//! `serve` runs a cosmos on this machine; `exec`, `script`, `send`, `secret`, `status` and
+//! `token` drive a running one over the control protocol (`cosmic_hyperspace::control`),
+//! finding it through `--server`/`--token`, `STARLANE_SERVER`/`STARLANE_TOKEN`, or the data
+//! directory the server writes its address and token into; `check` checks documents offline; `new` scaffolds a
 //! mechtron crate and `bundle` builds and packs it.
 //!
 //! Exit status: 0 when everything succeeded, 1 otherwise (the error on standard error), 2 for
@@ -22,6 +22,7 @@ mod new;
 mod output;
 mod progress;
 mod remote;
+mod secret;
 mod send;
 mod serve;
 mod status;
@@ -48,6 +49,8 @@ enum Command {
     Script(exec::ScriptArgs),
     /// Send one Ping and print the Pong, e.g. `starlane send localhost:app Ext<Hello> world`.
     Send(send::SendArgs),
+    /// Store a Secret's value, read from standard input (never from the command line).
+    Secret(secret::SecretArgs),
     /// Show the running machine's stars, particles, uptime, addresses and registry.
     Status(status::StatusArgs),
     /// Issue a token that acts as a user (HyperUser only).
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
         Command::Exec(args) => exec::exec(args, home),
         Command::Script(args) => exec::script(args, home),
         Command::Send(args) => send::send(args, home),
+        Command::Secret(args) => secret::secret(args, home),
         Command::Status(args) => status::status(args, home),
         Command::Token(args) => status::token(args, home),
         Command::New(args) => new::new(args),

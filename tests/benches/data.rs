@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cosmic_hyperspace::driver::quiet_log;
+use cosmic_hyperspace::driver::{SecretKey, quiet_log};
 use cosmic_hyperspace::machine::Machine;
 use cosmic_hyperspace::registry::PgRegistry;
 use cosmic_space::{
@@ -456,7 +456,7 @@ fn main() -> Result<()> {
         let floors = redb_floors(dir.path())?;
         runtime.block_on(async {
             let home = dir.path().join("home");
-            let drivers = Machine::standard_drivers(&home, quiet_log())?;
+            let drivers = Machine::standard_drivers(&home, quiet_log(), SecretKey::random()?)?;
             let machine = Arc::new(Machine::open(&home, 2, drivers).await?);
             run("embedded registry (redb)", machine, floors).await
         })?;
@@ -469,7 +469,7 @@ fn main() -> Result<()> {
         runtime.block_on(async {
             let floors = postgres_floors(&floor_url).await?;
             let home = dir.path().join("home");
-            let drivers = Machine::standard_drivers(&home, quiet_log())?;
+            let drivers = Machine::standard_drivers(&home, quiet_log(), SecretKey::random()?)?;
             let registry = Arc::new(PgRegistry::connect(&url).await?);
             let machine = Machine::builder(&home)
                 .stars(2)

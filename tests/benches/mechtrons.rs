@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use cosmic_hyperspace::driver::quiet_log;
+use cosmic_hyperspace::driver::{SecretKey, quiet_log};
 use cosmic_hyperspace::machine::Machine;
 use cosmic_hyperspace::wasm::{FloorReport, WasmConfig, WasmHost, footprint};
 use cosmic_space::{Agent, Method, Ping, Point, RawCommand, Substance, WaitTime};
@@ -30,7 +30,7 @@ fn fixtures_wasm() -> Result<Vec<u8>> {
 /// A machine on a fresh data directory, with the fixtures published as
 /// `localhost:repo:fixtures:1.0.0`.
 async fn fixtures_machine(home: &Path) -> Result<Machine> {
-    let drivers = Machine::standard_drivers(home, quiet_log())?;
+    let drivers = Machine::standard_drivers(home, quiet_log(), SecretKey::random()?)?;
     let machine = Machine::open(home, 2, drivers).await?;
     command(&machine, "create localhost<Space>", None).await?;
     command(&machine, "create localhost:repo<Repo>", None).await?;

@@ -183,6 +183,12 @@ impl Server {
         &self.home
     }
 
+    /// What the server has printed on standard output and standard error since it started
+    /// (its log, kept beside the data directory as `HOME.log`).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.home.with_extension("log")).unwrap_or_default()
+    }
+
     /// Where the HTTP gateway listens (`IP:PORT`, from the data directory).
     pub fn http_addr(&self) -> String {
         std::fs::read_to_string(self.home.join("http.addr"))

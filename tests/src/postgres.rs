@@ -84,9 +84,26 @@ impl PrivatePostgres {
     /// # Panics
     /// If `psql` fails.
     pub fn sql(&self, sql: &str) -> String {
+        self.sql_in("postgres", sql)
+    }
+
+    /// Runs `sql` like [`PrivatePostgres::sql`], on the database `database`: a name, or the
+    /// URL of one from [`PrivatePostgres::database`].
+    ///
+    /// # Panics
+    /// If `psql` fails.
+    pub fn sql_in(&self, database: &str, sql: &str) -> String {
         let output = Command::new(self.bin.join("psql"))
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
-            .args(["-U", "postgres", "-d", "postgres", "-At", "-c", sql])
+            .args([
+                "-U",
+                "postgres",
+                "-d",
+                database_name(database),
+                "-At",
+                "-c",
+                sql,
+            ])
             .output()
             .unwrap_or_else(|e| panic!("running psql: {e}"));
         assert!(
@@ -95,6 +112,25 @@ impl PrivatePostgres {
             String::from_utf8_lossy(&output.stderr)
         );
         String::from_utf8_lossy(&output.stdout).trim().to_string()
+    }
+
+    /// Everything the database `database` (a name or a URL) holds, as `pg_dump` writes it
+    /// (`bytea` as hexadecimal text): for tests that look for what must not be stored.
+    ///
+    /// # Panics
+    /// If `pg_dump` fails.
+    pub fn dump(&self, database: &str) -> Vec<u8> {
+        let output = Command::new(self.bin.join("pg_dump"))
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["-U", "postgres", "-d", database_name(database)])
+            .output()
+            .unwrap_or_else(|e| panic!("running pg_dump: {e}"));
+        assert!(
+            output.status.success(),
+            "pg_dump {database} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output.stdout
     }
 
     /// Creates a fresh, empty database and returns its URL.
@@ -116,6 +152,18 @@ impl Drop for PrivatePostgres {
             .args(["-m", "immediate", "-w", "stop"])
             .stdout(std::process::Stdio::null())
             .status();
+    }
+}
+
+/// The name of a database given by name or by URL (`postgres://…/NAME?…`).
+fn database_name(database: &str) -> &str {
+    match database.split_once("://") {
+        Some((_, rest)) => rest
+            .rsplit('/')
+            .next()
+            .and_then(|name| name.split('?').next())
+            .unwrap_or(rest),
+        None => database,
     }
 }
 

@@ -15,6 +15,7 @@ use std::time::Duration;
 use cosmic_space::{Point, StarKey};
 
 use crate::credentials::redact;
+use crate::driver::{SecretKey, SecretKeyError};
 use crate::gateway::GatewayConfig;
 
 /// Settings as given by one source (flags or environment); `None` means not given there.
@@ -58,6 +59,9 @@ pub struct MachineConfig {
     pub cluster: Option<ClusterConfig>,
     /// The HTTP gateway's settings beyond its address.
     pub gateway: GatewayConfig,
+    /// The key secrets are sealed with (`STARLANE_SECRET_KEY`, never a flag or
+    /// `starlane.toml`); `None`: the key file in the data directory, created on first start.
+    pub secret_key: Option<SecretKey>,
 }
 
 /// How a machine joins a cosmos of several: the bus, the cosmos's name, the leases.
@@ -176,6 +180,9 @@ pub enum ConfigError {
         /// The value.
         value: String,
     },
+    /// The secret key setting is malformed (its value is never shown).
+    #[error(transparent)]
+    SecretKey(#[from] SecretKeyError),
     /// `starlane.toml` could not be read.
     #[error("cannot read {}: {source}", path.display())]
     File {
@@ -223,6 +230,10 @@ pub const ENV_HTTP_MAX_BODY: &str = "STARLANE_HTTP_MAX_BODY";
 /// How many milliseconds an HTTP request's headers, and then its body, may take to arrive
 /// (also how long an idle keep-alive connection stays open).
 pub const ENV_HTTP_READ_TIMEOUT: &str = "STARLANE_HTTP_READ_TIMEOUT";
+/// The key secrets are sealed with: 64 hexadecimal digits (32 random bytes). Only the
+/// environment gives it — a flag would show in the process list, and `starlane.toml` sits
+/// beside the data it protects — else the key file in the data directory is used.
+pub const ENV_SECRET_KEY: &str = "STARLANE_SECRET_KEY";
 /// The settings file in the data directory.
 pub const SETTINGS_FILE: &str = "starlane.toml";
 
@@ -323,6 +334,10 @@ impl MachineConfig {
             gateway.read_timeout =
                 Duration::from_millis(parse_count(setting, value, "milliseconds")?);
         }
+        let secret_key = match env(ENV_SECRET_KEY) {
+            Some(text) => Some(SecretKey::parse(&text, ENV_SECRET_KEY)?),
+            None => None,
+        };
         Ok(MachineConfig {
             home,
             control,
@@ -332,6 +347,7 @@ impl MachineConfig {
             registry,
             cluster,
             gateway,
+            secret_key,
         })
     }
 
@@ -753,6 +769,7 @@ mod tests {
                     default_space: "example.com".parse().unwrap(),
                     ..GatewayConfig::default()
                 },
+                secret_key: None,
             }
         );
 
@@ -1065,6 +1082,50 @@ mod tests {
             MachineConfig::resolve(&Settings::default(), env_of(&[])),
             Err(ConfigError::NoHome)
         ));
+    }
+
+    #[test]
+    fn the_secret_key_comes_from_the_environment_only_and_is_never_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().to_str().unwrap();
+        let key = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+        let config = MachineConfig::resolve(
+            &Settings::default(),
+            env_of(&[("STARLANE_HOME", home), ("STARLANE_SECRET_KEY", key)]),
+        )
+        .unwrap();
+        assert_eq!(
+            config.secret_key,
+            Some(SecretKey::parse(key, "test").unwrap())
+        );
+        assert!(!format!("{config:?}").contains("00112233"), "{config:?}");
+        let unset =
+            MachineConfig::resolve(&Settings::default(), env_of(&[("STARLANE_HOME", home)]))
+                .unwrap();
+        assert_eq!(unset.secret_key, None);
+        for bad in ["", "  ", "00112233", "hunter2-is-not-a-key"] {
+            let err = MachineConfig::resolve(
+                &Settings::default(),
+                env_of(&[("STARLANE_HOME", home), ("STARLANE_SECRET_KEY", bad)]),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.starts_with("STARLANE_SECRET_KEY is not a secret key: write 64 hexadecimal"),
+                "{bad:?}: {err}"
+            );
+            assert!(bad.trim().is_empty() || !err.contains(bad), "{err}");
+        }
+        // Not a setting of the file: the key does not sit beside the data it protects.
+        fs::write(
+            dir.path().join(SETTINGS_FILE),
+            format!("secret-key = \"{key}\"\n"),
+        )
+        .unwrap();
+        let err = MachineConfig::resolve(&Settings::default(), env_of(&[("STARLANE_HOME", home)]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown setting 'secret-key'"), "{err}");
     }
 
     #[test]

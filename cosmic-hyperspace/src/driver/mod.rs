@@ -19,6 +19,7 @@ mod basic;
 mod database;
 mod file;
 mod mechtron;
+mod secret;
 
 pub use artifact::{ArtifactDriver, content_type};
 pub use basic::BasicDriver;
@@ -26,6 +27,10 @@ pub use database::DatabaseDriver;
 pub use file::FileDriver;
 pub use mechtron::{
     CONFIG_PROPERTY, GuestLog, MechtronDriver, RestartPolicy, quiet_log, stderr_log,
+};
+pub use secret::{
+    KeySource, SECRET_KEY_FILE, SealError, SecretDriver, SecretKey, SecretKeyError,
+    UPDATED_PROPERTY,
 };
 
 /// What a driver may use while it works: the registry, and a way to send waves (through the
@@ -101,9 +106,10 @@ impl std::fmt::Debug for Drivers {
 
 impl Drivers {
     /// The built-in drivers: artifacts, key-value stores (Database), file stores and their
-    /// files, and the plain containers and records (Root, Space, Base, App, Repo,
-    /// BundleSeries, Bundle, UserBase, User).
-    pub fn builtin() -> Drivers {
+    /// files, secrets (sealing with `secret_key`, the machine's — the one place it goes), and
+    /// the plain containers and records (Root, Space, Base, App, Repo, BundleSeries, Bundle,
+    /// UserBase, User).
+    pub fn builtin(secret_key: SecretKey) -> Drivers {
         let mut drivers = Drivers::default();
         for kind in [
             BaseKind::Root,
@@ -122,6 +128,7 @@ impl Drivers {
         drivers.insert(Arc::new(DatabaseDriver::new()));
         drivers.insert(Arc::new(FileDriver::stores()));
         drivers.insert(Arc::new(FileDriver::files()));
+        drivers.insert(Arc::new(SecretDriver::new(secret_key)));
         drivers
     }
 
