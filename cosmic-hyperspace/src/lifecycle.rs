@@ -150,9 +150,10 @@ impl Lifecycle {
 
     /// Brings back every particle whose star is gone (placed again on a live star), and every
     /// particle placed on one of `mine` that is not Ready or whose driver keeps it in memory
-    /// (a restarted machine has lost its guests). Particles on the live stars of other
-    /// machines are theirs. Failures are recorded on the particles (Fatal with the reason);
-    /// the rest carry on.
+    /// (a restarted machine has lost its guests). `mine` is empty when a machine adopts the
+    /// particles of a dead one: its own guests are alive and keep their state. Particles on
+    /// the live stars of other machines are theirs. Failures are recorded on the particles
+    /// (Fatal with the reason); the rest carry on.
     pub async fn reawaken(&self, drivers: &Drivers, mine: &[StarKey]) -> Result<(), RegistryError> {
         let live = self.fabric.stars();
         let everything: Selector = "**"

@@ -341,11 +341,10 @@ impl MachineBuilder {
 #[async_trait]
 impl Member for MachineInner {
     async fn adopt(&self, dead: &Lease) {
-        self.reawaken(&format!(
-            "placing the particles of machine {} again",
-            dead.machine
-        ))
-        .await;
+        // The dead machine's particles only: this machine's guests are alive (restarting
+        // them would lose their state and answer 503 while they start).
+        let doing = format!("placing the particles of machine {} again", dead.machine);
+        self.reawaken(&doing, false).await;
     }
 
     fn forget(&self) {
@@ -353,7 +352,7 @@ impl Member for MachineInner {
     }
 
     async fn rejoined(&self) {
-        self.reawaken("starting this machine's particles again")
+        self.reawaken("starting this machine's particles again", true)
             .await;
     }
 }
@@ -362,9 +361,14 @@ impl MachineInner {
     /// Brings back the particles of dead stars and this machine's own (see
     /// [`Lifecycle::reawaken`](crate::lifecycle::Lifecycle::reawaken)); a failure is logged as
     /// `doing`.
-    async fn reawaken(&self, doing: &str) {
+    /// Brings back the particles whose stars are gone and, when this machine's own guests
+    /// may be `lost`, its own.
+    async fn reawaken(&self, doing: &str, lost: bool) {
         let star = self.star();
-        let mine: Vec<StarKey> = self.stars.iter().map(|s| s.key().clone()).collect();
+        let mine: Vec<StarKey> = match lost {
+            true => self.stars.iter().map(|s| s.key().clone()).collect(),
+            false => Vec::new(),
+        };
         if let Err(err) = star.lifecycle().reawaken(star.drivers(), &mine).await {
             eprintln!("membership: {doing}: {err}");
         }
