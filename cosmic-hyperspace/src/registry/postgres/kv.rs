@@ -6,8 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use cosmic_space::kv::{self, Applied};
-use cosmic_space::{KeyPage, KvEntry, KvOp, KvOutcome, ListQuery, Point};
+use cosmic_space::{Condition, KeyPage, KvEntry, KvOp, KvOutcome, ListQuery, Point};
 use deadpool_postgres::Pool;
+use tokio_postgres::error::SqlState;
 
 use super::failure::Failure;
 use super::{ATTEMPTS, decode, encode, prepared};
@@ -45,6 +46,52 @@ impl PgKeyValues {
                 .await?
         })
         .map(|_| ())
+    }
+}
+
+impl PgKeyValues {
+    /// A put without a condition: what was there does not matter, so it is one statement (an
+    /// upsert, whose foreign key makes a store that is gone `NotFound`) instead of a
+    /// transaction that reads first. The outcome is still [`kv::apply`]'s.
+    async fn replace(&self, store: &Point, op: &KvOp, now: u64) -> RegistryResult<Written> {
+        let Applied { outcomes, writes } = match kv::apply(std::slice::from_ref(op), now, |_| None)
+        {
+            Ok(applied) => applied,
+            Err(refused) => return Ok(Err(refused)),
+        };
+        let printed = store.to_string();
+        for (key, entry) in &writes {
+            let Some(entry) = entry else { continue };
+            let bytes = encode("key-value entry", entry)?;
+            let expires = entry.expires.map(as_sql);
+            let stored = read!(
+                self,
+                format!("writing key '{key}' of {printed}"),
+                |client| {
+                    let statement = prepared(
+                        &client,
+                        "INSERT INTO kv (store, key, entry, expires_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (store, key) \
+                     DO UPDATE SET entry = excluded.entry, expires_at = excluded.expires_at",
+                    )
+                    .await?;
+                    client
+                        .execute(&statement, &[&printed, key, &bytes, &expires])
+                        .await
+                }
+            );
+            match stored {
+                Ok(Ok(_)) => {}
+                Ok(Err(err)) if err.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) => {
+                    return Err(RegistryError::NotFound(store.clone()));
+                }
+                Ok(Err(err)) => {
+                    return Err(Failure::from(err).into_error(&format!("writing to {printed}")));
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(Ok(outcomes))
     }
 }
 
@@ -132,6 +179,16 @@ impl KeyValues for PgKeyValues {
         now: u64,
         once: Option<Once>,
     ) -> RegistryResult<Written> {
+        if once.is_none()
+            && let [
+                op @ KvOp::Put {
+                    condition: Condition::Always,
+                    ..
+                },
+            ] = ops.as_slice()
+        {
+            return self.replace(store, op, now).await;
+        }
         let printed = store.to_string();
         let keys: Vec<String> = ops.iter().map(|op| op.key().to_string()).collect();
         let once = once.map(|once| (once.agent, once.wave.as_bytes().to_vec()));
