@@ -33,6 +33,7 @@ pub mod executor;
 pub mod fabric;
 pub mod field;
 pub mod gateway;
+mod home;
 pub mod ids;
 pub mod lifecycle;
 pub mod machine;

@@ -5,7 +5,7 @@
 //! particles that must move, and no table has to be kept in sync. The chosen star is recorded
 //! in the registry, which is what routing reads.
 
-use cosmic_space::{Point, StarKey};
+use cosmic_space::{Point, StarKey, wire};
 
 /// Picks the star for `point` among `stars`; `None` only when there are no stars.
 pub fn place<'a>(point: &Point, stars: &'a [StarKey]) -> Option<&'a StarKey> {
@@ -18,11 +18,7 @@ pub fn place<'a>(point: &Point, stars: &'a [StarKey]) -> Option<&'a StarKey> {
 /// FNV-1a over the point and the star, finished with a 64-bit mixer: stable across platforms,
 /// processes and Rust versions (unlike `std`'s hasher), which a cluster needs.
 fn weight(point: &str, star: &str) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in point.bytes().chain([0xff]).chain(star.bytes()) {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
+    let mut hash = wire::fnv1a(point.bytes().chain([0xff]).chain(star.bytes()));
     // splitmix64 finaliser: spreads FNV's weak low bits.
     hash ^= hash >> 30;
     hash = hash.wrapping_mul(0xbf58_476d_1ce4_e5b9);

@@ -23,7 +23,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{DirectedCore, HttpMethod, Json, Method, ReflectedCore, StatusCode, Substance};
+use crate::{DirectedCore, HttpMethod, Json, Method, ReflectedCore, StatusCode, Substance, wire};
 
 /// The longest key, in bytes.
 pub const MAX_KEY_LEN: usize = 1024;
@@ -66,18 +66,15 @@ impl KvEntry {
     }
 }
 
-/// The quoted `etag` of `value` stored with `content_type` (64-bit FNV-1a: an etag tells
-/// versions of one key apart, it is not a signature).
+/// The quoted `etag` of `value` stored with `content_type` (64-bit FNV-1a, [`wire::fnv1a`]:
+/// an etag tells versions of one key apart, it is not a signature).
 pub fn etag(value: &[u8], content_type: Option<&str>) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut feed = |byte: u8| {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    };
-    value.iter().copied().for_each(&mut feed);
-    feed(0xff);
-    content_type.unwrap_or_default().bytes().for_each(&mut feed);
-    format!("\"{hash:016x}\"")
+    let bytes = value
+        .iter()
+        .copied()
+        .chain([0xff])
+        .chain(content_type.unwrap_or_default().bytes());
+    format!("\"{:016x}\"", wire::fnv1a(bytes))
 }
 
 /// A write's condition on the entry it replaces (RFC 9110 §13.1).
@@ -97,9 +94,7 @@ impl Condition {
     fn holds(&self, current: Option<&KvEntry>) -> bool {
         self.holds_for(current.map(KvEntry::etag).as_deref())
     }
-}
 
-impl Condition {
     /// The condition a request's `if-match` / `if-none-match: *` headers state.
     pub fn from_headers(headers: &crate::Headers) -> Result<Condition, KvError> {
         condition_of(headers.get("if-match"), headers.get("if-none-match"))

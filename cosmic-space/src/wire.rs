@@ -187,6 +187,15 @@ impl Default for Wire {
     }
 }
 
+/// The 64-bit FNV-1a hash of `bytes`: the same on every platform, process and version (unlike
+/// `std`'s hasher), so machines of one cosmos agree on it — placement weights, etags. A hash
+/// that tells values apart, not a signature.
+pub fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 /// `value` as a frame with the default limit ([`Wire::DEFAULT_MAX_FRAME`]).
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, WireError> {
     Wire::default().encode(value)

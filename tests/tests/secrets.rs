@@ -86,13 +86,6 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
-/// The 64-bit FNV-1a hash, as the `pinger` fixture answers it for a value it revealed.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -280,7 +273,7 @@ fn a_secret_is_write_only_but_to_a_grant_of_secret_reveal(registry: &Registry) {
             format!(
                 "{} bytes, fnv-1a {:016x}",
                 VALUE.len(),
-                fnv1a(VALUE.as_bytes())
+                cosmic_space::wire::fnv1a(VALUE.bytes())
             )
             .as_str()
         ),

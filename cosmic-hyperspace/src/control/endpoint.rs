@@ -3,7 +3,7 @@
 //! atomically so a reader never sees half a file.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -115,55 +115,22 @@ pub fn generate_token() -> Result<String, ControlError> {
 }
 
 fn create_home(home: &Path) -> Result<(), ControlError> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(home).map_err(|source| ControlError::File {
+    crate::home::create(home).map_err(|source| ControlError::File {
         action: "create",
         path: home.to_path_buf(),
         source,
     })
 }
 
-/// Writes `bytes` to a fresh owner-only file next to `path`, syncs it and renames it over
-/// `path`.
+/// Writes `bytes` whole and owner-only at `path`, replacing what is there.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ControlError> {
-    let name = path
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temporary = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    let failed = |source| ControlError::File {
-        action: "write",
-        path: path.to_path_buf(),
-        source,
-    };
-    // A leftover from a crash may have other permissions: start from nothing.
-    match fs::remove_file(&temporary) {
-        Ok(()) => {}
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-        Err(err) => return Err(failed(err)),
-    }
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let written = options.open(&temporary).and_then(|mut file| {
-        file.write_all(bytes)?;
-        file.sync_all()
-    });
-    if let Err(err) = written.and_then(|()| fs::rename(&temporary, path)) {
-        let _ = fs::remove_file(&temporary);
-        return Err(failed(err));
-    }
-    Ok(())
+    crate::home::write(path, bytes, crate::home::Place::Replace).map_err(|source| {
+        ControlError::File {
+            action: "write",
+            path: path.to_path_buf(),
+            source,
+        }
+    })
 }
 
 fn read_optional(path: &Path) -> Result<Option<String>, ControlError> {

@@ -7,7 +7,6 @@
 //! databases, and such a particle answers what a plain record does.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use cosmic_space::kv::{self, KvRequest};
@@ -15,7 +14,7 @@ use cosmic_space::{
     BaseKind, Bind, CmdMethod, DatabaseSubKind, Kind, KvOp, Method, Ping, ReflectedCore, StatusCode,
 };
 
-use super::{Driver, DriverCtx};
+use super::{Driver, DriverCtx, now_ms};
 use crate::registry::{KeyValues, Once, ParticleRecord};
 
 /// Serves key-value stores.
@@ -41,15 +40,6 @@ impl Default for DatabaseDriver {
     fn default() -> Self {
         DatabaseDriver::new()
     }
-}
-
-/// Unix milliseconds now (0 if the clock is before 1970).
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| {
-            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-        })
 }
 
 #[async_trait]

@@ -49,6 +49,16 @@ impl std::fmt::Debug for DriverCtx {
     }
 }
 
+/// Unix milliseconds now, as stores stamp what they keep (expiry, `updated`); 0 if the clock
+/// is before 1970.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        })
+}
+
 /// Why a driver could not bring a particle to life.
 #[derive(Debug, thiserror::Error)]
 #[error("the {kind} driver failed: {message}")]

@@ -16,7 +16,6 @@
 mod key;
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use cosmic_space::{
@@ -26,7 +25,7 @@ use cosmic_space::{
 
 pub use key::{KeySource, SECRET_KEY_FILE, SealError, SecretKey, SecretKeyError};
 
-use super::{Driver, DriverCtx};
+use super::{Driver, DriverCtx, now_ms};
 use crate::registry::ParticleRecord;
 
 /// The property a secret carries while it holds a value: when it was last set (Unix
@@ -162,15 +161,6 @@ fn empty(point: &Point) -> ReflectedCore {
         "the value for {point} is empty: a secret holds a value of at least one byte \
          (Http<Delete> clears it)"
     ))
-}
-
-/// Unix milliseconds now (0 if the clock is before 1970).
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| {
-            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-        })
 }
 
 #[async_trait]

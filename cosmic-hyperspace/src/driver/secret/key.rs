@@ -14,7 +14,7 @@
 
 use std::fmt;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -289,34 +289,9 @@ impl SecretKey {
             path: path.to_path_buf(),
             source,
         };
-        let mut dirs = fs::DirBuilder::new();
-        dirs.recursive(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::DirBuilderExt;
-            dirs.mode(0o700);
-        }
-        dirs.create(home).map_err(failed)?;
-        let temporary = home.join(format!(".{SECRET_KEY_FILE}.{}.tmp", std::process::id()));
-        match fs::remove_file(&temporary) {
-            Ok(()) => {}
-            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-            Err(err) => return Err(failed(err)),
-        }
-        let mut options = fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
+        crate::home::create(home).map_err(failed)?;
         let text = Zeroizing::new(format!("{}\n", hex(&self.bytes)));
-        let written = options.open(&temporary).and_then(|mut file| {
-            file.write_all(text.as_bytes())?;
-            file.sync_all()
-        });
-        let linked = written.and_then(|()| fs::hard_link(&temporary, path));
-        let _ = fs::remove_file(&temporary);
+        let linked = crate::home::write(path, text.as_bytes(), crate::home::Place::New);
         match linked {
             Ok(()) => Ok(true),
             Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Ok(false),
@@ -423,6 +398,8 @@ fn hex(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
 
     fn key(digit: char) -> SecretKey {
