@@ -2,7 +2,8 @@
 //! language for the agent of the wave that carries them.
 //!
 //! Every command is checked before it changes or reveals anything (SPEC §9): create needs `c`
-//! on the parent, select `s`, delete `d` on the parent, grant, revoke and chown full access;
+//! on the parent, select `s`, delete `d` on the parent, grant, revoke and chown full access,
+//! subscribe `r` on something the selector matches (when it matches anything now);
 //! get, read, set and access ask the same [`Effect`] decision as the waves that read or change
 //! a particle (`security::require_effect`), so no route reveals what another refuses. A
 //! refused or failed command changes nothing.
@@ -16,7 +17,8 @@ use std::sync::Arc;
 use cosmic_space::{
     Agent, CmdMethod, Command, Create, CreateStrategy, Effect, Env, GrantKind, Kind, KindError,
     Method, ParseError, Permission, Ping, Point, PointError, PointTemplate, PointVar, Privilege,
-    PropertyChanges, ReflectedCore, Selector, Status, StatusCode, Stub, Substance, Transfer,
+    PropertyChanges, ReflectedCore, Selector, Status, StatusCode, Stub, Subscription, Substance,
+    Surface, Transfer,
 };
 use serde::Serialize;
 
@@ -124,6 +126,74 @@ async fn run(life: &Arc<Lifecycle>, ping: &Ping) -> Result<Substance, Failure> {
         Command::Revoke { id } => revoke(life, agent, id).await,
         Command::Access { point } => access(life, agent, &absolute(&point)?).await,
         Command::Chown { on, owner } => chown(life, agent, &on, &absolute(&owner)?).await,
+        Command::Subscribe { selector } => subscribe(life, agent, selector).await,
+        Command::Unsubscribe { selector } => unsubscribe(life, agent, &selector).await,
+    }
+}
+
+/// The particle that subscribes: the agent itself, which must be a registered particle (it is
+/// where deliveries go).
+async fn subscriber(life: &Lifecycle, agent: &Agent, verb: &str) -> Result<Point, Failure> {
+    let Agent::Point(point) = agent else {
+        return Err(Failure::bad(format!(
+            "{verb} makes the agent a subscriber, and {agent} is not a particle that can \
+             receive: `starlane watch SELECTOR` shows what a selector publishes"
+        )));
+    };
+    life.registry().record(point).await?;
+    Ok(point.clone())
+}
+
+/// `subscribe SELECTOR` (SPEC §18): refused (403) when the selector matches particles now and
+/// the agent may read (`r`) none of them; each later delivery is checked again as the agent.
+async fn subscribe(
+    life: &Lifecycle,
+    agent: &Agent,
+    selector: Selector,
+) -> Result<Substance, Failure> {
+    let point = subscriber(life, agent, "subscribe").await?;
+    let registry = life.registry();
+    let found = registry.select(&selector).await?;
+    let mut refusal = None;
+    for stub in &found {
+        match security::require(registry.as_ref(), agent, &stub.point, Permission::Read).await {
+            Ok(()) => {
+                refusal = None;
+                break;
+            }
+            Err(denied) => refusal = refusal.or(Some(denied)),
+        }
+    }
+    if let Some(denied) = refusal {
+        return Err(denied.into());
+    }
+    let subscription = Subscription {
+        subscriber: Surface::from(point),
+        selector,
+        agent: agent.clone(),
+    };
+    registry.subscribe(&subscription).await?;
+    Ok(Substance::Empty)
+}
+
+/// `unsubscribe SELECTOR`: 404 when the agent had no such subscription.
+async fn unsubscribe(
+    life: &Lifecycle,
+    agent: &Agent,
+    selector: &Selector,
+) -> Result<Substance, Failure> {
+    let point = subscriber(life, agent, "unsubscribe").await?;
+    if life
+        .registry()
+        .unsubscribe(&Surface::from(point.clone()), selector)
+        .await?
+    {
+        Ok(Substance::Empty)
+    } else {
+        Err(Failure::new(
+            StatusCode::NOT_FOUND,
+            format!("{point} has no subscription to {selector}"),
+        ))
     }
 }
 

@@ -200,7 +200,7 @@ impl Forget for AccessCache {
                 self.consulted.write().clear();
                 self.decisions.forget_all();
             }
-            Change::Tokens => {}
+            Change::Tokens | Change::Subscriptions => {}
         }
     }
 }

@@ -744,8 +744,20 @@ impl Effect {
     /// and `Http<Get>` reveal it, its `Http<Head>` only says whether it is set — and
     /// `Cmd<Bounce>` and `Http<Options>` only execute; every other method may change it. On
     /// any other kind `Cmd<Read>` reads the details, `Cmd<Update>` changes them, and
-    /// everything else is the particle's own business (`x` only).
+    /// everything else is the particle's own business (`x` only). On a `Channel` every
+    /// method but those publishes (`w`), and `Http<Get>`/`Http<Head>` subscribe (`r`).
     pub fn of_wave(kind: &Kind, method: &Method) -> Effect {
+        if kind.base() == BaseKind::Channel {
+            // A channel's `Http<Get>` subscribes (a stream, SPEC §18): reading what it carries.
+            return match method {
+                Method::Cmd(CmdMethod::Read) => Effect::ReadDetails,
+                Method::Http(HttpMethod::Get | HttpMethod::Head) => Effect::ReadContent,
+                Method::Cmd(CmdMethod::Bounce) | Method::Http(HttpMethod::Options) => {
+                    Effect::Execute
+                }
+                _ => Effect::Write,
+            };
+        }
         if kind.base().holds_data() {
             match method {
                 Method::Cmd(CmdMethod::Read) | Method::Http(HttpMethod::Get)

@@ -66,6 +66,8 @@ word_enum!(
         Portal,
         /// One write-only value (a password, an API key), stored encrypted.
         Secret,
+        /// A pub-sub topic: what is sent to it goes to its subscribers (SPEC §18).
+        Channel,
     }
 );
 
@@ -96,7 +98,8 @@ impl BaseKind {
             | BaseKind::Star
             | BaseKind::Driver
             | BaseKind::Global
-            | BaseKind::Portal => false,
+            | BaseKind::Portal
+            | BaseKind::Channel => false,
         }
     }
 
@@ -265,6 +268,7 @@ pub enum Kind {
     Portal,
     // New kinds go last: the registry keeps kinds wire-encoded, by variant index.
     Secret,
+    Channel,
 }
 
 /// Why a kind was refused.
@@ -308,6 +312,7 @@ impl Kind {
             Kind::Global => BaseKind::Global,
             Kind::Portal => BaseKind::Portal,
             Kind::Secret => BaseKind::Secret,
+            Kind::Channel => BaseKind::Channel,
         }
     }
 
@@ -352,7 +357,7 @@ impl Kind {
                 matches!(parent, Kind::Space | Kind::Base | Kind::App),
                 "Space, Base or App",
             ),
-            Kind::Secret => (
+            Kind::Secret | Kind::Channel => (
                 matches!(
                     parent,
                     Kind::Space | Kind::Base | Kind::App | Kind::Mechtron
@@ -494,6 +499,7 @@ fn simple_kind(base: BaseKind) -> Kind {
         BaseKind::Global => Kind::Global,
         BaseKind::Portal => Kind::Portal,
         BaseKind::Secret => Kind::Secret,
+        BaseKind::Channel => Kind::Channel,
         // Kinds with a mandatory sub-kind are handled by the caller.
         BaseKind::Artifact => Kind::Artifact(ArtifactSubKind::Raw),
         BaseKind::File => Kind::File(FileSubKind::File),
@@ -620,6 +626,7 @@ mod tests {
             (Kind::Database(DatabaseSubKind::KeyValue), 13),
             (Kind::Portal, 20),
             (Kind::Secret, 21),
+            (Kind::Channel, 22),
         ] {
             let frame = crate::wire::encode(&kind).unwrap_or_default();
             assert_eq!(frame.first(), Some(&index), "{kind}");

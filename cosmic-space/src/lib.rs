@@ -36,6 +36,7 @@
 //! | types of particles | [`Kind`], [`BaseKind`], [`Specific`] | §3 |
 //! | patterns | [`Selector`], [`KindSelector`], [`PointHierarchy`] | §4 |
 //! | messages | [`Wave`], [`Ping`], [`Pong`], [`Ripple`], [`Echo`], [`Signal`], [`Method`], [`StatusCode`], [`Query`] | §5 |
+//! | channels | [`Subscription`], [`Event`], [`PUBLISHER`], [`EVENT`] | §18 |
 //! | bodies | [`Substance`], [`SubstanceKind`] | §5.2 |
 //! | particle data | [`Stub`], [`Details`], [`Status`], [`Properties`] | §3, §9 |
 //! | handling waves | [`DirectedHandler`], [`Ctx`], [`Transmitter`] | §6, §11 |
@@ -48,6 +49,7 @@
 
 mod access;
 mod bind;
+mod channel;
 mod command;
 mod error;
 pub mod file;
@@ -73,6 +75,7 @@ pub use bind::{
     Bind, BlockLine, Destination, Filter, FilterError, PathPart, PathRegex, PathTemplate, Pipeline,
     Route, RouteBody, RouteSelector, Selection, Stop,
 };
+pub use channel::{EVENT, Event, PUBLISHER, Subscription, event_of};
 pub use command::{
     Command, CommandTarget, Create, CreateStrategy, PointTemplate, PropertyChange, PropertyChanges,
     Script, ScriptCommand,

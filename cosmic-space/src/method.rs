@@ -111,6 +111,8 @@ word_enum!(
         Bounce,
         /// Open a CLI session.
         Session,
+        /// A particle's lifecycle event, as its subscribers receive it (SPEC §18).
+        Event,
     }
 );
 

@@ -21,12 +21,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 
 use async_trait::async_trait;
 use cosmic_space::{
-    Grant, GrantKind, Lineage, Point, PointHierarchy, Properties, PropertyChanges, Selector,
-    StarKey, Status, Stub,
+    CreateStrategy, Details, Event, Grant, GrantKind, Lineage, Point, PointHierarchy, Properties,
+    PropertyChanges, Selector, StarKey, Status, Stub, Subscription, Surface,
 };
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
@@ -47,6 +47,8 @@ pub enum Change {
     Grants,
     /// An access token was stored (made, or made to name another agent).
     Tokens,
+    /// A subscription was made or undone (SPEC §18).
+    Subscriptions,
     /// Anything may have changed: a machine that was cut off from the others may have missed
     /// their changes, or they its own.
     Anything,
@@ -60,7 +62,7 @@ impl Change {
             Change::Record(changed) => changed == point,
             Change::Subtree(top) => point.is_within(top),
             Change::Owners | Change::Anything => true,
-            Change::Grants | Change::Tokens => false,
+            Change::Grants | Change::Tokens | Change::Subscriptions => false,
         }
     }
 }
@@ -258,6 +260,21 @@ pub struct CachedRegistry {
     feed: Arc<ChangeFeed>,
     records: Arc<RecordCache>,
     tokens: Arc<TokenCache>,
+    events: OnceLock<Weak<dyn EventSink>>,
+}
+
+/// Hears the lifecycle events (SPEC §18) of the writes made through a [`CachedRegistry`]:
+/// each machine tells of its own writes (a change heard from another machine is that
+/// machine's to tell).
+pub trait EventSink: Send + Sync {
+    /// Whether anybody listens now; when nobody does, the registry does not look up what an
+    /// event would carry.
+    fn wanted(&self) -> bool;
+
+    /// `event` happened to the particle `details` describes, as it is after the write (a
+    /// deleted particle's details have no properties). Called before the write returns: it
+    /// must be quick and must not wait.
+    fn happened(&self, details: Details, event: Event);
 }
 
 /// The most tokens a [`CachedRegistry`] remembers before it starts again from empty.
@@ -284,7 +301,7 @@ impl Forget for RecordCache {
             Change::Record(point) => self.0.forget_key(point),
             Change::Subtree(top) => self.0.forget_subtree(top),
             Change::Owners | Change::Anything => self.0.forget_all(),
-            Change::Grants | Change::Tokens => {}
+            Change::Grants | Change::Tokens | Change::Subscriptions => {}
         }
     }
 }
@@ -313,6 +330,7 @@ impl CachedRegistry {
             feed,
             records,
             tokens,
+            events: OnceLock::new(),
         })
     }
 
@@ -320,6 +338,46 @@ impl CachedRegistry {
     /// elsewhere to be published on.
     pub fn changes(&self) -> &Arc<ChangeFeed> {
         &self.feed
+    }
+
+    /// Tells `sink` of the lifecycle events of every later write through this registry (one
+    /// sink; a second call is ignored).
+    pub fn tell_events(&self, sink: Weak<dyn EventSink>) {
+        let _ = self.events.set(sink);
+    }
+
+    /// The sink, when it is there and somebody listens.
+    fn event_sink(&self) -> Option<Arc<dyn EventSink>> {
+        self.events
+            .get()
+            .and_then(Weak::upgrade)
+            .filter(|sink| sink.wanted())
+    }
+
+    /// Tells the sink (if anyone listens) that `event` happened to `point`, with its record as
+    /// it is now.
+    async fn tell(&self, point: &Point, event: Event) {
+        if let Some(sink) = self.event_sink()
+            && let Ok(record) = self.record(point).await
+        {
+            sink.happened(record.details(), event);
+        }
+    }
+
+    /// The stubs of `point` and everything under it, as far as they can be read.
+    async fn subtree_stubs(&self, point: &Point) -> Vec<Stub> {
+        let mut stubs: Vec<Stub> = self
+            .record(point)
+            .await
+            .map(|r| r.stub())
+            .into_iter()
+            .collect();
+        if let Ok(below) = format!("{point}:**").parse::<Selector>()
+            && let Ok(found) = self.select(&below).await
+        {
+            stubs.extend(found.into_iter().filter(|stub| stub.point != *point));
+        }
+        stubs
     }
 
     /// How many records are cached.
@@ -343,8 +401,25 @@ impl CachedRegistry {
 impl Registry for CachedRegistry {
     async fn register(&self, registration: Registration) -> RegistryResult<ParticleRecord> {
         let change = Change::Record(registration.point.clone());
-        self.publishing(change, self.store.register(registration))
-            .await
+        let strategy = registration.strategy;
+        let status = registration.status.clone();
+        let record = self
+            .publishing(change, self.store.register(registration))
+            .await?;
+        if let Some(sink) = self.event_sink() {
+            // A new particle starts in the status it was registered with; one that was
+            // already there (`create?`, `create!`) has usually moved on.
+            let event = match strategy {
+                CreateStrategy::Commit => Some(Event::Created),
+                _ if record.status == status => Some(Event::Created),
+                CreateStrategy::Override => Some(Event::Properties),
+                CreateStrategy::Ensure => None,
+            };
+            if let Some(event) = event {
+                sink.happened(record.details(), event);
+            }
+        }
+        Ok(record)
     }
 
     async fn register_all(&self, entries: Vec<Entry>) -> RegistryResult<Vec<ParticleRecord>> {
@@ -355,6 +430,11 @@ impl Registry for CachedRegistry {
         let outcome = self.store.register_all(entries).await;
         for point in points {
             self.feed.publish(&Change::Record(point));
+        }
+        if let (Ok(records), Some(sink)) = (&outcome, self.event_sink()) {
+            for record in records {
+                sink.happened(record.details(), Event::Created);
+            }
         }
         outcome
     }
@@ -400,8 +480,10 @@ impl Registry for CachedRegistry {
 
     async fn set_status(&self, point: &Point, status: Status) -> RegistryResult<()> {
         let change = Change::Record(point.clone());
-        self.publishing(change, self.store.set_status(point, status))
-            .await
+        self.publishing(change, self.store.set_status(point, status.clone()))
+            .await?;
+        self.tell(point, Event::Status(status)).await;
+        Ok(())
     }
 
     async fn set_location(&self, point: &Point, star: StarKey) -> RegistryResult<()> {
@@ -416,8 +498,11 @@ impl Registry for CachedRegistry {
         changes: &PropertyChanges,
     ) -> RegistryResult<Properties> {
         let change = Change::Record(point.clone());
-        self.publishing(change, self.store.set_properties(point, changes))
-            .await
+        let properties = self
+            .publishing(change, self.store.set_properties(point, changes))
+            .await?;
+        self.tell(point, Event::Properties).await;
+        Ok(properties)
     }
 
     async fn write_content(
@@ -427,8 +512,11 @@ impl Registry for CachedRegistry {
         changes: &PropertyChanges,
     ) -> RegistryResult<Properties> {
         let change = Change::Record(point.clone());
-        self.publishing(change, self.store.write_content(point, content, changes))
-            .await
+        let properties = self
+            .publishing(change, self.store.write_content(point, content, changes))
+            .await?;
+        self.tell(point, Event::Properties).await;
+        Ok(properties)
     }
 
     async fn select(&self, selector: &Selector) -> RegistryResult<Vec<Stub>> {
@@ -441,8 +529,27 @@ impl Registry for CachedRegistry {
 
     async fn delete(&self, point: &Point, force: bool) -> RegistryResult<Vec<Point>> {
         let change = Change::Subtree(point.clone());
-        self.publishing(change, self.store.delete(point, force))
-            .await
+        // What the deleted were, read before they go (only when somebody listens).
+        let stubs = match self.event_sink() {
+            Some(_) => Some(self.subtree_stubs(point).await),
+            None => None,
+        };
+        let deleted = self
+            .publishing(change, self.store.delete(point, force))
+            .await?;
+        if let (Some(stubs), Some(sink)) = (stubs, self.event_sink()) {
+            for stub in stubs
+                .into_iter()
+                .filter(|stub| deleted.contains(&stub.point))
+            {
+                let details = Details {
+                    stub,
+                    properties: Properties::default(),
+                };
+                sink.happened(details, Event::Deleted);
+            }
+        }
+        Ok(deleted)
     }
 
     async fn content(&self, point: &Point) -> RegistryResult<Option<Vec<u8>>> {
@@ -497,6 +604,28 @@ impl Registry for CachedRegistry {
 
     async fn census(&self) -> RegistryResult<BTreeMap<String, u64>> {
         self.store.census().await
+    }
+
+    async fn subscribe(&self, subscription: &Subscription) -> RegistryResult<()> {
+        self.publishing(Change::Subscriptions, self.store.subscribe(subscription))
+            .await
+    }
+
+    async fn unsubscribe(&self, subscriber: &Surface, selector: &Selector) -> RegistryResult<bool> {
+        self.publishing(
+            Change::Subscriptions,
+            self.store.unsubscribe(subscriber, selector),
+        )
+        .await
+    }
+
+    async fn unsubscribe_all(&self, point: &Point) -> RegistryResult<usize> {
+        self.publishing(Change::Subscriptions, self.store.unsubscribe_all(point))
+            .await
+    }
+
+    async fn subscriptions(&self) -> RegistryResult<Vec<Subscription>> {
+        self.store.subscriptions().await
     }
 
     fn key_values(&self) -> Option<Arc<dyn super::KeyValues>> {

@@ -18,7 +18,7 @@ mod embedded;
 mod kv;
 mod postgres;
 
-pub use cache::{Cache, CachedRegistry, Change, ChangeFeed, Forget, PointCache};
+pub use cache::{Cache, CachedRegistry, Change, ChangeFeed, EventSink, Forget, PointCache};
 pub use embedded::{EmbeddedKeyValues, EmbeddedRegistry};
 pub use kv::{KeyValues, ONCE_RETENTION_MS, Once, Written};
 pub use postgres::{PgConfig, PgRegistry};
@@ -29,7 +29,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use cosmic_space::{
     CreateStrategy, Details, Grant, GrantKind, Kind, Lineage, Point, PointHierarchy, Properties,
-    PropertyChanges, Selector, StarKey, Status, StatusCode, Stub,
+    PropertyChanges, Selector, StarKey, Status, StatusCode, Stub, Subscription, Surface,
 };
 use serde::{Deserialize, Serialize};
 
@@ -188,6 +188,9 @@ pub(crate) fn token_hash(token: &str) -> [u8; 32] {
     sha2::Sha256::digest(token.as_bytes()).into()
 }
 
+/// TRANSITIONAL (removed when both stores keep subscriptions).
+const SUBSCRIPTIONS_PENDING: &str = "this registry keeps no subscriptions yet";
+
 /// `Result` with [`RegistryError`].
 pub type RegistryResult<T> = Result<T, RegistryError>;
 
@@ -254,7 +257,8 @@ pub trait Registry: Send + Sync + 'static {
     /// Deletes `point`; with `force` its whole subtree, otherwise only if it has no children
     /// (`HasChildren` counts the direct ones). Returns the deleted points, deepest first and,
     /// within one depth, in point order. Their content goes with them; grants and sequences
-    /// are kept (grants name selectors; a sequence never repeats).
+    /// are kept (grants name selectors; a sequence never repeats). The subscriptions whose
+    /// subscriber is one of them go too.
     async fn delete(&self, point: &Point, force: bool) -> RegistryResult<Vec<Point>>;
 
     /// The content stored with a particle (an artifact's bytes); `None` if it holds none,
@@ -304,6 +308,31 @@ pub trait Registry: Send + Sync + 'static {
     /// How many particles there are of each base kind, by the base's name (`"Mechtron"`), for
     /// `starlane status`; kinds with none are left out.
     async fn census(&self) -> RegistryResult<BTreeMap<String, u64>>;
+
+    /// Keeps `subscription`, replacing one with the same subscriber and selector (SPEC §18).
+    /// A particle's subscriptions are deleted with it (see [`Registry::delete`]).
+    async fn subscribe(&self, subscription: &Subscription) -> RegistryResult<()> {
+        let _ = subscription;
+        Err(RegistryError::Storage(SUBSCRIPTIONS_PENDING.into()))
+    }
+
+    /// Undoes `subscriber`'s subscription to `selector`; whether there was one.
+    async fn unsubscribe(&self, subscriber: &Surface, selector: &Selector) -> RegistryResult<bool> {
+        let _ = (subscriber, selector);
+        Err(RegistryError::Storage(SUBSCRIPTIONS_PENDING.into()))
+    }
+
+    /// Undoes every subscription whose subscriber is a surface of `point` (any layer or
+    /// topic); how many there were.
+    async fn unsubscribe_all(&self, point: &Point) -> RegistryResult<usize> {
+        let _ = point;
+        Err(RegistryError::Storage(SUBSCRIPTIONS_PENDING.into()))
+    }
+
+    /// Every subscription in the cosmos, ordered by subscriber and then selector (as text).
+    async fn subscriptions(&self) -> RegistryResult<Vec<Subscription>> {
+        Ok(Vec::new())
+    }
 
     /// Where this registry keeps the entries of key-value stores (beside the stores'
     /// records, so that deleting a store deletes its entries with it); `None` for a registry

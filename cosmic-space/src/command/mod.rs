@@ -307,6 +307,17 @@ pub enum Command {
         /// The particle.
         point: PointVar,
     },
+    /// `subscribe SELECTOR`: the agent (a particle) receives what the channels it selects
+    /// publish and the lifecycle events of the particles it selects (SPEC §18).
+    Subscribe {
+        /// What to receive from.
+        selector: Selector,
+    },
+    /// `unsubscribe SELECTOR`: undoes a `subscribe` of the same selector.
+    Unsubscribe {
+        /// The selector subscribed to.
+        selector: Selector,
+    },
     /// `chown SELECTOR to POINT`: give the matching particles a new owner.
     Chown {
         /// The particles.
@@ -330,7 +341,7 @@ pub enum CommandTarget<'a> {
 }
 
 /// Every command word, for "unknown command" messages.
-const VERBS: &str = "create, publish, select, set, get, read, delete, grant, revoke, access, chown";
+const VERBS: &str = "create, publish, select, set, get, read, delete, grant, revoke, access, chown, subscribe, unsubscribe";
 
 impl Command {
     /// The command word without `?`/`!`: `"create"`, `"publish"`, `"select"`, …
@@ -347,6 +358,8 @@ impl Command {
             Command::Revoke { .. } => "revoke",
             Command::Access { .. } => "access",
             Command::Chown { .. } => "chown",
+            Command::Subscribe { .. } => "subscribe",
+            Command::Unsubscribe { .. } => "unsubscribe",
         }
     }
 
@@ -360,7 +373,9 @@ impl Command {
             | Command::Read { point }
             | Command::Delete { point, .. }
             | Command::Access { point } => CommandTarget::Point(point),
-            Command::Select { selector } => CommandTarget::Selector(selector),
+            Command::Select { selector }
+            | Command::Subscribe { selector }
+            | Command::Unsubscribe { selector } => CommandTarget::Selector(selector),
             Command::Grant { on, .. } | Command::Chown { on, .. } => CommandTarget::Selector(on),
             Command::Revoke { id } => CommandTarget::Grant(*id),
         }
@@ -408,7 +423,11 @@ impl Command {
                 on: on.clone(),
                 owner: resolve(owner, env)?,
             },
-            Command::Select { .. } | Command::Grant { .. } | Command::Revoke { .. } => self.clone(),
+            Command::Select { .. }
+            | Command::Grant { .. }
+            | Command::Revoke { .. }
+            | Command::Subscribe { .. }
+            | Command::Unsubscribe { .. } => self.clone(),
         })
     }
 
@@ -419,7 +438,7 @@ impl Command {
         let word = c.take_while(|ch| ch.is_alphanumeric() || matches!(ch, '_' | '-'));
         let verb = match word {
             "create" | "publish" | "select" | "set" | "get" | "read" | "delete" | "grant"
-            | "revoke" | "access" | "chown" => word,
+            | "revoke" | "access" | "chown" | "subscribe" | "unsubscribe" => word,
             "" => return Err(c.error(format!("expected a command: one of {VERBS}"))),
             other => {
                 let span = Span::new(start, c.pos());
@@ -495,6 +514,18 @@ impl Command {
             "select" => {
                 require_ws(c, "a selector")?;
                 Ok(Command::Select {
+                    selector: Selector::parse(c)?,
+                })
+            }
+            "subscribe" => {
+                require_ws(c, "a selector of the channels and particles to hear from")?;
+                Ok(Command::Subscribe {
+                    selector: Selector::parse(c)?,
+                })
+            }
+            "unsubscribe" => {
+                require_ws(c, "the selector subscribed to")?;
+                Ok(Command::Unsubscribe {
                     selector: Selector::parse(c)?,
                 })
             }
@@ -678,6 +709,8 @@ impl fmt::Display for Command {
             Command::Revoke { id } => write!(f, "revoke {id}"),
             Command::Access { point } => write!(f, "access {point}"),
             Command::Chown { on, owner } => write!(f, "chown {on} to {owner}"),
+            Command::Subscribe { selector } => write!(f, "subscribe {selector}"),
+            Command::Unsubscribe { selector } => write!(f, "unsubscribe {selector}"),
         }
     }
 }

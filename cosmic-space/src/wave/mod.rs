@@ -36,6 +36,7 @@ use uuid::Uuid;
 use crate::access::Agent;
 use crate::method::{CmdMethod, Method};
 use crate::point::Point;
+use crate::selector::Selector;
 use crate::substance::{RawCommand, Substance};
 use crate::surface::Surface;
 use crate::syntax::{Cursor, ParseError, Span};
@@ -266,6 +267,8 @@ pub enum Recipients {
     Watchers(Point),
     /// Every star of the cosmos.
     Stars,
+    /// Every particle the selector matches (resolved by the sender's star).
+    Select(Selector),
 }
 
 impl Recipients {
@@ -306,6 +309,7 @@ impl fmt::Display for Recipients {
             }
             Recipients::Watchers(point) => write!(f, "watchers of {point}"),
             Recipients::Stars => f.write_str("every star"),
+            Recipients::Select(selector) => write!(f, "{selector}"),
         }
     }
 }
@@ -322,6 +326,8 @@ pub enum BounceBacks {
     Count(u32),
     /// Every Echo that arrives until the timer runs out.
     Timer(WaitTime),
+    /// An Echo from every recipient (or what arrived when the Ripple's wait time runs out).
+    All,
 }
 
 /// Builder and accessor methods shared by the three directed wave structs.
