@@ -22,6 +22,7 @@ use cosmic_space::{
 };
 use serde::Serialize;
 
+use crate::channel;
 use crate::lifecycle::{Lifecycle, StartError};
 use crate::registry::{Registration, RegistryError};
 use crate::security::{self, SecurityError};
@@ -144,8 +145,8 @@ async fn subscriber(life: &Lifecycle, agent: &Agent, verb: &str) -> Result<Point
     Ok(point.clone())
 }
 
-/// `subscribe SELECTOR` (SPEC §18): refused (403) when the selector matches particles now and
-/// the agent may read (`r`) none of them; each later delivery is checked again as the agent.
+/// `subscribe SELECTOR` (SPEC §18), refused as [`channel::may_subscribe`] says; each later
+/// delivery is checked again as the agent.
 async fn subscribe(
     life: &Lifecycle,
     agent: &Agent,
@@ -153,20 +154,7 @@ async fn subscribe(
 ) -> Result<Substance, Failure> {
     let point = subscriber(life, agent, "subscribe").await?;
     let registry = life.registry();
-    let found = registry.select(&selector).await?;
-    let mut refusal = None;
-    for stub in &found {
-        match security::require(registry.as_ref(), agent, &stub.point, Permission::Read).await {
-            Ok(()) => {
-                refusal = None;
-                break;
-            }
-            Err(denied) => refusal = refusal.or(Some(denied)),
-        }
-    }
-    if let Some(denied) = refusal {
-        return Err(denied.into());
-    }
+    channel::may_subscribe(registry.as_ref(), agent, &selector).await?;
     let subscription = Subscription {
         subscriber: Surface::from(point),
         selector,

@@ -131,6 +131,39 @@ impl Field {
             }
             access
         };
+        self.serve(transmit, ping, record, effect, &access).await
+    }
+
+    /// Hands `signal` to the Core of the particle `record` describes, which asked for it (a
+    /// subscriber's delivery, SPEC §18): not checked against the sender — the subscription
+    /// was checked as the subscriber — but routed by the particle's bind like any wave. What
+    /// the Core answers is dropped, as a Signal's always is.
+    pub async fn deliver(
+        &self,
+        transmit: &Arc<dyn Transmit>,
+        signal: cosmic_space::Signal,
+        record: ParticleRecord,
+    ) {
+        let ping = signal.into_ping();
+        // Only what the particle itself does: no details or content read on its behalf.
+        let access = Access::full(FullAccess::Owner);
+        let _ = self
+            .serve(transmit, &ping, record, Effect::Execute, &access)
+            .await;
+    }
+
+    /// Runs `ping`, already admitted with `access` for its `effect`, through `record`'s bind
+    /// to its destination.
+    async fn serve(
+        &self,
+        transmit: &Arc<dyn Transmit>,
+        ping: &Ping,
+        record: ParticleRecord,
+        effect: Effect,
+        access: &Access,
+    ) -> ReflectedCore {
+        let registry = &self.registry;
+        let point = &record.point;
         if let Some(refusal) = not_ready(&record) {
             return refusal;
         }
@@ -178,7 +211,7 @@ impl Field {
             // A particle's details are the registry's, as they are now, for every kind: the
             // Core answers them without its driver (a guest knows only its init's snapshot).
             Destination::Core if effect == Effect::ReadDetails => ReflectedCore::ok(
-                Substance::from(security::readable(record.details(), &access)),
+                Substance::from(security::readable(record.details(), access)),
             ),
             Destination::Core => {
                 let ctx = DriverCtx {

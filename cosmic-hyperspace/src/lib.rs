@@ -16,6 +16,7 @@
 //! | [`placement`] | which star hosts a particle (rendezvous hashing) |
 //! | [`field`] | security and bind routing of every directed wave |
 //! | [`gateway`] | the HTTP gateway: requests in as `Http<…>` waves, reflections out as responses |
+//! | [`channel`] | channels and lifecycle events: subscriptions matched, publications sent once per machine, delivered to particles and watchers |
 //! | [`shell`] | exchanges: waiting for Pongs, 408s, dropping unsolicited reflections |
 //! | [`driver`] | the behaviour of each kind |
 //! | [`executor`] | the command language, run for an agent |
@@ -26,6 +27,7 @@
 //! | [`wasm`] | compiling, caching and running mechtron guests in wasmer |
 
 pub mod bundle;
+pub mod channel;
 pub mod control;
 pub mod credentials;
 pub mod driver;

@@ -20,25 +20,28 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use cosmic_space::{
-    Agent, CreateStrategy, Kind, Layer, Ping, Point, Pong, PropertyChanges, StarKey, StarSubKind,
-    Status, Surface, Topic, UserBaseSubKind, WaveId,
+    Agent, CreateStrategy, Kind, Layer, Ping, Point, Pong, PropertyChanges, Selector, StarKey,
+    StarSubKind, Status, Surface, Topic, UserBaseSubKind, WaveId,
 };
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::channel::{Hub, Watch, WatchError};
 use crate::control::{
     self, ControlError, ControlService, MachineConfig, MachineReport, StarReport, StatusReport,
 };
 use crate::driver::{
-    Drivers, GuestLog, KeySource, MechtronDriver, SecretKey, SecretKeyError, stderr_log,
+    ChannelDriver, Drivers, GuestLog, KeySource, MechtronDriver, SecretKey, SecretKeyError,
+    stderr_log,
 };
 use crate::fabric::{Fabric, FabricError, LocalFabric, NatsFabric, NatsSettings};
 use crate::gateway;
 use crate::membership::{Gate, JoinError, Lease, LeaseTiming, Leases, Member, Membership};
 use crate::registry::{
-    CachedRegistry, Change, EmbeddedRegistry, PgRegistry, Registration, Registry, RegistryError,
+    CachedRegistry, Change, EmbeddedRegistry, EventSink, PgRegistry, Registration, Registry,
+    RegistryError,
 };
 use crate::star::StarHandle;
 use crate::wasm::{WasmConfig, WasmError, WasmHost};
@@ -147,6 +150,8 @@ struct MachineInner {
     fabric: Arc<dyn Fabric>,
     membership: Option<Arc<Membership>>,
     stars: Vec<StarHandle>,
+    /// Its channels (SPEC §18).
+    hub: Arc<Hub>,
     next_star: AtomicUsize,
     started: Instant,
 }
@@ -273,7 +278,7 @@ impl MachineBuilder {
             None => Arc::new(LocalFabric::new()),
         };
         fabric.carry_changes(cached.changes().clone()).await?;
-        let drivers = match self.drivers {
+        let mut drivers = match self.drivers {
             Some(drivers) => drivers,
             None => Drivers::builtin(SecretKey::load_or_create(&home)?.0),
         };
@@ -281,6 +286,17 @@ impl MachineBuilder {
         let keys = (0..count)
             .map(|index| star_key(&name, index).ok_or_else(|| MachineError::Name(name.clone())))
             .collect::<Result<Vec<StarKey>, MachineError>>()?;
+        let hub = Hub::new(
+            &name,
+            &keys,
+            registry.clone(),
+            cached.changes(),
+            fabric.clone(),
+        )
+        .ok_or_else(|| MachineError::Name(name.clone()))?;
+        let sink: Arc<dyn EventSink> = hub.clone();
+        cached.tell_events(Arc::downgrade(&sink));
+        drivers.insert(Arc::new(ChannelDriver::new(hub.clone())));
         let gate = Arc::new(match self.leases {
             Some(_) => Gate::closed(),
             None => Gate::open(),
@@ -293,6 +309,7 @@ impl MachineBuilder {
                 fabric.clone(),
                 drivers.clone(),
                 gate.clone(),
+                hub.clone(),
             );
             fabric.connect(key.clone(), Arc::new(star.clone())).await?;
             stars.push(star);
@@ -319,6 +336,7 @@ impl MachineBuilder {
             fabric,
             membership,
             stars,
+            hub,
             next_star: AtomicUsize::new(0),
             started: Instant::now(),
         });
@@ -328,6 +346,9 @@ impl MachineBuilder {
             membership: None,
         };
         machine.bootstrap().await?;
+        if let Err(err) = machine.inner.hub.sweep().await {
+            eprintln!("could not forget the watchers of this machine's last run: {err}");
+        }
         let star = machine.star();
         star.lifecycle().reawaken(star.drivers(), &keys).await?;
         if let Some(membership) = &machine.inner.membership {
@@ -491,6 +512,11 @@ impl Machine {
     /// several machines, those of the machines whose leases hold.
     pub fn live_stars(&self) -> Vec<StarKey> {
         self.inner.fabric.stars()
+    }
+
+    /// This machine's channels: watch what a selector publishes (SPEC §18).
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.inner.hub
     }
 
     /// The registry.
@@ -789,6 +815,10 @@ impl ControlService for Controller {
             registry: self.registry.clone(),
             machines,
         }
+    }
+
+    async fn watch(&self, agent: Agent, selector: Selector) -> Result<Watch, WatchError> {
+        self.inner.hub.watch(agent, selector).await
     }
 
     async fn issue_token(&self, by: &Agent, agent: Point) -> Result<String, ControlError> {

@@ -224,6 +224,17 @@ mod tests {
 
     #[async_trait]
     impl ControlService for Executor {
+        async fn watch(
+            &self,
+            _agent: Agent,
+            _selector: cosmic_space::Selector,
+        ) -> Result<cosmic_hyperspace::channel::Watch, cosmic_hyperspace::channel::WatchError>
+        {
+            Err(cosmic_hyperspace::channel::WatchError::Unavailable(
+                "this fake".into(),
+            ))
+        }
+
         async fn authenticate(&self, token: &str) -> Option<Agent> {
             (token == "t").then_some(Agent::HyperUser)
         }

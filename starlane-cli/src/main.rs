@@ -1,7 +1,7 @@
 //! `starlane` — the command-line interface of Starlane (SPEC §13).
 //!
-//! `serve` runs a cosmos on this machine; `exec`, `script`, `send`, `secret`, `status` and
-//! `token` drive a running one over the control protocol (`cosmic_hyperspace::control`),
+//! `serve` runs a cosmos on this machine; `exec`, `script`, `send`, `secret`, `status`,
+//! `token` and `watch` drive a running one over the control protocol (`cosmic_hyperspace::control`),
 //! finding it through `--server`/`--token`, `STARLANE_SERVER`/`STARLANE_TOKEN`, or the data
 //! directory the server writes its address and token into; `check` checks documents offline; `new` scaffolds a
 //! mechtron crate and `bundle` builds and packs it.
@@ -26,6 +26,7 @@ mod secret;
 mod send;
 mod serve;
 mod status;
+mod watch;
 
 /// Starlane: a WebAssembly orchestration framework.
 #[derive(Debug, Parser)]
@@ -53,6 +54,9 @@ enum Command {
     Secret(secret::SecretArgs),
     /// Show the running machine's stars, particles, uptime, addresses and registry.
     Status(status::StatusArgs),
+    /// Print what channels publish and what happens to particles, until Ctrl-C, e.g.
+    /// `starlane watch 'localhost:chat:**'`.
+    Watch(watch::WatchArgs),
     /// Issue a token that acts as a user (HyperUser only).
     Token(status::TokenArgs),
     /// Scaffold a mechtron crate NAME/ that builds as-is (Cargo.toml, src/lib.rs, bundle/).
@@ -81,6 +85,7 @@ fn main() -> ExitCode {
         Command::Secret(args) => secret::secret(args, home),
         Command::Status(args) => status::status(args, home),
         Command::Token(args) => status::token(args, home),
+        Command::Watch(args) => watch::watch(args, home),
         Command::New(args) => new::new(args),
         Command::Bundle(args) => bundle::bundle(args),
         Command::Check(args) => check::run(args),

@@ -199,7 +199,7 @@ pub fn render(body: &Substance, out: &mut dyn Write) -> io::Result<()> {
 }
 
 /// A substance on one line.
-fn inline(body: &Substance) -> String {
+pub fn inline(body: &Substance) -> String {
     match body {
         Substance::Empty => String::new(),
         Substance::Text(text) => text.clone(),

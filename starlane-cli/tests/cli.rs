@@ -18,6 +18,16 @@ struct Machine;
 
 #[async_trait]
 impl ControlService for Machine {
+    async fn watch(
+        &self,
+        _agent: Agent,
+        _selector: cosmic_space::Selector,
+    ) -> Result<cosmic_hyperspace::channel::Watch, cosmic_hyperspace::channel::WatchError> {
+        Err(cosmic_hyperspace::channel::WatchError::Unavailable(
+            "this fake".into(),
+        ))
+    }
+
     async fn authenticate(&self, token: &str) -> Option<Agent> {
         match token {
             "hyper" => Some(Agent::HyperUser),

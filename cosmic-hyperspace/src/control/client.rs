@@ -5,7 +5,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use cosmic_space::{Agent, Ping, Point, Pong, Token};
+use cosmic_space::{Agent, Ping, Point, Pong, Selector, Signal, Token};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpStream, ToSocketAddrs};
 use tokio::time::timeout;
@@ -101,9 +101,11 @@ impl Client {
             }),
             ServerMessage::Denied { message } => Err(ControlError::Denied(message)),
             ServerMessage::Refused { message } => Err(ControlError::Refused(message)),
-            ServerMessage::Answer { .. } => Err(ControlError::Protocol(
-                "the server answered a Hello with an Answer".to_string(),
-            )),
+            ServerMessage::Answer { .. } | ServerMessage::Delivery { .. } => {
+                Err(ControlError::Protocol(
+                    "the server answered a Hello with something other than Welcome".to_string(),
+                ))
+            }
         }
     }
 
@@ -167,6 +169,23 @@ impl Client {
         }
     }
 
+    /// Starts watching what `selector` publishes (SPEC §18: channels' messages, particles'
+    /// lifecycle events), as this session's agent; the connection then only delivers.
+    pub async fn watch(mut self, selector: Selector) -> Result<Watching, ControlError> {
+        let stall = self.limits.stall;
+        let number = self.next;
+        match self
+            .request(Request::Watch { selector }, stall, &mut |_, _| {})
+            .await?
+        {
+            Answer::Watching => Ok(Watching {
+                client: self,
+                number,
+            }),
+            other => Err(unexpected(other, "a watch")),
+        }
+    }
+
     /// Sends one request and waits up to `wait` for its answer to begin.
     async fn request(
         &mut self,
@@ -209,6 +228,47 @@ impl Client {
             ServerMessage::Welcome { .. } => Err(ControlError::Protocol(
                 "the server said Welcome twice".to_string(),
             )),
+            ServerMessage::Delivery { .. } => Err(ControlError::Protocol(
+                "the server delivered a wave to a connection that does not watch".to_string(),
+            )),
+        }
+    }
+}
+
+/// A connection that watches (see [`Client::watch`]).
+#[derive(Debug)]
+pub struct Watching {
+    client: Client,
+    number: u64,
+}
+
+/// How long a watch waits for its next wave before it reads again (it waits for ever, in
+/// these steps).
+const WATCH_STEP: Duration = Duration::from_secs(3600);
+
+impl Watching {
+    /// The next wave; `Ok(None)` when the server ends the watch cleanly (it is stopping).
+    pub async fn next(&mut self) -> Result<Option<Signal>, ControlError> {
+        let limits = self.client.limits;
+        let wire = limits.wire();
+        let frame = loop {
+            match read_frame(&mut self.client.reader, &wire, WATCH_STEP, limits.stall).await {
+                Ok(frame) => break frame,
+                Err(FrameError::TimedOut) => continue,
+                Err(FrameError::Closed) => return Ok(None),
+                Err(err) => return Err(frame_error(err, "watching")),
+            }
+        };
+        match wire.decode::<ServerMessage>(&frame)? {
+            ServerMessage::Delivery { number, wave } if number == self.number => Ok(Some(*wave)),
+            ServerMessage::Answer {
+                answer: Answer::Failed { status, message },
+                ..
+            } => Err(ControlError::Failed { status, message }),
+            ServerMessage::Refused { message } => Err(ControlError::Refused(message)),
+            _ => Err(ControlError::Protocol(
+                "the server sent a watching connection something other than a wave".to_string(),
+            )),
         }
     }
 }
@@ -222,6 +282,7 @@ fn unexpected(answer: Answer, expected: &str) -> ControlError {
                 Answer::Pong(_) => "a Pong",
                 Answer::Status(_) => "a status report",
                 Answer::Token(_) => "a token",
+                Answer::Watching => "a watch",
                 Answer::Failed { .. } => "a failure",
             }
         )),

@@ -78,9 +78,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cosmic_space::{
-    Agent, Kind, Ping, Point, Pong, StarKey, StatusCode, Token, WaitTime, Wire, WireError,
+    Agent, Kind, Ping, Point, Pong, Selector, Signal, StarKey, StatusCode, Token, WaitTime, Wire,
+    WireError,
 };
 use serde::{Deserialize, Serialize};
+
+use crate::channel::{Watch, WatchError};
 
 mod client;
 mod config;
@@ -90,7 +93,7 @@ mod server;
 #[cfg(test)]
 mod tests;
 
-pub use client::{Client, Progress};
+pub use client::{Client, Progress, Watching};
 pub use config::{
     ClusterConfig, ConfigError, ENV_CONTROL, ENV_COSMOS, ENV_HOME, ENV_HTTP, ENV_LEASE, ENV_NATS,
     ENV_REGISTRY, ENV_STARS, MachineConfig, RegistryUrl, SETTINGS_FILE, Settings, resolve_home,
@@ -120,6 +123,9 @@ pub trait ControlService: Send + Sync + 'static {
     /// Issues a token that acts as `agent`; `by` is the session's agent, which the server has
     /// already checked is HyperUser.
     async fn issue_token(&self, by: &Agent, agent: Point) -> Result<String, ControlError>;
+
+    /// Starts watching `selector` as `agent` (see [`Request::Watch`]).
+    async fn watch(&self, agent: Agent, selector: Selector) -> Result<Watch, WatchError>;
 }
 
 /// What a client sends.
@@ -152,6 +158,14 @@ pub enum Request {
         /// The agent the token will act as.
         agent: Point,
     },
+    /// Watch what `selector` publishes — channels' messages and particles' lifecycle events
+    /// the session's agent may read (SPEC §18) — until the connection closes: answered
+    /// [`Answer::Watching`], then one [`ServerMessage::Delivery`] per wave. A connection
+    /// watches once, and asks nothing else meanwhile.
+    Watch {
+        /// What to watch.
+        selector: Selector,
+    },
 }
 
 /// What the server sends.
@@ -174,6 +188,13 @@ pub enum ServerMessage {
         /// The answer.
         answer: Answer,
     },
+    /// One wave a watch delivers (see [`Request::Watch`]).
+    Delivery {
+        /// The number of the Watch request.
+        number: u64,
+        /// The wave: a channel's message, or a lifecycle event.
+        wave: Box<Signal>,
+    },
     /// The server could not take a frame (malformed, too large, a second Hello) and closes.
     Refused {
         /// Why.
@@ -190,6 +211,8 @@ pub enum Answer {
     Status(Box<StatusReport>),
     /// The answer to [`Request::IssueToken`].
     Token(Token),
+    /// The answer to [`Request::Watch`]: deliveries follow.
+    Watching,
     /// The request failed.
     Failed {
         /// How, as an HTTP-like status.

@@ -4,9 +4,10 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use cosmic_space::{Agent, StatusCode, Token, Wire};
+use cosmic_space::{Agent, Signal, StatusCode, Token, Wire};
 use tokio::io::AsyncWrite;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
@@ -15,6 +16,7 @@ use tokio::time::{Instant, sleep, sleep_until, timeout};
 
 use super::frame::{FrameError, read_frame, write_frame};
 use super::{Answer, ClientMessage, ControlLimits, ControlService, Request, ServerMessage};
+use crate::channel::Watch;
 
 /// Serves the control protocol on `listener` with the default [`ControlLimits`] until
 /// `shutdown` completes; see [`serve_with`].
@@ -114,6 +116,9 @@ async fn session(
     // The reader runs on its own so that reading a frame is never cancelled half-way; it hands
     // decoded messages over one at a time (so it stops reading while the session is full).
     let (inbox, mut incoming) = mpsc::channel::<Result<ClientMessage, String>>(1);
+    // A watching client sends nothing for as long as it watches: it is not idle.
+    let watching = Arc::new(AtomicBool::new(false));
+    let quiet_is_fine = watching.clone();
     let reading = tokio::spawn(async move {
         let wire = limits.wire();
         loop {
@@ -122,6 +127,7 @@ async fn session(
                     .decode::<ClientMessage>(&frame)
                     .map_err(|err| format!("malformed frame: {err}")),
                 Err(FrameError::TooLarge(err)) => Err(err.to_string()),
+                Err(FrameError::TimedOut) if quiet_is_fine.load(Ordering::Relaxed) => continue,
                 // Closed, idle, stalled or broken: the session ends quietly.
                 Err(_) => break,
             };
@@ -137,6 +143,7 @@ async fn session(
     let mut numbers = HashMap::new();
     let mut open = true;
     let mut deadline: Option<Instant> = None;
+    let mut watch: Option<(u64, Watch)> = None;
     loop {
         if !open && under_way.is_empty() {
             break;
@@ -147,6 +154,25 @@ async fn session(
                 open = false;
                 incoming.close();
                 deadline = Some(Instant::now() + limits.grace);
+                watch = None;
+            }
+            delivery = next_delivery(&mut watch), if watch.is_some() => {
+                let Some(number) = watch.as_ref().map(|(number, _)| *number) else { continue };
+                let sent = match delivery {
+                    Some(wave) => deliver(&mut writer, number, wave, &limits).await,
+                    None => {
+                        // The watch fell behind (or the machine is stopping): say so, and end.
+                        let failed = Answer::Failed {
+                            status: StatusCode::UNAVAILABLE,
+                            message: "the watch could not keep up and was closed".to_string(),
+                        };
+                        let _ = answer_client(&mut writer, number, failed, &limits).await;
+                        break;
+                    }
+                };
+                if sent.is_err() {
+                    break;
+                }
             }
             _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => break,
             Some(done) = under_way.join_next_with_id() => {
@@ -165,6 +191,32 @@ async fn session(
             message = incoming.recv(), if open && under_way.len() < limits.max_in_flight => {
                 match message {
                     None => open = false,
+                    Some(Ok(ClientMessage::Request { number, request: Request::Watch { selector } })) => {
+                        let answer = if watch.is_some() {
+                            Answer::Failed {
+                                status: StatusCode::CONFLICT,
+                                message: "this connection is watching already".to_string(),
+                            }
+                        } else {
+                            match service.watch(agent.clone(), selector).await {
+                                Ok(started) => {
+                                    watch = Some((number, started));
+                                    watching.store(true, Ordering::Relaxed);
+                                    Answer::Watching
+                                }
+                                Err(err) => {
+                                    let core = cosmic_space::ReflectedCore::from(err);
+                                    Answer::Failed {
+                                        status: core.status,
+                                        message: core.error_message().unwrap_or_default(),
+                                    }
+                                }
+                            }
+                        };
+                        if answer_client(&mut writer, number, answer, &limits).await.is_err() {
+                            break;
+                        }
+                    }
                     Some(Ok(ClientMessage::Request { number, request })) => {
                         let handle = under_way.spawn(answer(
                             service.clone(),
@@ -247,6 +299,11 @@ async fn answer(
             Answer::Pong(Box::new(service.ping(agent, ping).await))
         }
         Request::Status => Answer::Status(Box::new(service.status().await)),
+        // Watches are answered by the session itself, which then delivers.
+        Request::Watch { .. } => Answer::Failed {
+            status: StatusCode::BAD_REQUEST,
+            message: "a watch is asked on its own".to_string(),
+        },
         Request::IssueToken { agent: target } => {
             if agent != Agent::HyperUser {
                 return Answer::Failed {
@@ -292,6 +349,31 @@ async fn answer_client<W: AsyncWrite + Unpin>(
             };
             send(writer, &failed, limits).await
         }
+    }
+}
+
+/// The next wave the session's watch delivers; `None` when it has ended.
+async fn next_delivery(watch: &mut Option<(u64, Watch)>) -> Option<Signal> {
+    match watch {
+        Some((_, watch)) => watch.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sends one delivery of watch `number`; a wave too large for a frame is skipped.
+async fn deliver<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    number: u64,
+    wave: Signal,
+    limits: &ControlLimits,
+) -> Result<(), FrameError> {
+    let message = ServerMessage::Delivery {
+        number,
+        wave: Box::new(wave),
+    };
+    match limits.wire().encode_framed(&message) {
+        Ok(bytes) => write_frame(writer, &bytes, limits.stall, &mut |_, _| {}).await,
+        Err(_) => Ok(()),
     }
 }
 

@@ -30,6 +30,14 @@ fn user() -> Point {
 
 #[async_trait]
 impl ControlService for Fake {
+    async fn watch(
+        &self,
+        _agent: Agent,
+        _selector: cosmic_space::Selector,
+    ) -> Result<crate::channel::Watch, crate::channel::WatchError> {
+        Err(crate::channel::WatchError::Unavailable("this fake".into()))
+    }
+
     async fn authenticate(&self, token: &str) -> Option<Agent> {
         match token {
             "hyper" => Some(Agent::HyperUser),

@@ -16,6 +16,7 @@ use crate::transmit::Transmit;
 
 mod artifact;
 mod basic;
+mod channel;
 mod database;
 mod file;
 mod mechtron;
@@ -23,6 +24,7 @@ mod secret;
 
 pub use artifact::{ArtifactDriver, content_type};
 pub use basic::BasicDriver;
+pub use channel::{ChannelDriver, STREAM};
 pub use database::DatabaseDriver;
 pub use file::FileDriver;
 pub use mechtron::{

@@ -12,10 +12,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use cosmic_space::{
-    Agent, CmdMethod, DirectedWave, HypMethod, Method, Ping, Point, Pong, ReflectedCore,
-    ReflectedWave, RouteSeg, Signal, StarKey, StatusCode, Substance, Wave, WaveId,
+    Agent, CmdMethod, DirectedWave, HypMethod, Method, Ping, Point, Pong, Recipients,
+    ReflectedCore, ReflectedWave, RouteSeg, Signal, StarKey, StatusCode, Substance, Wave, WaveId,
 };
 
+use crate::channel::{self, Hub};
 use crate::driver::Drivers;
 use crate::executor;
 use crate::fabric::{Envelope, Fabric, Inbox};
@@ -47,7 +48,16 @@ struct StarInner {
     transmit: Arc<dyn Transmit>,
     field: Field,
     lifecycle: Arc<Lifecycle>,
+    /// This machine's channels: publications other machines send here go to it.
+    hub: Arc<Hub>,
     received: AtomicU64,
+}
+
+#[async_trait::async_trait]
+impl channel::Host for StarInner {
+    async fn deliver(&self, signal: Signal, record: ParticleRecord) {
+        self.field.deliver(&self.transmit, signal, record).await;
+    }
 }
 
 impl std::fmt::Debug for StarHandle {
@@ -68,6 +78,13 @@ impl Inbox for StarHandle {
             Wave::Reflected(ReflectedWave::Echo(_)) => {
                 // Ripples are not sent by this star yet: an echo here was never asked for.
                 self.inner.courier.shell.drop_unsolicited();
+            }
+            // A publication from another machine: its hub takes it in order (not in a task
+            // of its own, which could overtake the next one).
+            Wave::Directed(DirectedWave::Ripple(ripple))
+                if matches!(ripple.to, Recipients::Watchers(_)) =>
+            {
+                self.inner.hub.arrived(ripple);
             }
             Wave::Directed(directed) => {
                 let star = self.clone();
@@ -100,6 +117,7 @@ impl StarHandle {
         fabric: Arc<dyn Fabric>,
         drivers: Drivers,
         gate: Arc<Gate>,
+        hub: Arc<Hub>,
     ) -> StarHandle {
         let point = key.point();
         let registry: Arc<dyn Registry> = cached.clone();
@@ -117,16 +135,18 @@ impl StarHandle {
             transmit.clone(),
             point.clone(),
         ));
-        StarHandle {
-            inner: Arc::new(StarInner {
-                point,
-                courier,
-                transmit,
-                field: Field::new(registry, cached.changes(), drivers),
-                lifecycle,
-                received: AtomicU64::new(0),
-            }),
-        }
+        let inner = Arc::new(StarInner {
+            point,
+            courier,
+            transmit,
+            field: Field::new(registry, cached.changes(), drivers),
+            lifecycle,
+            hub: hub.clone(),
+            received: AtomicU64::new(0),
+        });
+        let host: Arc<dyn channel::Host> = inner.clone();
+        hub.attach(inner.courier.key.clone(), Arc::downgrade(&host));
+        StarHandle { inner }
     }
 
     /// The star's key.
@@ -221,15 +241,7 @@ impl StarHandle {
             },
             DirectedWave::Signal(signal) => {
                 // Signals are never answered: run them for their effect, drop what they return.
-                let ping = Ping {
-                    id: signal.id,
-                    from: signal.from,
-                    to: signal.to,
-                    agent: signal.agent,
-                    handling: signal.handling,
-                    hops: signal.hops,
-                    core: signal.core,
-                };
+                let ping = signal.into_ping();
                 if let Location::Here(record) = self.inner.courier.locate(&ping.to.point).await {
                     let _ = self.process(&ping, record).await;
                 }

@@ -621,6 +621,20 @@ impl Signal {
             core: DirectedCore::new(method).with_body(body),
         }
     }
+
+    /// The same wave as a Ping, which is how a handler runs it (whatever it answers is
+    /// dropped: nobody waits for a Signal).
+    pub fn into_ping(self) -> Ping {
+        Ping {
+            id: self.id,
+            from: self.from,
+            to: self.to,
+            agent: self.agent,
+            handling: self.handling,
+            hops: self.hops,
+            core: self.core,
+        }
+    }
 }
 
 directed_methods!(Signal);

@@ -1,0 +1,643 @@
+//! Channels and events (SPEC §18): what a channel publishes and what happens to particles,
+//! delivered to their subscribers on every machine.
+//!
+//! Each machine has one [`Hub`]. Something to deliver — a message sent to a `Channel`, or a
+//! lifecycle event of a write made on this machine — becomes a **publication**: a Ripple
+//! `from` its source and `to` [`Recipients::Watchers`] of that source. The hub of the machine
+//! where it starts finds the subscriptions whose selectors match the source (the registry
+//! keeps them; every hub caches the list and forgets it when the change feed says it
+//! changed), and sends the publication **once to each other machine** that hosts a matching
+//! subscriber, never once per subscriber. Each hub then delivers to its own subscribers:
+//!
+//! - a particle subscriber gets a [`Signal`] through its star, straight to its Core (it asked
+//!   for these waves, so its `x` is not asked of the channel; its driver answers, and the
+//!   answer is dropped, as a Signal's always is);
+//! - a **watcher** — `starlane watch`, a web stream — is a bounded queue in this process,
+//!   registered in the registry as a subscription of a topic on this machine's first star, so
+//!   that other machines know to send here.
+//!
+//! Every delivery is checked as the subscription's agent: it needs `r` on the source.
+//! Delivery is at most once and in order per publisher and subscriber: one dispatcher per
+//! machine takes publications in the order they come (a publisher's waves reach its channel in
+//! order, the fabric keeps order between two stars, and this hub's queue between a star and
+//! its dispatcher), and each subscriber has one queue. A full queue drops: a particle's
+//! message is counted as dropped; a watcher that does not keep up is closed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+use async_trait::async_trait;
+use cosmic_space::{
+    Access, Agent, Details, DirectedCore, DirectedWave, Event, FullAccess, PUBLISHER, Permission,
+    Ping, Point, PointHierarchy, Recipients, Ripple, Selector, Signal, StarKey, Subscription,
+    Substance, Surface, Topic, Wave,
+};
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::fabric::{Envelope, Fabric};
+use crate::registry::{
+    Cache, Change, ChangeFeed, EventSink, Forget, ParticleRecord, PointCache, Registry,
+    RegistryError,
+};
+use crate::security::{self, AccessCache, SecurityError};
+
+/// How many publications may wait for this machine's dispatcher before new ones are dropped.
+const PUBLICATIONS: usize = 65_536;
+
+/// How many deliveries may wait for one particle subscriber before new ones are dropped.
+const PARTICLE_QUEUE: usize = 1_024;
+
+/// How many deliveries may wait for one watcher before it is closed as too slow.
+pub const WATCHER_QUEUE: usize = 1_024;
+
+/// The most hierarchies of sources a hub keeps (selectors with kinds need them).
+const HIERARCHIES: usize = 16_384;
+
+/// Where a hub hands a particle subscriber's deliveries: the star that hosts it.
+#[async_trait]
+pub trait Host: Send + Sync {
+    /// Delivers `signal` to the particle `record` describes, which this star hosts, and
+    /// returns when its driver has taken it.
+    async fn deliver(&self, signal: Signal, record: ParticleRecord);
+}
+
+/// Counts of what a hub did, for `starlane status` and metrics.
+#[derive(Debug, Default)]
+pub struct Counts {
+    /// Deliveries handed to subscribers on this machine.
+    pub delivered: AtomicU64,
+    /// Deliveries dropped: a full queue, a subscriber that could not be reached.
+    pub dropped: AtomicU64,
+    /// Publications sent to other machines.
+    pub forwarded: AtomicU64,
+}
+
+/// One machine's channels: publishes, forwards, and delivers to its own subscribers.
+pub struct Hub {
+    machine: String,
+    /// The star this machine sends publications from and receives them on (its first):
+    /// always the same two stars between two machines, so the fabric keeps their order.
+    home_star: StarKey,
+    registry: Arc<dyn Registry>,
+    fabric: Arc<dyn Fabric>,
+    subscriptions: Arc<Subscriptions>,
+    access: Arc<AccessCache>,
+    hierarchies: Arc<Hierarchies>,
+    publications: mpsc::Sender<Publication>,
+    watchers: Mutex<HashMap<Uuid, Watcher>>,
+    particles: Mutex<HashMap<Point, mpsc::Sender<Signal>>>,
+    hosts: RwLock<HashMap<StarKey, Weak<dyn Host>>>,
+    counts: Counts,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("machine", &self.machine)
+            .field("watchers", &self.watchers.lock().len())
+            .field("counts", &self.counts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Something to deliver, and whether it started on this machine (then other machines'
+/// subscribers get it from here).
+struct Publication {
+    ripple: Ripple,
+    origin: bool,
+}
+
+/// A watcher's queue and what it listens to.
+struct Watcher {
+    surface: Surface,
+    selector: Selector,
+    queue: mpsc::Sender<Signal>,
+}
+
+/// The subscriptions of the cosmos, read once and kept until a change says otherwise.
+#[derive(Default)]
+struct Subscriptions {
+    list: RwLock<Option<Arc<Vec<Subscription>>>>,
+    epoch: AtomicU64,
+}
+
+impl Forget for Subscriptions {
+    fn forget(&self, change: &Change) {
+        // A deleted particle takes its subscriptions with it.
+        if matches!(
+            change,
+            Change::Subscriptions | Change::Subtree(_) | Change::Anything
+        ) {
+            self.epoch.fetch_add(1, Ordering::AcqRel);
+            *self.list.write() = None;
+        }
+    }
+}
+
+/// The hierarchies (points with their kinds) of sources, for selectors that name kinds.
+struct Hierarchies(PointCache<PointHierarchy>);
+
+impl Forget for Hierarchies {
+    fn forget(&self, change: &Change) {
+        match change {
+            Change::Subtree(top) => self.0.forget_subtree(top),
+            Change::Anything => self.0.forget_all(),
+            _ => {}
+        }
+    }
+}
+
+/// What a watcher receives, until it is dropped (which ends its subscription).
+#[derive(Debug)]
+pub struct Watch {
+    id: Uuid,
+    hub: Weak<Hub>,
+    queue: mpsc::Receiver<Signal>,
+}
+
+impl Watch {
+    /// The next delivery; `None` once the watch is closed (it fell behind, or the machine is
+    /// stopping).
+    pub async fn next(&mut self) -> Option<Signal> {
+        self.queue.recv().await
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if let Some(hub) = self.hub.upgrade() {
+            hub.unwatch(self.id);
+        }
+    }
+}
+
+/// Why a watch could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    /// The agent may read nothing the selector matches now.
+    #[error(transparent)]
+    Denied(#[from] SecurityError),
+    /// The registry could not keep the subscription.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// Nothing here delivers watches (a service that is not a machine).
+    #[error("{0} does not deliver watches")]
+    Unavailable(String),
+}
+
+impl From<WatchError> for cosmic_space::ReflectedCore {
+    fn from(err: WatchError) -> cosmic_space::ReflectedCore {
+        match err {
+            WatchError::Denied(denied) => denied.into(),
+            WatchError::Registry(err) => err.into(),
+            WatchError::Unavailable(_) => cosmic_space::ReflectedCore::error(
+                cosmic_space::StatusCode::UNAVAILABLE,
+                err.to_string(),
+            ),
+        }
+    }
+}
+
+/// Refuses (403) a subscription of `agent` to `selector` when the selector matches particles
+/// now and the agent may read (`r`) none of them. A selector that matches nothing yet is
+/// accepted: each delivery is checked as the agent anyway.
+pub async fn may_subscribe(
+    registry: &dyn Registry,
+    agent: &Agent,
+    selector: &Selector,
+) -> Result<(), SecurityError> {
+    if *agent == Agent::HyperUser {
+        return Ok(());
+    }
+    let mut refusal = None;
+    for stub in registry.select(selector).await? {
+        match security::require(registry, agent, &stub.point, Permission::Read).await {
+            Ok(()) => return Ok(()),
+            Err(denied) => refusal = refusal.or(Some(denied)),
+        }
+    }
+    refusal.map_or(Ok(()), Err)
+}
+
+impl Hub {
+    /// The hub of machine `machine`, whose stars are `stars` (the first receives what other
+    /// machines send), over `registry` (whose feed is `changes`) and `fabric`. Starts its
+    /// dispatcher on the current runtime.
+    pub fn new(
+        machine: &str,
+        stars: &[StarKey],
+        registry: Arc<dyn Registry>,
+        changes: &ChangeFeed,
+        fabric: Arc<dyn Fabric>,
+    ) -> Option<Arc<Hub>> {
+        let home_star = stars.first()?.clone();
+        let subscriptions = Arc::new(Subscriptions::default());
+        let access = Arc::new(AccessCache::new());
+        let hierarchies = Arc::new(Hierarchies(Cache::new(HIERARCHIES)));
+        let listener: Arc<dyn Forget> = subscriptions.clone();
+        changes.listen(Arc::downgrade(&listener));
+        let listener: Arc<dyn Forget> = access.clone();
+        changes.listen(Arc::downgrade(&listener));
+        let listener: Arc<dyn Forget> = hierarchies.clone();
+        changes.listen(Arc::downgrade(&listener));
+        let (publications, queue) = mpsc::channel(PUBLICATIONS);
+        let hub = Arc::new(Hub {
+            machine: machine.to_string(),
+            home_star,
+            registry,
+            fabric,
+            subscriptions,
+            access,
+            hierarchies,
+            publications,
+            watchers: Mutex::new(HashMap::new()),
+            particles: Mutex::new(HashMap::new()),
+            hosts: RwLock::new(HashMap::new()),
+            counts: Counts::default(),
+        });
+        tokio::spawn(dispatch(Arc::downgrade(&hub), queue));
+        Some(hub)
+    }
+
+    /// Registers the star `key` of this machine as the host of its particles' deliveries.
+    pub fn attach(&self, key: StarKey, host: Weak<dyn Host>) {
+        self.hosts.write().insert(key, host);
+    }
+
+    /// What this hub has done.
+    pub fn counts(&self) -> &Counts {
+        &self.counts
+    }
+
+    /// How many watchers this machine serves now.
+    pub fn watchers(&self) -> usize {
+        self.watchers.lock().len()
+    }
+
+    /// Publishes what `ping` carries on `channel` (the channel's driver calls this): every
+    /// subscriber receives it as a Signal from the channel, with the publisher's agent in the
+    /// [`PUBLISHER`] header. Returns at once; delivery follows (at most once).
+    pub fn publish(&self, channel: &Point, ping: &Ping) {
+        let core = ping
+            .core
+            .clone()
+            .with_header(PUBLISHER, ping.agent.to_point().to_string());
+        self.originate(channel.clone(), core);
+    }
+
+    /// Starts a publication from `source` carrying `core`.
+    fn originate(&self, source: Point, core: DirectedCore) {
+        let mut ripple = Ripple::new(
+            Surface::from(source.clone()),
+            Recipients::Watchers(source.clone()),
+            core.method.clone(),
+            (),
+        );
+        ripple.core = core;
+        ripple.agent = Agent::Point(source);
+        ripple.id = crate::ids::wave_id();
+        self.enqueue(Publication {
+            ripple,
+            origin: true,
+        });
+    }
+
+    /// Takes a publication another machine sent here (the star's inbox calls this, in the
+    /// order the fabric delivers): this machine's subscribers get it.
+    pub fn arrived(&self, ripple: Ripple) {
+        self.enqueue(Publication {
+            ripple,
+            origin: false,
+        });
+    }
+
+    fn enqueue(&self, publication: Publication) {
+        if self.publications.try_send(publication).is_err() {
+            self.counts.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Starts watching `selector` as `agent` (SPEC §18: `starlane watch`, a web stream):
+    /// refused (403) when the selector matches particles now and the agent may read none of
+    /// them. The watch lasts until it is dropped.
+    pub async fn watch(
+        self: &Arc<Self>,
+        agent: Agent,
+        selector: Selector,
+    ) -> Result<Watch, WatchError> {
+        may_subscribe(self.registry.as_ref(), &agent, &selector).await?;
+        let id = crate::ids::wave_id().as_uuid();
+        let surface = Surface {
+            point: self.home_star.point(),
+            layer: cosmic_space::Layer::Core,
+            topic: Some(Topic::Uuid(id)),
+        };
+        let (queue, receiver) = mpsc::channel(WATCHER_QUEUE);
+        self.watchers.lock().insert(
+            id,
+            Watcher {
+                surface: surface.clone(),
+                selector: selector.clone(),
+                queue,
+            },
+        );
+        let subscription = Subscription {
+            subscriber: surface,
+            selector,
+            agent,
+        };
+        if let Err(err) = self.registry.subscribe(&subscription).await {
+            self.watchers.lock().remove(&id);
+            return Err(err.into());
+        }
+        Ok(Watch {
+            id,
+            hub: Arc::downgrade(self),
+            queue: receiver,
+        })
+    }
+
+    /// Ends watcher `id` and its subscription.
+    fn unwatch(&self, id: Uuid) {
+        let Some(watcher) = self.watchers.lock().remove(&id) else {
+            return;
+        };
+        let registry = self.registry.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = registry
+                    .unsubscribe(&watcher.surface, &watcher.selector)
+                    .await;
+            });
+        }
+    }
+
+    /// Forgets the watchers a previous run of this machine left in the registry (they died
+    /// with it).
+    pub async fn sweep(&self) -> Result<usize, RegistryError> {
+        self.registry.unsubscribe_all(&self.home_star.point()).await
+    }
+
+    /// The subscriptions of the cosmos (cached).
+    async fn subscriptions(&self) -> Result<Arc<Vec<Subscription>>, RegistryError> {
+        if let Some(list) = self.subscriptions.list.read().clone() {
+            return Ok(list);
+        }
+        let epoch = self.subscriptions.epoch.load(Ordering::Acquire);
+        let list = Arc::new(self.registry.subscriptions().await?);
+        if self.subscriptions.epoch.load(Ordering::Acquire) == epoch {
+            *self.subscriptions.list.write() = Some(list.clone());
+        }
+        Ok(list)
+    }
+
+    /// The hierarchy of `source` (cached); `None` when it is not registered (a deleted
+    /// particle's last event): then selectors match its point alone.
+    async fn hierarchy(&self, source: &Point) -> Option<PointHierarchy> {
+        if let Some(hierarchy) = self.hierarchies.0.get(source) {
+            return Some(hierarchy);
+        }
+        let epoch = self.hierarchies.0.epoch();
+        let hierarchy = self.registry.hierarchy(source).await.ok()?;
+        self.hierarchies
+            .0
+            .insert_if(epoch, source.clone(), hierarchy.clone());
+        Some(hierarchy)
+    }
+
+    /// The subscriptions whose selectors match `source`.
+    async fn matching(&self, source: &Point) -> Vec<Subscription> {
+        let Ok(list) = self.subscriptions().await else {
+            return Vec::new();
+        };
+        if list.is_empty() {
+            return Vec::new();
+        }
+        let hierarchy = self.hierarchy(source).await;
+        list.iter()
+            .filter(|subscription| match &hierarchy {
+                Some(hierarchy) => subscription.selector.matches(hierarchy),
+                None => subscription.selector.matches_point(source),
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// The star that receives `subscriber`'s deliveries: the star in a watcher's surface, or
+    /// the star its particle is placed on.
+    async fn star_of(&self, subscriber: &Surface) -> Option<StarKey> {
+        match subscriber.point.route() {
+            cosmic_space::RouteSeg::Star(key) => Some(key.clone()),
+            _ => self
+                .registry
+                .location(&subscriber.point)
+                .await
+                .ok()
+                .flatten(),
+        }
+    }
+
+    /// What `agent` may do on `source`, if it may read it (the rule for every delivery).
+    async fn may_read(&self, agent: &Agent, source: &Point) -> Option<Access> {
+        if *agent == Agent::HyperUser {
+            return Some(Access::full(FullAccess::HyperUser));
+        }
+        match self
+            .access
+            .access_on(self.registry.as_ref(), agent, source)
+            .await
+        {
+            Ok(access) => access.has(Permission::Read).then_some(access),
+            // A deleted particle's last event: the agent may read it if it may read where it
+            // was (its nearest registered ancestor decides, as it decided while it lived).
+            Err(RegistryError::NotFound(_)) => match source.parent() {
+                Some(parent) => Box::pin(self.may_read(agent, &parent)).await,
+                None => None,
+            },
+            Err(_) => None,
+        }
+    }
+
+    /// Delivers one publication: to the other machines that host subscribers (if it started
+    /// here), and to this machine's subscribers.
+    async fn dispatch_one(&self, publication: Publication) {
+        let Publication { ripple, origin } = publication;
+        let source = match &ripple.to {
+            Recipients::Watchers(source) => source.clone(),
+            _ => return,
+        };
+        let matching = self.matching(&source).await;
+        if matching.is_empty() {
+            return;
+        }
+        let mut elsewhere: BTreeMap<String, StarKey> = BTreeMap::new();
+        for subscription in matching {
+            let Some(star) = self.star_of(&subscription.subscriber).await else {
+                continue;
+            };
+            if star.constellation != self.machine {
+                if origin {
+                    // One envelope per machine: to the smallest star of it that hosts a
+                    // subscriber, so two machines keep talking between the same two stars.
+                    let entry = elsewhere
+                        .entry(star.constellation.clone())
+                        .or_insert_with(|| star.clone());
+                    if star < *entry {
+                        *entry = star;
+                    }
+                }
+                continue;
+            }
+            let Some(access) = self.may_read(&subscription.agent, &source).await else {
+                continue;
+            };
+            self.deliver_here(&ripple, &subscription, &star, &access);
+        }
+        for star in elsewhere.into_values() {
+            let envelope = Envelope {
+                from_star: self.home_star.clone(),
+                wave: Wave::Directed(DirectedWave::Ripple(ripple.clone())),
+            };
+            match self.fabric.send(&star, envelope).await {
+                Ok(()) => self.counts.forwarded.fetch_add(1, Ordering::Relaxed),
+                Err(_) => self.counts.dropped.fetch_add(1, Ordering::Relaxed),
+            };
+        }
+    }
+
+    /// Hands `ripple` to one subscriber on this machine (hosted by `star`).
+    /// `access` is the subscriber's on the source: an event's properties are only those it may
+    /// read (SPEC §9's guarded properties).
+    fn deliver_here(
+        &self,
+        ripple: &Ripple,
+        subscription: &Subscription,
+        star: &StarKey,
+        access: &Access,
+    ) {
+        let mut signal = Signal::new(
+            ripple.from.clone(),
+            subscription.subscriber.clone(),
+            ripple.core.method.clone(),
+            (),
+        );
+        signal.core = ripple.core.clone();
+        if let Substance::Details(details) = &signal.core.body {
+            let readable = security::readable((**details).clone(), access);
+            signal.core.body = Substance::Details(Box::new(readable));
+        }
+        signal.agent = ripple.agent.clone();
+        signal.id = crate::ids::wave_id();
+        if let Some(Topic::Uuid(id)) = &subscription.subscriber.topic
+            && subscription.subscriber.point == star.point()
+        {
+            self.to_watcher(*id, signal);
+            return;
+        }
+        self.to_particle(subscription.subscriber.point.clone(), signal);
+    }
+
+    fn to_watcher(&self, id: Uuid, signal: Signal) {
+        let mut watchers = self.watchers.lock();
+        let Some(watcher) = watchers.get(&id) else {
+            // Another machine's leftover, or a watch just ended.
+            return;
+        };
+        if watcher.queue.try_send(signal).is_ok() {
+            self.counts.delivered.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        // Too slow (or gone): closed, not buffered without limit.
+        self.counts.dropped.fetch_add(1, Ordering::Relaxed);
+        if let Some(watcher) = watchers.remove(&id) {
+            let registry = self.registry.clone();
+            tokio::spawn(async move {
+                let _ = registry
+                    .unsubscribe(&watcher.surface, &watcher.selector)
+                    .await;
+            });
+        }
+    }
+
+    fn to_particle(&self, subscriber: Point, signal: Signal) {
+        let mut particles = self.particles.lock();
+        if let Some(queue) = particles.get(&subscriber) {
+            match queue.try_send(signal) {
+                Ok(()) => {
+                    self.counts.delivered.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    self.counts.dropped.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                Err(mpsc::error::TrySendError::Closed(signal)) => {
+                    particles.remove(&subscriber);
+                    drop(particles);
+                    return self.to_particle(subscriber, signal);
+                }
+            }
+        }
+        let (queue, receiver) = mpsc::channel(PARTICLE_QUEUE);
+        let _ = queue.try_send(signal);
+        self.counts.delivered.fetch_add(1, Ordering::Relaxed);
+        particles.insert(subscriber.clone(), queue);
+        let registry = self.registry.clone();
+        let hosts: HashMap<StarKey, Weak<dyn Host>> = self.hosts.read().clone();
+        tokio::spawn(feed_particle(subscriber, receiver, registry, hosts));
+    }
+}
+
+impl EventSink for Hub {
+    fn wanted(&self) -> bool {
+        // Whether anyone subscribes at all; unknown (not read yet) counts as wanted.
+        self.subscriptions
+            .list
+            .read()
+            .as_ref()
+            .is_none_or(|list| !list.is_empty())
+    }
+
+    fn happened(&self, details: Details, event: Event) {
+        let source = details.stub.point.clone();
+        let with_properties = matches!(event, Event::Properties).then(|| details.clone());
+        let signal = event.signal(details.stub, with_properties, Surface::from(source.clone()));
+        self.originate(source, signal.core);
+    }
+}
+
+/// The dispatcher: takes this machine's publications in order, one at a time.
+async fn dispatch(hub: Weak<Hub>, mut queue: mpsc::Receiver<Publication>) {
+    while let Some(publication) = queue.recv().await {
+        let Some(hub) = hub.upgrade() else {
+            return;
+        };
+        hub.dispatch_one(publication).await;
+    }
+}
+
+/// Delivers one particle subscriber's queue, in order, through the star that hosts it.
+async fn feed_particle(
+    subscriber: Point,
+    mut queue: mpsc::Receiver<Signal>,
+    registry: Arc<dyn Registry>,
+    hosts: HashMap<StarKey, Weak<dyn Host>>,
+) {
+    while let Some(signal) = queue.recv().await {
+        let Ok(record) = registry.record(&subscriber).await else {
+            continue;
+        };
+        let Some(host) = record
+            .location
+            .as_ref()
+            .and_then(|star| hosts.get(star))
+            .and_then(Weak::upgrade)
+        else {
+            continue;
+        };
+        host.deliver(signal, record).await;
+    }
+}
