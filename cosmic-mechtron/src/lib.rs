@@ -70,6 +70,9 @@
 //!   does not serialize is a 500, never a panic) and `status(code, body)`.
 //! - [`Ctx`] pings, signals and ripples, logs, reads bundle files, and gives the route
 //!   variables, the query, the mechtron's details and the host's clock and randomness.
+//! - Channels (SPEC §18): [`Ctx::publish`] on a `Channel`; [`Ctx::subscribe`] to what a
+//!   selector publishes (channels' messages, particles' lifecycle events), delivered as
+//!   Signals routed like any wave (`#[route("Cmd<Event>")]` for events).
 //! - Crates on `getrandom` (`uuid` with `v4`, `rand`) work in a guest with no code of the
 //!   author's: the SDK is getrandom's custom backend over the host's randomness, and
 //!   `starlane bundle` (and a crate from `starlane new`) build with the flag that selects it,
@@ -84,6 +87,7 @@
 extern crate self as cosmic_mechtron;
 
 pub mod abi;
+mod channel;
 mod ctx;
 mod error;
 mod files;
@@ -117,8 +121,8 @@ pub mod prelude {
         route,
     };
     pub use cosmic_space::{
-        Agent, Condition, Details, DirectedCore, HttpMethod, HttpRequest, HttpResponse, Kind, KvOp,
-        KvOutcome, LogLevel, Logger, Method, Point, Pong, Query, ReflectedCore, StatusCode,
-        Substance, Surface,
+        Agent, Condition, Details, DirectedCore, EVENT, Event, HttpMethod, HttpRequest,
+        HttpResponse, Kind, KvOp, KvOutcome, LogLevel, Logger, Method, PUBLISHER, Point, Pong,
+        Query, ReflectedCore, Selector, StatusCode, Substance, Surface, event_of,
     };
 }

@@ -26,6 +26,7 @@
 //! # Ok::<(), cosmic_mechtron::Error>(())
 //! ```
 
+mod channels;
 mod secrets;
 mod stores;
 
@@ -38,6 +39,7 @@ use cosmic_space::{
     Transmitter,
 };
 
+use self::channels::MemoryChannels;
 use self::secrets::MemorySecrets;
 use self::stores::{MemoryFiles, MemoryStores};
 use crate::ctx::{Ctx, Host};
@@ -56,6 +58,7 @@ pub struct TestHost {
     stores: RefCell<MemoryStores>,
     files: RefCell<MemoryFiles>,
     secrets: RefCell<MemorySecrets>,
+    channels: RefCell<MemoryChannels>,
     now: Cell<u64>,
     seed: Cell<u64>,
 }
@@ -80,6 +83,7 @@ impl Default for TestHost {
             stores: RefCell::default(),
             files: RefCell::default(),
             secrets: RefCell::default(),
+            channels: RefCell::default(),
             now: Cell::new(0),
             seed: Cell::new(0x5eed),
         }
@@ -96,6 +100,24 @@ impl TestHost {
     /// (SPEC §17.1), before the responder sees them; its entries expire by the test's clock.
     pub fn key_value_store(&self, store: Point) {
         self.stores.borrow_mut().add(store);
+    }
+
+    /// Makes `channel` a channel the mechtron may publish on (SPEC §18): what it publishes
+    /// there is answered 200 and kept, before the responder sees it.
+    pub fn channel(&self, channel: Point) {
+        self.channels.borrow_mut().add(channel);
+    }
+
+    /// What the mechtron published on `channel` (one given with [`TestHost::channel`]), in
+    /// order.
+    pub fn published(&self, channel: &Point) -> Vec<DirectedCore> {
+        self.channels.borrow().published(channel)
+    }
+
+    /// The selectors the mechtron is subscribed to (its `ctx.subscribe`s less its
+    /// `ctx.unsubscribe`s), as written canonically.
+    pub fn subscriptions(&self) -> Vec<String> {
+        self.channels.borrow().subscriptions()
     }
 
     /// The value of `key` in the in-memory store at `store` now.
@@ -153,7 +175,8 @@ impl Transmitter for TestHost {
         let stored = self.stores.borrow_mut().answer(&ping, self.now_ms());
         let filed = || self.files.borrow_mut().answer(&ping);
         let sealed = || self.secrets.borrow_mut().answer(&ping);
-        let core = match stored.or_else(filed).or_else(sealed) {
+        let channelled = || self.channels.borrow_mut().answer(&ping);
+        let core = match stored.or_else(filed).or_else(sealed).or_else(channelled) {
             Some(core) => core,
             None => (self.responder.borrow_mut())(&ping),
         };
@@ -280,6 +303,31 @@ impl<M: Mechtron> TestMechtron<M> {
     ) -> Result<TestMechtron<M>, Error> {
         self.host.set_secret(secret.parse()?, value);
         Ok(self)
+    }
+
+    /// Gives the mechtron a channel at `channel` to publish on ([`TestHost::channel`]).
+    pub fn with_channel(self, channel: &str) -> Result<TestMechtron<M>, Error> {
+        self.host.channel(channel.parse()?);
+        Ok(self)
+    }
+
+    /// Delivers to the mechtron what a subscription to `channel` delivers when `publisher`
+    /// publishes `core` there (SPEC §18): a Signal from the channel, acting as the channel,
+    /// the publisher in the `publisher` header.
+    pub fn publication(
+        &mut self,
+        channel: &str,
+        publisher: &str,
+        core: DirectedCore,
+    ) -> Result<(), Error> {
+        let channel: Point = channel.parse()?;
+        let core = core.with_header(cosmic_space::PUBLISHER, publisher);
+        let mut signal = Signal::new(channel.clone(), self.surface(), core.method.clone(), ());
+        signal.core = core;
+        let _ = self.deliver(DirectedWave::Signal(
+            signal.with_agent(Agent::Point(channel)),
+        ));
+        Ok(())
     }
 
     /// The host the mechtron talks to.

@@ -4,14 +4,17 @@
 //! ```text
 //! mechtron := "Mechtron(version=" version ")" "{" { section } "}"
 //! section  := "Wasm" "{" { property } "}" | "Limits" "{" { property } "}"
+//!           | "Subscribe" "{" { "+" selector ";" } "}"
 //! property := "+" name "=" value ";"
 //! ```
 //!
 //! `Wasm` takes `+bin` (a point, where `${bundle}` is the bundle holding the document) and
 //! `+name` (skewer case); both are required. `Limits` is optional and takes `+fuel` (an
 //! instruction budget per call, > 0) and `+memory` (a size: bytes, or with a `KiB`/`MiB`/`GiB`
-//! suffix — powers of 1024 — or `KB`/`MB`/`GB` — powers of 1000 — from 64KiB to 4GiB). White
-//! space and `#` comments may stand between any two tokens.
+//! suffix — powers of 1024 — or `KB`/`MB`/`GB` — powers of 1000 — from 64KiB to 4GiB).
+//! `Subscribe` is optional and lists selectors the mechtron subscribes to when it starts (SPEC
+//! §18: `Subscribe { +localhost:chat:**<Channel>; }`). White space and `#` comments may stand
+//! between any two tokens.
 //!
 //! ```
 //! use cosmic_space::{MechtronConfig, Point};
@@ -38,6 +41,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bind::{parse_header, point_vars, unclosed};
 use crate::point::{Env, Point, PointError, PointVar};
+use crate::selector::Selector;
 use crate::syntax::{Cursor, ParseError, Span, is_skewer};
 
 /// A parsed `.mechtron` document.
@@ -51,6 +55,8 @@ pub struct MechtronConfig {
     pub name: String,
     /// The limits of each call into the guest.
     pub limits: Limits,
+    /// What the mechtron subscribes to when it starts (SPEC §18).
+    pub subscribe: Vec<Selector>,
 }
 
 /// The limits of each call into a guest (SPEC §11.2): an instruction budget and a memory cap.
@@ -164,6 +170,7 @@ impl MechtronConfig {
         c.expect("{", "'{' to open the document's sections")?;
         let mut wasm: Option<(Option<PointVar>, Option<String>, usize)> = None;
         let mut limits: Option<Limits> = None;
+        let mut subscribe: Option<Vec<Selector>> = None;
         loop {
             c.skip_ws_and_comments();
             let close = c.pos();
@@ -193,6 +200,7 @@ impl MechtronConfig {
                     wasm,
                     name,
                     limits: limits.unwrap_or_default(),
+                    subscribe: subscribe.unwrap_or_default(),
                 });
             }
             if c.at_end() {
@@ -205,13 +213,15 @@ impl MechtronConfig {
             match section {
                 "Wasm" if wasm.is_some() => return Err(duplicate()),
                 "Limits" if limits.is_some() => return Err(duplicate()),
+                "Subscribe" if subscribe.is_some() => return Err(duplicate()),
                 "Wasm" => wasm = Some(parse_wasm(c)?),
                 "Limits" => limits = Some(parse_limits(c)?),
-                "" => return Err(c.error("expected a section (Wasm or Limits) or '}'")),
+                "Subscribe" => subscribe = Some(parse_subscribe(c)?),
+                "" => return Err(c.error("expected a section (Wasm, Limits or Subscribe) or '}'")),
                 other => {
                     return Err(c.error_span(
                         span,
-                        format!("unknown section '{other}': expected Wasm or Limits"),
+                        format!("unknown section '{other}': expected Wasm, Limits or Subscribe"),
                     ));
                 }
             }
@@ -255,6 +265,43 @@ fn parse_wasm(c: &mut Cursor<'_>) -> Result<(Option<PointVar>, Option<String>, u
         other => Err(unknown(c, "Wasm", other, span, "+bin or +name")),
     })?;
     Ok((bin, name, close))
+}
+
+/// `{ +SELECTOR; … }`: what the mechtron subscribes to, each selector once.
+fn parse_subscribe(c: &mut Cursor<'_>) -> Result<Vec<Selector>, ParseError> {
+    c.skip_ws_and_comments();
+    let open = c.pos();
+    c.expect("{", "'{' to open the Subscribe section")?;
+    let mut selectors: Vec<Selector> = Vec::new();
+    loop {
+        c.skip_ws_and_comments();
+        if c.eat_char('}') {
+            return Ok(selectors);
+        }
+        if c.at_end() {
+            return Err(unclosed(
+                c,
+                "'+' and a selector, or '}'",
+                "Subscribe section",
+                open,
+            ));
+        }
+        c.expect(
+            "+",
+            "'+' and a selector (e.g. +localhost:chat:**<Channel>;), or '}'",
+        )?;
+        let at = c.pos();
+        let selector = Selector::parse(c)?;
+        if selectors.contains(&selector) {
+            return Err(c.error_span(
+                Span::new(at, c.pos()),
+                format!("duplicate subscription to {selector}"),
+            ));
+        }
+        selectors.push(selector);
+        c.skip_ws_and_comments();
+        c.expect(";", "';' after the selector")?;
+    }
 }
 
 /// `{ +fuel=…; +memory=…; }`, each optional.
@@ -439,6 +486,13 @@ impl fmt::Display for MechtronConfig {
         write_size(f, self.limits.memory)?;
         writeln!(f, ";")?;
         writeln!(f, "  }}")?;
+        if !self.subscribe.is_empty() {
+            writeln!(f, "  Subscribe {{")?;
+            for selector in &self.subscribe {
+                writeln!(f, "    +{selector};")?;
+            }
+            writeln!(f, "  }}")?;
+        }
         f.write_str("}")
     }
 }
@@ -676,7 +730,7 @@ Mechtron(version=1.0.0) {
             (
                 "Mechtron(version=1.0.0) {\n  Guest { }\n}",
                 (2, 3),
-                "unknown section 'Guest': expected Wasm or Limits",
+                "unknown section 'Guest': expected Wasm, Limits or Subscribe",
             ),
             (
                 "Mechtron(version=1.0.0) {\n  Wasm { +bin=${bundle}:/a.wasm; +name=a; }\n  Wasm { }\n}",

@@ -251,13 +251,25 @@ fn mechtron() -> impl Strategy<Value = MechtronConfig> {
         "[a-z][a-z0-9-]{0,12}",
         1u64..=u64::MAX,
         memory,
+        proptest::sample::subsequence(
+            vec![
+                "localhost:chat:**<Channel>",
+                "localhost:app:*",
+                "localhost:app:users:scott",
+                "**<Mechtron>",
+            ],
+            0..=4,
+        ),
     )
-        .prop_map(|(version, wasm, name, fuel, memory)| MechtronConfig {
-            version,
-            wasm,
-            name,
-            limits: Limits::new(fuel, memory).unwrap(),
-        })
+        .prop_map(
+            |(version, wasm, name, fuel, memory, subscribe)| MechtronConfig {
+                version,
+                wasm,
+                name,
+                limits: Limits::new(fuel, memory).unwrap(),
+                subscribe: subscribe.iter().map(|s| s.parse().unwrap()).collect(),
+            },
+        )
 }
 
 // ---------------------------------------------------------------------------------------------
