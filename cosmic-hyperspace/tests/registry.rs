@@ -1,6 +1,7 @@
 //! The embedded registry (SPEC §14): the conformance suite every registry passes, plus what
 //! only a file can show — durability across reopening and across `kill -9` in the middle of
-//! writes, corrupt files refused with an error, and tokens never stored in the clear.
+//! writes, corrupt files refused with an error, tokens never stored in the clear, and
+//! subscriptions stored as text.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -15,8 +16,10 @@ use std::time::{Duration, Instant};
 use cosmic_hyperspace::registry::{
     EmbeddedRegistry, Entry, ParticleRecord, Registration, Registry, RegistryError, conformance,
 };
-use cosmic_space::{CreateStrategy, Kind, Point, Properties, PropertyChanges, Selector, Status};
-use redb::{Database, TableDefinition};
+use cosmic_space::{
+    Agent, CreateStrategy, Kind, Point, Properties, PropertyChanges, Selector, Status, Subscription,
+};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 fn open(path: &Path) -> EmbeddedRegistry {
     EmbeddedRegistry::open(path).unwrap_or_else(|e| panic!("opening {}: {e}", path.display()))
@@ -103,6 +106,8 @@ async fn tokens_are_stored_hashed() {
 
 const PARTICLES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("particles");
 const GRANTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("grants");
+const SUBSCRIPTIONS: TableDefinition<'_, (&str, &str), &str> =
+    TableDefinition::new("subscriptions");
 
 /// Makes a registry file with ROOT and `localhost`, then lets `tamper` change it with redb.
 async fn tampered(dir: &Path, tamper: impl FnOnce(&Database)) -> PathBuf {
@@ -213,6 +218,106 @@ async fn corrupt_grants_are_storage_errors() {
     assert!(
         message.starts_with("corrupt grant in the registry file"),
         "{message}"
+    );
+}
+
+#[tokio::test]
+async fn corrupt_subscriptions_are_storage_errors_naming_the_row() {
+    let hyperuser = Point::hyperuser().to_string();
+    for (subscriber, selector, agent, column) in [
+        (
+            "localhost@Core",
+            "localhost:chat:((",
+            hyperuser.as_str(),
+            "selector",
+        ),
+        (
+            "localhost@Nowhere",
+            "localhost:chat:**",
+            hyperuser.as_str(),
+            "subscriber",
+        ),
+        (
+            "localhost@Core",
+            "localhost:chat:a",
+            "not a point!",
+            "agent",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = tampered(dir.path(), |db| {
+            write_subscription(db, (subscriber, selector), agent)
+        })
+        .await;
+        let message = storage_error(&path);
+        assert!(
+            message.starts_with(&format!(
+                "corrupt subscription row (subscriber '{subscriber}', selector '{selector}') \
+                 in the registry file: the {column}"
+            )),
+            "{message}"
+        );
+    }
+    // A row that parses but is not keyed by its printed form could never be unsubscribed.
+    let dir = tempfile::tempdir().unwrap();
+    let path = tampered(dir.path(), |db| {
+        write_subscription(db, ("localhost", "localhost:chat:a"), &hyperuser)
+    })
+    .await;
+    assert_eq!(
+        storage_error(&path),
+        "corrupt registry file: the subscription row (subscriber 'localhost', selector \
+         'localhost:chat:a') is not keyed by its printed form (localhost@Core, localhost:chat:a)"
+    );
+}
+
+fn write_subscription(db: &Database, key: (&str, &str), agent: &str) {
+    let txn = db.begin_write().unwrap();
+    txn.open_table(SUBSCRIPTIONS)
+        .unwrap()
+        .insert(key, agent)
+        .unwrap();
+    txn.commit().unwrap();
+}
+
+#[tokio::test]
+async fn subscriptions_are_stored_readably() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.redb");
+    {
+        let registry = open(&path);
+        registry
+            .subscribe(&Subscription {
+                subscriber: "localhost:app@Shell+Topic<Cli>".parse().unwrap(),
+                selector: "localhost:chat:**<Channel>".parse().unwrap(),
+                agent: Agent::Anonymous,
+            })
+            .await
+            .unwrap();
+    }
+    let db = Database::create(&path).unwrap();
+    let txn = db.begin_read().unwrap();
+    let table = txn.open_table(SUBSCRIPTIONS).unwrap();
+    let rows: Vec<(String, String, String)> = table
+        .iter()
+        .unwrap()
+        .map(|row| {
+            let (key, value) = row.unwrap();
+            let (subscriber, selector) = key.value();
+            (
+                subscriber.to_string(),
+                selector.to_string(),
+                value.value().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![(
+            "localhost:app@Shell+Topic<Cli>".to_string(),
+            "localhost:chat:**<Channel>".to_string(),
+            Point::anonymous().to_string(),
+        )]
     );
 }
 

@@ -1,8 +1,9 @@
 //! The PostgreSQL registry (SPEC §14.2) on a private server: the conformance suite (one test
 //! per check, each on a fresh database), what survives closing and connecting again, a
 //! dropped connection survived, the stub columns of migration 3 filled for rows from before
-//! it, selects and children that agree with the embedded store's, and concurrent creates
-//! (batched together) that each get their own answer.
+//! it, selects and children that agree with the embedded store's, concurrent creates
+//! (batched together) that each get their own answer, and subscriptions stored as text, a
+//! corrupt row of which is an error naming it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -13,7 +14,9 @@ use std::sync::{Arc, OnceLock};
 use cosmic_hyperspace::registry::{
     EmbeddedRegistry, PgConfig, PgRegistry, Registration, Registry, RegistryError, conformance,
 };
-use cosmic_space::{CreateStrategy, Kind, Point, PropertyChanges, Selector, Status};
+use cosmic_space::{
+    Agent, CreateStrategy, Kind, Point, PropertyChanges, Selector, Status, Subscription,
+};
 use tests::postgres::PrivatePostgres;
 
 /// One private server for every test of this binary.
@@ -80,6 +83,88 @@ fn root() -> cosmic_hyperspace::registry::Registration {
         strategy: cosmic_space::CreateStrategy::Commit,
         status: cosmic_space::Status::Ready,
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_are_stored_readably_and_corrupt_rows_are_storage_errors() {
+    let url = tokio::task::spawn_blocking(|| server().database())
+        .await
+        .unwrap();
+    let registry = connect(&url).await;
+    let subscription = Subscription {
+        subscriber: "localhost:app@Shell+Topic<Cli>".parse().unwrap(),
+        selector: "localhost:chat:**<Channel>".parse().unwrap(),
+        agent: Agent::HyperUser,
+    };
+    registry.subscribe(&subscription).await.unwrap();
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let row = client
+        .query_one(
+            "SELECT subscriber, selector, subscriber_point, agent FROM subscriptions",
+            &[],
+        )
+        .await
+        .unwrap();
+    let columns: [String; 4] = [row.get(0), row.get(1), row.get(2), row.get(3)];
+    assert_eq!(
+        columns,
+        [
+            "localhost:app@Shell+Topic<Cli>".to_string(),
+            "localhost:chat:**<Channel>".to_string(),
+            "localhost:app".to_string(),
+            Point::hyperuser().to_string(),
+        ]
+    );
+    for (subscriber, selector, agent, column) in [
+        (
+            "localhost@Core",
+            "localhost:chat:((",
+            "localhost",
+            "selector",
+        ),
+        (
+            "localhost@Nowhere",
+            "localhost:chat:**",
+            "localhost",
+            "subscriber",
+        ),
+        (
+            "localhost@Core",
+            "localhost:chat:a",
+            "not a point!",
+            "agent",
+        ),
+    ] {
+        client
+            .execute(
+                "INSERT INTO subscriptions (subscriber, selector, subscriber_point, agent) \
+                 VALUES ($1, $2, 'localhost', $3)",
+                &[&subscriber, &selector, &agent],
+            )
+            .await
+            .unwrap();
+        match registry.subscriptions().await {
+            Err(RegistryError::Storage(message)) => assert!(
+                message.starts_with(&format!(
+                    "corrupt subscription row (subscriber '{subscriber}', selector \
+                     '{selector}') in PostgreSQL: the {column}"
+                )),
+                "{message}"
+            ),
+            other => panic!("a corrupt subscription row read as {other:?}"),
+        }
+        client
+            .execute(
+                "DELETE FROM subscriptions WHERE subscriber = $1 AND selector = $2",
+                &[&subscriber, &selector],
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(registry.subscriptions().await.unwrap(), vec![subscription]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -190,7 +275,7 @@ async fn rows_from_before_the_stub_columns_get_them_from_their_records() {
     execute(
         &url,
         "ALTER TABLE particles DROP COLUMN status; DROP TABLE leases; \
-         DROP TABLE kv; DROP TABLE kv_once; \
+         DROP TABLE kv; DROP TABLE kv_once; DROP TABLE subscriptions; \
          DELETE FROM schema_migrations WHERE version >= 3",
     )
     .await;

@@ -12,8 +12,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use cosmic_space::{
-    CreateStrategy, Grant, GrantKind, Kind, Point, Properties, Property, PropertyChanges, Selector,
-    StarKey, Status, Stub,
+    Agent, CreateStrategy, Grant, GrantKind, Kind, Point, Properties, Property, PropertyChanges,
+    Selector, StarKey, Status, Stub,
 };
 
 use super::{
@@ -80,6 +80,12 @@ macro_rules! registry_conformance_tests {
             key_values_list_in_pages,
             key_values_apply_once_per_wave,
             key_values_hold_conditions_when_writes_race,
+            subscriptions_are_listed_by_subscriber_then_selector,
+            subscribing_again_replaces_the_agent,
+            unsubscribe_says_whether_there_was_one,
+            unsubscribe_all_takes_every_surface_of_a_point,
+            delete_takes_the_subscriptions_of_what_it_deletes,
+            subscriptions_made_together_are_each_kept,
         );
     };
     (@tests $make:path; $($check:ident),* $(,)?) => {
@@ -209,11 +215,18 @@ fn points(stubs: &[Stub]) -> Vec<String> {
 // The checks of data (after `check_eq!`, which they use).
 mod content;
 mod kv;
+mod subscriptions;
 
 pub use content::content_is_written_with_its_properties;
 pub use kv::{
     key_values_apply_once_per_wave, key_values_are_kept_with_their_store,
     key_values_hold_conditions_when_writes_race, key_values_list_in_pages,
+};
+pub use subscriptions::{
+    delete_takes_the_subscriptions_of_what_it_deletes, subscribing_again_replaces_the_agent,
+    subscriptions_are_listed_by_subscriber_then_selector,
+    subscriptions_made_together_are_each_kept, unsubscribe_all_takes_every_surface_of_a_point,
+    unsubscribe_says_whether_there_was_one,
 };
 
 /// `register` stores what it is given (properties applied in order, `+@` locking, `!` of an
@@ -1568,16 +1581,43 @@ pub async fn concurrent_writes_are_isolated<R: Registry>(registry: Arc<R>) -> Ou
 
 /// Everything written before a close is there after the registry is opened again: records
 /// with their properties, status, owner and location, content, sequences, grants (a revoked
-/// one stays revoked and its id is not reused) and tokens.
+/// one stays revoked and its id is not reused), tokens and subscriptions (one undone stays
+/// undone, one of a deleted particle stays gone).
 ///
 /// `open` must open the SAME store each time; the registry it returns first is dropped
 /// before the second call.
 pub async fn survives_reopen<R: Registry>(mut open: impl FnMut() -> R) -> Outcome {
     let app = point("localhost:app")?;
     let star = StarKey::new("central", "fold", 2).map_err(|e| e.to_string())?;
+    let kept = [
+        subscriptions::subscription(
+            "localhost:app@Core",
+            "localhost:chat:**<Channel>",
+            Agent::HyperUser,
+        )?,
+        subscriptions::subscription(
+            "localhost:app:echo@Shell+Topic<Path>(room:one)",
+            "localhost:chat:a",
+            Agent::Point(scott()?),
+        )?,
+        subscriptions::subscription("localhost:worker@Core", "other:m", Agent::Anonymous)?,
+    ];
+    let undone =
+        subscriptions::subscription("localhost:app@Core", "localhost:chat:b", Agent::HyperUser)?;
+    let of_deleted =
+        subscriptions::subscription("other:m@Core", "localhost:chat:a", Agent::HyperUser)?;
     let (records, grants, last_sequence, revoked) = {
         let registry = open();
         cosmos(&registry).await?;
+        for subscription in kept.iter().chain([&undone, &of_deleted]) {
+            ok(registry.subscribe(subscription).await, "subscribe")?;
+        }
+        ok(
+            registry
+                .unsubscribe(&undone.subscriber, &undone.selector)
+                .await,
+            "unsubscribe",
+        )?;
         ok(
             registry
                 .set_properties(&app, &changes("{ +config=c, +@bind=b }")?)
@@ -1706,6 +1746,12 @@ pub async fn survives_reopen<R: Registry>(mut open: impl FnMut() -> R) -> Outcom
         ok(registry.token_agent("reopen-token-1").await, "token")?,
         Some(scott()?),
         "the token after reopening"
+    );
+    let [of_app, of_echo, of_worker] = &kept;
+    check_eq!(
+        subscriptions::listed(&registry).await?,
+        subscriptions::lines(&[of_echo, of_app, of_worker]),
+        "the subscriptions after reopening (one undone, one deleted with its subscriber)"
     );
     Ok(())
 }

@@ -28,8 +28,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use cosmic_space::{
-    CreateStrategy, Details, Grant, GrantKind, Kind, Lineage, Point, PointHierarchy, Properties,
-    PropertyChanges, Selector, StarKey, Status, StatusCode, Stub, Subscription, Surface,
+    Agent, CreateStrategy, Details, Grant, GrantKind, Kind, Lineage, Point, PointHierarchy,
+    Properties, PropertyChanges, Selector, StarKey, Status, StatusCode, Stub, Subscription,
+    Surface,
 };
 use serde::{Deserialize, Serialize};
 
@@ -188,8 +189,57 @@ pub(crate) fn token_hash(token: &str) -> [u8; 32] {
     sha2::Sha256::digest(token.as_bytes()).into()
 }
 
-/// TRANSITIONAL (removed when both stores keep subscriptions).
-const SUBSCRIPTIONS_PENDING: &str = "this registry keeps no subscriptions yet";
+/// A subscription as both stores keep it: printed, so that a row reads the same in any redb
+/// or SQL tool and the order of the rows (byte order of the texts) is the order
+/// [`Registry::subscriptions`] promises.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PrintedSubscription {
+    /// The subscriber, `point@Layer[+Topic]`.
+    pub(crate) subscriber: String,
+    /// The selector.
+    pub(crate) selector: String,
+    /// The agent's point (HyperUser and Anonymous as their well-known points).
+    pub(crate) agent: String,
+}
+
+impl PrintedSubscription {
+    /// `subscription`, printed.
+    pub(crate) fn of(subscription: &Subscription) -> PrintedSubscription {
+        PrintedSubscription {
+            subscriber: subscription.subscriber.to_string(),
+            selector: subscription.selector.to_string(),
+            agent: subscription.agent.to_point().to_string(),
+        }
+    }
+
+    /// The subscription this row holds; a [`RegistryError::Storage`] naming the row and
+    /// `place` (where it was read) if a column does not parse.
+    // The trait's error, on a cold path: returned as it is, as the stores do.
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn read(&self, place: &str) -> RegistryResult<Subscription> {
+        let corrupt = |column: &str, error: &dyn std::fmt::Display| {
+            RegistryError::Storage(format!(
+                "corrupt subscription row (subscriber '{}', selector '{}') in {place}: \
+                 the {column} does not parse: {error}",
+                self.subscriber, self.selector
+            ))
+        };
+        let subscriber: Surface = self
+            .subscriber
+            .parse()
+            .map_err(|e| corrupt("subscriber", &e))?;
+        let selector: Selector = self.selector.parse().map_err(|e| corrupt("selector", &e))?;
+        let agent: Point = self
+            .agent
+            .parse()
+            .map_err(|e| corrupt(&format!("agent '{}'", self.agent), &e))?;
+        Ok(Subscription {
+            subscriber,
+            selector,
+            agent: Agent::from_point(agent),
+        })
+    }
+}
 
 /// `Result` with [`RegistryError`].
 pub type RegistryResult<T> = Result<T, RegistryError>;
@@ -256,9 +306,10 @@ pub trait Registry: Send + Sync + 'static {
 
     /// Deletes `point`; with `force` its whole subtree, otherwise only if it has no children
     /// (`HasChildren` counts the direct ones). Returns the deleted points, deepest first and,
-    /// within one depth, in point order. Their content goes with them; grants and sequences
-    /// are kept (grants name selectors; a sequence never repeats). The subscriptions whose
-    /// subscriber is one of them go too.
+    /// within one depth, in point order. Their content goes with them, and so do, in the same
+    /// transaction, the subscriptions whose subscriber is a surface of one of them. Grants,
+    /// sequences and subscriptions whose selector names them are kept (grants and selectors
+    /// are patterns that may match a particle registered later; a sequence never repeats).
     async fn delete(&self, point: &Point, force: bool) -> RegistryResult<Vec<Point>>;
 
     /// The content stored with a particle (an artifact's bytes); `None` if it holds none,
@@ -309,30 +360,21 @@ pub trait Registry: Send + Sync + 'static {
     /// `starlane status`; kinds with none are left out.
     async fn census(&self) -> RegistryResult<BTreeMap<String, u64>>;
 
-    /// Keeps `subscription`, replacing one with the same subscriber and selector (SPEC §18).
-    /// A particle's subscriptions are deleted with it (see [`Registry::delete`]).
-    async fn subscribe(&self, subscription: &Subscription) -> RegistryResult<()> {
-        let _ = subscription;
-        Err(RegistryError::Storage(SUBSCRIPTIONS_PENDING.into()))
-    }
+    /// Keeps `subscription`, replacing one with the same subscriber and selector (its agent
+    /// is then the new one) (SPEC §18). The subscriber need not be registered; a particle's
+    /// subscriptions are deleted with it (see [`Registry::delete`]).
+    async fn subscribe(&self, subscription: &Subscription) -> RegistryResult<()>;
 
     /// Undoes `subscriber`'s subscription to `selector`; whether there was one.
-    async fn unsubscribe(&self, subscriber: &Surface, selector: &Selector) -> RegistryResult<bool> {
-        let _ = (subscriber, selector);
-        Err(RegistryError::Storage(SUBSCRIPTIONS_PENDING.into()))
-    }
+    async fn unsubscribe(&self, subscriber: &Surface, selector: &Selector) -> RegistryResult<bool>;
 
     /// Undoes every subscription whose subscriber is a surface of `point` (any layer or
     /// topic); how many there were.
-    async fn unsubscribe_all(&self, point: &Point) -> RegistryResult<usize> {
-        let _ = point;
-        Err(RegistryError::Storage(SUBSCRIPTIONS_PENDING.into()))
-    }
+    async fn unsubscribe_all(&self, point: &Point) -> RegistryResult<usize>;
 
-    /// Every subscription in the cosmos, ordered by subscriber and then selector (as text).
-    async fn subscriptions(&self) -> RegistryResult<Vec<Subscription>> {
-        Ok(Vec::new())
-    }
+    /// Every subscription in the cosmos, ordered by subscriber and then selector (as text,
+    /// byte by byte).
+    async fn subscriptions(&self) -> RegistryResult<Vec<Subscription>>;
 
     /// Where this registry keeps the entries of key-value stores (beside the stores'
     /// records, so that deleting a store deletes its entries with it); `None` for a registry

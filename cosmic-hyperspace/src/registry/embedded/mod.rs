@@ -5,9 +5,10 @@
 //! - **Writes** go to one writer thread that commits everything waiting in one durable
 //!   transaction (group commit, see `writer`): a method returns `Ok` only once its change is
 //!   fsync'd, and one fsync serves every write that arrived during the previous one.
-//! - **Reads** never touch the file (but for artifact content): every record, sequence, grant
-//!   and token is kept in memory, loaded at open and updated by the writer after each commit,
-//!   so the star can consult the registry on every wave. Reads see committed changes only.
+//! - **Reads** never touch the file (but for artifact content): every record, sequence, grant,
+//!   token and subscription is kept in memory, loaded at open and updated by the writer after
+//!   each commit, so the star can consult the registry on every wave. Reads see committed
+//!   changes only.
 //! - **Selects** range-scan the subtree of the selector's literal prefix and match kinds
 //!   without building a hierarchy per candidate (see `state`).
 //! - **Tokens** are stored as their SHA-256, never as themselves: the file does not hold
@@ -30,7 +31,7 @@ use std::thread::JoinHandle;
 use async_trait::async_trait;
 use cosmic_space::{
     Grant, GrantKind, Lineage, Point, PointHierarchy, Properties, PropertyChanges, Selector,
-    StarKey, Status, Stub,
+    StarKey, Status, Stub, Subscription, Surface,
 };
 use parking_lot::RwLock;
 use redb::Database;
@@ -282,6 +283,27 @@ impl Registry for EmbeddedRegistry {
 
     async fn census(&self) -> RegistryResult<BTreeMap<String, u64>> {
         Ok(self.state.read().census())
+    }
+
+    async fn subscribe(&self, subscription: &Subscription) -> RegistryResult<()> {
+        let subscription = subscription.clone();
+        self.write(move |batch| batch.subscribe(subscription)).await
+    }
+
+    async fn unsubscribe(&self, subscriber: &Surface, selector: &Selector) -> RegistryResult<bool> {
+        let subscriber = subscriber.clone();
+        let selector = selector.clone();
+        self.write(move |batch| batch.unsubscribe(&subscriber, &selector))
+            .await
+    }
+
+    async fn unsubscribe_all(&self, point: &Point) -> RegistryResult<usize> {
+        let point = point.clone();
+        self.write(move |batch| batch.unsubscribe_all(&point)).await
+    }
+
+    async fn subscriptions(&self) -> RegistryResult<Vec<Subscription>> {
+        Ok(self.state.read().subscriptions.values().cloned().collect())
     }
 
     fn key_values(&self) -> Option<Arc<dyn KeyValues>> {

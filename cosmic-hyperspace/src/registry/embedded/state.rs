@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use cosmic_space::{
     Grant, Hop, Kind, KindSelector, Lineage, Point, PointHierarchy, RouteSeg, SegmentPattern,
-    Selector,
+    Selector, Subscription,
 };
 
 use super::store::storage;
@@ -67,6 +67,28 @@ pub(super) struct State {
     pub(super) tokens: HashMap<[u8; 32], Point>,
     /// The id the next grant gets.
     pub(super) next_grant: u64,
+    /// Every subscription, by its printed subscriber and selector (the order
+    /// `Registry::subscriptions` lists them in).
+    pub(super) subscriptions: BTreeMap<SubscriptionKey, Subscription>,
+}
+
+/// A subscription's printed subscriber and selector: its key in the index and in the file.
+pub(super) type SubscriptionKey = (String, String);
+
+/// The keys, among `subscriptions`, of those whose subscriber is a surface of a point at or
+/// below `top` that `doomed` accepts. A surface is printed `point@Layer[+Topic]`, so `top`'s
+/// printed form starts every such key: one range of keys is read, not every subscription.
+pub(super) fn subscriptions_of<'a>(
+    subscriptions: &'a BTreeMap<SubscriptionKey, Subscription>,
+    top: &Point,
+    doomed: impl Fn(&Point) -> bool + 'a,
+) -> impl Iterator<Item = &'a SubscriptionKey> + 'a {
+    let prefix = top.to_string();
+    subscriptions
+        .range((prefix.clone(), String::new())..)
+        .take_while(move |((subscriber, _), _)| subscriber.starts_with(&prefix))
+        .filter(move |(_, subscription)| doomed(&subscription.subscriber.point))
+        .map(|(key, _)| key)
 }
 
 impl State {
@@ -100,6 +122,16 @@ impl State {
         for (hash, change) in overlay.tokens.into_changes() {
             if let Some(stored) = change {
                 self.tokens.insert(hash, stored.value);
+            }
+        }
+        for (key, change) in overlay.subscriptions.into_changes() {
+            match change {
+                Some(subscription) => {
+                    self.subscriptions.insert(key, subscription);
+                }
+                None => {
+                    self.subscriptions.remove(&key);
+                }
             }
         }
         if let Some(next) = overlay

@@ -12,9 +12,11 @@
 //! | `kv` | a key-value store's point, NUL, the key | the `KvEntry`, wire-encoded |
 //! | `kv_once` | the store's point, NUL, agent, NUL, wave id | the outcomes answered, wire-encoded |
 //! | `kv_once_at` | (unix ms, the `kv_once` key) | nothing: remembered answers by age |
+//! | `subscriptions` | (the subscriber, the selector), printed | the agent's point, printed |
 //!
 //! Points are keys in their canonical printed form (readable with any redb tool); every
-//! structured value goes through [`cosmic_space::wire`], the one module that knows bytes.
+//! structured value goes through [`cosmic_space::wire`], the one module that knows bytes —
+//! but for subscriptions, which are printed whole (as the PostgreSQL registry keeps them).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -26,7 +28,7 @@ use serde::de::DeserializeOwned;
 
 use super::state::{Indexed, State};
 use super::writer::Overlay;
-use crate::registry::{ParticleRecord, RegistryError, RegistryResult};
+use crate::registry::{ParticleRecord, PrintedSubscription, RegistryError, RegistryResult};
 
 pub(super) const PARTICLES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("particles");
 pub(super) const CONTENT: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("content");
@@ -38,8 +40,12 @@ pub(super) const KV: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("kv
 pub(super) const KV_ONCE: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("kv_once");
 pub(super) const KV_ONCE_AT: TableDefinition<'_, (u64, &str), ()> =
     TableDefinition::new("kv_once_at");
+pub(super) const SUBSCRIPTIONS: TableDefinition<'_, (&str, &str), &str> =
+    TableDefinition::new("subscriptions");
 
-/// The layout version this code reads and writes; a file with another refuses to open.
+/// The layout version this code reads and writes; a file with another refuses to open. A
+/// table added to it (`subscriptions`) is created empty in a file that lacks it, so it does not
+/// change the version.
 const SCHEMA: u64 = 1;
 const SCHEMA_KEY: &str = "schema";
 /// The id the next grant gets.
@@ -95,6 +101,8 @@ pub(super) fn open(path: &Path) -> RegistryResult<Database> {
         txn.open_table(KV).map_err(|e| storage(doing, e))?;
         txn.open_table(KV_ONCE).map_err(|e| storage(doing, e))?;
         txn.open_table(KV_ONCE_AT).map_err(|e| storage(doing, e))?;
+        txn.open_table(SUBSCRIPTIONS)
+            .map_err(|e| storage(doing, e))?;
         let mut meta = txn.open_table(META).map_err(|e| storage(doing, e))?;
         let schema = meta
             .get(SCHEMA_KEY)
@@ -185,6 +193,37 @@ pub(super) fn load(db: &Database) -> RegistryResult<State> {
         agents.insert(key.value(), decode("token agent", value.value())?);
     }
     state.tokens = agents;
+
+    let subscriptions = txn
+        .open_table(SUBSCRIPTIONS)
+        .map_err(|e| storage(doing, e))?;
+    for row in subscriptions.iter().map_err(|e| storage(doing, e))? {
+        let (key, value) = row.map_err(|e| storage(doing, e))?;
+        let (subscriber, selector) = key.value();
+        let printed = PrintedSubscription {
+            subscriber: subscriber.to_string(),
+            selector: selector.to_string(),
+            agent: value.value().to_string(),
+        };
+        let subscription = printed.read("the registry file")?;
+        // Rows are found by their key: one that is not the subscription's printed form could
+        // never be unsubscribed.
+        if subscription.subscriber.to_string() != printed.subscriber
+            || subscription.selector.to_string() != printed.selector
+        {
+            return Err(RegistryError::Storage(format!(
+                "corrupt registry file: the subscription row (subscriber '{}', selector '{}') \
+                 is not keyed by its printed form ({}, {})",
+                printed.subscriber,
+                printed.selector,
+                subscription.subscriber,
+                subscription.selector
+            )));
+        }
+        state
+            .subscriptions
+            .insert((printed.subscriber, printed.selector), subscription);
+    }
 
     let meta = txn.open_table(META).map_err(|e| storage(doing, e))?;
     let next_grant = meta
@@ -284,6 +323,23 @@ pub(super) fn commit(db: &Database, overlay: &Overlay) -> RegistryResult<()> {
                 tokens
                     .insert(*hash, stored.bytes.as_slice())
                     .map_err(|e| storage(doing, e))?;
+            }
+        }
+        let mut subscriptions = txn
+            .open_table(SUBSCRIPTIONS)
+            .map_err(|e| storage(doing, e))?;
+        for ((subscriber, selector), change) in overlay.subscriptions.changes() {
+            let key = (subscriber.as_str(), selector.as_str());
+            match change {
+                Some(subscription) => {
+                    let agent = subscription.agent.to_point().to_string();
+                    subscriptions
+                        .insert(key, agent.as_str())
+                        .map_err(|e| storage(doing, e))?;
+                }
+                None => {
+                    subscriptions.remove(key).map_err(|e| storage(doing, e))?;
+                }
             }
         }
         let mut meta = txn.open_table(META).map_err(|e| storage(doing, e))?;

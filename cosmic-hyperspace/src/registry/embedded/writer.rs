@@ -11,18 +11,18 @@
 //! rolls back to the mark taken before the job ran, so the other jobs of the batch are
 //! unaffected.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 use cosmic_space::{
     CreateStrategy, Grant, GrantKind, Point, Properties, Property, PropertyChange, PropertyChanges,
-    Selector, StarKey, Status,
+    Selector, StarKey, Status, Subscription, Surface,
 };
 use parking_lot::RwLock;
 use redb::Database;
 use tokio::sync::mpsc;
 
-use super::state::{self, Records, State};
+use super::state::{self, Records, State, SubscriptionKey};
 use super::store::{self, encode};
 use crate::registry::{Entry, ParticleRecord, Registration, RegistryError, RegistryResult};
 
@@ -119,11 +119,13 @@ pub(super) struct Overlay {
     /// Points deleted in this batch (even if registered again after): their key-value entries
     /// go with them.
     pub(super) purged: Layer<Point, ()>,
+    /// Subscriptions kept (`Some`) or undone (`None`), by printed subscriber and selector.
+    pub(super) subscriptions: Layer<SubscriptionKey, Subscription>,
 }
 
 /// Where the overlay stood before a job ran.
 #[derive(Debug, Clone, Copy)]
-struct Mark([usize; 7]);
+struct Mark([usize; 8]);
 
 impl Overlay {
     fn mark(&self) -> Mark {
@@ -135,6 +137,7 @@ impl Overlay {
             self.tokens.mark(),
             self.next_grant.mark(),
             self.purged.mark(),
+            self.subscriptions.mark(),
         ])
     }
 
@@ -147,6 +150,7 @@ impl Overlay {
             tokens,
             next_grant,
             purged,
+            subscriptions,
         ] = marks;
         self.records.rollback(records);
         self.content.rollback(content);
@@ -155,6 +159,7 @@ impl Overlay {
         self.tokens.rollback(tokens);
         self.next_grant.rollback(next_grant);
         self.purged.rollback(purged);
+        self.subscriptions.rollback(subscriptions);
     }
 
     fn is_empty(&self) -> bool {
@@ -165,6 +170,7 @@ impl Overlay {
             && self.tokens.is_empty()
             && self.next_grant.is_empty()
             && self.purged.is_empty()
+            && self.subscriptions.is_empty()
     }
 }
 
@@ -353,12 +359,79 @@ impl Batch<'_> {
             .map(|record| record.point.clone())
             .collect();
         let doomed = state::doomed(point, subtree, force)?;
+        let subscriptions = {
+            let gone: HashSet<&Point> = doomed.iter().collect();
+            self.subscriptions_of(point, |subscriber| gone.contains(subscriber))
+        };
+        for key in subscriptions {
+            self.overlay.subscriptions.set(key, None);
+        }
         for gone in &doomed {
             self.overlay.records.set(gone.clone(), None);
             self.overlay.content.set(gone.clone(), None);
             self.overlay.purged.set(gone.clone(), Some(()));
         }
         Ok(doomed)
+    }
+
+    /// The keys of the subscriptions, as the batch sees them, whose subscriber is a surface of
+    /// a point at or below `top` that `doomed` accepts.
+    fn subscriptions_of(
+        &self,
+        top: &Point,
+        doomed: impl Fn(&Point) -> bool,
+    ) -> Vec<SubscriptionKey> {
+        let changes = &self.overlay.subscriptions;
+        let mut keys: BTreeSet<SubscriptionKey> =
+            state::subscriptions_of(&self.state.subscriptions, top, &doomed)
+                .filter(|key| changes.get(key).is_none())
+                .cloned()
+                .collect();
+        for (key, change) in changes.changes() {
+            if let Some(subscription) = change
+                && doomed(&subscription.subscriber.point)
+            {
+                keys.insert(key.clone());
+            }
+        }
+        keys.into_iter().collect()
+    }
+
+    /// Keeps `subscription`, replacing the one with its subscriber and selector.
+    pub(super) fn subscribe(&mut self, subscription: Subscription) -> RegistryResult<()> {
+        let key = (
+            subscription.subscriber.to_string(),
+            subscription.selector.to_string(),
+        );
+        self.overlay.subscriptions.set(key, Some(subscription));
+        Ok(())
+    }
+
+    /// Removes `subscriber`'s subscription to `selector`; whether there was one.
+    pub(super) fn unsubscribe(
+        &mut self,
+        subscriber: &Surface,
+        selector: &Selector,
+    ) -> RegistryResult<bool> {
+        let key = (subscriber.to_string(), selector.to_string());
+        let existed = match self.overlay.subscriptions.get(&key) {
+            Some(change) => change.is_some(),
+            None => self.state.subscriptions.contains_key(&key),
+        };
+        if existed {
+            self.overlay.subscriptions.set(key, None);
+        }
+        Ok(existed)
+    }
+
+    /// Removes every subscription of a surface of `point`; how many there were.
+    pub(super) fn unsubscribe_all(&mut self, point: &Point) -> RegistryResult<usize> {
+        let keys = self.subscriptions_of(point, |subscriber| subscriber == point);
+        let count = keys.len();
+        for key in keys {
+            self.overlay.subscriptions.set(key, None);
+        }
+        Ok(count)
     }
 
     pub(super) fn chown(&mut self, selector: &Selector, owner: &Point) -> RegistryResult<usize> {

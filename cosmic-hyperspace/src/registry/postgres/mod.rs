@@ -39,7 +39,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cosmic_space::{
     CreateStrategy, Grant, GrantKind, Lineage, Point, PointHierarchy, Properties, PropertyChanges,
-    Selector, StarKey, Status, Stub, Wire,
+    Selector, StarKey, Status, Stub, Subscription, Surface, Wire,
 };
 use deadpool_postgres::{
     GenericClient, Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime,
@@ -56,7 +56,8 @@ use super::embedded::state::{self, Records};
 use super::embedded::store::{encode, storage};
 use super::embedded::writer::{apply_changes, new_record, over_existing};
 use super::{
-    Entry, ParticleRecord, Registration, Registry, RegistryError, RegistryResult, token_hash,
+    Entry, ParticleRecord, PrintedSubscription, Registration, Registry, RegistryError,
+    RegistryResult, token_hash,
 };
 
 /// The size of one stored chunk of content.
@@ -324,6 +325,21 @@ impl Records for Fetched {
 fn grants_of(rows: &[tokio_postgres::Row]) -> Result<Vec<Grant>, Failure> {
     rows.iter()
         .map(|row| Ok(decode::<Grant>("grant", row.try_get(0)?)?))
+        .collect()
+}
+
+/// The subscriptions in `rows` (columns subscriber, selector, agent); a row that does not
+/// parse is a storage error naming it.
+fn subscriptions_of(rows: &[Row]) -> Result<Vec<Subscription>, Failure> {
+    rows.iter()
+        .map(|row| {
+            let printed = PrintedSubscription {
+                subscriber: row.try_get(0)?,
+                selector: row.try_get(1)?,
+                agent: row.try_get(2)?,
+            };
+            Ok(printed.read("PostgreSQL")?)
+        })
         .collect()
 }
 
@@ -785,11 +801,20 @@ impl Registry for PgRegistry {
             }
             let doomed = state::doomed(point, subtree, force)?;
             let printed: Vec<String> = doomed.iter().map(Point::to_string).collect();
-            tx.execute(
-                &prepared(&tx, "DELETE FROM particles WHERE point = ANY($1)").await?,
-                &[&printed],
+            let particles = prepared(&tx, "DELETE FROM particles WHERE point = ANY($1)").await?;
+            let subscriptions = prepared(
+                &tx,
+                "DELETE FROM subscriptions WHERE subscriber_point = ANY($1)",
             )
             .await?;
+            // Both in one round trip (pipelined on the transaction's connection).
+            let params: [&(dyn ToSql + Sync); 1] = [&printed];
+            let (particles, subscriptions) = tokio::join!(
+                tx.execute(&particles, &params),
+                tx.execute(&subscriptions, &params),
+            );
+            particles?;
+            subscriptions?;
             doomed
         })
     }
@@ -1015,6 +1040,86 @@ impl Registry for PgRegistry {
                 );
             }
             counts
+        })
+    }
+
+    async fn subscribe(&self, subscription: &Subscription) -> RegistryResult<()> {
+        let printed = PrintedSubscription::of(subscription);
+        let point = subscription.subscriber.point.to_string();
+        let doing = format!("subscribing {} to {}", printed.subscriber, printed.selector);
+        transaction!(self, doing, |tx| {
+            tx.execute(
+                &prepared(
+                    &tx,
+                    "INSERT INTO subscriptions (subscriber, selector, subscriber_point, agent) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (subscriber, selector) \
+                     DO UPDATE SET agent = excluded.agent",
+                )
+                .await?,
+                &[
+                    &printed.subscriber,
+                    &printed.selector,
+                    &point,
+                    &printed.agent,
+                ],
+            )
+            .await?;
+        })
+    }
+
+    async fn unsubscribe(&self, subscriber: &Surface, selector: &Selector) -> RegistryResult<bool> {
+        let subscriber = subscriber.to_string();
+        let selector = selector.to_string();
+        let doing = format!("unsubscribing {subscriber} from {selector}");
+        transaction!(self, doing, |tx| {
+            let removed = tx
+                .execute(
+                    &prepared(
+                        &tx,
+                        "DELETE FROM subscriptions WHERE subscriber = $1 AND selector = $2",
+                    )
+                    .await?,
+                    &[&subscriber, &selector],
+                )
+                .await?;
+            removed > 0
+        })
+    }
+
+    async fn unsubscribe_all(&self, point: &Point) -> RegistryResult<usize> {
+        let printed = point.to_string();
+        transaction!(
+            self,
+            format!("unsubscribing {point} from everything"),
+            |tx| {
+                let removed = tx
+                    .execute(
+                        &prepared(&tx, "DELETE FROM subscriptions WHERE subscriber_point = $1")
+                            .await?,
+                        &[&printed],
+                    )
+                    .await?;
+                usize::try_from(removed).map_err(|_| {
+                    storage("unsubscribing", "more rows than this machine can count")
+                })?
+            }
+        )
+    }
+
+    async fn subscriptions(&self) -> RegistryResult<Vec<Subscription>> {
+        read!(self, "reading the subscriptions", |client| {
+            let rows = client
+                .query(
+                    &prepared(
+                        &client,
+                        "SELECT subscriber, selector, agent FROM subscriptions \
+                         ORDER BY subscriber, selector",
+                    )
+                    .await?,
+                    &[],
+                )
+                .await?;
+            subscriptions_of(&rows)?
         })
     }
 

@@ -148,6 +148,25 @@ const MIGRATIONS: &[(i32, &str, Fill)] = &[
     "#,
         Fill::Nothing,
     ),
+    (
+        7,
+        r#"
+    -- Channel subscriptions (SPEC §18), one per subscriber and selector, each printed (the
+    -- rows' order is the order they are listed in). The subscriber's point is beside them, so
+    -- that its subscriptions go with it when it is deleted, or all at once. No foreign key: a
+    -- subscriber need not be registered, and `delete` removes the rows itself. The agent is
+    -- its printed point (HyperUser and Anonymous as their well-known points).
+    CREATE TABLE subscriptions (
+        subscriber       text COLLATE "C" NOT NULL,
+        selector         text COLLATE "C" NOT NULL,
+        subscriber_point text COLLATE "C" NOT NULL,
+        agent            text NOT NULL,
+        PRIMARY KEY (subscriber, selector)
+    );
+    CREATE INDEX subscriptions_by_point ON subscriptions (subscriber_point);
+    "#,
+        Fill::Nothing,
+    ),
 ];
 
 /// How many rows one statement of a fill updates.
