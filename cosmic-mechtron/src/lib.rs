@@ -117,8 +117,8 @@ pub mod prelude {
         route,
     };
     pub use cosmic_space::{
-        Agent, Condition, Details, DirectedCore, HttpMethod, HttpRequest, HttpResponse, Kind, KvOp,
-        KvOutcome, LogLevel, Logger, Method, Point, Pong, Query, ReflectedCore, StatusCode,
-        Substance, Surface,
+        Agent, BounceBacks, Condition, Details, DirectedCore, Echo, HttpMethod, HttpRequest,
+        HttpResponse, Kind, KvOp, KvOutcome, LogLevel, Logger, Method, Point, Pong, Query,
+        Recipients, ReflectedCore, Ripple, Selector, StatusCode, Substance, Surface, WaitTime,
     };
 }
