@@ -453,7 +453,11 @@ mod tests {
         }
         let echoes = shell.collect(exchange).await;
         assert_eq!(echoes.len(), 1);
-        assert_eq!(echoes[0].core.body, Substance::Int(0), "the first to arrive");
+        assert_eq!(
+            echoes[0].core.body,
+            Substance::Int(0),
+            "the first to arrive"
+        );
         // The two queued beyond the first were not asked for.
         assert_eq!(shell.unsolicited(), 2);
 
@@ -474,7 +478,10 @@ mod tests {
         assert_eq!(start.elapsed(), Duration::from_millis(300));
         assert_eq!(echoes.len(), 3);
         assert_eq!(shell.outstanding(), 0);
-        assert!(!shell.deliver_echo(echo(&three, 3)), "a fourth was not asked for");
+        assert!(
+            !shell.deliver_echo(echo(&three, 3)),
+            "a fourth was not asked for"
+        );
         assert_eq!(shell.unsolicited(), 3);
     }
 

@@ -33,9 +33,9 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use cosmic_space::{
-    Agent, BounceBacks, Details, DirectedCore, DirectedWave, Echo, HttpMethod, Kind, LogLevel, Logger, Method,
-    Ping, Point, Pong, Properties, ReflectedCore, Ripple, Signal, Status, Stub, Substance, Surface,
-    Transmitter,
+    Agent, BounceBacks, Details, DirectedCore, DirectedWave, Echo, HttpMethod, Kind, LogLevel,
+    Logger, Method, Ping, Point, Pong, Properties, ReflectedCore, Ripple, Signal, Status, Stub,
+    Substance, Surface, Transmitter,
 };
 
 use self::secrets::MemorySecrets;

@@ -807,7 +807,10 @@ impl Rippler {
 /// Three recipients answer; a fourth is forbidden.
 fn scripted(ripple: &Ripple) -> Vec<Echo> {
     let Recipients::Multi(recipients) = &ripple.to else {
-        return vec![ripple.echo(ripple.from.clone(), ReflectedCore::bad_request("not a list"))];
+        return vec![ripple.echo(
+            ripple.from.clone(),
+            ReflectedCore::bad_request("not a list"),
+        )];
     };
     recipients
         .iter()
@@ -825,7 +828,10 @@ fn scripted(ripple: &Ripple) -> Vec<Echo> {
 #[test]
 fn ctx_ripple_sends_one_ripple_to_the_recipients_with_the_rule() -> Result<(), Error> {
     let mut rippler = TestMechtron::<Rippler>::new()?.answer_ripples(scripted);
-    let answer = rippler.ping("Ext<Ripple>", "all localhost:a localhost:b localhost:secret");
+    let answer = rippler.ping(
+        "Ext<Ripple>",
+        "all localhost:a localhost:b localhost:secret",
+    );
     assert_eq!(answer.body.as_text(), Some("3 200,200,403"));
 
     let ripples = rippler.host().ripples();
@@ -932,7 +938,10 @@ fn ripple_wave_keeps_its_id_and_takes_the_mechtrons_surface() -> Result<(), Erro
     assert_eq!(sent[0].id, id, "a retry keeps its id");
     assert_eq!(sent[0].from.to_string(), "localhost:me@Core");
     assert_eq!(sent[0].core.path, "/jobs");
-    assert_eq!(sent[0].to, Recipients::from("localhost:a".parse::<Point>()?));
+    assert_eq!(
+        sent[0].to,
+        Recipients::from("localhost:a".parse::<Point>()?)
+    );
     Ok(())
 }
 
@@ -942,9 +951,6 @@ fn a_ripple_delivered_to_a_mechtron_is_answered_like_a_ping() -> Result<(), Erro
     let answer = rippler.ripple(DirectedCore::new(Method::ext("Kind")?));
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.body.as_text(), Some("Ripple"));
-    assert_eq!(
-        rippler.ping("Ext<Kind>", ()).body.as_text(),
-        Some("Ping")
-    );
+    assert_eq!(rippler.ping("Ext<Kind>", ()).body.as_text(), Some("Ping"));
     Ok(())
 }

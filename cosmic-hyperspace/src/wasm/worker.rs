@@ -57,7 +57,7 @@ enum Request {
     },
     Pong {
         token: u64,
-        pong: Option<Box<Reply>>,
+        pong: Option<Reply>,
     },
     Shutdown,
 }
@@ -65,7 +65,7 @@ enum Request {
 /// What answers a wave a guest sent and waits for: a Ping's Pong, or a Ripple's Echoes.
 #[derive(Debug)]
 enum Reply {
-    Pong(Pong),
+    Pong(Box<Pong>),
     Echoes(Vec<Echo>),
 }
 
@@ -326,7 +326,7 @@ impl std::fmt::Debug for PongReply {
 impl PongReply {
     /// Delivers the Pong to the waiting guest (ignored if it stopped waiting).
     pub fn send(self, pong: Pong) {
-        self.answer(Reply::Pong(pong));
+        self.answer(Reply::Pong(Box::new(pong)));
     }
 
     /// Delivers a Ripple's Echoes to the waiting guest (ignored if it stopped waiting).
@@ -338,7 +338,7 @@ impl PongReply {
         self.sent = true;
         let _ = self.tx.send(Request::Pong {
             token: self.token,
-            pong: Some(Box::new(reply)),
+            pong: Some(reply),
         });
     }
 }
@@ -391,7 +391,7 @@ struct WorkerCtx {
     busy: RefCell<HashSet<u64>>,
     deferred: RefCell<VecDeque<Request>>,
     waiting: RefCell<HashSet<u64>>,
-    pongs: RefCell<HashMap<u64, Option<Box<Reply>>>>,
+    pongs: RefCell<HashMap<u64, Option<Reply>>>,
     depth: Cell<usize>,
     next_token: Cell<u64>,
 }
@@ -557,7 +557,7 @@ impl WorkerCtx {
 
     /// Waits for the answer of `token`, serving other guests meanwhile; `None` if the outbox
     /// dropped the reply, `Err(())` on timeout.
-    fn wait_pong(&self, token: u64, deadline: Instant) -> Result<Option<Box<Reply>>, ()> {
+    fn wait_pong(&self, token: u64, deadline: Instant) -> Result<Option<Reply>, ()> {
         self.depth.set(self.depth.get() + 1);
         let result = loop {
             if let Some(pong) = self.pongs.borrow_mut().remove(&token) {
@@ -917,8 +917,8 @@ fn host_send(
     ctx.waiting.borrow_mut().remove(&token);
     ctx.pongs.borrow_mut().remove(&token);
     let pong = match answer {
-        Ok(Some(reply)) => match *reply {
-            Reply::Pong(pong) => pong,
+        Ok(Some(reply)) => match reply {
+            Reply::Pong(pong) => *pong,
             Reply::Echoes(_) => ping.pong(ReflectedCore::error(
                 cosmic_space::StatusCode::ERROR,
                 "the host answered the ping with echoes",
@@ -954,7 +954,8 @@ fn send_ripple(
     }
     let ctx = current_ctx().ok_or_else(|| host_error("host_send outside a wasm worker"))?;
     let wait = send_timeout.min(ripple.handling.wait.as_duration());
-    ripple.handling.wait = WaitTime::from_millis(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX));
+    ripple.handling.wait =
+        WaitTime::from_millis(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX));
     let token = ctx.next_token.get();
     ctx.next_token.set(token + 1);
     ctx.waiting.borrow_mut().insert(token);
@@ -969,7 +970,7 @@ fn send_ripple(
     ctx.waiting.borrow_mut().remove(&token);
     ctx.pongs.borrow_mut().remove(&token);
     Ok(match answer {
-        Ok(Some(reply)) => match *reply {
+        Ok(Some(reply)) => match reply {
             Reply::Echoes(echoes) => echoes,
             Reply::Pong(_) => Vec::new(),
         },
