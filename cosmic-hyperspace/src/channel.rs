@@ -91,7 +91,7 @@ pub struct Hub {
     hierarchies: Arc<Hierarchies>,
     publications: mpsc::Sender<Publication>,
     watchers: Mutex<HashMap<Uuid, Watcher>>,
-    particles: Mutex<HashMap<Point, mpsc::Sender<Signal>>>,
+    particles: Mutex<HashMap<Point, mpsc::Sender<Delivery>>>,
     hosts: RwLock<HashMap<StarKey, Weak<dyn Host>>>,
     counts: Counts,
 }
@@ -117,7 +117,40 @@ struct Publication {
 struct Watcher {
     surface: Surface,
     selector: Selector,
-    queue: mpsc::Sender<Signal>,
+    queue: mpsc::Sender<Delivery>,
+}
+
+/// One delivery waiting in a subscriber's queue: the publication, shared by every subscriber
+/// it goes to, and what is this subscriber's own. It becomes a Signal when it is taken, on
+/// the subscriber's side, so that fanning out costs the dispatcher no copies of bodies.
+#[derive(Debug)]
+struct Delivery {
+    ripple: Arc<Ripple>,
+    to: Surface,
+    /// The body as this subscriber may see it, when that is not the publication's (an event's
+    /// properties, without those it may not read).
+    body: Option<Substance>,
+}
+
+impl Delivery {
+    fn into_signal(self) -> Signal {
+        let core = match self.body {
+            Some(body) => DirectedCore {
+                body,
+                ..self.ripple.core.clone()
+            },
+            None => self.ripple.core.clone(),
+        };
+        Signal {
+            id: crate::ids::wave_id(),
+            from: self.ripple.from.clone(),
+            to: self.to,
+            agent: self.ripple.agent.clone(),
+            handling: self.ripple.handling,
+            hops: 0,
+            core,
+        }
+    }
 }
 
 /// The subscriptions of the cosmos, read once and kept until a change says otherwise, and
@@ -218,14 +251,14 @@ impl Forget for Hierarchies {
 pub struct Watch {
     id: Uuid,
     hub: Weak<Hub>,
-    queue: mpsc::Receiver<Signal>,
+    queue: mpsc::Receiver<Delivery>,
 }
 
 impl Watch {
     /// The next delivery; `None` once the watch is closed (it fell behind, or the machine is
     /// stopping).
     pub async fn next(&mut self) -> Option<Signal> {
-        self.queue.recv().await
+        self.queue.recv().await.map(Delivery::into_signal)
     }
 }
 
@@ -548,6 +581,7 @@ impl Hub {
     /// here), and to this machine's subscribers.
     async fn dispatch_one(&self, publication: Publication) {
         let Publication { ripple, origin } = publication;
+        let ripple = Arc::new(ripple);
         let source = match &ripple.to {
             Recipients::Watchers(source) => source.clone(),
             _ => return,
@@ -582,7 +616,7 @@ impl Hub {
         for star in elsewhere.into_values() {
             let envelope = Envelope {
                 from_star: self.home_star.clone(),
-                wave: Wave::Directed(DirectedWave::Ripple(ripple.clone())),
+                wave: Wave::Directed(DirectedWave::Ripple((*ripple).clone())),
             };
             match self.fabric.send(&star, envelope).await {
                 Ok(()) => self.counts.forwarded.fetch_add(1, Ordering::Relaxed),
@@ -596,34 +630,32 @@ impl Hub {
     /// read (SPEC §9's guarded properties).
     fn deliver_here(
         &self,
-        ripple: &Ripple,
+        ripple: &Arc<Ripple>,
         subscription: &Subscription,
         star: &StarKey,
         access: &Access,
     ) {
-        let mut signal = Signal::new(
-            ripple.from.clone(),
-            subscription.subscriber.clone(),
-            ripple.core.method.clone(),
-            (),
-        );
-        signal.core = ripple.core.clone();
-        if let Substance::Details(details) = &signal.core.body {
-            let readable = security::readable((**details).clone(), access);
-            signal.core.body = Substance::Details(Box::new(readable));
-        }
-        signal.agent = ripple.agent.clone();
-        signal.id = crate::ids::wave_id();
+        let body = match &ripple.core.body {
+            Substance::Details(details) if !access.is_full() => Some(Substance::Details(Box::new(
+                security::readable((**details).clone(), access),
+            ))),
+            _ => None,
+        };
+        let delivery = Delivery {
+            ripple: ripple.clone(),
+            to: subscription.subscriber.clone(),
+            body,
+        };
         if let Some(Topic::Uuid(id)) = &subscription.subscriber.topic
             && subscription.subscriber.point == star.point()
         {
-            self.to_watcher(*id, signal);
+            self.to_watcher(*id, delivery);
             return;
         }
-        self.to_particle(subscription.subscriber.point.clone(), signal);
+        self.to_particle(subscription.subscriber.point.clone(), delivery);
     }
 
-    fn to_watcher(&self, id: Uuid, signal: Signal) {
+    fn to_watcher(&self, id: Uuid, signal: Delivery) {
         let mut watchers = self.watchers.lock();
         let Some(watcher) = watchers.get(&id) else {
             // Another machine's leftover, or a watch just ended.
@@ -645,7 +677,7 @@ impl Hub {
         }
     }
 
-    fn to_particle(&self, subscriber: Point, signal: Signal) {
+    fn to_particle(&self, subscriber: Point, signal: Delivery) {
         let mut particles = self.particles.lock();
         if let Some(queue) = particles.get(&subscriber) {
             match queue.try_send(signal) {
@@ -705,7 +737,7 @@ async fn dispatch(hub: Weak<Hub>, mut queue: mpsc::Receiver<Publication>) {
 /// Delivers one particle subscriber's queue, in order, through the star that hosts it.
 async fn feed_particle(
     subscriber: Point,
-    mut queue: mpsc::Receiver<Signal>,
+    mut queue: mpsc::Receiver<Delivery>,
     registry: Arc<dyn Registry>,
     hosts: HashMap<StarKey, Weak<dyn Host>>,
 ) {
@@ -721,7 +753,7 @@ async fn feed_particle(
         else {
             continue;
         };
-        host.deliver(signal, record).await;
+        host.deliver(signal.into_signal(), record).await;
     }
 }
 

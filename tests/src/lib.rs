@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod nats;
 pub mod postgres;
 pub mod site;
+pub mod watch;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

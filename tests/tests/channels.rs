@@ -3,17 +3,12 @@
 //! agents without `r` cannot subscribe and without `w` cannot publish; a subscription survives
 //! `kill -9`; lifecycle events arrive for create, Ready, Panic and delete.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use tests::watch::{PATIENCE, Watcher};
 use tests::{Registry, Server, stderr, stdout};
-
-/// How long a test waits for what it expects to be delivered.
-const PATIENCE: Duration = Duration::from_secs(30);
 
 /// Bundles the chat example and creates the room channel and the history mechtron (which its
 /// document subscribes to the room), with the grants the tests need: Anonymous and the users
@@ -40,82 +35,6 @@ fn chat(registry: &Registry, home: &Path) -> Server {
          grant +csd-rwX on localhost:chat:room to localhost:users:bob",
     );
     server
-}
-
-/// `starlane watch SELECTOR --json` running against `server`, its lines read as they come.
-struct Watcher {
-    child: Child,
-    lines: mpsc::Receiver<Value>,
-}
-
-impl Watcher {
-    fn start(server: &Server, dir: &Path, token: Option<&str>, selector: &str) -> Watcher {
-        let mut args = vec!["watch", selector, "--json"];
-        if let Some(token) = token {
-            args.extend(["--token", token]);
-        }
-        let mut child = server
-            .command(dir, &args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start starlane watch: {e}"));
-        let out = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
-        let (send, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                let value: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
-                    panic!("watch printed a line that is not JSON: {line}: {e}")
-                });
-                if send.send(value).is_err() {
-                    return;
-                }
-            }
-        });
-        Watcher { child, lines }
-    }
-
-    /// The next line, or `None` after `PATIENCE`.
-    fn next(&self) -> Option<Value> {
-        self.lines.recv_timeout(PATIENCE).ok()
-    }
-
-    /// Lines until one satisfies `wanted` (which is returned), failing after `PATIENCE`.
-    fn until(&self, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if wanted(&line) => return line,
-                Ok(_) => continue,
-                Err(_) => panic!("the watch did not see {what} within {PATIENCE:?}"),
-            }
-        }
-    }
-
-    /// Stops it as Ctrl-C does; it must exit cleanly.
-    fn interrupt(mut self) {
-        let pid = self.child.id().to_string();
-        let killed = std::process::Command::new("kill")
-            .args(["-INT", &pid])
-            .status();
-        assert!(
-            killed.is_ok_and(|s| s.success()),
-            "cannot interrupt the watch"
-        );
-        let status = self.child.wait().unwrap_or_else(|e| panic!("{e}"));
-        assert!(
-            status.success(),
-            "starlane watch exited with {status} on Ctrl-C"
-        );
-    }
-}
-
-impl Drop for Watcher {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Publishes `text` on `channel` with `starlane send` (as `token`'s agent, else HyperUser).
@@ -164,15 +83,11 @@ fn settle(server: &Server, dir: &Path, watcher: &Watcher, channel: &str) {
     while Instant::now() < deadline {
         let (ok, out) = say(server, dir, None, channel, "probe");
         assert!(ok, "{out}");
-        if let Ok(line) = watcher.lines.recv_timeout(Duration::from_millis(200))
+        if let Ok(line) = watcher.next_within(Duration::from_millis(200))
             && line["body"] == "probe"
         {
             // Drain the other probes' deliveries.
-            while watcher
-                .lines
-                .recv_timeout(Duration::from_millis(300))
-                .is_ok()
-            {}
+            while watcher.next_within(Duration::from_millis(300)).is_ok() {}
             return;
         }
     }
@@ -345,14 +260,10 @@ fn lifecycle_events_arrive_for_create_ready_panic_and_delete(registry: &Registry
             dir.path(),
             &format!("create localhost:lab:probe-{n}<Channel>"),
         );
-        if let Ok(line) = watcher.lines.recv_timeout(Duration::from_millis(300))
+        if let Ok(line) = watcher.next_within(Duration::from_millis(300))
             && line["event"] == "created"
         {
-            while watcher
-                .lines
-                .recv_timeout(Duration::from_millis(300))
-                .is_ok()
-            {}
+            while watcher.next_within(Duration::from_millis(300)).is_ok() {}
             break;
         }
         assert!(Instant::now() < deadline, "the watch heard no event");

@@ -350,3 +350,107 @@ fn a_second_process_with_a_running_machines_name_gives_up_and_the_first_serves_o
         NAMES[1]
     );
 }
+
+/// A channel's messages and the cosmos's lifecycle events reach subscribers on every machine
+/// (SPEC §18): a watch through each of the three machines and the chat's history mechtron
+/// (wherever it was placed) hear every message published through a third machine, in order;
+/// a particle created through one machine is announced on all three.
+#[test]
+fn channels_deliver_to_subscribers_on_every_machine() {
+    use tests::watch::Watcher;
+
+    let cluster = Cluster::start(Some(LEASE));
+    cluster.until_all_alive(0);
+    let example = tests::workspace_root().join("examples/chat");
+    let bundled = tests::bundle_scaffold(&example);
+    assert!(bundled.status.success(), "{}", tests::stderr(&bundled));
+    cluster.server(0).exec(
+        &example,
+        "create localhost<Space>; create localhost:repo<Repo>; \
+         publish ^[ bundle.zip ]-> localhost:repo:chat:1.0.0; \
+         create localhost:chat<App>; create localhost:chat:room<Channel>; \
+         grant +csd-RWX on localhost:chat+:** to localhost:chat:history; \
+         create localhost:chat:history<Mechtron>{ \
+           +config=localhost:repo:chat:1.0.0:/config/history.mechtron }",
+    );
+    let watchers: Vec<Watcher> = (0..NAMES.len())
+        .map(|index| {
+            Watcher::start(
+                cluster.server(index),
+                cluster.work(),
+                None,
+                "localhost:chat:**",
+            )
+        })
+        .collect();
+    // Probes through m-c until every watch has heard one: from then on each is registered.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut heard = vec![false; watchers.len()];
+    while heard.iter().any(|h| !h) {
+        assert!(
+            Instant::now() < deadline,
+            "watches that heard no probe: {heard:?}"
+        );
+        let (ok, printed) = cluster.send(2, &["localhost:chat:room", "Ext<Say>", "probe"]);
+        assert!(ok, "{printed}");
+        for (index, watcher) in watchers.iter().enumerate() {
+            while let Ok(line) = watcher.next_within(Duration::from_millis(100)) {
+                heard[index] |= line["body"] == "probe";
+            }
+        }
+    }
+    for watcher in &watchers {
+        while watcher.next_within(Duration::from_millis(300)).is_ok() {}
+    }
+
+    for n in 0..30 {
+        let (ok, printed) = cluster.send(1, &["localhost:chat:room", "Ext<Say>", &format!("m{n}")]);
+        assert!(ok, "{printed}");
+    }
+    for (index, watcher) in watchers.iter().enumerate() {
+        for n in 0..30 {
+            let line = watcher
+                .next()
+                .unwrap_or_else(|| panic!("the watch through {} missed m{n}", NAMES[index]));
+            assert_eq!(
+                line["body"],
+                format!("m{n}"),
+                "through {}: {line}",
+                NAMES[index]
+            );
+        }
+    }
+    let (ok, history) = cluster.send(
+        0,
+        &["localhost:chat:history", "Http<Get>", "--path", "/history"],
+    );
+    assert!(ok, "{history}");
+    let expected: Vec<String> = (0..30).map(|n| format!("\"m{n}\"")).collect();
+    let positions: Vec<usize> = expected
+        .iter()
+        .map(|text| {
+            history
+                .find(text.as_str())
+                .unwrap_or_else(|| panic!("the history lacks {text}: {history}"))
+        })
+        .collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "out of order: {history}"
+    );
+
+    cluster
+        .server(0)
+        .exec(cluster.work(), "create localhost:chat:late<Channel>");
+    for (index, watcher) in watchers.iter().enumerate() {
+        let line = watcher.until("the late room created", |l| {
+            l["event"] == "created" && l["from"] == "localhost:chat:late"
+        });
+        assert_eq!(line["method"], "Cmd<Event>", "through {}", NAMES[index]);
+    }
+    println!(
+        "the room lives on {}, the history on {}; every machine's watch heard all 30 in order",
+        cluster.host_of("localhost:chat:room"),
+        cluster.host_of("localhost:chat:history")
+    );
+}
