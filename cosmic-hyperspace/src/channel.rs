@@ -174,7 +174,7 @@ impl Drop for Watch {
     }
 }
 
-/// Why a watch could not start.
+/// Why a watch or a subscription could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
     /// The agent may read nothing the selector matches now.
@@ -220,6 +220,24 @@ pub async fn may_subscribe(
         }
     }
     refusal.map_or(Ok(()), Err)
+}
+
+/// Subscribes the particle `subscriber` to `selector`, as itself, if it may (see
+/// [`may_subscribe`]): deliveries go to its Core.
+pub async fn subscribe(
+    registry: &dyn Registry,
+    subscriber: &Point,
+    selector: Selector,
+) -> Result<(), WatchError> {
+    let agent = Agent::Point(subscriber.clone());
+    may_subscribe(registry, &agent, &selector).await?;
+    let subscription = Subscription {
+        subscriber: Surface::from(subscriber.clone()),
+        selector,
+        agent,
+    };
+    registry.subscribe(&subscription).await?;
+    Ok(())
 }
 
 impl Hub {

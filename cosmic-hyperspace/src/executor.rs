@@ -17,8 +17,8 @@ use std::sync::Arc;
 use cosmic_space::{
     Agent, CmdMethod, Command, Create, CreateStrategy, Effect, Env, GrantKind, Kind, KindError,
     Method, ParseError, Permission, Ping, Point, PointError, PointTemplate, PointVar, Privilege,
-    PropertyChanges, ReflectedCore, Selector, Status, StatusCode, Stub, Subscription, Substance,
-    Surface, Transfer,
+    PropertyChanges, ReflectedCore, Selector, Status, StatusCode, Stub, Substance, Surface,
+    Transfer,
 };
 use serde::Serialize;
 
@@ -153,14 +153,12 @@ async fn subscribe(
     selector: Selector,
 ) -> Result<Substance, Failure> {
     let point = subscriber(life, agent, "subscribe").await?;
-    let registry = life.registry();
-    channel::may_subscribe(registry.as_ref(), agent, &selector).await?;
-    let subscription = Subscription {
-        subscriber: Surface::from(point),
-        selector,
-        agent: agent.clone(),
-    };
-    registry.subscribe(&subscription).await?;
+    channel::subscribe(life.registry().as_ref(), &point, selector)
+        .await
+        .map_err(|err| {
+            let core = ReflectedCore::from(err);
+            Failure::new(core.status, core.error_message().unwrap_or_default())
+        })?;
     Ok(Substance::Empty)
 }
 

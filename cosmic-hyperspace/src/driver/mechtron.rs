@@ -32,6 +32,7 @@ use cosmic_space::{
 use parking_lot::{Mutex, RwLock};
 
 use super::{Driver, DriverCtx, DriverError};
+use crate::channel;
 use crate::registry::{ParticleRecord, Registry};
 use crate::security;
 use crate::transmit::Transmit;
@@ -233,6 +234,13 @@ impl MechtronDriver {
                 restarting: AtomicBool::new(false),
             });
             self.live.write().insert(record.point.clone(), live);
+            // What its document subscribes it to (SPEC §18), as itself: kept in the registry
+            // (again at every start: a subscription undone by hand comes back with the next).
+            for selector in &config.subscribe {
+                channel::subscribe(registry, &record.point, selector.clone())
+                    .await
+                    .map_err(|e| format!("{config_point} subscribes to {selector}: {e}"))?;
+            }
         }
         Ok(status)
     }
