@@ -228,7 +228,7 @@ fn server_sent_events_carry_what_is_published(registry: &Registry) {
     assert_eq!(refused.status, 403, "{}", refused.text());
     assert_eq!(refused.text(), "Forbidden\n");
 
-    let mut curl = Curl::events(&format!("http://{addr}/room"), &[]);
+    let curl = Curl::events(&format!("http://{addr}/room"), &[]);
     curl.until(": subscribed");
     send(
         &server,

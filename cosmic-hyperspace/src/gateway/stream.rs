@@ -132,7 +132,7 @@ impl Gateway {
             .await
             .map_err(|err| response(ReflectedCore::from(err)))?;
         match upgrade {
-            Some(upgrade) => self.websocket(upgrade, agent, channel, watch, permit),
+            Some(upgrade) => Ok(self.websocket(upgrade, agent, channel, watch, permit)),
             None => Ok(self.events(watch, permit)),
         }
     }
@@ -172,7 +172,8 @@ impl Gateway {
         event_stream(Body::from_stream(chunks))
     }
 
-    /// Upgrades to a WebSocket that relays `watch` out and publishes what comes in.
+    /// Upgrades to a WebSocket that relays `watch` out and publishes what comes in (503
+    /// when no connection is left for it).
     fn websocket(
         &self,
         upgrade: WebSocketUpgrade,
@@ -180,15 +181,15 @@ impl Gateway {
         channel: Point,
         watch: Watch,
         permit: OwnedSemaphorePermit,
-    ) -> Result<Response, Response> {
+    ) -> Response {
         // The WebSocket outlives the HTTP connection it came from: it is a connection of its
         // own, within the same bound.
-        let connection = self.connections.clone().try_acquire_owned().map_err(|_| {
-            plain(
+        let Ok(connection) = self.connections.clone().try_acquire_owned() else {
+            return plain(
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,
                 "too many connections are open".to_string(),
-            )
-        })?;
+            );
+        };
         let max = self.config.max_body;
         let relay = Relay {
             machine: self.machine.clone(),
@@ -202,13 +203,13 @@ impl Gateway {
             max,
             _permits: (permit, connection),
         };
-        Ok(upgrade
+        upgrade
             .max_message_size(max)
             .max_frame_size(max)
             // One message at a time is written and flushed: the buffer never needs more
             // than its default size and one message.
             .max_write_buffer_size(128 * 1024 + max + 1024)
-            .on_upgrade(move |socket| relay.run(socket)))
+            .on_upgrade(move |socket| relay.run(socket))
     }
 }
 
