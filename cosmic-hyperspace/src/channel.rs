@@ -56,6 +56,9 @@ pub const WATCHER_QUEUE: usize = 1_024;
 /// The most hierarchies of sources a hub keeps (selectors with kinds need them).
 const HIERARCHIES: usize = 16_384;
 
+/// The most sources whose matching subscriptions a hub keeps.
+const SOURCES: usize = 16_384;
+
 /// Where a hub hands a particle subscriber's deliveries: the star that hosts it.
 #[async_trait]
 pub trait Host: Send + Sync {
@@ -117,24 +120,84 @@ struct Watcher {
     queue: mpsc::Sender<Signal>,
 }
 
-/// The subscriptions of the cosmos, read once and kept until a change says otherwise.
-#[derive(Default)]
+/// The subscriptions of the cosmos, read once and kept until a change says otherwise, and
+/// which of them each source's publications go to.
 struct Subscriptions {
-    list: RwLock<Option<Arc<Vec<Subscription>>>>,
+    index: RwLock<Option<Arc<Index>>>,
+    /// The subscriptions that match each source (by its point and kinds).
+    matches: PointCache<Arc<Vec<Subscription>>>,
     epoch: AtomicU64,
+}
+
+impl Default for Subscriptions {
+    fn default() -> Self {
+        Subscriptions {
+            index: RwLock::new(None),
+            matches: Cache::new(SOURCES),
+            epoch: AtomicU64::new(0),
+        }
+    }
 }
 
 impl Forget for Subscriptions {
     fn forget(&self, change: &Change) {
-        // A deleted particle takes its subscriptions with it.
+        // A deleted particle takes its subscriptions with it; a particle created again may
+        // have another kind (selectors with kinds match it differently).
         if matches!(
             change,
             Change::Subscriptions | Change::Subtree(_) | Change::Anything
         ) {
             self.epoch.fetch_add(1, Ordering::AcqRel);
-            *self.list.write() = None;
+            *self.index.write() = None;
+            self.matches.forget_all();
         }
     }
+}
+
+/// The subscriptions, indexed: those whose selector names one point exactly (the common
+/// case: a channel) by that point, the patterns in a list matched one by one.
+#[derive(Debug, Default)]
+struct Index {
+    exact: HashMap<Point, Vec<Subscription>>,
+    patterns: Vec<Subscription>,
+}
+
+impl Index {
+    fn new(subscriptions: Vec<Subscription>) -> Index {
+        let mut index = Index::default();
+        for subscription in subscriptions {
+            match exactly(&subscription.selector) {
+                Some(point) => index.exact.entry(point).or_default().push(subscription),
+                None => index.patterns.push(subscription),
+            }
+        }
+        index
+    }
+
+    fn is_empty(&self) -> bool {
+        self.exact.is_empty() && self.patterns.is_empty()
+    }
+
+    /// The subscriptions that match `source` (whose kinds are in `hierarchy`, when known).
+    fn matching(&self, source: &Point, hierarchy: Option<&PointHierarchy>) -> Vec<Subscription> {
+        let mut found: Vec<Subscription> = self.exact.get(source).cloned().unwrap_or_default();
+        found.extend(
+            self.patterns
+                .iter()
+                .filter(|subscription| match hierarchy {
+                    Some(hierarchy) => subscription.selector.matches(hierarchy),
+                    None => subscription.selector.matches_point(source),
+                })
+                .cloned(),
+        );
+        found
+    }
+}
+
+/// The one point `selector` matches, when it names exactly one (no wildcard, no kind).
+fn exactly(selector: &Selector) -> Option<Point> {
+    let point = selector.literal_prefix()?;
+    (point.to_string() == selector.to_string()).then_some(point)
 }
 
 /// The hierarchies (points with their kinds) of sources, for selectors that name kinds.
@@ -399,17 +462,17 @@ impl Hub {
         self.registry.unsubscribe_all(&self.home_star.point()).await
     }
 
-    /// The subscriptions of the cosmos (cached).
-    async fn subscriptions(&self) -> Result<Arc<Vec<Subscription>>, RegistryError> {
-        if let Some(list) = self.subscriptions.list.read().clone() {
-            return Ok(list);
+    /// The subscriptions of the cosmos, indexed (cached).
+    async fn index(&self) -> Result<Arc<Index>, RegistryError> {
+        if let Some(index) = self.subscriptions.index.read().clone() {
+            return Ok(index);
         }
         let epoch = self.subscriptions.epoch.load(Ordering::Acquire);
-        let list = Arc::new(self.registry.subscriptions().await?);
+        let index = Arc::new(Index::new(self.registry.subscriptions().await?));
         if self.subscriptions.epoch.load(Ordering::Acquire) == epoch {
-            *self.subscriptions.list.write() = Some(list.clone());
+            *self.subscriptions.index.write() = Some(index.clone());
         }
-        Ok(list)
+        Ok(index)
     }
 
     /// The hierarchy of `source` (cached); `None` when it is not registered (a deleted
@@ -426,22 +489,24 @@ impl Hub {
         Some(hierarchy)
     }
 
-    /// The subscriptions whose selectors match `source`.
-    async fn matching(&self, source: &Point) -> Vec<Subscription> {
-        let Ok(list) = self.subscriptions().await else {
-            return Vec::new();
-        };
-        if list.is_empty() {
-            return Vec::new();
+    /// The subscriptions whose selectors match `source` (cached per source).
+    async fn matching(&self, source: &Point) -> Arc<Vec<Subscription>> {
+        if let Some(found) = self.subscriptions.matches.get(source) {
+            return found;
         }
-        let hierarchy = self.hierarchy(source).await;
-        list.iter()
-            .filter(|subscription| match &hierarchy {
-                Some(hierarchy) => subscription.selector.matches(hierarchy),
-                None => subscription.selector.matches_point(source),
-            })
-            .cloned()
-            .collect()
+        let epoch = self.subscriptions.matches.epoch();
+        let Ok(index) = self.index().await else {
+            return Arc::new(Vec::new());
+        };
+        let hierarchy = match index.patterns.is_empty() {
+            true => None,
+            false => self.hierarchy(source).await,
+        };
+        let found = Arc::new(index.matching(source, hierarchy.as_ref()));
+        self.subscriptions
+            .matches
+            .insert_if(epoch, source.clone(), found.clone());
+        found
     }
 
     /// The star that receives `subscriber`'s deliveries: the star in a watcher's surface, or
@@ -492,7 +557,7 @@ impl Hub {
             return;
         }
         let mut elsewhere: BTreeMap<String, StarKey> = BTreeMap::new();
-        for subscription in matching {
+        for subscription in matching.iter() {
             let Some(star) = self.star_of(&subscription.subscriber).await else {
                 continue;
             };
@@ -512,7 +577,7 @@ impl Hub {
             let Some(access) = self.may_read(&subscription.agent, &source).await else {
                 continue;
             };
-            self.deliver_here(&ripple, &subscription, &star, &access);
+            self.deliver_here(&ripple, subscription, &star, &access);
         }
         for star in elsewhere.into_values() {
             let envelope = Envelope {
@@ -613,10 +678,10 @@ impl EventSink for Hub {
     fn wanted(&self) -> bool {
         // Whether anyone subscribes at all; unknown (not read yet) counts as wanted.
         self.subscriptions
-            .list
+            .index
             .read()
             .as_ref()
-            .is_none_or(|list| !list.is_empty())
+            .is_none_or(|index| !index.is_empty())
     }
 
     fn happened(&self, details: Details, event: Event) {
@@ -657,5 +722,71 @@ async fn feed_particle(
             continue;
         };
         host.deliver(signal, record).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subscription(subscriber: &str, selector: &str) -> Subscription {
+        Subscription {
+            subscriber: subscriber.parse().unwrap_or_else(|e| panic!("{e}")),
+            selector: selector.parse().unwrap_or_else(|e| panic!("{e}")),
+            agent: Agent::HyperUser,
+        }
+    }
+
+    fn point(text: &str) -> Point {
+        text.parse().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn exact_selectors_are_indexed_by_their_point_and_patterns_matched() {
+        let index = Index::new(vec![
+            subscription("localhost:a", "localhost:chat:room"),
+            subscription("localhost:b", "localhost:chat:*"),
+            subscription("localhost:c", "localhost:chat:room<Channel>"),
+            subscription("localhost:d", "localhost:chat:other"),
+        ]);
+        assert_eq!(index.exact.len(), 2, "{index:?}");
+        assert_eq!(index.patterns.len(), 2, "{index:?}");
+        let room = point("localhost:chat:room");
+        let found: Vec<String> = index
+            .matching(&room, None)
+            .iter()
+            .map(|s| s.subscriber.point.to_string())
+            .collect();
+        // Without the room's kinds, the kind pattern cannot match it.
+        assert_eq!(found, ["localhost:a", "localhost:b"]);
+        let hierarchy = PointHierarchy::new(
+            room.clone(),
+            vec![
+                cosmic_space::Kind::Space,
+                cosmic_space::Kind::App,
+                cosmic_space::Kind::Channel,
+            ],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let found = index.matching(&room, Some(&hierarchy));
+        assert_eq!(found.len(), 3);
+        assert!(
+            index
+                .matching(&point("localhost:elsewhere"), None)
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn only_a_selector_without_wildcards_or_kinds_names_one_point() {
+        let exact = |text: &str| exactly(&text.parse().unwrap_or_else(|e| panic!("{e}")));
+        assert_eq!(
+            exact("localhost:chat:room"),
+            Some(point("localhost:chat:room"))
+        );
+        assert_eq!(exact("localhost:chat:*"), None);
+        assert_eq!(exact("localhost:chat:**"), None);
+        assert_eq!(exact("localhost:chat:room<Channel>"), None);
+        assert_eq!(exact("localhost:chat+:room"), None);
     }
 }

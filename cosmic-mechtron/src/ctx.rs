@@ -6,9 +6,9 @@ use std::fmt;
 use std::rc::Rc;
 
 use cosmic_space::{
-    Agent, CmdMethod, Details, DirectedCore, DirectedWave, Echo, Headers, LogLevel, Logger, Method,
-    Ping, Point, Pong, Query, Ripple, RouteVars, Signal, Substance, Surface, Transmitter, WaveId,
-    percent_decode,
+    Agent, BounceBacks, CmdMethod, Details, DirectedCore, DirectedWave, Echo, Headers, LogLevel,
+    Logger, Method, Ping, Point, Pong, Query, Recipients, Ripple, RouteVars, Signal, Substance,
+    Surface, Transmitter, WaveId, percent_decode,
 };
 
 use crate::error::{Error, Result};
@@ -197,9 +197,40 @@ impl Ctx {
         self.host.signal(signal);
     }
 
-    /// Sends `ripple` from this mechtron and returns its Echoes.
-    pub fn ripple(&self, ripple: Ripple) -> Vec<Echo> {
-        let mut ripple = ripple.with_id(self.new_wave_id());
+    /// Ripples `method` and `body` to `recipients` — a list of points or surfaces, or a
+    /// [`Selector`](cosmic_space::Selector) of particles — and returns the Echoes `bounce`
+    /// asks for (SPEC §18): none ([`BounceBacks::None`], at once), the first, the first `n`,
+    /// one per recipient, or what arrived when a timer fires. Never later than the Ripple's
+    /// wait time (30 s), when it returns what arrived. Each recipient checks this mechtron's
+    /// access like a Ping's: one it may not reach answers with a 403 Echo.
+    ///
+    /// ```no_run
+    /// # use cosmic_mechtron::prelude::*;
+    /// # fn demo(ctx: &Ctx) -> Result<()> {
+    /// let workers: Selector = "localhost:workers:*<Mechtron>".parse()?;
+    /// let echoes = ctx.ripple(workers, Method::ext("Work")?, "job 7", BounceBacks::All);
+    /// let done = echoes.iter().filter(|echo| echo.is_ok()).count();
+    /// # Ok(()) }
+    /// ```
+    pub fn ripple(
+        &self,
+        recipients: impl Into<Recipients>,
+        method: Method,
+        body: impl Into<Substance>,
+        bounce: BounceBacks,
+    ) -> Vec<Echo> {
+        let ripple =
+            Ripple::new(self.surface(), recipients, method, body).with_bounce_backs(bounce);
+        self.ripple_wave(ripple)
+    }
+
+    /// Sends a whole `ripple` (a path, headers, a wait time of its own …) from this mechtron
+    /// and returns its Echoes, as [`Ctx::ripple`] does. Its id is drawn fresh unless it has
+    /// one (a retry under the same id); its `from` and agent are the host's to set.
+    pub fn ripple_wave(&self, mut ripple: Ripple) -> Vec<Echo> {
+        if ripple.id.is_nil() {
+            ripple.id = self.new_wave_id();
+        }
         ripple.from = self.surface();
         self.host.ripple(ripple)
     }

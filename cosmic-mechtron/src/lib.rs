@@ -121,8 +121,9 @@ pub mod prelude {
         route,
     };
     pub use cosmic_space::{
-        Agent, Condition, Details, DirectedCore, EVENT, Event, HttpMethod, HttpRequest,
-        HttpResponse, Kind, KvOp, KvOutcome, LogLevel, Logger, Method, PUBLISHER, Point, Pong,
-        Query, ReflectedCore, Selector, StatusCode, Substance, Surface, event_of,
+        Agent, BounceBacks, Condition, Details, DirectedCore, EVENT, Echo, Event, HttpMethod,
+        HttpRequest, HttpResponse, Kind, KvOp, KvOutcome, LogLevel, Logger, Method, PUBLISHER,
+        Point, Pong, Query, Recipients, ReflectedCore, Ripple, Selector, StatusCode, Substance,
+        Surface, WaitTime, event_of,
     };
 }

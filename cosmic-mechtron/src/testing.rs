@@ -1,6 +1,6 @@
 //! Native tests of a mechtron, without wasm (SPEC §11.1): [`TestMechtron`] builds one and
 //! sends it waves through a [`TestHost`] that records logs and outgoing waves and answers
-//! outgoing Pings with a closure.
+//! outgoing Pings and Ripples with closures.
 //!
 //! ```
 //! use cosmic_mechtron::prelude::*;
@@ -34,9 +34,9 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use cosmic_space::{
-    Agent, Details, DirectedCore, DirectedWave, Echo, HttpMethod, Kind, LogLevel, Logger, Method,
-    Ping, Point, Pong, Properties, ReflectedCore, Ripple, Signal, Status, Stub, Substance, Surface,
-    Transmitter,
+    Agent, BounceBacks, Details, DirectedCore, DirectedWave, Echo, HttpMethod, Kind, LogLevel,
+    Logger, Method, Ping, Point, Pong, Properties, ReflectedCore, Ripple, Signal, Status, Stub,
+    Substance, Surface, Transmitter,
 };
 
 use self::channels::MemoryChannels;
@@ -49,12 +49,17 @@ use crate::mechtron::{MECHTRON_PROPERTY, Mechtron};
 /// Answers a Ping a mechtron sends during a test.
 type Responder = Box<dyn FnMut(&Ping) -> ReflectedCore>;
 
+/// Scripts the Echoes of a Ripple a mechtron sends during a test.
+type RippleResponder = Box<dyn FnMut(&Ripple) -> Vec<Echo>>;
+
 /// A [`Host`] for tests: records what the mechtron logs and sends, answers its Pings with a
-/// closure (404 by default), keeps a settable clock and gives deterministic "random" bytes.
+/// closure (404 by default) and its Ripples with scripted Echoes (none by default), keeps a
+/// settable clock and gives deterministic "random" bytes.
 pub struct TestHost {
     logs: RefCell<Vec<(LogLevel, String)>>,
     sent: RefCell<Vec<DirectedWave>>,
     responder: RefCell<Responder>,
+    ripples: RefCell<RippleResponder>,
     stores: RefCell<MemoryStores>,
     files: RefCell<MemoryFiles>,
     secrets: RefCell<MemorySecrets>,
@@ -80,6 +85,7 @@ impl Default for TestHost {
             logs: RefCell::default(),
             sent: RefCell::default(),
             responder: RefCell::new(Box::new(|_: &Ping| ReflectedCore::not_found())),
+            ripples: RefCell::new(Box::new(|_: &Ripple| Vec::new())),
             stores: RefCell::default(),
             files: RefCell::default(),
             secrets: RefCell::default(),
@@ -94,6 +100,28 @@ impl TestHost {
     /// Answers the Pings the mechtron sends with `responder`.
     pub fn answer_pings(&self, responder: impl FnMut(&Ping) -> ReflectedCore + 'static) {
         *self.responder.borrow_mut() = Box::new(responder);
+    }
+
+    /// Scripts the Echoes of the Ripples the mechtron sends: `responder` gets each Ripple (as
+    /// sent: its recipients, method, body, bounce-back rule) and returns the Echoes that
+    /// arrive, in order — `ripple.echo(recipient, core)` makes one. The mechtron then gets
+    /// what its rule keeps of them, as in the cosmos: nothing for `None`, the first for
+    /// `Single`, the first `n` for `Count(n)`, all for `All` and `Timer` (a test's script
+    /// says what arrived in time).
+    pub fn answer_ripples(&self, responder: impl FnMut(&Ripple) -> Vec<Echo> + 'static) {
+        *self.ripples.borrow_mut() = Box::new(responder);
+    }
+
+    /// Every Ripple sent so far, oldest first.
+    pub fn ripples(&self) -> Vec<Ripple> {
+        self.sent
+            .borrow()
+            .iter()
+            .filter_map(|wave| match wave {
+                DirectedWave::Ripple(ripple) => Some(ripple.clone()),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Answers the waves sent to `store` as an empty key-value store kept in memory would
@@ -188,8 +216,18 @@ impl Transmitter for TestHost {
     }
 
     fn ripple(&self, ripple: Ripple) -> Vec<Echo> {
-        self.sent.borrow_mut().push(DirectedWave::Ripple(ripple));
-        Vec::new()
+        self.sent
+            .borrow_mut()
+            .push(DirectedWave::Ripple(ripple.clone()));
+        let mut echoes = (self.ripples.borrow_mut())(&ripple);
+        let kept = match ripple.bounce_backs {
+            BounceBacks::None => 0,
+            BounceBacks::Single => 1,
+            BounceBacks::Count(n) => usize::try_from(n).unwrap_or(usize::MAX),
+            BounceBacks::All | BounceBacks::Timer(_) => echoes.len(),
+        };
+        echoes.truncate(kept);
+        echoes
     }
 }
 
@@ -280,6 +318,15 @@ impl<M: Mechtron> TestMechtron<M> {
         self
     }
 
+    /// Scripts the Echoes of the Ripples the mechtron sends ([`TestHost::answer_ripples`]).
+    pub fn answer_ripples(
+        self,
+        responder: impl FnMut(&Ripple) -> Vec<Echo> + 'static,
+    ) -> TestMechtron<M> {
+        self.host.answer_ripples(responder);
+        self
+    }
+
     /// Gives the mechtron an empty in-memory key-value store at `store`
     /// ([`TestHost::key_value_store`]).
     pub fn with_key_value_store(self, store: &str) -> Result<TestMechtron<M>, Error> {
@@ -367,6 +414,16 @@ impl<M: Mechtron> TestMechtron<M> {
         let ping =
             Ping::with_core(self.from.clone(), self.surface(), core).with_agent(self.agent.clone());
         self.deliver(DirectedWave::Ping(ping))
+    }
+
+    /// Ripples `core` to the mechtron (as one recipient of a Ripple wanting every Echo) and
+    /// returns its answer: what its Echo would carry.
+    pub fn ripple(&mut self, core: DirectedCore) -> ReflectedCore {
+        let mut ripple = Ripple::new(self.from.clone(), self.surface(), core.method.clone(), ())
+            .with_bounce_backs(BounceBacks::All)
+            .with_agent(self.agent.clone());
+        ripple.core = core;
+        self.deliver(DirectedWave::Ripple(ripple))
     }
 
     /// Signals the mechtron with `core` (its answer is dropped, as in the cosmos).

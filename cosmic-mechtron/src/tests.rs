@@ -756,3 +756,201 @@ fn variable_type_names_are_short() {
         "Vec<String>"
     );
 }
+
+/// Ripples what its body says: `"RULE POINT POINT …"` or `"RULE SELECTOR"` (one word with a
+/// `*`), RULE being `none`, `first`, `all` or a count; answers how many Echoes came back and
+/// their statuses.
+#[mechtron(export = false)]
+#[derive(Debug, Default)]
+pub struct Rippler;
+
+#[handlers]
+impl Rippler {
+    #[route("Ext<Ripple>")]
+    fn ripple(&mut self, ctx: &mut Ctx, request: String) -> Result<String> {
+        let mut words = request.split_whitespace();
+        let bounce = match words.next() {
+            Some("none") => BounceBacks::None,
+            Some("first") => BounceBacks::Single,
+            Some("all") => BounceBacks::All,
+            Some(n) => BounceBacks::Count(n.parse().map_err(|_| Error::msg("a rule"))?),
+            None => return Err(Error::msg("a rule")),
+        };
+        let targets: Vec<&str> = words.collect();
+        let method = Method::ext("Hello")?;
+        let echoes = match targets.as_slice() {
+            [one] if one.contains('*') => {
+                ctx.ripple(one.parse::<Selector>()?, method, "rippler", bounce)
+            }
+            many => {
+                let points = many
+                    .iter()
+                    .map(|p| p.parse::<Point>())
+                    .collect::<Result<Vec<_>, _>>()?;
+                ctx.ripple(points, method, "rippler", bounce)
+            }
+        };
+        let statuses: Vec<String> = echoes
+            .iter()
+            .map(|echo| echo.status().as_u16().to_string())
+            .collect();
+        Ok(format!("{} {}", echoes.len(), statuses.join(",")))
+    }
+
+    /// Answers a Ripple with what kind of wave reached it.
+    #[route("Ext<Kind>")]
+    fn kind(&mut self, ctx: &mut Ctx) -> String {
+        ctx.wave().kind().to_string()
+    }
+}
+
+/// Three recipients answer; a fourth is forbidden.
+fn scripted(ripple: &Ripple) -> Vec<Echo> {
+    let Recipients::Multi(recipients) = &ripple.to else {
+        return vec![ripple.echo(
+            ripple.from.clone(),
+            ReflectedCore::bad_request("not a list"),
+        )];
+    };
+    recipients
+        .iter()
+        .map(|to| {
+            let core = if to.point.to_string() == "localhost:secret" {
+                ReflectedCore::forbidden()
+            } else {
+                ReflectedCore::ok("Goodbye, rippler!")
+            };
+            ripple.echo(to.clone(), core)
+        })
+        .collect()
+}
+
+#[test]
+fn ctx_ripple_sends_one_ripple_to_the_recipients_with_the_rule() -> Result<(), Error> {
+    let mut rippler = TestMechtron::<Rippler>::new()?.answer_ripples(scripted);
+    let answer = rippler.ping(
+        "Ext<Ripple>",
+        "all localhost:a localhost:b localhost:secret",
+    );
+    assert_eq!(answer.body.as_text(), Some("3 200,200,403"));
+
+    let ripples = rippler.host().ripples();
+    let [ripple] = ripples.as_slice() else {
+        panic!("expected one Ripple, sent {ripples:?}");
+    };
+    assert_eq!(ripple.bounce_backs, BounceBacks::All);
+    assert_eq!(ripple.core.method, Method::ext("Hello")?);
+    assert_eq!(ripple.core.body, Substance::from("rippler"));
+    assert_eq!(ripple.from.to_string(), "localhost:test:rippler@Core");
+    assert!(!ripple.id.is_nil(), "the SDK draws an id");
+    let Recipients::Multi(to) = &ripple.to else {
+        panic!("a list of points is a list of their Cores: {}", ripple.to);
+    };
+    let to: Vec<String> = to.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        to,
+        [
+            "localhost:a@Core",
+            "localhost:b@Core",
+            "localhost:secret@Core"
+        ]
+    );
+    Ok(())
+}
+
+#[test]
+fn the_test_host_keeps_what_the_rule_asks_for() -> Result<(), Error> {
+    let mut rippler = TestMechtron::<Rippler>::new()?.answer_ripples(scripted);
+    let targets = "localhost:a localhost:b localhost:c localhost:secret";
+    for (rule, expected) in [
+        ("none", "0 "),
+        ("first", "1 200"),
+        ("2", "2 200,200"),
+        ("all", "4 200,200,200,403"),
+    ] {
+        let answer = rippler.ping("Ext<Ripple>", format!("{rule} {targets}"));
+        assert_eq!(answer.body.as_text(), Some(expected), "{rule}");
+    }
+    let rules: Vec<BounceBacks> = rippler
+        .host()
+        .ripples()
+        .iter()
+        .map(|ripple| ripple.bounce_backs)
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            BounceBacks::None,
+            BounceBacks::Single,
+            BounceBacks::Count(2),
+            BounceBacks::All
+        ]
+    );
+    Ok(())
+}
+
+#[test]
+fn a_selector_travels_as_a_selector_and_unscripted_ripples_get_no_echoes() -> Result<(), Error> {
+    let mut rippler = TestMechtron::<Rippler>::new()?;
+    let answer = rippler.ping("Ext<Ripple>", "all localhost:workers:*<Mechtron>");
+    assert_eq!(answer.body.as_text(), Some("0 "));
+    let ripples = rippler.host().ripples();
+    let [ripple] = ripples.as_slice() else {
+        panic!("expected one Ripple, sent {ripples:?}");
+    };
+    let selector: Selector = "localhost:workers:*<Mechtron>".parse()?;
+    assert_eq!(ripple.to, Recipients::Select(selector));
+    Ok(())
+}
+
+#[test]
+fn ripple_wave_keeps_its_id_and_takes_the_mechtrons_surface() -> Result<(), Error> {
+    let host = Rc::new(TestHost::default());
+    host.answer_ripples(|ripple| vec![ripple.echo(ripple.from.clone(), ReflectedCore::ok(()))]);
+    let details = Rc::new(Details {
+        stub: Stub {
+            point: "localhost:me".parse()?,
+            kind: Kind::Mechtron,
+            status: Status::Ready,
+        },
+        properties: Properties::new(),
+    });
+    let wave = DirectedWave::Ping(cosmic_space::Ping::new(
+        "localhost:x".parse::<Point>()?,
+        "localhost:me".parse::<Point>()?,
+        Method::ext("Go")?,
+        (),
+    ));
+    let ctx = Ctx::new(wave, details, host.clone());
+    let id = WaveId::from_bytes([7; 16]);
+    let ripple = Ripple::new(
+        "localhost:someone-else".parse::<Point>()?,
+        "localhost:a".parse::<Point>()?,
+        Method::ext("Go")?,
+        (),
+    )
+    .with_id(id)
+    .with_path("/jobs")
+    .with_bounce_backs(BounceBacks::Single);
+    let echoes = ctx.ripple_wave(ripple);
+    assert_eq!(echoes.len(), 1);
+    let sent = host.ripples();
+    assert_eq!(sent[0].id, id, "a retry keeps its id");
+    assert_eq!(sent[0].from.to_string(), "localhost:me@Core");
+    assert_eq!(sent[0].core.path, "/jobs");
+    assert_eq!(
+        sent[0].to,
+        Recipients::from("localhost:a".parse::<Point>()?)
+    );
+    Ok(())
+}
+
+#[test]
+fn a_ripple_delivered_to_a_mechtron_is_answered_like_a_ping() -> Result<(), Error> {
+    let mut rippler = TestMechtron::<Rippler>::new()?;
+    let answer = rippler.ripple(DirectedCore::new(Method::ext("Kind")?));
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.body.as_text(), Some("Ripple"));
+    assert_eq!(rippler.ping("Ext<Kind>", ()).body.as_text(), Some("Ping"));
+    Ok(())
+}

@@ -18,6 +18,9 @@
 //!
 //! Waves a guest sends leave from the mechtron's point, as the mechtron (the wasm host stamps
 //! agent and `from`; this driver gives them fresh ids), and pass the Field like any other.
+//! A Ripple a guest sends returns its Echoes to the guest; a Ripple delivered to a mechtron
+//! reaches its guest as the Ripple (the SDK answers it like a Ping), and the answer becomes
+//! that recipient's Echo.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -333,7 +336,11 @@ impl Driver for MechtronDriver {
                 format!("mechtron {} is not running on this machine", record.point),
             );
         };
-        match live.guest.handle(ping).await {
+        let answered = match super::ripple_of(ping) {
+            Some(ripple) => live.guest.handle_ripple(&ripple).await,
+            None => live.guest.handle(ping).await,
+        };
+        match answered {
             Ok(core) => core,
             Err(err) => {
                 if err.breaks_guest() {
@@ -412,8 +419,15 @@ impl GuestOutbox for StarOutbox {
                 self.runtime
                     .spawn(async move { transmit.signal(signal).await });
             }
-            // Ripples are not delivered by this cosmos yet; dropping the reply answers 500.
-            DirectedWave::Ripple(_) => drop(reply),
+            // The Echoes go back to the guest, which waits for them in `host_send`.
+            DirectedWave::Ripple(ripple) => {
+                self.runtime.spawn(async move {
+                    let echoes = transmit.ripple(ripple).await;
+                    if let Some(reply) = reply {
+                        reply.send_echoes(echoes);
+                    }
+                });
+            }
         }
     }
 

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use cosmic_space::{BaseKind, Bind, Kind, Ping, ReflectedCore, Status};
+use cosmic_space::{BaseKind, Bind, Kind, Ping, ReflectedCore, Ripple, Status};
 
 use crate::registry::{ParticleRecord, Registry};
 use crate::transmit::Transmit;
@@ -59,6 +59,36 @@ pub(crate) fn now_ms() -> u64 {
         .map_or(0, |since| {
             u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
         })
+}
+
+tokio::task_local! {
+    /// The Ripple that the Ping being answered in this task stands for (see
+    /// [`delivering_ripple`]).
+    static RIPPLE: Arc<Ripple>;
+}
+
+/// Runs `answer` — the Field and Core answering, as a Ping, one recipient's delivery of
+/// `ripple` (addressed to that recipient alone) — so that a driver that cares can tell
+/// ([`ripple_of`]): a mechtron's guest is handed the Ripple itself. Kept beside the Ping
+/// rather than in it so that nothing a sender writes (a header, say) can make a Ping pass
+/// for a Ripple.
+pub(crate) async fn delivering_ripple<F: std::future::Future>(
+    ripple: Ripple,
+    answer: F,
+) -> F::Output {
+    RIPPLE.scope(Arc::new(ripple), answer).await
+}
+
+/// The Ripple `ping` stands for, when it is the delivery [`delivering_ripple`] is running
+/// (same id, same recipient); `None` for a plain Ping, including those a bind's forward or
+/// call sends on.
+pub(crate) fn ripple_of(ping: &Ping) -> Option<Arc<Ripple>> {
+    RIPPLE
+        .try_with(|ripple| {
+            (ripple.id == ping.id && ripple.to.single() == Some(&ping.to)).then(|| ripple.clone())
+        })
+        .ok()
+        .flatten()
 }
 
 /// Why a driver could not bring a particle to life.

@@ -5,12 +5,17 @@
 //! when its id is already in flight there), and routes waves: a target's placement comes from
 //! the registry, and the envelope goes over the fabric to the star that hosts it (maybe this
 //! one). Answers go back to the star that holds the exchange.
+//!
+//! A Ripple is resolved to its recipients here (a selector through the registry), grouped by
+//! the star that hosts each, and sent as one envelope per star; its Echoes are collected in
+//! the Shell by its bounce-back rule (`docs/decisions/ripples.md`).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use cosmic_space::{
-    Kind, Ping, Point, Pong, ReflectedCore, RouteSeg, Signal, StarKey, StatusCode, Wave,
+    BounceBacks, Echo, Kind, Ping, Point, Pong, Recipients, ReflectedCore, Ripple, RouteSeg,
+    Signal, StarKey, StatusCode, Surface, Wave,
 };
 
 use crate::fabric::{Envelope, Fabric};
@@ -18,6 +23,10 @@ use crate::membership::Gate;
 use crate::registry::{ParticleRecord, Registry, RegistryError, RegistryResult};
 use crate::shell::Shell;
 use crate::transmit::Transmit;
+
+/// The most recipients one Ripple may have: a selector matching more is refused (413) rather
+/// than flooding the cosmos and the sender's Shell.
+pub const MAX_RECIPIENTS: usize = 10_000;
 
 /// Where a directed wave's target lives, seen from this star.
 pub(super) enum Location {
@@ -83,6 +92,48 @@ impl Transmit for Courier {
         };
         let _ = self.fabric.send(&to, envelope).await;
     }
+
+    async fn ripple(&self, mut ripple: Ripple) -> Vec<Echo> {
+        if ripple.id.is_nil() {
+            ripple.id = crate::ids::wave_id();
+        }
+        if !self.gate.is_open() {
+            let core = ReflectedCore::error(
+                StatusCode::UNAVAILABLE,
+                format!(
+                    "star {} sends nothing: its machine does not hold its lease",
+                    self.key
+                ),
+            );
+            return refused(&ripple, core);
+        }
+        let recipients = match self.recipients(&ripple).await {
+            Ok(recipients) => recipients,
+            Err(core) => return refused(&ripple, core),
+        };
+        if ripple.bounce_backs == BounceBacks::None {
+            self.spread(&ripple, recipients).await;
+            return Vec::new();
+        }
+        let exchange = match self.shell.open_ripple(&ripple, recipients.len()) {
+            Ok(exchange) => exchange,
+            // Another Ripple under this id is collecting on this star: it keeps its Echoes.
+            Err(in_flight) => return refused(&ripple, in_flight.into()),
+        };
+        self.spread(&ripple, recipients).await;
+        self.shell.collect(exchange).await
+    }
+}
+
+/// The answer to a Ripple the infrastructure refuses as a whole: one error Echo from its own
+/// sender (none when it asked for none).
+fn refused(ripple: &Ripple, core: ReflectedCore) -> Vec<Echo> {
+    if ripple.bounce_backs == BounceBacks::None {
+        return Vec::new();
+    }
+    let mut echo = ripple.echo(ripple.from.clone(), core);
+    echo.id = crate::ids::wave_id();
+    vec![echo]
 }
 
 impl Courier {
@@ -99,6 +150,112 @@ impl Courier {
         if let Err(err) = self.fabric.send(&to, envelope).await {
             let core = ReflectedCore::error(StatusCode::UNAVAILABLE, err.to_string());
             self.reflect(&self.key, ping, core).await;
+        }
+    }
+
+    /// The surfaces a Ripple goes to: its list (each once, in order), or what its selector
+    /// matches now. `Watchers` and `Stars` are not a sender's to use: nobody.
+    ///
+    /// # Errors
+    /// The reflection that refuses the whole Ripple: the registry failed to select, or there
+    /// are more than [`MAX_RECIPIENTS`].
+    async fn recipients(&self, ripple: &Ripple) -> Result<Vec<Surface>, ReflectedCore> {
+        let recipients = match &ripple.to {
+            Recipients::Single(surface) => vec![surface.clone()],
+            Recipients::Multi(surfaces) => {
+                let mut seen = std::collections::HashSet::with_capacity(surfaces.len());
+                surfaces
+                    .iter()
+                    .filter(|surface| seen.insert(*surface))
+                    .cloned()
+                    .collect()
+            }
+            Recipients::Select(selector) => self
+                .registry
+                .select(selector)
+                .await
+                .map_err(ReflectedCore::from)?
+                .into_iter()
+                .map(|stub| Surface::core(stub.point))
+                .collect(),
+            Recipients::Watchers(_) | Recipients::Stars => Vec::new(),
+        };
+        if recipients.len() > MAX_RECIPIENTS {
+            return Err(ReflectedCore::error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "{} reaches {} recipients; a Ripple may have at most {MAX_RECIPIENTS}",
+                    ripple.to,
+                    recipients.len()
+                ),
+            ));
+        }
+        Ok(recipients)
+    }
+
+    /// Sends `ripple` to `recipients`: one envelope per star that hosts some of them, carrying
+    /// the Ripple addressed to those (`Recipients::Multi`). A recipient that cannot be located,
+    /// or whose star the fabric cannot reach, is answered here with an error Echo, so that a
+    /// Ripple waiting for every Echo still completes.
+    async fn spread(&self, ripple: &Ripple, recipients: Vec<Surface>) {
+        let mut stars: Vec<(StarKey, Vec<Surface>)> = Vec::new();
+        for recipient in recipients {
+            match self.host_of(&recipient.point).await {
+                Ok(star) => match stars.iter_mut().find(|(key, _)| *key == star) {
+                    Some((_, group)) => group.push(recipient),
+                    None => stars.push((star, vec![recipient])),
+                },
+                Err(core) => self.echo_here(ripple, recipient, core),
+            }
+        }
+        for (star, group) in stars {
+            let mut wave = ripple.clone();
+            wave.to = Recipients::Multi(group.clone());
+            let envelope = Envelope {
+                from_star: self.key.clone(),
+                wave: Wave::from(wave),
+            };
+            if let Err(err) = self.fabric.send(&star, envelope).await {
+                for recipient in group {
+                    let core = ReflectedCore::error(StatusCode::UNAVAILABLE, err.to_string());
+                    self.echo_here(ripple, recipient, core);
+                }
+            }
+        }
+    }
+
+    /// Answers `recipient` of `ripple` on the sender's own star (it could not be reached):
+    /// its Echo goes straight to the Ripple's exchange. Nothing when no Echo is wanted.
+    fn echo_here(&self, ripple: &Ripple, recipient: Surface, core: ReflectedCore) {
+        if ripple.bounce_backs == BounceBacks::None {
+            return;
+        }
+        let mut echo = ripple.echo(recipient, core);
+        echo.id = crate::ids::wave_id();
+        self.shell.deliver_echo(echo);
+    }
+
+    /// Sends the Echo with which `recipient` answers `ripple` back to the star that collects
+    /// them (none when the Ripple wants none).
+    pub(super) async fn echo(
+        &self,
+        to_star: &StarKey,
+        ripple: &Ripple,
+        recipient: Surface,
+        core: ReflectedCore,
+    ) {
+        if ripple.bounce_backs == BounceBacks::None {
+            return;
+        }
+        let mut echo = ripple.echo(recipient, core);
+        echo.id = crate::ids::wave_id();
+        let envelope = Envelope {
+            from_star: self.key.clone(),
+            wave: Wave::from(echo),
+        };
+        if self.fabric.send(to_star, envelope).await.is_err() {
+            // The sender's star is gone, and its exchange with it: nobody is collecting.
+            self.shell.drop_unsolicited();
         }
     }
 

@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use cosmic_space::{
-    Agent, CmdMethod, DirectedWave, HypMethod, Method, Ping, Point, Pong, Recipients,
-    ReflectedCore, ReflectedWave, RouteSeg, Signal, StarKey, StatusCode, Substance, Wave, WaveId,
+    Agent, CmdMethod, DirectedWave, Echo, HypMethod, Method, Ping, Point, Pong, Recipients,
+    ReflectedCore, ReflectedWave, Ripple, RouteSeg, Signal, StarKey, StatusCode, Substance,
+    Surface, Wave, WaveId,
 };
 
 use crate::channel::{self, Hub};
@@ -75,9 +76,9 @@ impl Inbox for StarHandle {
             Wave::Reflected(ReflectedWave::Pong(pong)) => {
                 self.inner.courier.shell.deliver(pong);
             }
-            Wave::Reflected(ReflectedWave::Echo(_)) => {
-                // Ripples are not sent by this star yet: an echo here was never asked for.
-                self.inner.courier.shell.drop_unsolicited();
+            Wave::Reflected(ReflectedWave::Echo(echo)) => {
+                // To the Ripple collecting it, or dropped and counted when nobody is.
+                self.inner.courier.shell.deliver_echo(echo);
             }
             // A publication from another machine: its hub takes it in order (not in a task
             // of its own, which could overtake the next one).
@@ -246,10 +247,102 @@ impl StarHandle {
                     let _ = self.process(&ping, record).await;
                 }
             }
-            DirectedWave::Ripple(_) => {
-                // Nothing in this cosmos sends ripples yet; refusing beats half-delivering.
+            // A channel's delivery (`Watchers`) is routed before `receive`; `Stars` and
+            // `Select` are resolved by the sender's star, so neither arrives here from it.
+            DirectedWave::Ripple(ripple) => match &ripple.to {
+                Recipients::Single(_) | Recipients::Multi(_) => {
+                    self.receive_ripple(from_star, Arc::new(ripple)).await;
+                }
+                Recipients::Watchers(_) | Recipients::Stars | Recipients::Select(_) => {}
+            },
+        }
+    }
+
+    /// Sends `ripple` from this star and collects its Echoes (see [`Transmit::ripple`]).
+    pub async fn ripple(&self, ripple: Ripple) -> Vec<Echo> {
+        self.inner.courier.ripple(ripple).await
+    }
+
+    /// Delivers a Ripple to each of its recipients this star hosts, each in a task of its
+    /// own (a slow recipient holds up no other), and sends their Echoes to `from_star`. A
+    /// recipient that has moved to another star is passed on there (one envelope per star,
+    /// as the sender does); one that is nowhere is answered with the error.
+    async fn receive_ripple(&self, from_star: StarKey, ripple: Arc<Ripple>) {
+        let recipients = match &ripple.to {
+            Recipients::Single(recipient) => vec![recipient.clone()],
+            Recipients::Multi(recipients) => recipients.clone(),
+            Recipients::Watchers(_) | Recipients::Stars | Recipients::Select(_) => return,
+        };
+        let courier = &self.inner.courier;
+        let mut elsewhere: Vec<(StarKey, Vec<Surface>)> = Vec::new();
+        for recipient in recipients {
+            match courier.locate(&recipient.point).await {
+                Location::Here(record) => {
+                    let (star, from_star, ripple) =
+                        (self.clone(), from_star.clone(), ripple.clone());
+                    tokio::spawn(Box::pin(async move {
+                        let core = star.answer_ripple(&ripple, &recipient, record).await;
+                        star.inner
+                            .courier
+                            .echo(&from_star, &ripple, recipient, core)
+                            .await;
+                    }));
+                }
+                Location::There(star) if ripple.hops < MAX_HOPS => {
+                    match elsewhere.iter_mut().find(|(key, _)| *key == star) {
+                        Some((_, group)) => group.push(recipient),
+                        None => elsewhere.push((star, vec![recipient])),
+                    }
+                }
+                Location::There(_) => {
+                    let core = ReflectedCore::error(
+                        StatusCode::ERROR,
+                        format!("{recipient} travelled more than {MAX_HOPS} hops"),
+                    );
+                    courier.echo(&from_star, &ripple, recipient, core).await;
+                }
+                Location::Nowhere(core) => courier.echo(&from_star, &ripple, recipient, core).await,
             }
         }
+        for (star, group) in elsewhere {
+            let mut passed = Ripple::clone(&ripple);
+            passed.to = Recipients::Multi(group.clone());
+            passed.hops += 1;
+            let envelope = Envelope {
+                from_star: from_star.clone(),
+                wave: Wave::from(passed),
+            };
+            if let Err(err) = courier.fabric.send(&star, envelope).await {
+                for recipient in group {
+                    let core = ReflectedCore::error(StatusCode::UNAVAILABLE, err.to_string());
+                    courier.echo(&from_star, &ripple, recipient, core).await;
+                }
+            }
+        }
+    }
+
+    /// How `recipient`, hosted here, answers `ripple`: the Ripple runs like a Ping from its
+    /// sender, as its agent, through the Field (so `x` and the wave's effect are checked for
+    /// that recipient: one the agent may not reach answers 403) and the recipient's bind,
+    /// and its driver is told that the Ping stands for this Ripple (a mechtron's guest gets
+    /// the Ripple itself).
+    async fn answer_ripple(
+        &self,
+        ripple: &Ripple,
+        recipient: &Surface,
+        record: Option<Box<ParticleRecord>>,
+    ) -> ReflectedCore {
+        let ping = Ping {
+            id: ripple.id,
+            from: ripple.from.clone(),
+            to: recipient.clone(),
+            agent: ripple.agent.clone(),
+            handling: ripple.handling,
+            hops: ripple.hops,
+            core: ripple.core.clone(),
+        };
+        let delivered = ripple.to_recipient(recipient.clone());
+        crate::driver::delivering_ripple(delivered, self.process(&ping, record)).await
     }
 
     /// Runs a Ping addressed to something this star hosts.

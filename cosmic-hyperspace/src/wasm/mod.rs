@@ -173,7 +173,9 @@ pub trait GuestOutbox: Send + Sync + 'static {
     /// Sends `wave` — already stamped with the guest's own point as agent and its surface as
     /// `from`. For a Ping, `reply` is `Some`: answer through it with the Pong (from any thread,
     /// any time); dropping it unanswered answers the guest with a 500, and no answer within the
-    /// guest's send timeout answers with a 408. Must not block.
+    /// guest's send timeout answers with a 408. For a Ripple, `reply` is `Some` too: answer
+    /// with its Echoes ([`PongReply::send_echoes`]); dropped, the guest gets none. Must not
+    /// block.
     fn send(&self, wave: DirectedWave, reply: Option<PongReply>);
 
     /// Records a guest's log line.

@@ -2,10 +2,10 @@
 //!
 //! `wasmer::Store` is neither `Send` nor `Sync`, so each guest's store stays on the worker
 //! thread that created it. Callers talk to a worker over a channel and await a oneshot answer.
-//! A guest waiting in `host_send` for a Pong does not idle its worker: the worker keeps
-//! serving requests for its other guests (nested on the same stack, up to `max_nesting`
-//! deep), deferring those for guests that are mid-call, until the Pong arrives on the same
-//! channel or the wait times out.
+//! A guest waiting in `host_send` for a Pong (or a Ripple's Echoes) does not idle its worker:
+//! the worker keeps serving requests for its other guests (nested on the same stack, up to
+//! `max_nesting` deep), deferring those for guests that are mid-call, until the answer arrives
+//! on the same channel or the wait times out.
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -18,8 +18,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cosmic_space::wire::{pack_ptr_len, unpack_ptr_len};
 use cosmic_space::{
-    Agent, Details, DirectedWave, Limits, LogLevel, Ping, Point, Pong, ReflectedCore, Status,
-    Surface, Wire,
+    Agent, Details, DirectedWave, Echo, Limits, LogLevel, Ping, Point, Pong, Recipients,
+    ReflectedCore, Ripple, Status, Surface, WaitTime, Wire,
 };
 use tokio::sync::oneshot;
 use wasmer::{
@@ -30,7 +30,7 @@ use wasmer::{
 use super::engine::with_memory_cap;
 use super::{
     ABI_VERSION, GuestOutbox, GuestSpec, LogRecord, WasmError, decode_reflected, decode_status,
-    details_frame, ping_frame, pong_frame,
+    details_frame, encode_input, ping_frame, pong_frame,
 };
 
 static NEXT_GUEST: AtomicU64 = AtomicU64::new(1);
@@ -57,9 +57,16 @@ enum Request {
     },
     Pong {
         token: u64,
-        pong: Option<Box<Pong>>,
+        pong: Option<Reply>,
     },
     Shutdown,
+}
+
+/// What answers a wave a guest sent and waits for: a Ping's Pong, or a Ripple's Echoes.
+#[derive(Debug)]
+enum Reply {
+    Pong(Box<Pong>),
+    Echoes(Vec<Echo>),
 }
 
 impl Request {
@@ -272,6 +279,15 @@ impl Guest {
         decode_reflected(&self.wire, answer.as_deref())
     }
 
+    /// Hands `ripple`, as delivered to this guest (addressed to it alone), to the guest's
+    /// `mechtron_handle` and returns its answer, which becomes the Echo (SPEC §11.3: the
+    /// guest answers a Ripple as it answers a Ping).
+    pub async fn handle_ripple(&self, ripple: &Ripple) -> Result<ReflectedCore, WasmError> {
+        let frame = encode_input(&self.wire, "ripple", &DirectedWave::Ripple(ripple.clone()))?;
+        let answer = self.call(Export::Handle, frame).await?;
+        decode_reflected(&self.wire, answer.as_deref())
+    }
+
     /// Throws the instance away and instantiates the module again (fresh state, not broken);
     /// run [`Guest::init`] after it.
     pub async fn restart(&self) -> Result<(), WasmError> {
@@ -290,8 +306,9 @@ impl Drop for Guest {
     }
 }
 
-/// The way back for the Pong of a Ping a guest sent: answer through it exactly once, from any
-/// thread. Dropping it unanswered answers the guest with a 500.
+/// The way back for the answer to a wave a guest sent — a Ping's Pong, a Ripple's Echoes:
+/// answer through it exactly once, from any thread. Dropping it unanswered answers a Ping
+/// with a 500 and a Ripple with no Echoes.
 pub struct PongReply {
     tx: Sender<Request>,
     token: u64,
@@ -308,11 +325,20 @@ impl std::fmt::Debug for PongReply {
 
 impl PongReply {
     /// Delivers the Pong to the waiting guest (ignored if it stopped waiting).
-    pub fn send(mut self, pong: Pong) {
+    pub fn send(self, pong: Pong) {
+        self.answer(Reply::Pong(Box::new(pong)));
+    }
+
+    /// Delivers a Ripple's Echoes to the waiting guest (ignored if it stopped waiting).
+    pub fn send_echoes(self, echoes: Vec<Echo>) {
+        self.answer(Reply::Echoes(echoes));
+    }
+
+    fn answer(mut self, reply: Reply) {
         self.sent = true;
         let _ = self.tx.send(Request::Pong {
             token: self.token,
-            pong: Some(Box::new(pong)),
+            pong: Some(reply),
         });
     }
 }
@@ -365,7 +391,7 @@ struct WorkerCtx {
     busy: RefCell<HashSet<u64>>,
     deferred: RefCell<VecDeque<Request>>,
     waiting: RefCell<HashSet<u64>>,
-    pongs: RefCell<HashMap<u64, Option<Box<Pong>>>>,
+    pongs: RefCell<HashMap<u64, Option<Reply>>>,
     depth: Cell<usize>,
     next_token: Cell<u64>,
 }
@@ -529,9 +555,9 @@ impl WorkerCtx {
         deferred.remove(at)
     }
 
-    /// Waits for the Pong of `token`, serving other guests meanwhile; `None` if the outbox
+    /// Waits for the answer of `token`, serving other guests meanwhile; `None` if the outbox
     /// dropped the reply, `Err(())` on timeout.
-    fn wait_pong(&self, token: u64, deadline: Instant) -> Result<Option<Box<Pong>>, ()> {
+    fn wait_pong(&self, token: u64, deadline: Instant) -> Result<Option<Reply>, ()> {
         self.depth.set(self.depth.get() + 1);
         let result = loop {
             if let Some(pong) = self.pongs.borrow_mut().remove(&token) {
@@ -841,6 +867,11 @@ fn guest_frame(
     read(&view, what, ptr, len).map_err(host_error)
 }
 
+/// How much longer a guest waits for a Ripple's Echoes than the Ripple's own wait time: the
+/// courier returns what arrived when that passes, and the guest should get it rather than
+/// give up a moment before.
+const RIPPLE_GRACE: Duration = Duration::from_secs(1);
+
 fn host_send(
     mut env: FunctionEnvMut<'_, GuestEnv>,
     ptr: u32,
@@ -864,10 +895,10 @@ fn host_send(
             return Ok(0);
         }
         DirectedWave::Ping(ping) => ping,
-        DirectedWave::Ripple(_) => {
-            return Err(host_error(
-                "host_send takes a Ping or a Signal; ripples are not supported from guests",
-            ));
+        DirectedWave::Ripple(ripple) => {
+            let echoes = send_ripple(outbox, send_timeout, ripple)?;
+            let frame = encode_input(&env.data().wire, "echoes", &echoes).map_err(host_error)?;
+            return give_guest(&mut env, "echoes", &frame);
         }
     };
     let ctx = current_ctx().ok_or_else(|| host_error("host_send outside a wasm worker"))?;
@@ -886,7 +917,13 @@ fn host_send(
     ctx.waiting.borrow_mut().remove(&token);
     ctx.pongs.borrow_mut().remove(&token);
     let pong = match answer {
-        Ok(Some(pong)) => *pong,
+        Ok(Some(reply)) => match reply {
+            Reply::Pong(pong) => *pong,
+            Reply::Echoes(_) => ping.pong(ReflectedCore::error(
+                cosmic_space::StatusCode::ERROR,
+                "the host answered the ping with echoes",
+            )),
+        },
         Ok(None) => ping.pong(ReflectedCore::error(
             cosmic_space::StatusCode::ERROR,
             "the host dropped the ping without an answer",
@@ -894,22 +931,76 @@ fn host_send(
         Err(()) => ping.pong(ReflectedCore::timeout()),
     };
     let frame = pong_frame(&env.data().wire, &pong).map_err(host_error)?;
-    let len = frame_len(&env.data().wire, "pong", frame.len() as u64).map_err(host_error)?;
+    give_guest(&mut env, "pong", &frame)
+}
+
+/// Sends a guest's Ripple and waits for its Echoes, serving the worker's other guests
+/// meanwhile. Its wait time is cut to the guest's send timeout; whatever the Ripple's rule,
+/// the guest gets what arrived by then (nothing if the host dropped it).
+///
+/// # Errors
+/// A Ripple to `Watchers` or `Stars`: those are the infrastructure's deliveries (a channel's,
+/// a machine's), and a guest may not pass for either.
+fn send_ripple(
+    outbox: Arc<dyn GuestOutbox>,
+    send_timeout: Duration,
+    mut ripple: Ripple,
+) -> Result<Vec<Echo>, RuntimeError> {
+    if let Recipients::Watchers(_) | Recipients::Stars = ripple.to {
+        return Err(host_error(format!(
+            "a guest's Ripple goes to a list of points or a selector, not to {}",
+            ripple.to
+        )));
+    }
+    let ctx = current_ctx().ok_or_else(|| host_error("host_send outside a wasm worker"))?;
+    let wait = send_timeout.min(ripple.handling.wait.as_duration());
+    ripple.handling.wait =
+        WaitTime::from_millis(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX));
+    let token = ctx.next_token.get();
+    ctx.next_token.set(token + 1);
+    ctx.waiting.borrow_mut().insert(token);
+    let deadline = Instant::now() + wait + RIPPLE_GRACE;
+    let reply = PongReply {
+        tx: ctx.tx.clone(),
+        token,
+        sent: false,
+    };
+    outbox.send(DirectedWave::Ripple(ripple), Some(reply));
+    let answer = ctx.wait_pong(token, deadline);
+    ctx.waiting.borrow_mut().remove(&token);
+    ctx.pongs.borrow_mut().remove(&token);
+    Ok(match answer {
+        Ok(Some(reply)) => match reply {
+            Reply::Echoes(echoes) => echoes,
+            Reply::Pong(_) => Vec::new(),
+        },
+        Ok(None) | Err(()) => Vec::new(),
+    })
+}
+
+/// Copies `frame` into a buffer the guest allocates (`mechtron_alloc`) and returns it packed
+/// as `(ptr << 32) | len`: the answer of `host_send`, which the guest frees.
+fn give_guest(
+    env: &mut FunctionEnvMut<'_, GuestEnv>,
+    what: &'static str,
+    frame: &[u8],
+) -> Result<u64, RuntimeError> {
+    let len = frame_len(&env.data().wire, what, frame.len() as u64).map_err(host_error)?;
     let alloc = env
         .data()
         .alloc
         .clone()
         .ok_or_else(|| host_error("host_send before the guest was set up"))?;
-    let out = alloc.call(&mut env, len)?;
+    let out = alloc.call(env, len)?;
     let (data, store) = env.data_and_store_mut();
     let memory = data
         .memory
         .as_ref()
         .ok_or_else(|| host_error("host_send before the guest was set up"))?;
     let view = memory.view(&store);
-    check_bounds(&view, "pong", out, len).map_err(host_error)?;
-    view.write(u64::from(out), &frame)
-        .map_err(|e| host_error(oob("pong", out, len, &view, e)))?;
+    check_bounds(&view, what, out, len).map_err(host_error)?;
+    view.write(u64::from(out), frame)
+        .map_err(|e| host_error(oob(what, out, len, &view, e)))?;
     Ok(pack_ptr_len(out, len))
 }
 

@@ -293,6 +293,26 @@ impl From<Vec<Surface>> for Recipients {
     }
 }
 
+impl From<Point> for Recipients {
+    /// The point's Core.
+    fn from(point: Point) -> Self {
+        Recipients::Single(Surface::core(point))
+    }
+}
+
+impl From<Vec<Point>> for Recipients {
+    /// The points' Cores.
+    fn from(points: Vec<Point>) -> Self {
+        Recipients::Multi(points.into_iter().map(Surface::core).collect())
+    }
+}
+
+impl From<Selector> for Recipients {
+    fn from(selector: Selector) -> Self {
+        Recipients::Select(selector)
+    }
+}
+
 impl fmt::Display for Recipients {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
