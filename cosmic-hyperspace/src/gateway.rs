@@ -20,18 +20,28 @@
 //!   within `read_timeout` after them (slow clients are cut off: the connection is closed,
 //!   or the request answered 408); a keep-alive connection idle for `read_timeout` is closed;
 //!   each request waits at most `wait` for its answer; at most `max_connections` are served
-//!   at once. Malformed requests are hyper's to answer (400, 431) before they reach us.
+//!   at once; a client that leaves what is written to it untaken for `read_timeout` is cut
+//!   off. Malformed requests are hyper's to answer (400, 431) before they reach us.
+//! - **Channels** ([`stream`]): a route that ends at a `Channel` answers with the
+//!   [`STREAM`] header; the gateway then streams the channel to the request, as
+//!   Server-Sent Events or over a WebSocket, as the request's agent.
 //!
 //! axum and hyper live only here.
 
+mod stream;
+
+use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes, HttpBody};
-use axum::extract::State;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method as HttpVerb, Uri, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use cosmic_space::{
     Agent, BaseKind, HttpMethod, Method, Ping, Point, ReflectedCore, StatusCode, Substance,
     WaitTime,
@@ -39,10 +49,18 @@ use cosmic_space::{
 use http_body_util::BodyExt;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio::time::Sleep;
 
+use crate::channel::Hub;
+use crate::driver::STREAM;
 use crate::registry::Registry;
+
+/// How long the server waits, when it stops, for its streams to say goodbye (a WebSocket's
+/// close frame, the end of an event stream).
+const STREAMS_GRACE: Duration = Duration::from_secs(5);
 
 /// Settings of the gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +98,14 @@ impl Default for GatewayConfig {
 struct Gateway {
     machine: Arc<dyn Entry>,
     config: GatewayConfig,
+    /// The connections being served (the accept loop's bound); a WebSocket, which outlives
+    /// the HTTP connection it came from, takes one of its own.
+    connections: Arc<Semaphore>,
+    /// One permit per open stream (event stream or WebSocket): the accept loop waits for all
+    /// of them when the server stops.
+    streams: Arc<Semaphore>,
+    /// Turns `true` when the server stops: every stream ends.
+    closing: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Where requests enter the cosmos: the machine (a trait so the gateway does not hold the
@@ -88,35 +114,45 @@ struct Gateway {
 pub(crate) trait Entry: Send + Sync + 'static {
     /// The registry.
     fn registry(&self) -> &Arc<dyn Registry>;
+    /// The machine's channels, which web streams watch.
+    fn hub(&self) -> &Arc<Hub>;
     /// Sends `ping` as `agent` and returns the answer.
     async fn ping(&self, agent: Agent, ping: Ping) -> ReflectedCore;
 }
 
-/// Serves HTTP on `listener` until `shutdown` completes.
+/// Serves HTTP on `listener` until `shutdown` completes; then ends every stream and waits
+/// (up to [`STREAMS_GRACE`]) until they have said goodbye.
 pub(crate) async fn serve(
     listener: TcpListener,
     machine: Arc<dyn Entry>,
     config: GatewayConfig,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) {
-    let permits = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    let capacity = config.max_connections.clamp(1, u32::MAX as usize);
+    let permits = Arc::new(Semaphore::new(capacity));
+    let streams = Arc::new(Semaphore::new(capacity));
+    let (close_streams, closing) = tokio::sync::watch::channel(false);
     let read_timeout = config.read_timeout;
     let max_head = config.max_head;
-    let router = Router::new()
-        .fallback(handle)
-        .with_state(Arc::new(Gateway { machine, config }));
+    let router = Router::new().fallback(handle).with_state(Arc::new(Gateway {
+        machine,
+        config,
+        connections: permits.clone(),
+        streams: streams.clone(),
+        closing,
+    }));
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
             permit = permits.clone().acquire_owned() => match permit {
                 Ok(permit) => permit,
-                Err(_) => return,
+                Err(_) => break,
             },
-            () = &mut shutdown => return,
+            () = &mut shutdown => break,
         };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            () = &mut shutdown => return,
+            () = &mut shutdown => break,
         };
         let Ok((stream, _peer)) = accepted else {
             // A failed accept (e.g. too many open files) is the listener's problem, not the
@@ -134,23 +170,123 @@ pub(crate) async fn serve(
                 .keep_alive(true);
             // A connection that breaks or sends garbage ends here; hyper has answered what
             // it could (400, 431, …).
-            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+            let io = TokioIo::new(Deadline::new(stream, read_timeout));
+            let _ = http.serve_connection(io, service).with_upgrades().await;
             drop(permit);
         });
+    }
+    let _ = close_streams.send(true);
+    let all = u32::try_from(capacity).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(STREAMS_GRACE, streams.acquire_many(all)).await;
+}
+
+/// A connection whose writes may not wait longer than a limit for the client to take them:
+/// a client that stops reading (a stalled download, an event stream or WebSocket nobody
+/// reads) gets a write error, which ends its connection, instead of holding it and its
+/// buffers for ever.
+struct Deadline {
+    stream: TcpStream,
+    limit: Duration,
+    /// When the write that is waiting now must have gone through.
+    stalled: Option<Pin<Box<Sleep>>>,
+}
+
+impl Deadline {
+    fn new(stream: TcpStream, limit: Duration) -> Deadline {
+        Deadline {
+            stream,
+            limit,
+            stalled: None,
+        }
+    }
+
+    /// `poll` (a write or flush) with the deadline: pending for longer than `limit` is an
+    /// error; any progress starts the clock again.
+    fn guard<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: impl FnOnce(Pin<&mut TcpStream>, &mut Context<'_>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        match poll(Pin::new(&mut self.stream), cx) {
+            Poll::Pending => {
+                let limit = self.limit;
+                let stalled = self
+                    .stalled
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                match stalled.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the client took nothing of what was written to it",
+                    ))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+            ready => {
+                self.stalled = None;
+                ready
+            }
+        }
+    }
+}
+
+impl AsyncRead for Deadline {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Deadline {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.guard(cx, |stream, cx| stream.poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.guard(cx, |stream, cx| stream.poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.guard(cx, |stream, cx| stream.poll_flush(cx))
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
 
 /// Answers one request.
-async fn handle(
-    State(gateway): State<Arc<Gateway>>,
-    verb: HttpVerb,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+    let (mut parts, body) = request.into_parts();
+    // A WebSocket handshake is checked (and the connection's upgrade taken) before anything
+    // enters the cosmos; whether it becomes a WebSocket is the route's answer to decide.
+    let upgrade = if stream::asks_websocket(&parts.method, &parts.headers) {
+        match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+            Ok(upgrade) => Some(upgrade),
+            Err(rejection) => return rejection.into_response(),
+        }
+    } else {
+        None
+    };
     let answer = async {
         let body = gateway.read_body(body).await?;
-        gateway.answer(verb, uri, headers, body).await
+        gateway
+            .answer(parts.method, parts.uri, parts.headers, body, upgrade)
+            .await
     };
     match answer.await {
         Ok(response) | Err(response) => response,
@@ -197,12 +333,15 @@ impl Gateway {
         }
     }
 
+    /// The request as a wave to its Space, and the answer as the response — or, when the
+    /// answer is a channel's, the channel as a stream.
     async fn answer(
         &self,
         verb: HttpVerb,
         uri: Uri,
         headers: HeaderMap,
         body: Bytes,
+        upgrade: Option<WebSocketUpgrade>,
     ) -> Result<Response, Response> {
         let method = http_method(&verb).ok_or_else(|| {
             plain(
@@ -241,8 +380,14 @@ impl Gateway {
             })?;
             ping.core.headers.append(name.as_str(), value);
         }
-        let core = self.machine.ping(agent, ping).await;
-        Ok(response(core))
+        let core = self.machine.ping(agent.clone(), ping).await;
+        match stream::channel_of(&core, &method) {
+            Some(channel) => {
+                let head = verb == HttpVerb::HEAD;
+                self.stream(&headers, agent, channel, upgrade, head).await
+            }
+            None => Ok(response(core)),
+        }
     }
 
     /// Anonymous, or the user of a Bearer token.
@@ -373,7 +518,35 @@ fn response(core: ReflectedCore) -> Response {
     {
         return plain(http_status, message.to_string());
     }
-    let (bytes, content_type) = match core.body {
+    let (bytes, content_type) = bytes_of(core.body);
+    let mut response = Response::new(Body::from(bytes));
+    *response.status_mut() = http_status;
+    for (name, value) in core.headers.iter() {
+        let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) else {
+            continue;
+        };
+        // The channel to stream names a point of the cosmos: it is for the gateway only.
+        if !is_hop_by_hop(&name) && name != STREAM {
+            response.headers_mut().append(name, value);
+        }
+    }
+    if let Some(content_type) = content_type
+        && !response.headers().contains_key(header::CONTENT_TYPE)
+    {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    }
+    response
+}
+
+/// A body's bytes on the web, and the content type they have unless the answer says
+/// otherwise.
+fn bytes_of(body: Substance) -> (Vec<u8>, Option<&'static str>) {
+    match body {
         Substance::Empty => (Vec::new(), None),
         Substance::Bin(bytes) => (bytes, None),
         Substance::Text(text) => (text.into_bytes(), Some("text/plain; charset=utf-8")),
@@ -389,28 +562,7 @@ fn response(core: ReflectedCore) -> Response {
                 Some("text/plain; charset=utf-8"),
             ),
         },
-    };
-    let mut response = Response::new(Body::from(bytes));
-    *response.status_mut() = http_status;
-    for (name, value) in core.headers.iter() {
-        let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) else {
-            continue;
-        };
-        if !is_hop_by_hop(&name) {
-            response.headers_mut().append(name, value);
-        }
     }
-    if let Some(content_type) = content_type
-        && !response.headers().contains_key(header::CONTENT_TYPE)
-    {
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    }
-    response
 }
 
 #[cfg(test)]

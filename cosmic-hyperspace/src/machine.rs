@@ -701,6 +701,10 @@ impl gateway::Entry for MachineInner {
         &self.registry
     }
 
+    fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
     async fn ping(&self, agent: Agent, ping: Ping) -> cosmic_space::ReflectedCore {
         MachineInner::ping(self, agent, ping).await.core
     }
