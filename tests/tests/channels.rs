@@ -245,7 +245,7 @@ fn wait_for_history(server: &Server, dir: &Path, texts: &[&str]) {
 }
 
 /// A watch of a subtree hears its particles' lifecycle: created, Ready, properties, Panic (a
-/// mechtron whose wasm is missing fails to start) and deleted.
+/// guest that breaks on every call) and deleted.
 fn lifecycle_events_arrive_for_create_ready_panic_and_delete(registry: &Registry) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let server = chat(registry, &dir.path().join("home"));
@@ -289,19 +289,35 @@ fn lifecycle_events_arrive_for_create_ready_panic_and_delete(registry: &Registry
     });
     assert!(changed.to_string().contains("blue"), "{changed}");
 
-    // Whether `create` itself reports the failed start does not matter here: the event does.
-    let _ = server.run(
+    // A guest that panics on every call is restarted five times a minute, then marked Panic.
+    tests::write_fixtures_bundle(dir.path());
+    server.exec(
         dir.path(),
-        &[
-            "exec",
-            "create localhost:lab:broken<Mechtron>{ +config=localhost:repo:chat:1.0.0:/config/missing.mechtron }",
-        ],
+        "publish ^[ bundle.zip ]-> localhost:repo:fixtures:1.0.0; \
+         create localhost:lab:trouble<Mechtron>{ \
+           +config=localhost:repo:fixtures:1.0.0:/config/troublemaker.mechtron }",
     );
-    watcher.until("broken's Panic", |l| {
-        l["from"] == "localhost:lab:broken"
-            && l["event"] == "status"
-            && (l["body"].to_string().contains("Panic") || l["body"].to_string().contains("Fatal"))
+    watcher.until("trouble Ready", |l| {
+        l["event"] == "status"
+            && l["from"] == "localhost:lab:trouble"
+            && l["body"].to_string().contains("Ready")
     });
+    let deadline = Instant::now() + PATIENCE;
+    let panicked = loop {
+        let _ = server.run(dir.path(), &["send", "localhost:lab:trouble", "Ext<Panic>"]);
+        if let Ok(line) = watcher.next_within(Duration::from_millis(100))
+            && line["from"] == "localhost:lab:trouble"
+            && line["event"] == "status"
+            && line["body"].to_string().contains("Panic")
+        {
+            break line;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the troublemaker never went Panic"
+        );
+    };
+    assert_eq!(panicked["method"], "Cmd<Event>", "{panicked}");
 
     server.exec(dir.path(), "delete localhost:lab:echo");
     watcher.until("echo deleted", |l| {
