@@ -29,9 +29,9 @@ use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
 use cosmic_space::{
-    Access, Agent, Details, DirectedCore, DirectedWave, Event, FullAccess, PUBLISHER, Permission,
-    Ping, Point, PointHierarchy, Recipients, Ripple, Selector, Signal, StarKey, Subscription,
-    Substance, Surface, Topic, Wave,
+    Access, Agent, Details, DirectedCore, DirectedWave, Event, FullAccess, Kind, PUBLISHER,
+    Permission, Ping, Point, PointHierarchy, Recipients, Ripple, Selector, Signal, StarKey,
+    StarSubKind, Status, Stub, Subscription, Substance, Surface, Topic, Wave,
 };
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::mpsc;
@@ -260,6 +260,11 @@ impl Watch {
     pub async fn next(&mut self) -> Option<Signal> {
         self.queue.recv().await.map(Delivery::into_signal)
     }
+
+    /// A delivery already waiting, if there is one (to say what is left before closing).
+    pub fn try_next(&mut self) -> Option<Signal> {
+        self.queue.try_recv().ok().map(Delivery::into_signal)
+    }
 }
 
 impl Drop for Watch {
@@ -336,7 +341,49 @@ pub async fn subscribe(
     Ok(())
 }
 
+/// The point a machine's `online` and `offline` events come from: `hyperspace:machines:NAME`.
+/// It is not a particle: whoever may read `hyperspace` hears them (HyperUser, and agents
+/// granted `r` there), and `starlane watch 'hyperspace:machines:*'` watches them all.
+pub fn machine_point(machine: &str) -> Option<Point> {
+    format!("hyperspace:machines:{machine}").parse().ok()
+}
+
 impl Hub {
+    /// Tells every subscriber of `hyperspace:machines:NAME` that machine `machine` came
+    /// online (started, or serves again after losing its lease) or went offline (stopped, or
+    /// was declared dead by the machine that buried it). Delivered before it returns to this
+    /// machine's subscribers (and sent to the others'), so that a machine that is stopping
+    /// says so before it closes its watches.
+    pub async fn announce(&self, machine: &str, event: Event) {
+        let Some(point) = machine_point(machine) else {
+            return;
+        };
+        let status = match event {
+            Event::Online => Status::Ready,
+            _ => Status::Unknown,
+        };
+        let stub = Stub {
+            point: point.clone(),
+            kind: Kind::Star(StarSubKind::Machine),
+            status,
+        };
+        let signal = event.signal(stub, None, Surface::from(point.clone()));
+        let mut ripple = Ripple::new(
+            Surface::from(point.clone()),
+            Recipients::Watchers(point.clone()),
+            signal.core.method.clone(),
+            (),
+        );
+        ripple.core = signal.core;
+        ripple.agent = Agent::Point(point);
+        ripple.id = crate::ids::wave_id();
+        self.dispatch_one(Publication {
+            ripple,
+            origin: true,
+        })
+        .await;
+    }
+
     /// The hub of machine `machine`, whose stars are `stars` (the first receives what other
     /// machines send), over `registry` (whose feed is `changes`) and `fabric`. Starts its
     /// dispatcher on the current runtime.

@@ -20,8 +20,8 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use cosmic_space::{
-    Agent, CreateStrategy, Kind, Layer, Ping, Point, Pong, PropertyChanges, Selector, StarKey,
-    StarSubKind, Status, Surface, Topic, UserBaseSubKind, WaveId,
+    Agent, CreateStrategy, Event, Kind, Layer, Ping, Point, Pong, PropertyChanges, Selector,
+    StarKey, StarSubKind, Status, Surface, Topic, UserBaseSubKind, WaveId,
 };
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
@@ -355,6 +355,8 @@ impl MachineBuilder {
             let member: Arc<dyn Member> = machine.inner.clone();
             machine.membership = Some(membership.spawn(member));
         }
+        let inner = &machine.inner;
+        inner.hub.announce(&inner.name, Event::Online).await;
         Ok(machine)
     }
 }
@@ -364,6 +366,7 @@ impl Member for MachineInner {
     async fn adopt(&self, dead: &Lease) {
         // The dead machine's particles only: this machine's guests are alive (restarting
         // them would lose their state and answer 503 while they start).
+        self.hub.announce(&dead.machine, Event::Offline).await;
         let doing = format!("placing the particles of machine {} again", dead.machine);
         self.reawaken(&doing, false).await;
     }
@@ -373,6 +376,7 @@ impl Member for MachineInner {
     }
 
     async fn rejoined(&self) {
+        self.hub.announce(&self.name, Event::Online).await;
         self.reawaken("starting this machine's particles again", true)
             .await;
     }
@@ -668,6 +672,10 @@ impl Machine {
     /// Stops the control server (removing the endpoint files) and disconnects every star from
     /// the fabric.
     pub async fn shutdown(mut self) {
+        self.inner
+            .hub
+            .announce(&self.inner.name, Event::Offline)
+            .await;
         if let Some(serving) = self.control.take() {
             let _ = serving.stop.send(());
             let _ = serving.stop_http.send(());

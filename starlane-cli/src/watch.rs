@@ -37,7 +37,9 @@ pub fn watch(args: &WatchArgs, home: Option<&Path>) -> anyhow::Result<ExitCode> 
     let target = remote::locate(&args.remote, home, |name| std::env::var(name).ok())?;
     remote::block_on(async {
         let client = remote::connect(&target).await?;
-        let mut watching = client.watch(selector).await?;
+        let mut watching = client.watch(selector.clone()).await?;
+        // On standard error, so that standard output holds only what was delivered.
+        eprintln!("watching {selector} (Ctrl-C to stop)");
         let mut out = io::stdout().lock();
         loop {
             tokio::select! {

@@ -36,6 +36,23 @@ impl Watcher {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start starlane watch: {e}"));
         let out = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+        let err = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
+        // The watch says on standard error when it has started: from then on, whatever is
+        // published reaches it. Wait for that (or for it to fail, which the test will see).
+        let (started, watching) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = started.send(line);
+            }
+        });
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            match watching.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) if line.starts_with("watching ") => break,
+                Ok(_) => continue,
+                Err(_) => break,
+            }
+        }
         let (send, lines) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {

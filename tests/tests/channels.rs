@@ -332,7 +332,24 @@ fn lifecycle_events_arrive_for_create_ready_panic_and_delete(registry: &Registry
     server.stop();
 }
 
+/// A machine says when it goes: a watch of `hyperspace:machines:*` hears `offline` from the
+/// machine it watches through as that machine stops.
+fn a_stopping_machine_says_it_goes_offline(registry: &Registry) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let server = registry.start(&dir.path().join("home"));
+    let watcher = Watcher::start(&server, dir.path(), None, "hyperspace:machines:*");
+    server.stop();
+    let line = watcher.until("the machine going offline", |l| l["event"] == "offline");
+    assert!(
+        line["from"]
+            .as_str()
+            .is_some_and(|from| from.starts_with("hyperspace:machines:")),
+        "{line}"
+    );
+}
+
 tests::on_each_registry!(
+    a_stopping_machine_says_it_goes_offline,
     a_mechtron_and_a_watch_hear_every_message_in_order,
     agents_without_r_cannot_subscribe_nor_without_w_publish,
     a_subscription_survives_kill_9,

@@ -448,6 +448,23 @@ fn channels_deliver_to_subscribers_on_every_machine() {
         });
         assert_eq!(line["method"], "Cmd<Event>", "through {}", NAMES[index]);
     }
+    // Machines announce themselves: m-c killed is declared offline by the survivor that
+    // buries it, and says it is online when it comes back.
+    let machines = Watcher::start(
+        cluster.server(0),
+        cluster.work(),
+        None,
+        "hyperspace:machines:*",
+    );
+    let mut cluster = cluster;
+    cluster.kill9(2);
+    machines.until("m-c offline", |l| {
+        l["event"] == "offline" && l["from"] == "hyperspace:machines:m-c"
+    });
+    cluster.restart(2);
+    machines.until("m-c online", |l| {
+        l["event"] == "online" && l["from"] == "hyperspace:machines:m-c"
+    });
     println!(
         "the room lives on {}, the history on {}; every machine's watch heard all 30 in order",
         cluster.host_of("localhost:chat:room"),

@@ -22,8 +22,9 @@
 //!
 //! ```
 //! use std::sync::Arc;
+//! use cosmic_hyperspace::channel::{Watch, WatchError};
 //! use cosmic_hyperspace::control::{self, Client, ControlError, ControlService, StatusReport};
-//! use cosmic_space::{Agent, Ping, Point, Pong, ReflectedCore};
+//! use cosmic_space::{Agent, Ping, Point, Pong, ReflectedCore, Selector};
 //!
 //! struct Echo;
 //!
@@ -40,6 +41,9 @@
 //!     }
 //!     async fn issue_token(&self, _by: &Agent, _agent: Point) -> Result<String, ControlError> {
 //!         control::generate_token()
+//!     }
+//!     async fn watch(&self, _agent: Agent, _selector: Selector) -> Result<Watch, WatchError> {
+//!         Err(WatchError::Unavailable("an echo".into()))
 //!     }
 //! }
 //!

@@ -154,6 +154,15 @@ async fn session(
                 open = false;
                 incoming.close();
                 deadline = Some(Instant::now() + limits.grace);
+                // What the watch was given before the stop (a machine says it goes offline
+                // first) is still said.
+                if let Some((number, watching)) = watch.as_mut() {
+                    while let Some(wave) = watching.try_next() {
+                        if deliver(&mut writer, *number, wave, &limits).await.is_err() {
+                            break;
+                        }
+                    }
+                }
                 watch = None;
             }
             delivery = next_delivery(&mut watch), if watch.is_some() => {
