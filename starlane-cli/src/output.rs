@@ -7,7 +7,9 @@
 
 use std::io::{self, Write};
 
-use cosmic_space::{Details, Headers, Properties, PropertyChange, ReflectedCore, Stub, Substance};
+use cosmic_space::{
+    Details, Headers, Properties, PropertyChange, ReflectedCore, Stub, Substance, wire,
+};
 use serde_json::{Map, Value, json};
 
 /// What produced an answer, for JSON output and error messages.
@@ -310,7 +312,7 @@ pub fn substance_json(body: &Substance) -> Value {
     match body {
         Substance::Empty => Value::Null,
         Substance::Text(text) => json!(text),
-        Substance::Bin(bytes) => json!({ "base64": base64(bytes) }),
+        Substance::Bin(bytes) => json!({ "base64": wire::base64(bytes) }),
         Substance::Bool(value) => json!(value),
         Substance::Int(value) => json!(value),
         Substance::Json(json) => {
@@ -355,12 +357,12 @@ pub fn substance_json(body: &Substance) -> Value {
             "path": request.path,
             "query": request.query,
             "headers": headers_json(request.headers.iter()),
-            "body": { "base64": base64(&request.body) },
+            "body": { "base64": wire::base64(&request.body) },
         }),
         Substance::HttpResponse(response) => json!({
             "status": response.status.as_u16(),
             "headers": headers_json(response.headers.iter()),
-            "body": { "base64": base64(&response.body) },
+            "body": { "base64": wire::base64(&response.body) },
         }),
         Substance::Command(command) => json!(command.to_string()),
     }
@@ -392,28 +394,6 @@ fn headers_object(headers: &Headers) -> Value {
 
 fn headers_json<'a>(headers: impl Iterator<Item = (&'a str, &'a str)>) -> Value {
     Value::Array(headers.map(|(name, value)| json!([name, value])).collect())
-}
-
-/// Standard base64 with padding (RFC 4648), for bytes in JSON.
-pub fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut text = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
-            if i <= chunk.len() {
-                text.push(ALPHABET[((n >> shift) & 63) as usize] as char);
-            } else {
-                text.push('=');
-            }
-        }
-    }
-    text
 }
 
 /// A byte count for people: `512 B`, `1.5 KiB`, `12.0 MiB`.
@@ -706,21 +686,6 @@ localhost:app  App   Ready
         let (_, out, _) = sent(true, false, &core);
         let printed: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(printed, json!({"status": 200, "ok": true, "body": "hi"}));
-    }
-
-    #[test]
-    fn base64_matches_the_rfc_vectors() {
-        for (input, expected) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(input.as_bytes()), expected, "{input}");
-        }
     }
 
     #[test]

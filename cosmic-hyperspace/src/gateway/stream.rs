@@ -299,7 +299,11 @@ fn sse_event(signal: &Signal, max: usize) -> Option<(Bytes, bool)> {
             Outgoing::Text(text) => ("message", text, false),
             Outgoing::Bytes(bytes) => match String::from_utf8(bytes) {
                 Ok(text) => ("message", text, false),
-                Err(not_text) => ("binary", base64(not_text.as_bytes()), false),
+                Err(not_text) => (
+                    "binary",
+                    cosmic_space::wire::base64(not_text.as_bytes()),
+                    false,
+                ),
             },
         },
     };
@@ -336,28 +340,6 @@ fn message_body(body: &Substance) -> Outgoing {
             }
         }
     }
-}
-
-/// Standard base64 with padding (RFC 4648 §4), for binary messages on an event stream.
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for (i, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// A WebSocket's side of a channel: its watch, and who publishes what the client sends.
@@ -536,22 +518,6 @@ fn truncate(text: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_is_rfc_4648() {
-        for (bytes, encoded) in [
-            (&b""[..], ""),
-            (b"f", "Zg=="),
-            (b"fo", "Zm8="),
-            (b"foo", "Zm9v"),
-            (b"foob", "Zm9vYg=="),
-            (b"fooba", "Zm9vYmE="),
-            (b"foobar", "Zm9vYmFy"),
-            (&[0xff, 0xfe, 0x00], "//4A"),
-        ] {
-            assert_eq!(base64(bytes), encoded);
-        }
-    }
 
     #[test]
     fn only_event_streams_and_websockets_are_streams() {
