@@ -789,8 +789,11 @@ async fn feed_particle(
     hosts: HashMap<StarKey, Weak<dyn Host>>,
 ) {
     while let Some(signal) = queue.recv().await {
-        let Ok(record) = registry.record(&subscriber).await else {
-            continue;
+        let record = match registry.record(&subscriber).await {
+            Ok(record) => record,
+            // Deleted (its subscriptions went with it): nothing more comes for it here.
+            Err(RegistryError::NotFound(_)) => return,
+            Err(_) => continue,
         };
         let Some(host) = record
             .location
