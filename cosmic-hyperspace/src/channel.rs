@@ -23,7 +23,7 @@
 //! its dispatcher), and each subscriber has one queue. A full queue drops: a particle's
 //! message is counted as dropped; a watcher that does not keep up is closed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
@@ -209,6 +209,15 @@ impl Index {
 
     fn is_empty(&self) -> bool {
         self.exact.is_empty() && self.patterns.is_empty()
+    }
+
+    /// The points of every subscriber.
+    fn subscribers(&self) -> impl Iterator<Item = &Point> {
+        self.exact
+            .values()
+            .flatten()
+            .chain(&self.patterns)
+            .map(|subscription| &subscription.subscriber.point)
     }
 
     /// The subscriptions that match `source` (whose kinds are in `hierarchy`, when known).
@@ -551,6 +560,12 @@ impl Hub {
         let index = Arc::new(Index::new(self.registry.subscriptions().await?));
         if self.subscriptions.epoch.load(Ordering::Acquire) == epoch {
             *self.subscriptions.index.write() = Some(index.clone());
+            // The delivery queues of particles that subscribe no more (unsubscribed, deleted)
+            // close: their tasks end once they have delivered what they hold.
+            let subscribers: HashSet<&Point> = index.subscribers().collect();
+            self.particles
+                .lock()
+                .retain(|point, _| subscribers.contains(point));
         }
         Ok(index)
     }
@@ -857,6 +872,87 @@ mod tests {
                 .matching(&point("localhost:elsewhere"), None)
                 .is_empty()
         );
+    }
+
+    /// A particle that stops subscribing loses its delivery queue (and its task ends) when
+    /// the hub next reads the subscriptions.
+    #[tokio::test]
+    async fn a_particle_that_subscribes_no_more_loses_its_queue() {
+        use crate::registry::{CachedRegistry, EmbeddedRegistry, Registration};
+        use cosmic_space::{CreateStrategy, Kind, PropertyChanges};
+
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = EmbeddedRegistry::open(&dir.path().join("registry.redb"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let cached = CachedRegistry::new(Arc::new(store));
+        let registry: Arc<dyn Registry> = cached.clone();
+        let star = StarKey::new("m", "star", 0).unwrap_or_else(|e| panic!("{e}"));
+        for (at, kind) in [
+            ("ROOT", Kind::Root),
+            ("localhost", Kind::Space),
+            ("localhost:sub", Kind::Base),
+            ("localhost:room", Kind::Channel),
+        ] {
+            let registration = Registration {
+                point: point(at),
+                kind,
+                owner: Point::hyperuser(),
+                properties: PropertyChanges::new(),
+                strategy: CreateStrategy::Commit,
+                status: Status::Ready,
+            };
+            registry
+                .register(registration)
+                .await
+                .unwrap_or_else(|e| panic!("{at}: {e}"));
+        }
+        registry
+            .set_location(&point("localhost:sub"), star.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let fabric: Arc<dyn Fabric> = Arc::new(crate::fabric::LocalFabric::new());
+        let hub = Hub::new(
+            "m",
+            std::slice::from_ref(&star),
+            registry.clone(),
+            cached.changes(),
+            fabric,
+        )
+        .unwrap_or_else(|| panic!("no hub"));
+        let subscription = subscription("localhost:sub", "localhost:room");
+        registry
+            .subscribe(&subscription)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let room = point("localhost:room");
+        let say = Ping::new(
+            Point::hyperuser(),
+            room.clone(),
+            cosmic_space::Method::Cmd(cosmic_space::CmdMethod::Bounce),
+            (),
+        );
+        let queues = |hub: &Hub| hub.particles.lock().len();
+        hub.publish(&room, &say);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while queues(&hub) == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no queue for the subscriber"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        registry
+            .unsubscribe(&subscription.subscriber, &subscription.selector)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        hub.publish(&room, &say);
+        while queues(&hub) == 1 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the queue outlived the subscription"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     #[test]
