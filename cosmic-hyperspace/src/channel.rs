@@ -88,6 +88,7 @@ pub struct Hub {
     fabric: Arc<dyn Fabric>,
     subscriptions: Arc<Subscriptions>,
     access: Arc<AccessCache>,
+    readable: Arc<Readable>,
     hierarchies: Arc<Hierarchies>,
     publications: mpsc::Sender<Publication>,
     watchers: Mutex<HashMap<Uuid, Watcher>>,
@@ -240,6 +241,37 @@ impl Index {
 fn exactly(selector: &Selector) -> Option<Point> {
     let point = selector.literal_prefix()?;
     (point.to_string() == selector.to_string()).then_some(point)
+}
+
+/// The last decision that an agent may read a source, by source and agent: a deleted
+/// particle's last event is checked by what was decided while it lived (the registry can no
+/// longer decide on a point it does not have). Forgotten when grants or owners change.
+#[derive(Default)]
+struct Readable(Mutex<HashMap<(Point, Agent), Access>>);
+
+/// The most decisions [`Readable`] keeps before it starts again from empty.
+const READABLE: usize = 16_384;
+
+impl Readable {
+    fn remember(&self, source: &Point, agent: &Agent, access: &Access) {
+        let mut decisions = self.0.lock();
+        if decisions.len() >= READABLE {
+            decisions.clear();
+        }
+        decisions.insert((source.clone(), agent.clone()), access.clone());
+    }
+
+    fn recall(&self, source: &Point, agent: &Agent) -> Option<Access> {
+        self.0.lock().get(&(source.clone(), agent.clone())).cloned()
+    }
+}
+
+impl Forget for Readable {
+    fn forget(&self, change: &Change) {
+        if matches!(change, Change::Grants | Change::Owners | Change::Anything) {
+            self.0.lock().clear();
+        }
+    }
 }
 
 /// The hierarchies (points with their kinds) of sources, for selectors that name kinds.
@@ -413,6 +445,9 @@ impl Hub {
         changes.listen(Arc::downgrade(&listener));
         let listener: Arc<dyn Forget> = hierarchies.clone();
         changes.listen(Arc::downgrade(&listener));
+        let readable = Arc::new(Readable::default());
+        let listener: Arc<dyn Forget> = readable.clone();
+        changes.listen(Arc::downgrade(&listener));
         let (publications, queue) = mpsc::channel(PUBLICATIONS);
         let hub = Arc::new(Hub {
             machine: machine.to_string(),
@@ -421,6 +456,7 @@ impl Hub {
             fabric,
             subscriptions,
             access,
+            readable,
             hierarchies,
             publications,
             watchers: Mutex::new(HashMap::new()),
@@ -499,6 +535,11 @@ impl Hub {
         selector: Selector,
     ) -> Result<Watch, WatchError> {
         may_subscribe(self.registry.as_ref(), &agent, &selector).await?;
+        if let Some(source) = exactly(&selector) {
+            // Decided now, so that the source's deletion reaches this watch even if nothing
+            // was published before it.
+            let _ = self.may_read(&agent, &source).await;
+        }
         let id = crate::ids::wave_id().as_uuid();
         let surface = Surface {
             point: self.home_star.point(),
@@ -628,12 +669,19 @@ impl Hub {
             .access_on(self.registry.as_ref(), agent, source)
             .await
         {
-            Ok(access) => access.has(Permission::Read).then_some(access),
-            // A deleted particle's last event: the agent may read it if it may read where it
-            // was (its nearest registered ancestor decides, as it decided while it lived).
-            Err(RegistryError::NotFound(_)) => match source.parent() {
-                Some(parent) => Box::pin(self.may_read(agent, &parent)).await,
-                None => None,
+            Ok(access) if access.has(Permission::Read) => {
+                self.readable.remember(source, agent, &access);
+                Some(access)
+            }
+            Ok(_) => None,
+            // A deleted particle's last event: the agent may read it if it could while the
+            // particle lived (the last decision made here, or its nearest registered ancestor).
+            Err(RegistryError::NotFound(_)) => match self.readable.recall(source, agent) {
+                Some(access) => Some(access),
+                None => match source.parent() {
+                    Some(parent) => Box::pin(self.may_read(agent, &parent)).await,
+                    None => None,
+                },
             },
             Err(_) => None,
         }
@@ -953,6 +1001,74 @@ mod tests {
             );
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
+    }
+
+    /// A watcher whose `r` comes from a grant on the channel alone still hears the channel's
+    /// deletion (decided as while it lived: the deleted point has no access of its own).
+    #[tokio::test]
+    async fn a_reader_of_a_channel_alone_hears_it_deleted() {
+        use crate::registry::{CachedRegistry, EmbeddedRegistry, Registration};
+        use cosmic_space::{Command, CreateStrategy, Kind, PropertyChanges, UserBaseSubKind};
+
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = EmbeddedRegistry::open(&dir.path().join("registry.redb"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let cached = CachedRegistry::new(Arc::new(store));
+        let registry: Arc<dyn Registry> = cached.clone();
+        for (at, kind) in [
+            ("ROOT", Kind::Root),
+            ("localhost", Kind::Space),
+            ("localhost:users", Kind::UserBase(None::<UserBaseSubKind>)),
+            ("localhost:users:ann", Kind::User),
+            ("localhost:room", Kind::Channel),
+        ] {
+            let registration = Registration {
+                point: point(at),
+                kind,
+                owner: Point::hyperuser(),
+                properties: PropertyChanges::new(),
+                strategy: CreateStrategy::Commit,
+                status: Status::Ready,
+            };
+            registry
+                .register(registration)
+                .await
+                .unwrap_or_else(|e| panic!("{at}: {e}"));
+        }
+        let grant = "grant +csd-RWX on localhost:room to localhost:users:ann";
+        let Ok(Command::Grant { kind, on, to }) = grant.parse::<Command>() else {
+            panic!("{grant} does not parse");
+        };
+        registry
+            .grant(kind, on, to, Point::hyperuser())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let star = StarKey::new("m", "star", 0).unwrap_or_else(|e| panic!("{e}"));
+        let fabric: Arc<dyn Fabric> = Arc::new(crate::fabric::LocalFabric::new());
+        let hub = Hub::new("m", &[star], registry.clone(), cached.changes(), fabric)
+            .unwrap_or_else(|| panic!("no hub"));
+        let sink: Arc<dyn EventSink> = hub.clone();
+        cached.tell_events(Arc::downgrade(&sink));
+        let ann = Agent::Point(point("localhost:users:ann"));
+        let mut watch = hub
+            .watch(
+                ann,
+                "localhost:room".parse().unwrap_or_else(|e| panic!("{e}")),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        registry
+            .delete(&point("localhost:room"), false)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let heard = tokio::time::timeout(std::time::Duration::from_secs(5), watch.next())
+            .await
+            .unwrap_or_else(|_| panic!("ann never heard the room deleted"))
+            .unwrap_or_else(|| panic!("the watch closed"));
+        assert_eq!(
+            cosmic_space::event_of(&heard),
+            Some((point("localhost:room"), Event::Deleted))
+        );
     }
 
     #[test]
