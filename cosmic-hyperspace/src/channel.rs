@@ -114,6 +114,25 @@ struct Publication {
     origin: bool,
 }
 
+impl Publication {
+    /// A publication starting here: `core` from `source`, acting as it, to its watchers.
+    fn from(source: Point, core: DirectedCore) -> Publication {
+        let mut ripple = Ripple::new(
+            Surface::from(source.clone()),
+            Recipients::Watchers(source.clone()),
+            core.method.clone(),
+            (),
+        );
+        ripple.core = core;
+        ripple.agent = Agent::Point(source);
+        ripple.id = crate::ids::wave_id();
+        Publication {
+            ripple,
+            origin: true,
+        }
+    }
+}
+
 /// A watcher's queue and what it listens to.
 struct Watcher {
     surface: Surface,
@@ -408,21 +427,8 @@ impl Hub {
             kind: Kind::Star(StarSubKind::Machine),
             status,
         };
-        let signal = event.signal(stub, None, Surface::from(point.clone()));
-        let mut ripple = Ripple::new(
-            Surface::from(point.clone()),
-            Recipients::Watchers(point.clone()),
-            signal.core.method.clone(),
-            (),
-        );
-        ripple.core = signal.core;
-        ripple.agent = Agent::Point(point);
-        ripple.id = crate::ids::wave_id();
-        self.dispatch_one(Publication {
-            ripple,
-            origin: true,
-        })
-        .await;
+        let core = event.core(stub, None);
+        self.dispatch_one(Publication::from(point, core)).await;
     }
 
     /// The hub of machine `machine`, whose stars are `stars` (the first receives what other
@@ -496,19 +502,7 @@ impl Hub {
 
     /// Starts a publication from `source` carrying `core`.
     fn originate(&self, source: Point, core: DirectedCore) {
-        let mut ripple = Ripple::new(
-            Surface::from(source.clone()),
-            Recipients::Watchers(source.clone()),
-            core.method.clone(),
-            (),
-        );
-        ripple.core = core;
-        ripple.agent = Agent::Point(source);
-        ripple.id = crate::ids::wave_id();
-        self.enqueue(Publication {
-            ripple,
-            origin: true,
-        });
+        self.enqueue(Publication::from(source, core));
     }
 
     /// Takes a publication another machine sent here (the star's inbox calls this, in the
@@ -829,8 +823,7 @@ impl EventSink for Hub {
     fn happened(&self, details: Details, event: Event) {
         let source = details.stub.point.clone();
         let with_properties = matches!(event, Event::Properties).then(|| details.clone());
-        let signal = event.signal(details.stub, with_properties, Surface::from(source.clone()));
-        self.originate(source, signal.core);
+        self.originate(source, event.core(details.stub, with_properties));
     }
 }
 
@@ -922,28 +915,23 @@ mod tests {
         );
     }
 
-    /// A particle that stops subscribing loses its delivery queue (and its task ends) when
-    /// the hub next reads the subscriptions.
-    #[tokio::test]
-    async fn a_particle_that_subscribes_no_more_loses_its_queue() {
+    /// A cached embedded registry in `dir` holding `particles` (points and kinds, owned by
+    /// HyperUser, Ready), as a machine's hub reads it.
+    async fn registry_of(
+        dir: &std::path::Path,
+        particles: &[(&str, cosmic_space::Kind)],
+    ) -> (Arc<crate::registry::CachedRegistry>, Arc<dyn Registry>) {
         use crate::registry::{CachedRegistry, EmbeddedRegistry, Registration};
-        use cosmic_space::{CreateStrategy, Kind, PropertyChanges};
+        use cosmic_space::{CreateStrategy, PropertyChanges};
 
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let store = EmbeddedRegistry::open(&dir.path().join("registry.redb"))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let store =
+            EmbeddedRegistry::open(&dir.join("registry.redb")).unwrap_or_else(|e| panic!("{e}"));
         let cached = CachedRegistry::new(Arc::new(store));
         let registry: Arc<dyn Registry> = cached.clone();
-        let star = StarKey::new("m", "star", 0).unwrap_or_else(|e| panic!("{e}"));
-        for (at, kind) in [
-            ("ROOT", Kind::Root),
-            ("localhost", Kind::Space),
-            ("localhost:sub", Kind::Base),
-            ("localhost:room", Kind::Channel),
-        ] {
+        for (at, kind) in particles {
             let registration = Registration {
                 point: point(at),
-                kind,
+                kind: kind.clone(),
                 owner: Point::hyperuser(),
                 properties: PropertyChanges::new(),
                 strategy: CreateStrategy::Commit,
@@ -954,6 +942,24 @@ mod tests {
                 .await
                 .unwrap_or_else(|e| panic!("{at}: {e}"));
         }
+        (cached, registry)
+    }
+
+    /// A particle that stops subscribing loses its delivery queue (and its task ends) when
+    /// the hub next reads the subscriptions.
+    #[tokio::test]
+    async fn a_particle_that_subscribes_no_more_loses_its_queue() {
+        use cosmic_space::Kind;
+
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let star = StarKey::new("m", "star", 0).unwrap_or_else(|e| panic!("{e}"));
+        let particles = [
+            ("ROOT", Kind::Root),
+            ("localhost", Kind::Space),
+            ("localhost:sub", Kind::Base),
+            ("localhost:room", Kind::Channel),
+        ];
+        let (cached, registry) = registry_of(dir.path(), &particles).await;
         registry
             .set_location(&point("localhost:sub"), star.clone())
             .await
@@ -1007,34 +1013,17 @@ mod tests {
     /// deletion (decided as while it lived: the deleted point has no access of its own).
     #[tokio::test]
     async fn a_reader_of_a_channel_alone_hears_it_deleted() {
-        use crate::registry::{CachedRegistry, EmbeddedRegistry, Registration};
-        use cosmic_space::{Command, CreateStrategy, Kind, PropertyChanges, UserBaseSubKind};
+        use cosmic_space::{Command, Kind, UserBaseSubKind};
 
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let store = EmbeddedRegistry::open(&dir.path().join("registry.redb"))
-            .unwrap_or_else(|e| panic!("{e}"));
-        let cached = CachedRegistry::new(Arc::new(store));
-        let registry: Arc<dyn Registry> = cached.clone();
-        for (at, kind) in [
+        let particles = [
             ("ROOT", Kind::Root),
             ("localhost", Kind::Space),
             ("localhost:users", Kind::UserBase(None::<UserBaseSubKind>)),
             ("localhost:users:ann", Kind::User),
             ("localhost:room", Kind::Channel),
-        ] {
-            let registration = Registration {
-                point: point(at),
-                kind,
-                owner: Point::hyperuser(),
-                properties: PropertyChanges::new(),
-                strategy: CreateStrategy::Commit,
-                status: Status::Ready,
-            };
-            registry
-                .register(registration)
-                .await
-                .unwrap_or_else(|e| panic!("{at}: {e}"));
-        }
+        ];
+        let (cached, registry) = registry_of(dir.path(), &particles).await;
         let grant = "grant +csd-RWX on localhost:room to localhost:users:ann";
         let Ok(Command::Grant { kind, on, to }) = grant.parse::<Command>() else {
             panic!("{grant} does not parse");

@@ -72,21 +72,17 @@ impl Event {
         }
     }
 
-    /// The Signal that tells a subscriber of this event: `from` the particle, to `subscriber`,
-    /// body `stub` (or `details` when given, for a change of properties).
-    pub fn signal(&self, stub: Stub, details: Option<Details>, subscriber: Surface) -> Signal {
-        let from = Surface::from(stub.point.clone());
+    /// What a subscriber of this event receives (from the particle, as the particle): a
+    /// `Cmd<Event>` naming it in the [`EVENT`] header, with the particle's `stub` as the body
+    /// (its `details` when given, for a change of properties).
+    pub fn core(&self, stub: Stub, details: Option<Details>) -> DirectedCore {
         let body = match details {
             Some(details) => Substance::Details(Box::new(details)),
             None => Substance::Stub(Box::new(stub)),
         };
-        let core = DirectedCore::new(Method::Cmd(CmdMethod::Event))
+        DirectedCore::new(Method::Cmd(CmdMethod::Event))
             .with_header(EVENT, self.name())
-            .with_body(body);
-        let mut signal = Signal::new(from.clone(), subscriber, core.method.clone(), ());
-        signal.core = core;
-        signal.agent = Agent::Point(from.point);
-        signal
+            .with_body(body)
     }
 }
 
