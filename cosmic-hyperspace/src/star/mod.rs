@@ -332,15 +332,7 @@ impl StarHandle {
         recipient: &Surface,
         record: Option<Box<ParticleRecord>>,
     ) -> ReflectedCore {
-        let ping = Ping {
-            id: ripple.id,
-            from: ripple.from.clone(),
-            to: recipient.clone(),
-            agent: ripple.agent.clone(),
-            handling: ripple.handling,
-            hops: ripple.hops,
-            core: ripple.core.clone(),
-        };
+        let ping = ripple.ping_for(recipient.clone());
         let delivered = ripple.to_recipient(recipient.clone());
         crate::driver::delivering_ripple(delivered, self.process(&ping, record)).await
     }

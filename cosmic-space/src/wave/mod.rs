@@ -586,6 +586,20 @@ impl Ripple {
         }
     }
 
+    /// The Ping `recipient`'s handler runs for this Ripple (same id, sender, agent and core);
+    /// what it answers becomes the recipient's Echo.
+    pub fn ping_for(&self, recipient: Surface) -> Ping {
+        Ping {
+            id: self.id,
+            from: self.from.clone(),
+            to: recipient,
+            agent: self.agent.clone(),
+            handling: self.handling,
+            hops: self.hops,
+            core: self.core.clone(),
+        }
+    }
+
     /// The Echo with which `responder` answers this Ripple.
     pub fn echo(&self, responder: Surface, core: ReflectedCore) -> Echo {
         Echo {
