@@ -1,9 +1,11 @@
 //! The wasm host against hand-written WAT guests that implement the mechtron ABI (SPEC §11.3):
 //! state across calls, fuel, traps, memory caps, malformed frames, the host imports, a Ping
-//! between two guests on one worker, and the module cache.
+//! between two guests with one warm worker, the module cache, and fairness: a busy guest does
+//! not hold up its neighbours, a call past its timeout is stopped, a full guest refuses at
+//! once and calls whose callers gave up are not started.
 
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow};
 use cosmic_hyperspace::driver::{Drivers, MechtronDriver, RestartPolicy, SecretKey, quiet_log};
@@ -14,7 +16,7 @@ use cosmic_hyperspace::wasm::{
 };
 use cosmic_space::{
     Agent, Details, DirectedWave, Kind, Limits, LogLevel, Method, Ping, Point, Pong, RawCommand,
-    ReflectedCore, Status, Stub, Substance, Surface, wire,
+    ReflectedCore, Status, StatusCode, Stub, Substance, Surface, WaitTime, wire,
 };
 
 /// Offsets in a guest's memory (one page: 64 KiB).
@@ -211,7 +213,7 @@ async fn state_survives_between_calls() -> Result<()> {
         assert_eq!(count_of(&a.handle(&ping_to("a")?).await?)?, n);
     }
     assert_eq!(count_of(&b.handle(&ping_to("b")?).await?)?, 1);
-    assert_eq!(host.load().iter().sum::<usize>(), 2);
+    assert_eq!(host.stats().guests, 2);
     drop(a);
     drop(b);
     Ok(())
@@ -483,8 +485,9 @@ async fn guests_log_read_the_clock_and_randomness_and_ping() -> Result<()> {
 }
 
 #[tokio::test]
-async fn a_guest_pings_another_guest_on_the_same_worker() -> Result<()> {
-    // One worker: the target can only answer if the worker serves it while the caller waits.
+async fn a_guest_pings_another_guest_with_one_warm_worker() -> Result<()> {
+    // One warm worker: the target can only answer if the pool starts another while the
+    // caller waits in host_send.
     let host = host(1)?;
     let counter = host.compile(&counter_guest()?)?;
     let target = Arc::new(started(&host, &counter.module, "target", Limits::default()).await?);
@@ -501,7 +504,7 @@ async fn a_guest_pings_another_guest_on_the_same_worker() -> Result<()> {
             spec("caller-guest", Limits::default(), outbox.clone())?,
         )
         .await?;
-    assert_eq!(host.load(), vec![2]);
+    assert_eq!(host.stats().guests, 2);
     let core = caller.handle(&ping_to("caller-guest")?).await?;
     let Substance::Bin(body) = &core.body else {
         return Err(anyhow!("not Bin: {core:?}"));
@@ -756,5 +759,176 @@ async fn a_guest_that_breaks_too_often_is_marked_panic() -> Result<()> {
     )
     .await?;
     assert_eq!(count_of(&send().await?)?, 1);
+    Ok(())
+}
+
+/// Busy-waits on the host's clock for `ms` milliseconds, then absorbs the wave (200, empty).
+fn sleeper_guest(ms: u64) -> Result<Vec<u8>> {
+    guest(
+        &format!(
+            "(local $until i64)
+             (local.set $until (i64.add (call $host_now) (i64.const {ns})))
+             (block $done (loop $again
+               (br_if $done (i64.ge_u (call $host_now) (local.get $until)))
+               (br $again)))
+             (i64.const 0)",
+            ns = ms * 1_000_000,
+        ),
+        "",
+    )
+}
+
+/// Never returns: only fuel or the timeout stops it.
+fn endless_guest() -> Result<Vec<u8>> {
+    guest("(loop $again (br $again)) (i64.const 0)", "")
+}
+
+/// Fuel for seconds of work; the timeout as given.
+fn generous(timeout: Duration) -> Result<Limits> {
+    Ok(Limits::new(1 << 60, Limits::DEFAULT_MEMORY)?.with_timeout(timeout)?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_guest_does_not_hold_up_its_neighbours() -> Result<()> {
+    // One warm worker: the busy guest takes it, and the neighbours are served only if the
+    // pool starts another.
+    let host = host(1)?;
+    let busy_module = host.compile(&sleeper_guest(1500)?)?;
+    let busy = started(
+        &host,
+        &busy_module.module,
+        "busy",
+        generous(Duration::from_secs(30))?,
+    )
+    .await?;
+    let counter = host.compile(&counter_guest()?)?;
+    let neighbour = started(&host, &counter.module, "neighbour", Limits::default()).await?;
+    let busy_ping = ping_to("busy")?;
+    let started_at = Instant::now();
+    let busy_call = tokio::spawn(async move { busy.handle(&busy_ping).await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut slowest = Duration::ZERO;
+    for n in 1..=20 {
+        let at = Instant::now();
+        assert_eq!(
+            count_of(&neighbour.handle(&ping_to("neighbour")?).await?)?,
+            n
+        );
+        slowest = slowest.max(at.elapsed());
+    }
+    assert!(
+        started_at.elapsed() < Duration::from_millis(1400),
+        "the neighbour's calls waited for the busy guest"
+    );
+    // An order of magnitude, not a tight time: the neighbour is not held for the busy 1.5 s.
+    assert!(
+        slowest < Duration::from_millis(500),
+        "slowest neighbour call {slowest:?}"
+    );
+    busy_call.await??;
+    assert!(started_at.elapsed() >= Duration::from_millis(1500));
+    assert!(host.stats().workers >= 2);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_past_its_timeout_is_stopped() -> Result<()> {
+    let host = host(1)?;
+    let module = host.compile(&endless_guest()?)?;
+    let guest = started(
+        &host,
+        &module.module,
+        "endless",
+        generous(Duration::from_millis(300))?,
+    )
+    .await?;
+    let at = Instant::now();
+    let err = guest.handle(&ping_to("endless")?).await.unwrap_err();
+    let took = at.elapsed();
+    assert!(
+        matches!(err, WasmError::Timeout { timeout, .. } if timeout == Duration::from_millis(300)),
+        "{err}"
+    );
+    assert_eq!(err.to_core().status, StatusCode::ERROR);
+    assert!(
+        took >= Duration::from_millis(300),
+        "stopped early: {took:?}"
+    );
+    assert!(took < Duration::from_secs(5), "not stopped: {took:?}");
+    assert_eq!(host.stats().timed_out, 1);
+    // Broken until restarted, like any call that did not return.
+    assert!(matches!(
+        guest.handle(&ping_to("endless")?).await,
+        Err(WasmError::Broken(_))
+    ));
+    guest.restart().await?;
+    assert_eq!(guest.init(&details("endless")?).await?, Status::Ready);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_guest_refuses_at_once_and_calls_given_up_on_are_not_started() -> Result<()> {
+    let host = WasmHost::new(WasmConfig {
+        workers: 1,
+        queue: 2,
+        ..WasmConfig::default()
+    })?;
+    let module = host.compile(&sleeper_guest(400)?)?;
+    let guest = Arc::new(
+        started(
+            &host,
+            &module.module,
+            "sleeper",
+            generous(Duration::from_secs(30))?,
+        )
+        .await?,
+    );
+    let running = {
+        let guest = guest.clone();
+        tokio::spawn(async move {
+            guest
+                .handle(&ping_to("sleeper")?)
+                .await
+                .map_err(anyhow::Error::from)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Two wait in the mailbox: one whose wave waits 100 ms (its caller is gone when the
+    // guest is free), one whose caller gives up at once.
+    let mut short = ping_to("sleeper")?;
+    short.handling.wait = WaitTime::from_millis(100);
+    let expiring = {
+        let guest = guest.clone();
+        tokio::spawn(async move { guest.handle(&short).await })
+    };
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let dropped = {
+        let guest = guest.clone();
+        tokio::spawn(async move {
+            tokio::time::timeout(
+                Duration::from_millis(20),
+                guest.handle(&ping_to("sleeper")?),
+            )
+            .await
+            .map_err(anyhow::Error::from)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    // The mailbox is full: refused at once.
+    let at = Instant::now();
+    let refused = guest.handle(&ping_to("sleeper")?).await.unwrap_err();
+    assert!(
+        matches!(refused, WasmError::Busy { queued: 2 }),
+        "{refused}"
+    );
+    assert_eq!(refused.to_core().status, StatusCode::UNAVAILABLE);
+    assert!(at.elapsed() < Duration::from_millis(300));
+    running.await??;
+    assert!(matches!(expiring.await?, Err(WasmError::NotStarted)));
+    assert!(dropped.await?.is_err(), "the caller gave up after 20 ms");
+    // The guest serves again, and the two given up on were never run.
+    let stats = host.stats();
+    assert_eq!((stats.busy, stats.not_started), (1, 2));
+    guest.handle(&ping_to("sleeper")?).await?;
     Ok(())
 }

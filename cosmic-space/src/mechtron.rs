@@ -10,8 +10,10 @@
 //!
 //! `Wasm` takes `+bin` (a point, where `${bundle}` is the bundle holding the document) and
 //! `+name` (skewer case); both are required. `Limits` is optional and takes `+fuel` (an
-//! instruction budget per call, > 0) and `+memory` (a size: bytes, or with a `KiB`/`MiB`/`GiB`
-//! suffix — powers of 1024 — or `KB`/`MB`/`GB` — powers of 1000 — from 64KiB to 4GiB).
+//! instruction budget per call, > 0), `+memory` (a size: bytes, or with a `KiB`/`MiB`/`GiB`
+//! suffix — powers of 1024 — or `KB`/`MB`/`GB` — powers of 1000 — from 64KiB to 4GiB) and
+//! `+timeout` (a wall-clock bound per call: a number and `ms`, `s` or `m`, from 1ms to 24h; a
+//! call still running when it passes is stopped and answered with 500).
 //! `Subscribe` is optional and lists selectors the mechtron subscribes to when it starts (SPEC
 //! §18: `Subscribe { +localhost:chat:**<Channel>; }`). White space and `#` comments may stand
 //! between any two tokens.
@@ -35,6 +37,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use semver::Version;
 use serde::{Deserialize, Serialize};
@@ -68,18 +71,25 @@ pub struct MechtronConfig {
 pub struct Limits {
     fuel: u64,
     memory: u64,
+    timeout: Duration,
 }
 
 #[derive(Deserialize)]
 struct RawLimits {
     fuel: u64,
     memory: u64,
+    #[serde(default = "default_timeout")]
+    timeout: Duration,
+}
+
+fn default_timeout() -> Duration {
+    Limits::DEFAULT_TIMEOUT
 }
 
 impl TryFrom<RawLimits> for Limits {
     type Error = LimitError;
     fn try_from(raw: RawLimits) -> Result<Limits, LimitError> {
-        Limits::new(raw.fuel, raw.memory)
+        Limits::new(raw.fuel, raw.memory)?.with_timeout(raw.timeout)
     }
 }
 
@@ -94,6 +104,9 @@ pub enum LimitError {
         "memory must be between 64KiB (one wasm page) and 4GiB (all wasm32 can address), not {0} bytes"
     )]
     Memory(u64),
+    /// A timeout below a millisecond or above a day.
+    #[error("the timeout must be between 1ms and 24h, not {0:?}")]
+    Timeout(Duration),
 }
 
 const KIB: u64 = 1024;
@@ -114,6 +127,12 @@ impl Limits {
     pub const MAX_MEMORY: u64 = 4 * GIB;
     /// The size of a wasm page.
     pub const PAGE_SIZE: u64 = 64 * KIB;
+    /// The wall-clock bound of a call when the document sets none.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+    /// The shortest timeout.
+    pub const MIN_TIMEOUT: Duration = Duration::from_millis(1);
+    /// The longest timeout: a day.
+    pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
 
     /// Limits of `fuel` per call and `memory` bytes, checked against the bounds.
     pub fn new(fuel: u64, memory: u64) -> Result<Limits, LimitError> {
@@ -123,7 +142,20 @@ impl Limits {
         if !(Self::MIN_MEMORY..=Self::MAX_MEMORY).contains(&memory) {
             return Err(LimitError::Memory(memory));
         }
-        Ok(Limits { fuel, memory })
+        Ok(Limits {
+            fuel,
+            memory,
+            timeout: Self::DEFAULT_TIMEOUT,
+        })
+    }
+
+    /// The same limits with a wall-clock bound of `timeout` per call, checked against the
+    /// bounds.
+    pub fn with_timeout(self, timeout: Duration) -> Result<Limits, LimitError> {
+        if !(Self::MIN_TIMEOUT..=Self::MAX_TIMEOUT).contains(&timeout) {
+            return Err(LimitError::Timeout(timeout));
+        }
+        Ok(Limits { timeout, ..self })
     }
 
     /// The instruction budget of one call.
@@ -134,6 +166,11 @@ impl Limits {
     /// The memory cap, in bytes.
     pub fn memory(&self) -> u64 {
         self.memory
+    }
+
+    /// The wall-clock bound of one call.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// The memory cap in whole wasm pages (rounded down), what a wasm runtime is given.
@@ -147,6 +184,7 @@ impl Default for Limits {
         Limits {
             fuel: Self::DEFAULT_FUEL,
             memory: Self::DEFAULT_MEMORY,
+            timeout: Self::DEFAULT_TIMEOUT,
         }
     }
 }
@@ -304,13 +342,15 @@ fn parse_subscribe(c: &mut Cursor<'_>) -> Result<Vec<Selector>, ParseError> {
     }
 }
 
-/// `{ +fuel=…; +memory=…; }`, each optional.
+/// `{ +fuel=…; +memory=…; +timeout=…; }`, each optional.
 fn parse_limits(c: &mut Cursor<'_>) -> Result<Limits, ParseError> {
     let mut fuel = None;
     let mut memory = None;
+    let mut timeout = None;
     parse_properties(c, "Limits", |c, property, span| match property {
         "fuel" if fuel.is_some() => Err(duplicate(c, property, span)),
         "memory" if memory.is_some() => Err(duplicate(c, property, span)),
+        "timeout" if timeout.is_some() => Err(duplicate(c, property, span)),
         "fuel" => {
             let at = c.pos();
             let value = parse_number(c, "the fuel per call, a number")?;
@@ -324,12 +364,71 @@ fn parse_limits(c: &mut Cursor<'_>) -> Result<Limits, ParseError> {
             memory = Some(parse_memory(c)?);
             Ok(())
         }
-        other => Err(unknown(c, "Limits", other, span, "+fuel or +memory")),
+        "timeout" => {
+            timeout = Some(parse_timeout(c)?);
+            Ok(())
+        }
+        other => Err(unknown(
+            c,
+            "Limits",
+            other,
+            span,
+            "+fuel, +memory or +timeout",
+        )),
     })?;
     Ok(Limits {
         fuel: fuel.unwrap_or(Limits::DEFAULT_FUEL),
         memory: memory.unwrap_or(Limits::DEFAULT_MEMORY),
+        timeout: timeout.unwrap_or(Limits::DEFAULT_TIMEOUT),
     })
+}
+
+/// A duration: a number and `ms`, `s` or `m`, within the bounds of [`Limits`].
+fn parse_timeout(c: &mut Cursor<'_>) -> Result<Duration, ParseError> {
+    let at = c.pos();
+    let number = parse_number(c, "a timeout such as 5s or 500ms")?;
+    let unit_at = c.pos();
+    let unit = c.take_while(|ch| ch.is_ascii_alphabetic());
+    let millis = match unit {
+        "ms" => Some(number),
+        "s" => number.checked_mul(1000),
+        "m" => number.checked_mul(60_000),
+        "" => {
+            return Err(
+                c.error("write the timeout's unit right after the number: ms, s or m, as in 5s")
+            );
+        }
+        other => {
+            return Err(c.error_span(
+                Span::new(unit_at, c.pos()),
+                format!("unknown time unit '{other}': expected ms, s or m"),
+            ));
+        }
+    };
+    let timeout = millis.map(Duration::from_millis);
+    match timeout {
+        Some(timeout) if (Limits::MIN_TIMEOUT..=Limits::MAX_TIMEOUT).contains(&timeout) => {
+            Ok(timeout)
+        }
+        _ => Err(c.error_span(
+            Span::new(at, c.pos()),
+            format!(
+                "the timeout must be between 1ms and 24h, not {}",
+                &c.input()[at..c.pos()]
+            ),
+        )),
+    }
+}
+
+/// A duration in the largest of `m`, `s`, `ms` that divides it exactly.
+fn write_duration(f: &mut fmt::Formatter<'_>, duration: Duration) -> fmt::Result {
+    let millis = duration.as_millis();
+    for (unit, scale) in [("m", 60_000), ("s", 1000)] {
+        if millis.is_multiple_of(scale) {
+            return write!(f, "{}{unit}", millis / scale);
+        }
+    }
+    write!(f, "{millis}ms")
 }
 
 fn duplicate(c: &Cursor<'_>, property: &str, span: Span) -> ParseError {
@@ -484,6 +583,9 @@ impl fmt::Display for MechtronConfig {
         writeln!(f, "    +fuel={};", self.limits.fuel)?;
         f.write_str("    +memory=")?;
         write_size(f, self.limits.memory)?;
+        writeln!(f, ";")?;
+        f.write_str("    +timeout=")?;
+        write_duration(f, self.limits.timeout)?;
         writeln!(f, ";")?;
         writeln!(f, "  }}")?;
         if !self.subscribe.is_empty() {

@@ -342,13 +342,18 @@ impl Driver for MechtronDriver {
         };
         match answered {
             Ok(core) => core,
+            // Busy or given up on: the guest is fine, the wave simply was not run (503).
+            Err(err @ (WasmError::Busy { .. } | WasmError::NotStarted)) => ReflectedCore::error(
+                err.status(),
+                format!("mechtron {} did not take the wave: {err}", record.point),
+            ),
             Err(err) => {
                 if err.breaks_guest() {
                     self.recover(ctx.registry.clone(), &record.point, live, &err);
                 }
                 (self.log)(&record.point, LogLevel::Warn, &err.to_string());
                 ReflectedCore::error(
-                    StatusCode::ERROR,
+                    err.status(),
                     format!("mechtron {} failed: {err}", record.point),
                 )
             }

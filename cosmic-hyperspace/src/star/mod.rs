@@ -9,7 +9,8 @@
 //! waves, such as assigning a particle to it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
 
 use cosmic_space::{
     Agent, CmdMethod, DirectedWave, Echo, HypMethod, Method, Ping, Point, Pong, Recipients,
@@ -35,6 +36,10 @@ use courier::{Courier, Location};
 /// How many times a wave may be handed from star to star before it is refused (a loop guard).
 pub const MAX_HOPS: u16 = 32;
 
+/// How many directed waves a star runs at once unless told otherwise
+/// ([`StarHandle::set_capacity`]); one more is answered 503 at once.
+pub const DEFAULT_CAPACITY: usize = 4096;
+
 /// A cheap, cloneable handle to a running star.
 #[derive(Clone)]
 pub struct StarHandle {
@@ -52,6 +57,33 @@ struct StarInner {
     /// This machine's channels: publications other machines send here go to it.
     hub: Arc<Hub>,
     received: AtomicU64,
+    /// Directed waves being run now, and how many may be.
+    in_flight: AtomicUsize,
+    capacity: AtomicUsize,
+    /// Directed waves refused because the star was full, and those whose wait time had passed
+    /// before they could start.
+    refused: AtomicU64,
+    expired: AtomicU64,
+}
+
+/// What a star has refused so far (SPEC §19: every queue bounded, full means 503 at once).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pressure {
+    /// Directed waves running now.
+    pub in_flight: usize,
+    /// Refused at once because the star was full.
+    pub refused: u64,
+    /// Not started because their wait time had passed before they could.
+    pub expired: u64,
+}
+
+/// A directed wave admitted to run on a star: holds one of its places until dropped.
+struct Admitted(Arc<StarInner>);
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 #[async_trait::async_trait]
@@ -88,12 +120,24 @@ impl Inbox for StarHandle {
                 self.inner.hub.arrived(ripple);
             }
             Wave::Directed(directed) => {
-                let star = self.clone();
                 let from_star = envelope.from_star;
+                let Some(admitted) = self.admit() else {
+                    self.refuse(from_star, directed);
+                    return;
+                };
+                let star = self.clone();
+                let arrived = Instant::now();
                 // Boxed: the future of a wave's whole handling is kilobytes, and a task copies
                 // its future when it is spawned and again as it finishes; a box is copied as
                 // a pointer.
                 tokio::spawn(Box::pin(async move {
+                    let _admitted = admitted;
+                    // Its sender stops waiting after its wait time: a wave that could not
+                    // start by then is not started at all.
+                    if arrived.elapsed() >= directed.handling().wait.as_duration() {
+                        star.inner.expired.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
                     star.receive(from_star, directed).await;
                 }));
             }
@@ -144,6 +188,10 @@ impl StarHandle {
             lifecycle,
             hub: hub.clone(),
             received: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            capacity: AtomicUsize::new(DEFAULT_CAPACITY),
+            refused: AtomicU64::new(0),
+            expired: AtomicU64::new(0),
         });
         let host: Arc<dyn channel::Host> = inner.clone();
         hub.attach(inner.courier.key.clone(), Arc::downgrade(&host));
@@ -183,6 +231,78 @@ impl StarHandle {
     /// How many envelopes the star has received.
     pub fn received(&self) -> u64 {
         self.inner.received.load(Ordering::Relaxed)
+    }
+
+    /// Lets at most `capacity` directed waves run on this star at once (at least one); one
+    /// more is answered 503 at once.
+    pub fn set_capacity(&self, capacity: usize) {
+        self.inner
+            .capacity
+            .store(capacity.max(1), Ordering::Relaxed);
+    }
+
+    /// The waves running now, and those refused or not started so far.
+    pub fn pressure(&self) -> Pressure {
+        Pressure {
+            in_flight: self.inner.in_flight.load(Ordering::Relaxed),
+            refused: self.inner.refused.load(Ordering::Relaxed),
+            expired: self.inner.expired.load(Ordering::Relaxed),
+        }
+    }
+
+    /// A place for one more directed wave, if the star has one.
+    fn admit(&self) -> Option<Admitted> {
+        let running = self.inner.in_flight.fetch_add(1, Ordering::AcqRel);
+        let admitted = Admitted(self.inner.clone());
+        if running >= self.inner.capacity.load(Ordering::Relaxed) {
+            drop(admitted);
+            self.inner.refused.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(admitted)
+    }
+
+    /// Answers a directed wave the star has no place for: 503 at once (a Signal is dropped,
+    /// as nobody waits for it).
+    fn refuse(&self, from_star: StarKey, directed: DirectedWave) {
+        let why = || {
+            ReflectedCore::error(
+                StatusCode::UNAVAILABLE,
+                format!(
+                    "star {} is full: {} waves are running on it",
+                    self.key(),
+                    self.inner.capacity.load(Ordering::Relaxed)
+                ),
+            )
+        };
+        let star = self.clone();
+        match directed {
+            DirectedWave::Ping(ping) => {
+                let core = why();
+                tokio::spawn(async move {
+                    star.inner.courier.reflect(&from_star, &ping, core).await;
+                });
+            }
+            DirectedWave::Ripple(ripple) => {
+                let recipients = match &ripple.to {
+                    Recipients::Single(recipient) => vec![recipient.clone()],
+                    Recipients::Multi(recipients) => recipients.clone(),
+                    Recipients::Watchers(_) | Recipients::Stars | Recipients::Select(_) => {
+                        return;
+                    }
+                };
+                let core = why();
+                tokio::spawn(async move {
+                    for recipient in recipients {
+                        let courier = &star.inner.courier;
+                        courier
+                            .echo(&from_star, &ripple, recipient, core.clone())
+                            .await;
+                    }
+                });
+            }
+            DirectedWave::Signal(_) => {}
+        }
     }
 
     /// Sends `ping` from this star and waits for its Pong (see [`Transmit::ping`]).
@@ -391,13 +511,20 @@ impl StarHandle {
                 ReflectedCore::ok(())
             }
             (Method::Cmd(CmdMethod::Bounce), _) => ReflectedCore::ok(()),
-            (Method::Cmd(CmdMethod::Read), _) => ReflectedCore::ok(Substance::Text(format!(
-                "{}: {} envelopes received, {} exchanges waiting, {} unsolicited reflections dropped",
-                self.key(),
-                self.received(),
-                self.shell().outstanding(),
-                self.shell().unsolicited()
-            ))),
+            (Method::Cmd(CmdMethod::Read), _) => {
+                let pressure = self.pressure();
+                ReflectedCore::ok(Substance::Text(format!(
+                    "{}: {} envelopes received, {} exchanges waiting, {} unsolicited reflections \
+                     dropped, {} waves running, {} refused when full, {} not started in time",
+                    self.key(),
+                    self.received(),
+                    self.shell().outstanding(),
+                    self.shell().unsolicited(),
+                    pressure.in_flight,
+                    pressure.refused,
+                    pressure.expired
+                )))
+            }
             (method, _) => ReflectedCore::error(
                 StatusCode::NOT_FOUND,
                 format!(

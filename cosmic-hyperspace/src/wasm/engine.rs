@@ -18,7 +18,7 @@ use wasmer::{Engine, ExternType, MemoryType, Module, Pages, TableType};
 use wasmer_middlewares::Metering;
 
 use super::cache::{self, CacheSource, DiskCache};
-use super::worker::{Guest, Pool};
+use super::worker::{Guest, Pool, PoolConfig, PoolStats};
 use super::{GuestSpec, WasmConfig, WasmError};
 
 /// The wasmer release line compiled artifacts belong to (part of the cache key).
@@ -200,7 +200,7 @@ impl std::fmt::Debug for WasmHost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WasmHost")
             .field("cache", &self.inner.cache)
-            .field("workers", &self.inner.pool.len())
+            .field("pool", &self.inner.pool.stats())
             .finish_non_exhaustive()
     }
 }
@@ -221,7 +221,16 @@ impl WasmHost {
         } else {
             config.workers
         };
-        let pool = Pool::start(workers, engine.clone(), config.wire, config.max_nesting)?;
+        let pool = Pool::start(
+            PoolConfig {
+                warm: workers,
+                max: config.max_workers,
+                queue: config.queue,
+            },
+            engine.clone(),
+            config.wire,
+            config.observer.clone(),
+        )?;
         Ok(WasmHost {
             inner: Arc::new(HostInner {
                 engine,
@@ -296,7 +305,7 @@ impl WasmHost {
         self.inner.modules.lock().clear();
     }
 
-    /// A new guest of `module` set up by `spec`, on the least loaded worker: instantiated, its
+    /// A new guest of `module` set up by `spec`: instantiated (on a worker), its
     /// ABI version checked; not yet initialised (call [`Guest::init`]).
     pub async fn instantiate(
         &self,
@@ -316,9 +325,9 @@ impl WasmHost {
             .await
     }
 
-    /// How many guests live on each worker.
-    pub fn load(&self) -> Vec<usize> {
-        self.inner.pool.load()
+    /// Live guests, worker threads, and the calls refused, not started or stopped so far.
+    pub fn stats(&self) -> PoolStats {
+        self.inner.pool.stats()
     }
 
     /// Measures the floor of a guest call for benchmarks: a raw wasmer call of the export

@@ -6,19 +6,23 @@
 //!   of the wasm plus the wasmer version and every compile setting; an entry that fails to
 //!   load is a miss, never a crash).
 //! - Guests are long-lived: a [`Guest`] is one instance whose linear memory survives between
-//!   calls. Because `wasmer::Store` is neither `Send` nor `Sync`, each guest lives on one of a
-//!   few dedicated worker threads that own its store; [`Guest::init`] and [`Guest::handle`] send
-//!   a request to that thread and await the answer, so async callers never block.
-//! - Every call runs under the guest's [`Limits`]: the fuel budget is reset before each call
-//!   and the linear memory cannot grow past the cap. A call that runs out of fuel, traps or
-//!   otherwise does not return normally fails with a [`WasmError`] and leaves the guest
-//!   *broken*: later calls fail fast until [`Guest::restart`]. The host and every other guest
-//!   keep working.
+//!   calls. Guests run on a pool of worker threads, any guest on any worker, one call of a
+//!   guest at a time; [`Guest::init`] and [`Guest::handle`] queue a job and await the answer,
+//!   so async callers never block. A guest busy for seconds holds one worker while the pool
+//!   starts others for the rest (SPEC §15: a busy guest must not hold up its neighbours).
+//! - Every call runs under the guest's [`Limits`]: the fuel budget is reset before each call,
+//!   the linear memory cannot grow past the cap, and a call still running at its wall-clock
+//!   timeout is interrupted. A call that runs out of fuel or time, traps or otherwise does not
+//!   return normally fails with a [`WasmError`] and leaves the guest *broken*: later calls
+//!   fail fast until [`Guest::restart`]. The host and every other guest keep working.
+//! - Every queue is bounded: a guest's mailbox holds [`WasmConfig::queue`] calls, more are
+//!   refused at once ([`WasmError::Busy`]); a call whose caller gave up before it started is
+//!   not started ([`WasmError::NotStarted`]); one call sends at most a bounded number of waves.
 //! - Every frame a guest hands over is validated — pointer and length inside its memory, length
 //!   within the frame limit, bytes that decode exactly — and a bad one is a typed error.
 //! - `host_send` (a guest sending a wave) goes through a [`GuestOutbox`] the caller provides, so
-//!   this module does not depend on the star. While a guest waits for its Pong, its worker
-//!   thread keeps serving the other guests it hosts (see `docs/decisions/wasm-host.md`).
+//!   this module does not depend on the star. While a guest waits for its Pong, the pool keeps
+//!   enough other workers free (see `docs/decisions/wasm-host.md`).
 //!
 //! The ABI, host side (SPEC §11.3):
 //!
@@ -56,7 +60,7 @@ mod worker;
 
 pub use cache::CacheSource;
 pub use engine::{Compiled, GuestModule, WasmHost};
-pub use worker::{FloorReport, Guest, PongReply};
+pub use worker::{FloorReport, Guest, PongReply, PoolStats};
 
 /// The version of the ABI this host speaks; a guest's `mechtron_abi_version` must return it.
 pub const ABI_VERSION: u32 = 1;
@@ -88,6 +92,23 @@ pub enum WasmError {
     /// Instantiation failed (linking, a trapping start function, no memory left).
     #[error("the guest could not be instantiated: {0}")]
     Instantiate(String),
+    /// The call ran past its wall-clock timeout (`Limits::timeout`) and was stopped.
+    #[error("the guest ran past its timeout of {timeout:?} in {call}")]
+    Timeout {
+        /// The export that was running.
+        call: &'static str,
+        /// The timeout.
+        timeout: Duration,
+    },
+    /// The guest's mailbox is full: the call is refused at once.
+    #[error("the guest is busy: {queued} calls are already waiting for it")]
+    Busy {
+        /// How many calls were waiting.
+        queued: usize,
+    },
+    /// The call was still waiting when its caller gave up, so it was not started.
+    #[error("the call was not started: its caller stopped waiting first")]
+    NotStarted,
     /// The call used up its fuel (an endless loop, or simply too much work).
     #[error("the guest ran out of fuel ({fuel} instructions) in {call}")]
     FuelExhausted {
@@ -156,15 +177,52 @@ impl WasmError {
     pub fn breaks_guest(&self) -> bool {
         matches!(
             self,
-            WasmError::FuelExhausted { .. } | WasmError::Trap { .. } | WasmError::Broken(_)
+            WasmError::FuelExhausted { .. }
+                | WasmError::Timeout { .. }
+                | WasmError::Trap { .. }
+                | WasmError::Broken(_)
         )
     }
 
-    /// The reflection a wave gets when its call failed with this error: 500 with the reason
-    /// (SPEC §11.2).
-    pub fn to_core(&self) -> ReflectedCore {
-        ReflectedCore::error(cosmic_space::StatusCode::ERROR, self.to_string())
+    /// The status a wave gets when its call failed with this error: 503 when the guest could
+    /// not take it (busy, or the caller gave up first: SPEC §19), else 500 (SPEC §11.2).
+    pub fn status(&self) -> cosmic_space::StatusCode {
+        match self {
+            WasmError::Busy { .. } | WasmError::NotStarted => cosmic_space::StatusCode::UNAVAILABLE,
+            _ => cosmic_space::StatusCode::ERROR,
+        }
     }
+
+    /// The reflection a wave gets when its call failed with this error (see
+    /// [`WasmError::status`]).
+    pub fn to_core(&self) -> ReflectedCore {
+        ReflectedCore::error(self.status(), self.to_string())
+    }
+}
+
+/// How a guest call ended, as reported to a [`CallObserver`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CallOutcome {
+    /// It returned.
+    Ok,
+    /// It trapped (or returned a bad frame, or the guest was broken).
+    Trap,
+    /// It ran out of fuel.
+    Fuel,
+    /// It ran past its timeout.
+    Timeout,
+    /// It was refused: the guest's mailbox was full.
+    Busy,
+    /// It was not started: its caller had given up.
+    NotStarted,
+}
+
+/// Sees every guest call end (metrics): how, the fuel it burned and how long it ran. Called on
+/// the worker (or refusing) thread: must be quick and must not block.
+pub trait CallObserver: Send + Sync + std::fmt::Debug + 'static {
+    /// One call ended with `outcome`, burning `fuel` in `elapsed`.
+    fn observe(&self, outcome: CallOutcome, fuel: u64, elapsed: Duration);
 }
 
 /// Where a guest's outgoing waves and log lines go; the mechtron driver implements it on top
@@ -228,13 +286,23 @@ pub struct WasmConfig {
     /// Where compiled modules are cached (e.g. `STARLANE_HOME/cache/wasm`); `None` keeps them
     /// in memory only.
     pub cache_dir: Option<PathBuf>,
-    /// How many worker threads run guests (0: one per core).
+    /// How many worker threads are kept free to run guests (0: one per core).
     pub workers: usize,
+    /// The most worker threads, when guests are busy for long or wait for answers.
+    pub max_workers: usize,
+    /// How many calls may wait for one guest before more are refused ([`WasmError::Busy`]).
+    pub queue: usize,
     /// The frame codec and its size limit for every frame to and from guests.
     pub wire: Wire,
-    /// How deep guests on one worker may nest while they wait for Pongs (beyond that, a
-    /// waiting guest holds its worker until the Pong comes or times out).
-    pub max_nesting: usize,
+    /// Sees every call end (metrics).
+    pub observer: Option<Arc<dyn CallObserver>>,
+}
+
+impl WasmConfig {
+    /// The default most worker threads.
+    pub const DEFAULT_MAX_WORKERS: usize = 256;
+    /// The default calls waiting per guest.
+    pub const DEFAULT_QUEUE: usize = 256;
 }
 
 impl Default for WasmConfig {
@@ -242,8 +310,10 @@ impl Default for WasmConfig {
         WasmConfig {
             cache_dir: None,
             workers: 0,
+            max_workers: Self::DEFAULT_MAX_WORKERS,
+            queue: Self::DEFAULT_QUEUE,
             wire: Wire::default(),
-            max_nesting: 32,
+            observer: None,
         }
     }
 }

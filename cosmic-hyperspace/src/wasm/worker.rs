@@ -1,19 +1,32 @@
-//! The worker threads guests live on, the calls into guests and the host imports.
+//! The worker threads guests run on, the calls into guests and the host imports.
 //!
-//! `wasmer::Store` is neither `Send` nor `Sync`, so each guest's store stays on the worker
-//! thread that created it. Callers talk to a worker over a channel and await a oneshot answer.
-//! A guest waiting in `host_send` for a Pong (or a Ripple's Echoes) does not idle its worker:
-//! the worker keeps serving requests for its other guests (nested on the same stack, up to
-//! `max_nesting` deep), deferring those for guests that are mid-call, until the answer arrives
-//! on the same channel or the wait times out.
+//! A guest is not tied to a thread (see `docs/decisions/wasm-host.md`, "Fairness"):
+//!
+//! - While idle, a guest's Store sits in its [`Cell`]. A call puts a job in the guest's bounded
+//!   mailbox and, if the guest is not already queued or running, the guest on the pool's run
+//!   queue. Any worker takes the next guest, runs up to [`BATCH`] of its jobs and gives it
+//!   back (to the end of the queue when more are waiting), so a guest flooded with calls does
+//!   not hold a worker from the others.
+//! - A guest busy for seconds holds one worker. A monitor thread watches the calls in progress:
+//!   while those running longer than [`LONG`] and those waiting in `host_send` leave fewer than
+//!   `warm` workers free, it starts more (up to `max`); extra workers stop after [`IDLE`]
+//!   without work. The operating system shares the cores between them, so a busy guest slows
+//!   its neighbours by a share of the CPU, never by its whole run.
+//! - Every call has a wall-clock deadline (the guest's `Limits::timeout`): the monitor
+//!   interrupts a call that runs past it, which fails with [`WasmError::Timeout`].
+//! - A job whose caller has given up (its answer channel closed, or its wave's wait time
+//!   passed while it queued) is not started: it fails with [`WasmError::NotStarted`]. A full
+//!   mailbox refuses new calls at once with [`WasmError::Busy`].
+//! - A guest waiting in `host_send` for a Pong (or a Ripple's Echoes) blocks its worker; the
+//!   monitor's rule above keeps `warm` others free, so the answer — often from another guest
+//!   — is never stuck behind the waiter.
 
-use std::cell::{Cell, OnceCell, RefCell};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::rc::Rc;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cosmic_space::wire::{pack_ptr_len, unpack_ptr_len};
@@ -21,6 +34,7 @@ use cosmic_space::{
     Agent, Details, DirectedWave, Echo, Limits, LogLevel, Ping, Point, Pong, Recipients,
     ReflectedCore, Ripple, Status, Surface, WaitTime, Wire,
 };
+use parking_lot::{Condvar, Mutex};
 use tokio::sync::oneshot;
 use wasmer::{
     Engine, Function, FunctionEnv, FunctionEnvMut, Global, Imports, Instance, Memory, MemoryView,
@@ -29,55 +43,60 @@ use wasmer::{
 
 use super::engine::with_memory_cap;
 use super::{
-    ABI_VERSION, GuestOutbox, GuestSpec, LogRecord, WasmError, decode_reflected, decode_status,
-    details_frame, encode_input, ping_frame, pong_frame,
+    ABI_VERSION, CallObserver, CallOutcome, GuestOutbox, GuestSpec, LogRecord, WasmError,
+    decode_reflected, decode_status, details_frame, encode_input, ping_frame, pong_frame,
 };
 
-static NEXT_GUEST: AtomicU64 = AtomicU64::new(1);
+/// How many jobs of one guest a worker runs before it gives the guest back to the queue.
+const BATCH: usize = 16;
 
-enum Request {
+/// A call running longer than this no longer counts its worker as free.
+const LONG: Duration = Duration::from_millis(10);
+
+/// How often the monitor looks at the calls in progress while any runs.
+const TICK: Duration = Duration::from_millis(2);
+
+/// How long the monitor sleeps when no call was running at its last look.
+const QUIET_TICK: Duration = Duration::from_millis(50);
+
+/// How long a worker beyond the warm ones waits for work before it stops.
+const IDLE: Duration = Duration::from_secs(10);
+
+/// How long after interrupting an overdue call the monitor tries again if it still runs (the
+/// signal can miss when the call is in a host import at that moment).
+const RETRY: Duration = Duration::from_millis(20);
+
+/// The most waves one guest call may send (`host_send`): a single call may not spawn
+/// unbounded work. Past it, `host_send` fails and so does the call.
+pub(crate) const MAX_SENDS_PER_CALL: u32 = 4096;
+
+/// How the pool is sized and bounded.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PoolConfig {
+    /// Workers kept free for new work (and running when idle).
+    pub(crate) warm: usize,
+    /// The most workers, busy, waiting and free together.
+    pub(crate) max: usize,
+    /// Jobs one guest's mailbox holds before calls are refused.
+    pub(crate) queue: usize,
+}
+
+enum Job {
     Instantiate {
-        id: u64,
         module: Module,
         spec: Box<GuestSpec>,
         reply: oneshot::Sender<Result<(), WasmError>>,
     },
     Call {
-        id: u64,
         export: Export,
         frame: Vec<u8>,
+        /// When the caller stops waiting: a job still queued then is not started.
+        expires: Option<Instant>,
         reply: oneshot::Sender<Result<Option<Vec<u8>>, WasmError>>,
     },
     Restart {
-        id: u64,
         reply: oneshot::Sender<Result<(), WasmError>>,
     },
-    Remove {
-        id: u64,
-    },
-    Pong {
-        token: u64,
-        pong: Option<Reply>,
-    },
-    Shutdown,
-}
-
-/// What answers a wave a guest sent and waits for: a Ping's Pong, or a Ripple's Echoes.
-#[derive(Debug)]
-enum Reply {
-    Pong(Box<Pong>),
-    Echoes(Vec<Echo>),
-}
-
-impl Request {
-    fn guest(&self) -> Option<u64> {
-        match self {
-            Request::Call { id, .. } | Request::Restart { id, .. } | Request::Remove { id } => {
-                Some(*id)
-            }
-            Request::Instantiate { .. } | Request::Pong { .. } | Request::Shutdown => None,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,73 +114,167 @@ impl Export {
     }
 }
 
-#[derive(Clone)]
-struct WorkerHandle {
-    tx: Sender<Request>,
-    guests: Arc<AtomicUsize>,
-    /// Calls sent to the worker and not yet answered.
-    calls: Arc<AtomicUsize>,
+/// A guest's idle Store, parked in its cell between calls.
+///
+/// `wasmer::Store` has not been `Send` since wasmer 7.0, only because its optional
+/// `on_called` hook lost its `Send` bound (wasmerio/wasmer#7001); through 6.x it was `Send`,
+/// and the sys backend keeps no thread-affine state in a store between calls (trap handling
+/// and the store context are installed per call, on the calling thread). The host never sets
+/// `on_called`, and a slot leaves its cell only to run on one worker at a time, so moving an
+/// idle one between threads is what wasmer 6 allowed.
+struct Parked(Slot);
+
+// SAFETY: see above — a parked slot is idle (no call in progress on any thread) and has no
+// `on_called` hook; its cell's mutex hands it to one thread at a time.
+unsafe impl Send for Parked {}
+
+/// One guest: its parked Store, its mailbox, whether it is queued or running.
+struct Cell {
+    state: Mutex<CellState>,
 }
 
-/// The worker threads of a host.
-pub(crate) struct Pool {
-    workers: Vec<WorkerHandle>,
+struct CellState {
+    /// The guest while idle; `None` while a worker runs it (or before it is instantiated).
+    slot: Option<Parked>,
+    mailbox: VecDeque<Job>,
+    /// On the run queue or on a worker.
+    scheduled: bool,
+    /// The guest's handle is gone: its jobs are dropped and its Store freed.
+    removed: bool,
+}
+
+/// What the monitor sees of one worker thread.
+#[derive(Default)]
+struct Worker {
+    current: Mutex<Option<Running>>,
+}
+
+/// The call a worker is running.
+struct Running {
+    started: Instant,
+    deadline: Instant,
+    stopper: Stopper,
+    /// In `host_send`, waiting for an answer (counted apart from long calls).
+    waiting: bool,
+    interrupted_at: Option<Instant>,
+}
+
+struct Run {
+    ready: VecDeque<Arc<Cell>>,
+    threads: usize,
+    /// Workers waiting for work.
+    idle: usize,
+    /// Workers blocked in `host_send`.
+    waiting: usize,
+    workers: Vec<Arc<Worker>>,
+    shutdown: bool,
+    spawned: usize,
+}
+
+/// Counts the host keeps for operators and tests.
+#[derive(Debug, Default)]
+struct Counters {
+    not_started: AtomicU64,
+    busy: AtomicU64,
+    timed_out: AtomicU64,
+}
+
+/// What a pool has done so far and holds now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Live guests.
+    pub guests: usize,
+    /// Worker threads now.
+    pub workers: usize,
+    /// Calls never started because their caller had given up.
+    pub not_started: u64,
+    /// Calls refused because the guest's mailbox was full.
+    pub busy: u64,
+    /// Calls stopped at their wall-clock timeout.
+    pub timed_out: u64,
+}
+
+struct Shared {
+    engine: Engine,
     wire: Wire,
+    config: PoolConfig,
+    run: Mutex<Run>,
+    /// Workers wait here for guests to run.
+    work: Condvar,
+    /// The monitor sleeps here between looks.
+    watch: Condvar,
+    /// A worker is polling the run queue before it sleeps.
+    spinning: AtomicBool,
+    guests: AtomicUsize,
+    /// Calls submitted and not answered (a caller alone polls for its answer briefly).
+    calls: AtomicUsize,
+    counters: Counters,
+    observer: Option<Arc<dyn CallObserver>>,
+}
+
+/// The worker threads of a host and its guests' run queue.
+pub(crate) struct Pool {
+    shared: Arc<Shared>,
 }
 
 impl Pool {
-    /// Starts `count` workers (at least one).
+    /// Starts `config.warm` workers (at least one) and the monitor.
     pub(crate) fn start(
-        count: usize,
+        config: PoolConfig,
         engine: Engine,
         wire: Wire,
-        max_nesting: usize,
+        observer: Option<Arc<dyn CallObserver>>,
     ) -> Result<Pool, WasmError> {
-        let mut workers = Vec::with_capacity(count.max(1));
-        for n in 0..count.max(1) {
-            let (tx, rx) = mpsc::channel();
-            let guests = Arc::new(AtomicUsize::new(0));
-            let ctx_tx = tx.clone();
-            let ctx_guests = guests.clone();
-            let engine = engine.clone();
-            std::thread::Builder::new()
-                .name(format!("wasm-worker-{n}"))
-                .spawn(move || {
-                    run_worker(WorkerCtx {
-                        engine,
-                        wire,
-                        max_nesting,
-                        rx,
-                        tx: ctx_tx,
-                        guests: ctx_guests,
-                        slots: RefCell::new(HashMap::new()),
-                        busy: RefCell::new(HashSet::new()),
-                        deferred: RefCell::new(VecDeque::new()),
-                        waiting: RefCell::new(HashSet::new()),
-                        pongs: RefCell::new(HashMap::new()),
-                        depth: Cell::new(0),
-                        next_token: Cell::new(1),
-                    })
-                })
-                .map_err(|e| WasmError::Setup(format!("starting a wasm worker: {e}")))?;
-            workers.push(WorkerHandle {
-                tx,
-                guests,
-                calls: Arc::new(AtomicUsize::new(0)),
-            });
+        let config = PoolConfig {
+            warm: config.warm.max(1),
+            max: config.max.max(config.warm.max(1)),
+            queue: config.queue.max(1),
+        };
+        let shared = Arc::new(Shared {
+            engine,
+            wire,
+            config,
+            run: Mutex::new(Run {
+                ready: VecDeque::new(),
+                threads: 0,
+                idle: 0,
+                waiting: 0,
+                workers: Vec::new(),
+                shutdown: false,
+                spawned: 0,
+            }),
+            work: Condvar::new(),
+            watch: Condvar::new(),
+            spinning: AtomicBool::new(false),
+            guests: AtomicUsize::new(0),
+            calls: AtomicUsize::new(0),
+            counters: Counters::default(),
+            observer,
+        });
+        {
+            let mut run = shared.run.lock();
+            for _ in 0..config.warm {
+                shared.spawn(&mut run)?;
+            }
         }
-        Ok(Pool { workers, wire })
+        let monitor = Arc::downgrade(&shared);
+        std::thread::Builder::new()
+            .name("wasm-monitor".to_string())
+            .spawn(move || watch(&monitor))
+            .map_err(|e| WasmError::Setup(format!("starting the wasm monitor: {e}")))?;
+        Ok(Pool { shared })
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.workers.len()
-    }
-
-    pub(crate) fn load(&self) -> Vec<usize> {
-        self.workers
-            .iter()
-            .map(|w| w.guests.load(Ordering::Relaxed))
-            .collect()
+    /// What the pool has done and holds.
+    pub(crate) fn stats(&self) -> PoolStats {
+        let counters = &self.shared.counters;
+        PoolStats {
+            guests: self.shared.guests.load(Ordering::Relaxed),
+            workers: self.shared.run.lock().threads,
+            not_started: counters.not_started.load(Ordering::Relaxed),
+            busy: counters.busy.load(Ordering::Relaxed),
+            timed_out: counters.timed_out.load(Ordering::Relaxed),
+        }
     }
 
     pub(crate) async fn instantiate(
@@ -169,261 +282,338 @@ impl Pool {
         module: Module,
         spec: GuestSpec,
     ) -> Result<Guest, WasmError> {
-        let worker = self
-            .workers
-            .iter()
-            .min_by_key(|w| w.guests.load(Ordering::Relaxed))
-            .ok_or(WasmError::Closed)?
-            .clone();
-        let id = NEXT_GUEST.fetch_add(1, Ordering::Relaxed);
-        let wire = self.wire;
+        let guest = Guest {
+            cell: Arc::new(Cell {
+                state: Mutex::new(CellState {
+                    slot: None,
+                    mailbox: VecDeque::new(),
+                    scheduled: false,
+                    removed: false,
+                }),
+            }),
+            shared: self.shared.clone(),
+        };
         let (reply, answer) = oneshot::channel();
-        worker
-            .tx
-            .send(Request::Instantiate {
-                id,
-                module,
-                spec: Box::new(spec),
-                reply,
-            })
-            .map_err(|_| WasmError::Closed)?;
+        guest.submit(Job::Instantiate {
+            module,
+            spec: Box::new(spec),
+            reply,
+        })?;
         answer.await.map_err(|_| WasmError::Closed)??;
-        Ok(Guest { id, worker, wire })
+        Ok(guest)
     }
 }
 
 impl Drop for Pool {
     fn drop(&mut self) {
-        for worker in &self.workers {
-            let _ = worker.tx.send(Request::Shutdown);
+        self.shared.run.lock().shutdown = true;
+        self.shared.work.notify_all();
+        self.shared.watch.notify_all();
+    }
+}
+
+impl Shared {
+    /// Starts one more worker thread.
+    fn spawn(self: &Arc<Shared>, run: &mut Run) -> Result<(), WasmError> {
+        let worker = Arc::new(Worker::default());
+        let name = format!("wasm-worker-{}", run.spawned);
+        let shared = self.clone();
+        let me = worker.clone();
+        std::thread::Builder::new()
+            .name(name)
+            .spawn(move || work(&shared, &me))
+            .map_err(|e| WasmError::Setup(format!("starting a wasm worker: {e}")))?;
+        run.spawned += 1;
+        run.threads += 1;
+        run.workers.push(worker);
+        Ok(())
+    }
+
+    /// Starts workers while fewer than `warm` are free of long calls and waits (`long`: the
+    /// workers in calls longer than [`LONG`], as the monitor last counted).
+    fn top_up(self: &Arc<Shared>, run: &mut Run, long: usize) {
+        while !run.shutdown && run.threads < self.config.max {
+            let free = run.threads.saturating_sub(run.waiting + long);
+            if free >= self.config.warm || self.spawn(run).is_err() {
+                break;
+            }
         }
     }
-}
 
-/// Counts a call as in flight on its worker until dropped (also when the caller gives up).
-struct InFlight<'a> {
-    calls: &'a AtomicUsize,
-    /// Whether it was the only call in flight when it started.
-    alone: bool,
-}
-
-impl<'a> InFlight<'a> {
-    fn enter(calls: &'a AtomicUsize) -> InFlight<'a> {
-        let alone = calls.fetch_add(1, Ordering::AcqRel) == 0;
-        InFlight { calls, alone }
+    /// Puts `cell` at the end of the run queue and wakes a worker if none is looking.
+    fn schedule(&self, cell: Arc<Cell>) -> Result<(), WasmError> {
+        let mut run = self.run.lock();
+        if run.shutdown {
+            return Err(WasmError::Closed);
+        }
+        run.ready.push_back(cell);
+        let wake = run.idle > 0 && !self.spinning.load(Ordering::Acquire);
+        drop(run);
+        if wake {
+            self.work.notify_one();
+        }
+        Ok(())
     }
-}
 
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.calls.fetch_sub(1, Ordering::AcqRel);
+    /// The next guest to run: polled for [`SPIN`] by one worker at a time, then waited for.
+    /// `None`: this worker stops (shutdown, or idle beyond the warm ones).
+    fn next(&self, me: &Arc<Worker>) -> Option<Arc<Cell>> {
+        if !self.spinning.swap(true, Ordering::AcqRel) {
+            let found = spin(|| {
+                self.run
+                    .try_lock()
+                    .and_then(|mut run| run.ready.pop_front())
+            });
+            self.spinning.store(false, Ordering::Release);
+            if found.is_some() {
+                return found;
+            }
+        }
+        let mut run = self.run.lock();
+        loop {
+            if let Some(cell) = run.ready.pop_front() {
+                return Some(cell);
+            }
+            if run.shutdown {
+                retire(&mut run, me);
+                return None;
+            }
+            run.idle += 1;
+            let timed_out = self.work.wait_for(&mut run, IDLE).timed_out();
+            run.idle -= 1;
+            if timed_out && run.ready.is_empty() && run.threads > self.config.warm {
+                retire(&mut run, me);
+                return None;
+            }
+        }
     }
-}
 
-/// One live guest instance: its state survives between calls. Dropping it frees the instance.
-pub struct Guest {
-    id: u64,
-    worker: WorkerHandle,
-    wire: Wire,
-}
-
-impl std::fmt::Debug for Guest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Guest").field("id", &self.id).finish()
+    /// Runs up to [`BATCH`] jobs of `cell`'s guest, then hands the guest back.
+    fn serve(&self, me: &Worker, cell: Arc<Cell>) {
+        let mut parked = cell.state.lock().slot.take();
+        for _ in 0..BATCH {
+            let job = {
+                let mut state = cell.state.lock();
+                if state.removed {
+                    None
+                } else {
+                    state.mailbox.pop_front()
+                }
+            };
+            let Some(job) = job else { break };
+            self.run_job(me, &mut parked, job);
+        }
+        let mut state = cell.state.lock();
+        if state.removed {
+            drop(state);
+            if parked.take().is_some() {
+                self.guests.fetch_sub(1, Ordering::Relaxed);
+            }
+            return;
+        }
+        state.slot = parked;
+        if state.mailbox.is_empty() {
+            state.scheduled = false;
+        } else {
+            drop(state);
+            // Shut down: the queued jobs are dropped with the cell, their callers told so.
+            let _ = self.schedule(cell);
+        }
     }
-}
 
-impl Guest {
-    async fn call(&self, export: Export, frame: Vec<u8>) -> Result<Option<Vec<u8>>, WasmError> {
-        let (reply, mut answer) = oneshot::channel();
-        let in_flight = InFlight::enter(&self.worker.calls);
-        self.worker
-            .tx
-            .send(Request::Call {
-                id: self.id,
+    fn run_job(&self, me: &Worker, parked: &mut Option<Parked>, job: Job) {
+        match job {
+            Job::Instantiate {
+                module,
+                spec,
+                reply,
+            } => {
+                let result = guarded(|| instantiate(&self.engine, self.wire, module, *spec));
+                let answer = result.map(|slot| {
+                    *parked = Some(Parked(slot));
+                    self.guests.fetch_add(1, Ordering::Relaxed);
+                });
+                let _ = reply.send(answer);
+            }
+            Job::Restart { reply } => {
+                let result = match parked.as_mut() {
+                    Some(Parked(slot)) => guarded(|| {
+                        instantiate(
+                            &self.engine,
+                            self.wire,
+                            slot.module.clone(),
+                            slot.spec.clone(),
+                        )
+                    })
+                    .map(|fresh| *slot = fresh),
+                    None => Err(WasmError::Closed),
+                };
+                let _ = reply.send(result);
+            }
+            Job::Call {
                 export,
                 frame,
+                expires,
                 reply,
-            })
-            .map_err(|_| WasmError::Closed)?;
-        // The only call on its worker: the answer usually comes within microseconds, so poll
-        // for it briefly instead of parking this thread at once (see [`SPIN`]).
-        if in_flight.alone
-            && let Some(result) = spin(|| match answer.try_recv() {
-                Err(oneshot::error::TryRecvError::Empty) => None,
-                other => Some(other),
-            })
-        {
-            return result.map_err(|_| WasmError::Closed)?;
-        }
-        answer.await.map_err(|_| WasmError::Closed)?
-    }
-
-    /// Runs the guest's `mechtron_init` with `details` (whose properties should name the
-    /// mechtron type under [`super::MECHTRON_PROPERTY`]) and returns the status it reports.
-    pub async fn init(&self, details: &Details) -> Result<Status, WasmError> {
-        let frame = details_frame(&self.wire, details)?;
-        match self.call(Export::Init, frame).await? {
-            Some(answer) => decode_status(&self.wire, &answer),
-            None => Err(WasmError::Answer(
-                "mechtron_init returned no status frame".to_string(),
-            )),
+            } => {
+                if reply.is_closed() || expires.is_some_and(|at| Instant::now() >= at) {
+                    self.counters.not_started.fetch_add(1, Ordering::Relaxed);
+                    self.observe(CallOutcome::NotStarted, 0, Duration::ZERO);
+                    let _ = reply.send(Err(WasmError::NotStarted));
+                    return;
+                }
+                let result = match parked.as_mut() {
+                    Some(Parked(slot)) => self.call(me, slot, export, &frame),
+                    None => Err(WasmError::Closed),
+                };
+                let _ = reply.send(result);
+            }
         }
     }
 
-    /// Hands `ping` to the guest's `mechtron_handle` and returns its answer (200, empty, when
-    /// the guest absorbs it).
-    pub async fn handle(&self, ping: &Ping) -> Result<ReflectedCore, WasmError> {
-        let frame = ping_frame(&self.wire, ping)?;
-        let answer = self.call(Export::Handle, frame).await?;
-        decode_reflected(&self.wire, answer.as_deref())
-    }
-
-    /// Hands `ripple`, as delivered to this guest (addressed to it alone), to the guest's
-    /// `mechtron_handle` and returns its answer, which becomes the Echo (SPEC §11.3: the
-    /// guest answers a Ripple as it answers a Ping).
-    pub async fn handle_ripple(&self, ripple: &Ripple) -> Result<ReflectedCore, WasmError> {
-        let frame = encode_input(&self.wire, "ripple", &DirectedWave::Ripple(ripple.clone()))?;
-        let answer = self.call(Export::Handle, frame).await?;
-        decode_reflected(&self.wire, answer.as_deref())
-    }
-
-    /// Throws the instance away and instantiates the module again (fresh state, not broken);
-    /// run [`Guest::init`] after it.
-    pub async fn restart(&self) -> Result<(), WasmError> {
-        let (reply, answer) = oneshot::channel();
-        self.worker
-            .tx
-            .send(Request::Restart { id: self.id, reply })
-            .map_err(|_| WasmError::Closed)?;
-        answer.await.map_err(|_| WasmError::Closed)?
-    }
-}
-
-impl Drop for Guest {
-    fn drop(&mut self) {
-        let _ = self.worker.tx.send(Request::Remove { id: self.id });
-    }
-}
-
-/// The way back for the answer to a wave a guest sent — a Ping's Pong, a Ripple's Echoes:
-/// answer through it exactly once, from any thread. Dropping it unanswered answers a Ping
-/// with a 500 and a Ripple with no Echoes.
-pub struct PongReply {
-    tx: Sender<Request>,
-    token: u64,
-    sent: bool,
-}
-
-impl std::fmt::Debug for PongReply {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PongReply")
-            .field("token", &self.token)
-            .finish()
-    }
-}
-
-impl PongReply {
-    /// Delivers the Pong to the waiting guest (ignored if it stopped waiting).
-    pub fn send(self, pong: Pong) {
-        self.answer(Reply::Pong(Box::new(pong)));
-    }
-
-    /// Delivers a Ripple's Echoes to the waiting guest (ignored if it stopped waiting).
-    pub fn send_echoes(self, echoes: Vec<Echo>) {
-        self.answer(Reply::Echoes(echoes));
-    }
-
-    fn answer(mut self, reply: Reply) {
-        self.sent = true;
-        let _ = self.tx.send(Request::Pong {
-            token: self.token,
-            pong: Some(reply),
+    /// Runs one call of `slot` under its deadline, visible to the monitor meanwhile.
+    fn call(
+        &self,
+        me: &Worker,
+        slot: &mut Slot,
+        export: Export,
+        frame: &[u8],
+    ) -> Result<Option<Vec<u8>>, WasmError> {
+        let started = Instant::now();
+        let deadline = started + slot.spec.limits.timeout();
+        *me.current.lock() = Some(Running {
+            started,
+            deadline,
+            stopper: slot.stopper.clone(),
+            waiting: false,
+            interrupted_at: None,
         });
+        let result = match catch_unwind(AssertUnwindSafe(|| {
+            slot.call(&self.wire, export, frame, deadline)
+        })) {
+            Ok(result) => result,
+            Err(_) => {
+                let error = WasmError::Trap {
+                    call: "host",
+                    reason: "the host panicked while serving the guest".to_string(),
+                };
+                slot.broken = Some(error.to_string());
+                Err(error)
+            }
+        };
+        *me.current.lock() = None;
+        let outcome = match &result {
+            Ok(_) => CallOutcome::Ok,
+            Err(WasmError::FuelExhausted { .. }) => CallOutcome::Fuel,
+            Err(WasmError::Timeout { .. }) => {
+                self.counters.timed_out.fetch_add(1, Ordering::Relaxed);
+                CallOutcome::Timeout
+            }
+            Err(_) => CallOutcome::Trap,
+        };
+        self.observe(outcome, slot.fuel_used(), started.elapsed());
+        result
     }
-}
 
-impl Drop for PongReply {
-    fn drop(&mut self) {
-        if !self.sent {
-            let _ = self.tx.send(Request::Pong {
-                token: self.token,
-                pong: None,
-            });
+    fn observe(&self, outcome: CallOutcome, fuel: u64, elapsed: Duration) {
+        if let Some(observer) = &self.observer {
+            observer.observe(outcome, fuel, elapsed);
         }
     }
+
+    /// One look at the calls in progress: interrupts those past their deadline, starts
+    /// workers if long calls and waits leave too few free. Whether any call was running.
+    fn inspect(self: &Arc<Shared>) -> bool {
+        let now = Instant::now();
+        let workers = self.run.lock().workers.clone();
+        let (mut running, mut long) = (false, 0);
+        for worker in &workers {
+            let mut current = worker.current.lock();
+            let Some(call) = current.as_mut() else {
+                continue;
+            };
+            running = true;
+            if !call.waiting && now.duration_since(call.started) >= LONG {
+                long += 1;
+            }
+            if now >= call.deadline
+                && call
+                    .interrupted_at
+                    .is_none_or(|at| now.duration_since(at) >= RETRY)
+            {
+                call.stopper.stop();
+                call.interrupted_at = Some(now);
+            }
+        }
+        let mut run = self.run.lock();
+        if long > 0 || run.waiting > 0 {
+            self.top_up(&mut run, long);
+        }
+        running
+    }
 }
 
-/// What the host imports of one guest see.
-struct GuestEnv {
-    point: Point,
-    surface: Surface,
-    outbox: Arc<dyn GuestOutbox>,
-    send_timeout: Duration,
-    wire: Wire,
-    memory: Option<Memory>,
-    alloc: Option<TypedFunction<u32, u32>>,
-}
-
-/// One guest on its worker.
-struct Slot {
-    store: Store,
-    module: Module,
-    spec: GuestSpec,
-    memory: Memory,
-    alloc: TypedFunction<u32, u32>,
-    dealloc: TypedFunction<(u32, u32), ()>,
-    init: TypedFunction<(u32, u32), u64>,
-    handle: TypedFunction<(u32, u32), u64>,
-    remaining: Global,
-    exhausted: Global,
-    broken: Option<String>,
-}
-
-struct WorkerCtx {
-    engine: Engine,
-    wire: Wire,
-    max_nesting: usize,
-    rx: Receiver<Request>,
-    tx: Sender<Request>,
-    guests: Arc<AtomicUsize>,
-    slots: RefCell<HashMap<u64, Slot>>,
-    busy: RefCell<HashSet<u64>>,
-    deferred: RefCell<VecDeque<Request>>,
-    waiting: RefCell<HashSet<u64>>,
-    pongs: RefCell<HashMap<u64, Option<Reply>>>,
-    depth: Cell<usize>,
-    next_token: Cell<u64>,
+/// Removes `me` from the pool's workers as its thread ends.
+fn retire(run: &mut Run, me: &Arc<Worker>) {
+    run.threads -= 1;
+    run.workers.retain(|worker| !Arc::ptr_eq(worker, me));
 }
 
 thread_local! {
-    static CTX: OnceCell<Rc<WorkerCtx>> = const { OnceCell::new() };
+    /// The pool and worker of this thread, for `host_send`'s waits.
+    static HERE: RefCell<Option<(Arc<Shared>, Arc<Worker>)>> = const { RefCell::new(None) };
 }
 
-fn current_ctx() -> Option<Rc<WorkerCtx>> {
-    CTX.with(|ctx| ctx.get().cloned())
-}
-
-fn run_worker(ctx: WorkerCtx) {
-    let ctx = Rc::new(ctx);
-    if CTX.with(|cell| cell.set(ctx.clone())).is_err() {
-        return;
+fn work(shared: &Arc<Shared>, me: &Arc<Worker>) {
+    HERE.with(|here| *here.borrow_mut() = Some((shared.clone(), me.clone())));
+    while let Some(cell) = shared.next(me) {
+        shared.serve(me, cell);
     }
+    HERE.with(|here| here.borrow_mut().take());
+}
+
+/// The monitor: looks at the calls in progress every [`TICK`] while any runs.
+fn watch(shared: &Weak<Shared>) {
+    let mut pause = QUIET_TICK;
     loop {
-        let deferred = ctx.deferred.borrow_mut().pop_front();
-        let request = match deferred {
-            Some(request) => request,
-            None => match receive(&ctx.rx) {
-                Ok(request) => request,
-                Err(_) => break,
-            },
+        let Some(shared) = shared.upgrade() else {
+            return;
         };
-        if matches!(request, Request::Shutdown) {
-            break;
+        {
+            let mut run = shared.run.lock();
+            if run.shutdown {
+                return;
+            }
+            shared.watch.wait_for(&mut run, pause);
+            if run.shutdown {
+                return;
+            }
         }
-        ctx.serve(request);
+        pause = if shared.inspect() { TICK } else { QUIET_TICK };
     }
-    ctx.slots.borrow_mut().clear();
+}
+
+/// Blocks this worker on `wait` (`host_send` waiting for an answer) as a worker not free for
+/// other guests: more are started if that leaves too few.
+fn waiting<T>(wait: impl FnOnce() -> T) -> T {
+    let here = HERE.with(|here| here.borrow().clone());
+    let Some((shared, me)) = here else {
+        return wait();
+    };
+    if let Some(call) = me.current.lock().as_mut() {
+        call.waiting = true;
+    }
+    {
+        let mut run = shared.run.lock();
+        run.waiting += 1;
+        shared.top_up(&mut run, 0);
+    }
+    let result = wait();
+    shared.run.lock().waiting -= 1;
+    if let Some(call) = me.current.lock().as_mut() {
+        call.waiting = false;
+    }
+    result
 }
 
 /// How long a thread that expects an answer soon spins before it sleeps. Waking a sleeping
@@ -445,152 +635,257 @@ fn spin<T>(mut try_once: impl FnMut() -> Option<T>) -> Option<T> {
     }
 }
 
-/// The next request: polled for [`SPIN`], then waited for.
-fn receive(rx: &Receiver<Request>) -> Result<Request, mpsc::RecvError> {
-    match spin(|| match rx.try_recv() {
-        Err(mpsc::TryRecvError::Empty) => None,
-        other => Some(other),
-    }) {
-        Some(received) => received.map_err(|_| mpsc::RecvError),
-        None => rx.recv(),
+/// Counts a call as in flight until dropped (also when the caller gives up).
+struct InFlight<'a> {
+    calls: &'a AtomicUsize,
+    /// Whether it was the only call in flight when it started.
+    alone: bool,
+}
+
+impl<'a> InFlight<'a> {
+    fn enter(calls: &'a AtomicUsize) -> InFlight<'a> {
+        let alone = calls.fetch_add(1, Ordering::AcqRel) == 0;
+        InFlight { calls, alone }
     }
 }
 
-impl WorkerCtx {
-    /// Serves one request (possibly nested inside a guest waiting for a Pong).
-    fn serve(&self, request: Request) {
-        if let Some(id) = request.guest()
-            && self.busy.borrow().contains(&id)
-        {
-            self.deferred.borrow_mut().push_back(request);
-            return;
-        }
-        match request {
-            Request::Instantiate {
-                id,
-                module,
-                spec,
-                reply,
-            } => {
-                let result = guarded(|| self.instantiate(module, *spec)).map(|slot| {
-                    self.slots.borrow_mut().insert(id, slot);
-                    self.guests.fetch_add(1, Ordering::Relaxed);
-                });
-                let _ = reply.send(result);
-            }
-            Request::Call {
-                id,
-                export,
-                frame,
-                reply,
-            } => {
-                let result = self.with_slot(id, |slot| slot.call(&self.wire, export, &frame));
-                let _ = reply.send(result);
-            }
-            Request::Restart { id, reply } => {
-                let result = self.with_slot(id, |slot| {
-                    let fresh =
-                        guarded(|| self.instantiate(slot.module.clone(), slot.spec.clone()))?;
-                    *slot = fresh;
-                    Ok(())
-                });
-                let _ = reply.send(result);
-            }
-            Request::Remove { id } => {
-                if self.slots.borrow_mut().remove(&id).is_some() {
-                    self.guests.fetch_sub(1, Ordering::Relaxed);
-                }
-            }
-            Request::Pong { token, pong } => {
-                if self.waiting.borrow().contains(&token) {
-                    self.pongs.borrow_mut().insert(token, pong);
-                }
-            }
-            Request::Shutdown => {
-                // Only the top-level loop stops the worker; keep it for that loop.
-                self.deferred.borrow_mut().push_back(Request::Shutdown);
-            }
-        }
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.calls.fetch_sub(1, Ordering::AcqRel);
     }
+}
 
-    /// Runs `f` on guest `id`'s slot, taken out of the map (so nested serving can reach the
-    /// others) and marked busy meanwhile.
-    fn with_slot<R>(
-        &self,
-        id: u64,
-        f: impl FnOnce(&mut Slot) -> Result<R, WasmError>,
-    ) -> Result<R, WasmError> {
-        let Some(mut slot) = self.slots.borrow_mut().remove(&id) else {
+/// One live guest instance: its state survives between calls. Dropping it frees the instance.
+pub struct Guest {
+    cell: Arc<Cell>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Guest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guest").finish_non_exhaustive()
+    }
+}
+
+impl Guest {
+    /// Queues `job` for this guest, and the guest for a worker if it is not already.
+    fn submit(&self, job: Job) -> Result<(), WasmError> {
+        let mut state = self.cell.state.lock();
+        if state.removed {
             return Err(WasmError::Closed);
-        };
-        self.busy.borrow_mut().insert(id);
-        let result = match catch_unwind(AssertUnwindSafe(|| f(&mut slot))) {
-            Ok(result) => result,
-            Err(_) => {
-                let error = WasmError::Trap {
-                    call: "host",
-                    reason: "the host panicked while serving the guest".to_string(),
-                };
-                slot.broken = Some(error.to_string());
-                Err(error)
-            }
-        };
-        self.busy.borrow_mut().remove(&id);
-        self.slots.borrow_mut().insert(id, slot);
-        result
+        }
+        if state.mailbox.len() >= self.shared.config.queue {
+            let queued = state.mailbox.len();
+            drop(state);
+            self.shared.counters.busy.fetch_add(1, Ordering::Relaxed);
+            self.shared.observe(CallOutcome::Busy, 0, Duration::ZERO);
+            return Err(WasmError::Busy { queued });
+        }
+        state.mailbox.push_back(job);
+        let schedule = !state.scheduled;
+        state.scheduled = true;
+        drop(state);
+        if schedule {
+            self.shared.schedule(self.cell.clone())?;
+        }
+        Ok(())
     }
 
-    fn instantiate(&self, module: Module, spec: GuestSpec) -> Result<Slot, WasmError> {
-        instantiate(&self.engine, self.wire, module, spec)
-    }
-
-    /// The first deferred request whose guest is no longer mid-call (never a shutdown).
-    fn ready_deferred(&self) -> Option<Request> {
-        let mut deferred = self.deferred.borrow_mut();
-        let busy = self.busy.borrow();
-        let at = deferred.iter().position(|request| match request {
-            Request::Shutdown | Request::Pong { .. } => false,
-            other => other.guest().is_none_or(|id| !busy.contains(&id)),
+    async fn call(
+        &self,
+        export: Export,
+        frame: Vec<u8>,
+        expires: Option<Instant>,
+    ) -> Result<Option<Vec<u8>>, WasmError> {
+        let (reply, mut answer) = oneshot::channel();
+        let in_flight = InFlight::enter(&self.shared.calls);
+        self.submit(Job::Call {
+            export,
+            frame,
+            expires,
+            reply,
         })?;
-        deferred.remove(at)
+        // The only call in flight: the answer usually comes within microseconds, so poll for
+        // it briefly instead of parking this thread at once (see [`SPIN`]).
+        if in_flight.alone
+            && let Some(result) = spin(|| match answer.try_recv() {
+                Err(oneshot::error::TryRecvError::Empty) => None,
+                other => Some(other),
+            })
+        {
+            return result.map_err(|_| WasmError::Closed)?;
+        }
+        answer.await.map_err(|_| WasmError::Closed)?
     }
 
-    /// Waits for the answer of `token`, serving other guests meanwhile; `None` if the outbox
-    /// dropped the reply, `Err(())` on timeout.
-    fn wait_pong(&self, token: u64, deadline: Instant) -> Result<Option<Reply>, ()> {
-        self.depth.set(self.depth.get() + 1);
-        let result = loop {
-            if let Some(pong) = self.pongs.borrow_mut().remove(&token) {
-                break Ok(pong);
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                break Err(());
-            }
-            if self.depth.get() <= self.max_nesting
-                && let Some(request) = self.ready_deferred()
-            {
-                self.serve(request);
-                continue;
-            }
-            match self.rx.recv_timeout(deadline - now) {
-                Ok(Request::Pong { token: t, pong }) if t == token => break Ok(pong),
-                Ok(request @ Request::Pong { .. }) => self.serve(request),
-                Ok(request) => {
-                    if self.depth.get() <= self.max_nesting && !matches!(request, Request::Shutdown)
-                    {
-                        self.serve(request);
-                    } else {
-                        self.deferred.borrow_mut().push_back(request);
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => break Err(()),
-                Err(RecvTimeoutError::Disconnected) => break Ok(None),
-            }
-        };
-        self.depth.set(self.depth.get() - 1);
-        result
+    /// Runs the guest's `mechtron_init` with `details` (whose properties should name the
+    /// mechtron type under [`super::MECHTRON_PROPERTY`]) and returns the status it reports.
+    pub async fn init(&self, details: &Details) -> Result<Status, WasmError> {
+        let frame = details_frame(&self.shared.wire, details)?;
+        match self.call(Export::Init, frame, None).await? {
+            Some(answer) => decode_status(&self.shared.wire, &answer),
+            None => Err(WasmError::Answer(
+                "mechtron_init returned no status frame".to_string(),
+            )),
+        }
     }
+
+    /// Hands `ping` to the guest's `mechtron_handle` and returns its answer (200, empty, when
+    /// the guest absorbs it). Not started if it is still queued when the Ping's wait time has
+    /// passed ([`WasmError::NotStarted`]).
+    pub async fn handle(&self, ping: &Ping) -> Result<ReflectedCore, WasmError> {
+        let expires = Instant::now() + ping.handling.wait.as_duration();
+        let frame = ping_frame(&self.shared.wire, ping)?;
+        let answer = self.call(Export::Handle, frame, Some(expires)).await?;
+        decode_reflected(&self.shared.wire, answer.as_deref())
+    }
+
+    /// Hands `ripple`, as delivered to this guest (addressed to it alone), to the guest's
+    /// `mechtron_handle` and returns its answer, which becomes the Echo (SPEC §11.3: the
+    /// guest answers a Ripple as it answers a Ping).
+    pub async fn handle_ripple(&self, ripple: &Ripple) -> Result<ReflectedCore, WasmError> {
+        let expires = Instant::now() + ripple.handling.wait.as_duration();
+        let frame = encode_input(
+            &self.shared.wire,
+            "ripple",
+            &DirectedWave::Ripple(ripple.clone()),
+        )?;
+        let answer = self.call(Export::Handle, frame, Some(expires)).await?;
+        decode_reflected(&self.shared.wire, answer.as_deref())
+    }
+
+    /// Throws the instance away and instantiates the module again (fresh state, not broken);
+    /// run [`Guest::init`] after it.
+    pub async fn restart(&self) -> Result<(), WasmError> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(Job::Restart { reply })?;
+        answer.await.map_err(|_| WasmError::Closed)?
+    }
+}
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        let (slot, jobs) = {
+            let mut state = self.cell.state.lock();
+            state.removed = true;
+            (state.slot.take(), std::mem::take(&mut state.mailbox))
+        };
+        // Freed outside the lock: the Store's memory is unmapped, the jobs' callers told.
+        drop(jobs);
+        if slot.is_some() {
+            self.shared.guests.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The way back for the answer to a wave a guest sent — a Ping's Pong, a Ripple's Echoes:
+/// answer through it exactly once, from any thread. Dropping it unanswered answers a Ping
+/// with a 500 and a Ripple with no Echoes.
+pub struct PongReply {
+    tx: SyncSender<Option<Reply>>,
+    sent: bool,
+}
+
+/// What answers a wave a guest sent and waits for: a Ping's Pong, or a Ripple's Echoes.
+#[derive(Debug)]
+enum Reply {
+    Pong(Box<Pong>),
+    Echoes(Vec<Echo>),
+}
+
+impl std::fmt::Debug for PongReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PongReply")
+            .field("sent", &self.sent)
+            .finish()
+    }
+}
+
+impl PongReply {
+    /// A reply and the receiver its answer arrives on.
+    fn new() -> (PongReply, Receiver<Option<Reply>>) {
+        let (tx, rx) = mpsc::sync_channel(1);
+        (PongReply { tx, sent: false }, rx)
+    }
+
+    /// Delivers the Pong to the waiting guest (ignored if it stopped waiting).
+    pub fn send(self, pong: Pong) {
+        self.answer(Reply::Pong(Box::new(pong)));
+    }
+
+    /// Delivers a Ripple's Echoes to the waiting guest (ignored if it stopped waiting).
+    pub fn send_echoes(self, echoes: Vec<Echo>) {
+        self.answer(Reply::Echoes(echoes));
+    }
+
+    fn answer(mut self, reply: Reply) {
+        self.sent = true;
+        let _ = self.tx.try_send(Some(reply));
+    }
+}
+
+impl Drop for PongReply {
+    fn drop(&mut self) {
+        if !self.sent {
+            let _ = self.tx.try_send(None);
+        }
+    }
+}
+
+/// Stops a guest's call in progress from another thread (the monitor, at the call's deadline).
+#[derive(Clone)]
+struct Stopper {
+    #[cfg(unix)]
+    interrupter: wasmer::Interrupter,
+}
+
+impl Stopper {
+    fn of(store: &Store) -> Stopper {
+        Stopper {
+            #[cfg(unix)]
+            interrupter: store.interrupter(),
+        }
+    }
+
+    /// Interrupts the store's running wasm: the call traps. Elsewhere than Unix, wasmer cannot
+    /// interrupt, and a call past its deadline runs until its fuel ends (its caller has its
+    /// answer at the deadline all the same).
+    fn stop(&self) {
+        #[cfg(unix)]
+        self.interrupter.interrupt();
+    }
+}
+
+/// What the host imports of one guest see.
+struct GuestEnv {
+    point: Point,
+    surface: Surface,
+    outbox: Arc<dyn GuestOutbox>,
+    send_timeout: Duration,
+    wire: Wire,
+    memory: Option<Memory>,
+    alloc: Option<TypedFunction<u32, u32>>,
+    /// The deadline of the call in progress.
+    deadline: Option<Instant>,
+    /// Waves sent during the call in progress.
+    sent: u32,
+}
+
+/// One guest.
+struct Slot {
+    store: Store,
+    env: FunctionEnv<GuestEnv>,
+    module: Module,
+    spec: GuestSpec,
+    memory: Memory,
+    alloc: TypedFunction<u32, u32>,
+    dealloc: TypedFunction<(u32, u32), ()>,
+    init: TypedFunction<(u32, u32), u64>,
+    handle: TypedFunction<(u32, u32), u64>,
+    remaining: Global,
+    exhausted: Global,
+    stopper: Stopper,
+    broken: Option<String>,
 }
 
 /// Runs `f`, turning a panic into an error (a panic must never take a worker down).
@@ -624,6 +919,8 @@ fn instantiate(
             wire,
             memory: None,
             alloc: None,
+            deadline: None,
+            sent: 0,
         },
     );
     let imports = host_imports(&mut store, &env);
@@ -664,8 +961,10 @@ fn instantiate(
         data.memory = Some(memory.clone());
         data.alloc = Some(alloc.clone());
     }
+    let stopper = Stopper::of(&store);
     let mut slot = Slot {
         store,
+        env,
         module,
         spec,
         memory,
@@ -675,6 +974,7 @@ fn instantiate(
         handle,
         remaining,
         exhausted,
+        stopper,
         broken: None,
     };
     slot.refuel()?;
@@ -709,12 +1009,27 @@ impl Slot {
             .map_err(|e| abi(format!("metering: {e}")))
     }
 
+    /// The fuel the last call burned.
+    fn fuel_used(&mut self) -> u64 {
+        let budget = self.spec.limits.fuel();
+        match self.remaining.get(&mut self.store) {
+            Value::I64(left) => budget.saturating_sub(u64::try_from(left).unwrap_or(0)),
+            _ => budget,
+        }
+    }
+
     /// The error for a call of `call` that did not return normally.
     fn failure(&mut self, call: &'static str, error: RuntimeError) -> WasmError {
+        let deadline = self.env.as_ref(&self.store).deadline;
         if matches!(self.exhausted.get(&mut self.store), Value::I32(n) if n != 0) {
             WasmError::FuelExhausted {
                 call,
                 fuel: self.spec.limits.fuel(),
+            }
+        } else if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            WasmError::Timeout {
+                call,
+                timeout: self.spec.limits.timeout(),
             }
         } else {
             WasmError::Trap {
@@ -724,14 +1039,21 @@ impl Slot {
         }
     }
 
+    /// Calls `export` with `input`, to end by `deadline`.
     fn call(
         &mut self,
         wire: &Wire,
         export: Export,
         input: &[u8],
+        deadline: Instant,
     ) -> Result<Option<Vec<u8>>, WasmError> {
         if let Some(reason) = &self.broken {
             return Err(WasmError::Broken(reason.clone()));
+        }
+        {
+            let env = self.env.as_mut(&mut self.store);
+            env.deadline = Some(deadline);
+            env.sent = 0;
         }
         let result = self.call_inner(wire, export, input);
         if let Err(error) = &result
@@ -878,7 +1200,13 @@ fn host_send(
     len: u32,
 ) -> Result<u64, RuntimeError> {
     let frame = guest_frame(&mut env, "host_send", ptr, len)?;
-    let data = env.data();
+    let data = env.data_mut();
+    if data.sent >= MAX_SENDS_PER_CALL {
+        return Err(host_error(format!(
+            "one call may send at most {MAX_SENDS_PER_CALL} waves"
+        )));
+    }
+    data.sent += 1;
     let mut wave: DirectedWave = data.wire.decode(&frame).map_err(|source| {
         host_error(WasmError::Frame {
             what: "host_send",
@@ -888,7 +1216,11 @@ fn host_send(
     wave.set_agent(Agent::Point(data.point.clone()));
     wave.set_from(data.surface.clone());
     let outbox = data.outbox.clone();
-    let send_timeout = data.send_timeout;
+    // The guest waits no longer than its send timeout, nor past its call's deadline.
+    let mut wait = data.send_timeout;
+    if let Some(deadline) = data.deadline {
+        wait = wait.min(deadline.saturating_duration_since(Instant::now()));
+    }
     let ping = match wave {
         DirectedWave::Signal(_) => {
             outbox.send(wave, None);
@@ -896,54 +1228,40 @@ fn host_send(
         }
         DirectedWave::Ping(ping) => ping,
         DirectedWave::Ripple(ripple) => {
-            let echoes = send_ripple(outbox, send_timeout, ripple)?;
+            let echoes = send_ripple(outbox, wait, ripple)?;
             let frame = encode_input(&env.data().wire, "echoes", &echoes).map_err(host_error)?;
             return give_guest(&mut env, "echoes", &frame);
         }
     };
-    let ctx = current_ctx().ok_or_else(|| host_error("host_send outside a wasm worker"))?;
-    let token = ctx.next_token.get();
-    ctx.next_token.set(token + 1);
-    ctx.waiting.borrow_mut().insert(token);
-    let wait = send_timeout.min(ping.handling.wait.as_duration());
-    let deadline = Instant::now() + wait;
-    let reply = PongReply {
-        tx: ctx.tx.clone(),
-        token,
-        sent: false,
-    };
+    let wait = wait.min(ping.handling.wait.as_duration());
+    let (reply, answer) = PongReply::new();
     outbox.send(DirectedWave::Ping(ping.clone()), Some(reply));
-    let answer = ctx.wait_pong(token, deadline);
-    ctx.waiting.borrow_mut().remove(&token);
-    ctx.pongs.borrow_mut().remove(&token);
-    let pong = match answer {
-        Ok(Some(reply)) => match reply {
-            Reply::Pong(pong) => *pong,
-            Reply::Echoes(_) => ping.pong(ReflectedCore::error(
-                cosmic_space::StatusCode::ERROR,
-                "the host answered the ping with echoes",
-            )),
-        },
-        Ok(None) => ping.pong(ReflectedCore::error(
+    let pong = match waiting(|| answer.recv_timeout(wait)) {
+        Ok(Some(Reply::Pong(pong))) => *pong,
+        Ok(Some(Reply::Echoes(_))) => ping.pong(ReflectedCore::error(
+            cosmic_space::StatusCode::ERROR,
+            "the host answered the ping with echoes",
+        )),
+        Ok(None) | Err(RecvTimeoutError::Disconnected) => ping.pong(ReflectedCore::error(
             cosmic_space::StatusCode::ERROR,
             "the host dropped the ping without an answer",
         )),
-        Err(()) => ping.pong(ReflectedCore::timeout()),
+        Err(RecvTimeoutError::Timeout) => ping.pong(ReflectedCore::timeout()),
     };
     let frame = pong_frame(&env.data().wire, &pong).map_err(host_error)?;
     give_guest(&mut env, "pong", &frame)
 }
 
-/// Sends a guest's Ripple and waits for its Echoes, serving the worker's other guests
-/// meanwhile. Its wait time is cut to the guest's send timeout; whatever the Ripple's rule,
-/// the guest gets what arrived by then (nothing if the host dropped it).
+/// Sends a guest's Ripple and waits for its Echoes, at most `wait`. Its wait time is cut to
+/// that; whatever the Ripple's rule, the guest gets what arrived by then (nothing if the host
+/// dropped it).
 ///
 /// # Errors
 /// A Ripple to `Watchers` or `Stars`: those are the infrastructure's deliveries (a channel's,
 /// a machine's), and a guest may not pass for either.
 fn send_ripple(
     outbox: Arc<dyn GuestOutbox>,
-    send_timeout: Duration,
+    wait: Duration,
     mut ripple: Ripple,
 ) -> Result<Vec<Echo>, RuntimeError> {
     if let Recipients::Watchers(_) | Recipients::Stars = ripple.to {
@@ -952,29 +1270,14 @@ fn send_ripple(
             ripple.to
         )));
     }
-    let ctx = current_ctx().ok_or_else(|| host_error("host_send outside a wasm worker"))?;
-    let wait = send_timeout.min(ripple.handling.wait.as_duration());
+    let wait = wait.min(ripple.handling.wait.as_duration());
     ripple.handling.wait =
         WaitTime::from_millis(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX));
-    let token = ctx.next_token.get();
-    ctx.next_token.set(token + 1);
-    ctx.waiting.borrow_mut().insert(token);
-    let deadline = Instant::now() + wait + RIPPLE_GRACE;
-    let reply = PongReply {
-        tx: ctx.tx.clone(),
-        token,
-        sent: false,
-    };
+    let (reply, answer) = PongReply::new();
     outbox.send(DirectedWave::Ripple(ripple), Some(reply));
-    let answer = ctx.wait_pong(token, deadline);
-    ctx.waiting.borrow_mut().remove(&token);
-    ctx.pongs.borrow_mut().remove(&token);
-    Ok(match answer {
-        Ok(Some(reply)) => match reply {
-            Reply::Echoes(echoes) => echoes,
-            Reply::Pong(_) => Vec::new(),
-        },
-        Ok(None) | Err(()) => Vec::new(),
+    Ok(match waiting(|| answer.recv_timeout(wait + RIPPLE_GRACE)) {
+        Ok(Some(Reply::Echoes(echoes))) => echoes,
+        Ok(Some(Reply::Pong(_)) | None) | Err(_) => Vec::new(),
     })
 }
 
@@ -1124,6 +1427,8 @@ fn host_imports_for_floor(store: &mut Store) -> Imports {
             wire: Wire::default(),
             memory: None,
             alloc: None,
+            deadline: None,
+            sent: 0,
         },
     );
     host_imports(store, &env)
