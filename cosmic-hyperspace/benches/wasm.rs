@@ -4,6 +4,8 @@
 //!   beside a raw wasmer call of an empty export on one thread;
 //! - create → Ready with the module cached (instantiate + init), p50, and loading a module
 //!   from the disk cache;
+//! - neighbours' latency while another guest computes for 3 s, beside their quiet latency
+//!   (SPEC §15: within 50 ms p99);
 //! - memory (VmRSS) and mappings (/proc/self/maps lines) per idle guest, for 1,000 and then
 //!   10,000 live guests.
 //!
@@ -34,11 +36,42 @@ fn data(at: u32, bytes: &[u8]) -> String {
 
 /// The counter guest of the tests: counts calls, answers `Bin(count)`.
 fn counter_guest() -> Result<Vec<u8>, Box<dyn std::error::Error>> {
-    let status = wire::encode(&Status::Ready)?;
     let reply = wire::encode(&ReflectedCore::ok(Substance::Bin(vec![0xAA; 8])))?;
     let mark = 2048 + reply.len() - 8;
+    guest(
+        &format!(
+            "(i64.store (i32.const 16) (i64.add (i64.load (i32.const 16)) (i64.const 1)))
+    (i64.store (i32.const {mark}) (i64.load (i32.const 16)))
+    (call $pack (i32.const 2048) (i32.const {reply_len}))",
+            reply_len = reply.len()
+        ),
+        &data(2048, &reply),
+    )
+}
+
+/// A guest busy on the host's clock for `ms` milliseconds per call (a guest computing for
+/// seconds within its fuel).
+fn busy_guest(ms: u64) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+    guest(
+        &format!(
+            "(local $until i64)
+    (local.set $until (i64.add (call $host_now) (i64.const {ns})))
+    (block $done (loop $again
+      (br_if $done (i64.ge_u (call $host_now) (local.get $until)))
+      (br $again)))
+    (i64.const 0)",
+            ns = ms * 1_000_000
+        ),
+        "",
+    )
+}
+
+/// A guest of the mechtron ABI whose `mechtron_handle` runs `handle` (leaving an i64).
+fn guest(handle: &str, extra: &str) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+    let status = wire::encode(&Status::Ready)?;
     let text = format!(
         r#"(module
+  (import "cosmic" "host_now" (func $host_now (result i64)))
   (memory (export "memory") 1)
   (global $heap (mut i32) (i32.const 32768))
   (func (export "mechtron_abi_version") (result i32) (i32.const 1))
@@ -54,17 +87,13 @@ fn counter_guest() -> Result<Vec<u8>, Box<dyn std::error::Error>> {
   (func (export "mechtron_init") (param i32 i32) (result i64)
     (call $pack (i32.const 1024) (i32.const {status_len})))
   (func (export "mechtron_handle") (param i32 i32) (result i64)
-    (i64.store (i32.const 16) (i64.add (i64.load (i32.const 16)) (i64.const 1)))
-    (i64.store (i32.const {mark}) (i64.load (i32.const 16)))
-    (call $pack (i32.const 2048) (i32.const {reply_len})))
+    {handle})
   (func (export "empty"))
   {status_data}
-  {reply_data}
+  {extra}
 )"#,
         status_len = status.len(),
-        reply_len = reply.len(),
         status_data = data(1024, &status),
-        reply_data = data(2048, &reply),
     );
     Ok(wat::parse_str(&text)?)
 }
@@ -180,6 +209,48 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     let rate = (per_task * guests.len()) as f64 / start.elapsed().as_secs_f64();
     println!("handle throughput, 8 guests in flight: {rate:.0} calls/s");
+
+    // Neighbours beside a busy guest (SPEC §15: within 50 ms p99 of their normal latency):
+    // calls to four guests, one at a time, quiet and then while a fifth computes for 3 s.
+    let neighbours = |label: &'static str| {
+        let guests = &guests[..4];
+        let ping = &ping;
+        async move {
+            let mut samples = Vec::new();
+            let start = Instant::now();
+            while start.elapsed().as_millis() < 2_000 {
+                for g in guests {
+                    let t = Instant::now();
+                    g.handle(ping).await?;
+                    samples.push(t.elapsed().as_nanos() as u64);
+                }
+            }
+            let report = FloorReport::of(&mut samples);
+            println!(
+                "neighbour calls, {label}: p50 {:.2} µs, p99 {:.2} µs ({} calls)",
+                report.p50_ns as f64 / 1e3,
+                report.p99_ns as f64 / 1e3,
+                samples.len()
+            );
+            Ok::<FloorReport, Box<dyn std::error::Error>>(report)
+        }
+    };
+    let quiet = neighbours("quiet").await?;
+    let busy_module = host.compile(&busy_guest(3_000)?)?.module;
+    let mut busy_spec = spec(99)?;
+    busy_spec.limits = Limits::new(1 << 60, Limits::DEFAULT_MEMORY)?;
+    let busy = host.instantiate(&busy_module, busy_spec).await?;
+    busy.init(&details(99)?).await?;
+    let busy_ping = ping.clone();
+    let running = tokio::spawn(async move { busy.handle(&busy_ping).await.map(|_| ()) });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let beside = neighbours("beside a guest busy for 3 s").await?;
+    running.await??;
+    println!(
+        "neighbour p99 beside a busy guest: +{:.2} ms over quiet (target ≤ 50 ms); workers now {}",
+        (beside.p99_ns as f64 - quiet.p99_ns as f64) / 1e6,
+        host.stats().workers
+    );
     drop(guests);
 
     // Create → Ready from the cached module, and the cost of idle guests.

@@ -304,6 +304,25 @@ impl Server {
         }
     }
 
+    /// The server's resident memory now, in KiB (`VmRSS` in `/proc/PID/status`).
+    ///
+    /// # Panics
+    /// If the server is not running or its status cannot be read.
+    pub fn resident_kib(&self) -> u64 {
+        let child = self
+            .child
+            .as_ref()
+            .unwrap_or_else(|| panic!("the server is not running"));
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+            .unwrap_or_else(|e| panic!("the server's status: {e}"));
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|kib| kib.split_whitespace().next())
+            .and_then(|kib| kib.parse().ok())
+            .unwrap_or_else(|| panic!("no VmRSS in the server's status"))
+    }
+
     /// Kills the server with SIGKILL, as a crash would, and waits for it to die.
     pub fn kill9(mut self) {
         if let Some(mut child) = self.child.take() {

@@ -205,3 +205,104 @@ async fn a_call_past_its_timeout_answers_500_in_about_that_time() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The text of `GET /metrics` on the server's metrics endpoint.
+fn metrics(server: &Server) -> String {
+    let addr = std::fs::read_to_string(server.home().join("metrics.addr"))
+        .map(|addr| addr.trim().to_string())
+        .unwrap_or_else(|_| metrics_addr_from_log(&server.log()));
+    tests::http(&addr, "GET", "/metrics", &[], b"").text()
+}
+
+/// The metrics address `serve` printed (`  metrics  http://ADDR/metrics`).
+fn metrics_addr_from_log(log: &str) -> String {
+    log.lines()
+        .find_map(|line| line.trim().strip_prefix("metrics"))
+        .and_then(|rest| rest.trim().strip_prefix("http://"))
+        .and_then(|rest| rest.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("serve printed no metrics address:\n{log}"))
+        .to_string()
+}
+
+/// The value of the series `name` (with its labels, as printed) in a metrics text; 0 if absent.
+fn series(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn overload_is_refused_at_once_with_bounded_memory_and_then_served() {
+    const CAPACITY: usize = 32;
+    const CLIENTS: usize = 10 * CAPACITY;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let server = Server::start_with(
+        &dir.path().join("home"),
+        &[
+            ("STARLANE_STARS", "1"),
+            ("STARLANE_HTTP_WAIT", "1"),
+            ("STARLANE_STAR_CAPACITY", "32"),
+            ("STARLANE_GUEST_QUEUE", "8"),
+            ("STARLANE_METRICS", "127.0.0.1:0"),
+        ],
+    );
+    tests::site::build(&server, dir.path(), &[]);
+    let addr = server.http_addr();
+    assert_eq!(tests::http(&addr, "GET", "/slow/10", &[], b"").status, 200);
+    let before = server.resident_kib();
+
+    // Ten times more requests at once than the star runs, each 300 ms of the slowpoke's time.
+    let answers: Vec<(u16, Duration)> = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|_| {
+                let addr = &addr;
+                scope.spawn(move || {
+                    let at = Instant::now();
+                    let reply = tests::http(addr, "GET", "/slow/300", &[], b"");
+                    (reply.status, at.elapsed())
+                })
+            })
+            .collect();
+        clients
+            .into_iter()
+            .map(|client| client.join().unwrap_or_else(|_| panic!("a client panicked")))
+            .collect()
+    });
+    let after = server.resident_kib();
+    let count = |status: u16| answers.iter().filter(|(s, _)| *s == status).count();
+    let (ok, full, late) = (count(200), count(503), count(504));
+    println!(
+        "{CLIENTS} requests at once: {ok} answered, {full} refused (503), {late} timed out \
+         (504); resident memory {before} KiB before, {after} KiB after"
+    );
+    assert_eq!(ok + full + late, CLIENTS, "unexpected statuses: {answers:?}");
+    assert!(ok >= 1, "none served");
+    assert!(full >= CLIENTS - CAPACITY, "only {full} refused");
+    // Refusals are at once, not after a wait in a queue (an order of magnitude: the slowpoke
+    // takes 300 ms a call, the gateway waits 1 s).
+    let mut refused: Vec<Duration> = answers
+        .iter()
+        .filter(|(s, _)| *s == 503)
+        .map(|(_, took)| *took)
+        .collect();
+    refused.sort();
+    let p90 = refused[(refused.len() - 1) * 9 / 10];
+    assert!(p90 < Duration::from_millis(500), "503s took p90 {p90:?}");
+    assert!(
+        after.saturating_sub(before) < 128 * 1024,
+        "resident memory grew from {before} KiB to {after} KiB"
+    );
+
+    // Served normally afterwards.
+    let hello = tests::http(&addr, "GET", "/app/world", &[], b"");
+    assert_eq!((hello.status, hello.text().as_str()), (200, "Hello, world!"));
+    assert_eq!(tests::http(&addr, "GET", "/slow/10", &[], b"").status, 200);
+
+    // The calls whose callers had given up (504) before the slowpoke could take them were
+    // never run, and are counted so.
+    let text = metrics(&server);
+    let not_started = series(&text, "starlane_guest_calls_total{outcome=\"not_started\"}");
+    assert!(not_started >= 1.0, "no call counted as not started:\n{text}");
+    assert!(not_started <= late as f64, "{not_started} not started, {late} timed out");
+}
