@@ -209,6 +209,7 @@ pub struct MachineBuilder {
     fabric: Option<Arc<dyn Fabric>>,
     drivers: Option<Drivers>,
     leases: Option<(Arc<dyn Leases>, LeaseTiming)>,
+    star_capacity: usize,
 }
 
 impl std::fmt::Debug for MachineBuilder {
@@ -232,6 +233,13 @@ impl MachineBuilder {
     /// How many stars it runs (default 1; at most 1,024).
     pub fn stars(mut self, stars: usize) -> MachineBuilder {
         self.stars = stars;
+        self
+    }
+
+    /// How many directed waves each star runs at once; one more is answered 503 at once
+    /// (default [`crate::star::DEFAULT_CAPACITY`]).
+    pub fn star_capacity(mut self, capacity: usize) -> MachineBuilder {
+        self.star_capacity = capacity;
         self
     }
 
@@ -311,6 +319,7 @@ impl MachineBuilder {
                 gate.clone(),
                 hub.clone(),
             );
+            star.set_capacity(self.star_capacity);
             fabric.connect(key.clone(), Arc::new(star.clone())).await?;
             stars.push(star);
         }
@@ -452,6 +461,7 @@ impl Machine {
             fabric: None,
             drivers: None,
             leases: None,
+            star_capacity: crate::star::DEFAULT_CAPACITY,
         }
     }
 
