@@ -22,6 +22,8 @@
 //!   each request waits at most `wait` for its answer; at most `max_connections` are served
 //!   at once; a client that leaves what is written to it untaken for `read_timeout` is cut
 //!   off. Malformed requests are hyper's to answer (400, 431) before they reach us.
+//! - **Shutdown** ([`serve`]): new connections are refused at once, requests under way are
+//!   answered and streams end within the grace period; then what is left is cut off.
 //! - **Channels** ([`stream`]): a route that ends at a `Channel` answers with the
 //!   [`STREAM`] header; the gateway then streams the channel to the request, as
 //!   Server-Sent Events or over a WebSocket, as the request's agent.
@@ -51,16 +53,13 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
 use tokio::time::Sleep;
 
 use crate::channel::Hub;
 use crate::driver::STREAM;
 use crate::registry::Registry;
-
-/// How long the server waits, when it stops, for its streams to say goodbye (a WebSocket's
-/// close frame, the end of an event stream).
-const STREAMS_GRACE: Duration = Duration::from_secs(5);
 
 /// Settings of the gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,20 +119,26 @@ pub(crate) trait Entry: Send + Sync + 'static {
     async fn ping(&self, agent: Agent, ping: Ping) -> ReflectedCore;
 }
 
-/// Serves HTTP on `listener` until `shutdown` completes; then ends every stream and waits
-/// (up to [`STREAMS_GRACE`]) until they have said goodbye.
+/// Serves HTTP on `listener` until `shutdown` completes, then drains (SPEC §19): the listener
+/// closes at once (new connections are refused), idle keep-alive connections close, requests
+/// under way are answered (their connections close after the answer), event streams end and
+/// WebSockets say goodbye (1001). Whatever is still open `grace` after the stop is cut off.
 pub(crate) async fn serve(
     listener: TcpListener,
     machine: Arc<dyn Entry>,
     config: GatewayConfig,
+    grace: Duration,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) {
     let capacity = config.max_connections.clamp(1, u32::MAX as usize);
     let permits = Arc::new(Semaphore::new(capacity));
     let streams = Arc::new(Semaphore::new(capacity));
-    let (close_streams, closing) = tokio::sync::watch::channel(false);
-    let read_timeout = config.read_timeout;
-    let max_head = config.max_head;
+    let (close, closing) = tokio::sync::watch::channel(false);
+    let settings = ConnectionSettings {
+        read_timeout: config.read_timeout,
+        max_head: config.max_head,
+        closing: closing.clone(),
+    };
     let router = Router::new().fallback(handle).with_state(Arc::new(Gateway {
         machine,
         config,
@@ -141,43 +146,101 @@ pub(crate) async fn serve(
         streams: streams.clone(),
         closing,
     }));
+    let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
+        tokio::select! {
             () = &mut shutdown => break,
-        };
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = &mut shutdown => break,
-        };
-        let Ok((stream, _peer)) = accepted else {
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = accept(&listener, &permits) => {
+                if let Some((stream, permit)) = accepted {
+                    connections.spawn(serve_connection(stream, router.clone(), settings.clone(), permit));
+                }
+            }
+        }
+    }
+    drop(listener);
+    let _ = close.send(true);
+    let all = u32::try_from(capacity).unwrap_or(u32::MAX);
+    let drained = tokio::time::timeout(grace, async {
+        while connections.join_next().await.is_some() {}
+        // WebSockets outlive their HTTP connections: each holds a stream permit until it
+        // has said goodbye.
+        let _ = streams.acquire_many(all).await;
+    })
+    .await;
+    if drained.is_err() {
+        eprintln!(
+            "http: {} connection(s) and {} stream(s) still open {} s after the stop: cut off",
+            connections.len(),
+            capacity - streams.available_permits(),
+            grace.as_secs()
+        );
+    }
+    connections.shutdown().await;
+}
+
+/// The next connection, with the permit it is served under (waiting for one while
+/// `max_connections` are open); `None` when `accept` failed.
+async fn accept(
+    listener: &TcpListener,
+    permits: &Arc<Semaphore>,
+) -> Option<(TcpStream, OwnedSemaphorePermit)> {
+    let permit = permits.clone().acquire_owned().await.ok()?;
+    match listener.accept().await {
+        Ok((stream, _peer)) => Some((stream, permit)),
+        Err(_) => {
             // A failed accept (e.g. too many open files) is the listener's problem, not the
             // next client's: back off a little and carry on.
             tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
-        tokio::spawn(async move {
-            let mut http = hyper::server::conn::http1::Builder::new();
-            http.timer(TokioTimer::new())
-                .header_read_timeout(read_timeout)
-                .max_header_size(max_head)
-                .keep_alive(true);
-            // A connection that breaks or sends garbage ends here; hyper has answered what
-            // it could (400, 431, …).
-            let io = TokioIo::new(Deadline::new(stream, read_timeout));
-            let _ = http.serve_connection(io, service).with_upgrades().await;
-            drop(permit);
-        });
+            None
+        }
     }
-    let _ = close_streams.send(true);
-    let all = u32::try_from(capacity).unwrap_or(u32::MAX);
-    let _ = tokio::time::timeout(STREAMS_GRACE, streams.acquire_many(all)).await;
+}
+
+/// What every connection is served with.
+#[derive(Clone)]
+struct ConnectionSettings {
+    read_timeout: Duration,
+    max_head: usize,
+    /// Turns `true` when the server stops.
+    closing: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Serves one connection until it closes; when the server stops, it finishes the request
+/// under way (if any) and closes.
+async fn serve_connection(
+    stream: TcpStream,
+    router: Router,
+    settings: ConnectionSettings,
+    permit: OwnedSemaphorePermit,
+) {
+    let _ = stream.set_nodelay(true);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(settings.read_timeout)
+        .max_header_size(settings.max_head)
+        .keep_alive(true);
+    let io = TokioIo::new(Deadline::new(stream, settings.read_timeout));
+    let connection = http
+        .serve_connection(io, TowerToHyperService::new(router))
+        .with_upgrades();
+    tokio::pin!(connection);
+    // A connection that breaks or sends garbage ends here; hyper has answered what it could
+    // (400, 431, …).
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        () = closed(settings.closing) => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
+    drop(permit);
+}
+
+/// Completes when the server stops (or is gone).
+async fn closed(mut closing: tokio::sync::watch::Receiver<bool>) {
+    let _ = closing.wait_for(|closing| *closing).await;
 }
 
 /// A connection whose writes may not wait longer than a limit for the client to take them:

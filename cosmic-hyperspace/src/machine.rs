@@ -30,7 +30,8 @@ use tokio::task::JoinHandle;
 
 use crate::channel::{Hub, Watch, WatchError};
 use crate::control::{
-    self, ControlError, ControlService, MachineConfig, MachineReport, StarReport, StatusReport,
+    self, ControlError, ControlLimits, ControlService, MachineConfig, MachineReport, StarReport,
+    StatusReport,
 };
 use crate::driver::{
     ChannelDriver, Drivers, GuestLog, KeySource, MechtronDriver, SecretKey, SecretKeyError,
@@ -645,14 +646,24 @@ impl Machine {
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let (stop_http, http_stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(control::serve(listener, Arc::new(controller), async move {
-            let _ = stopped.await;
-        }));
+        let limits = ControlLimits {
+            grace: config.grace,
+            ..ControlLimits::default()
+        };
+        let task = tokio::spawn(control::serve_with(
+            listener,
+            Arc::new(controller),
+            limits,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
         let entry: Arc<dyn gateway::Entry> = machine.inner.clone();
         let http_task = tokio::spawn(gateway::serve(
             http,
             entry,
             config.gateway.clone(),
+            config.grace,
             async move {
                 let _ = http_stopped.await;
             },
@@ -679,8 +690,11 @@ impl Machine {
         self.control.as_ref().map(|c| c.http_addr)
     }
 
-    /// Stops the control server (removing the endpoint files) and disconnects every star from
-    /// the fabric.
+    /// Stops the machine (SPEC §19): says it goes offline, then stops the control server and
+    /// the HTTP gateway together — both refuse new connections at once and give what is
+    /// under way (requests, streams, watches) the configured grace period to finish, cutting
+    /// off the rest — removes the endpoint files, gives up its lease and disconnects every
+    /// star from the fabric.
     pub async fn shutdown(mut self) {
         self.inner
             .hub

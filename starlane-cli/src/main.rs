@@ -12,7 +12,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use cosmic_hyperspace::control::ENV_HOME;
 use cosmic_space::ParseError;
 
 mod bundle;
@@ -32,8 +34,8 @@ mod watch;
 #[derive(Debug, Parser)]
 #[command(name = "starlane", version, about, long_about = None)]
 struct Cli {
-    /// The data directory (default: STARLANE_HOME, else ~/.starlane).
-    #[arg(long, global = true, value_name = "DIR")]
+    /// The data directory (default ~/.starlane).
+    #[arg(long, global = true, value_name = "DIR", env = ENV_HOME)]
     home: Option<PathBuf>,
 
     #[command(subcommand)]
@@ -43,7 +45,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Start a cosmos on this machine and serve until Ctrl-C.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Run commands against a running cosmos, e.g. 'create localhost<Space>; select localhost:**'.
     Exec(exec::ExecArgs),
     /// Run a script file (or `-` for standard input), stopping at the first failure.
@@ -75,10 +77,19 @@ enum Command {
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let home = cli.home.as_deref();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
+    // The data directory as the command line gives it: each command reads STARLANE_HOME
+    // itself (clap reads it too, for the help only).
+    let home = cli
+        .home
+        .as_deref()
+        .filter(|_| matches.value_source("home") == Some(ValueSource::CommandLine));
     let result = match &cli.command {
-        Command::Serve(args) => serve::serve(args, home),
+        Command::Serve(args) => matches
+            .subcommand_matches("serve")
+            .ok_or_else(|| anyhow::anyhow!("the command line lost the arguments of `serve`"))
+            .and_then(|serve| serve::serve(&args.settings(serve, home))),
         Command::Exec(args) => exec::exec(args, home),
         Command::Script(args) => exec::script(args, home),
         Command::Send(args) => send::send(args, home),

@@ -8,50 +8,191 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 
+use std::time::Duration;
+
 use anyhow::Context;
-use clap::Args;
-use cosmic_hyperspace::control::{MachineConfig, Settings};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args};
+use cosmic_hyperspace::control::{
+    ENV_CONTROL, ENV_COSMOS, ENV_DEFAULT_SPACE, ENV_GRACE, ENV_GUEST_QUEUE, ENV_HTTP,
+    ENV_HTTP_MAX_BODY, ENV_HTTP_READ_TIMEOUT, ENV_HTTP_WAIT, ENV_LEASE, ENV_LOG, ENV_LOG_FORMAT,
+    ENV_MACHINE, ENV_METRICS, ENV_NATS, ENV_REGISTRY, ENV_STAR_CAPACITY, ENV_STARS,
+    ENV_WASM_MAX_WORKERS, ENV_WASM_WORKERS, MachineConfig, Setting, Settings,
+};
 use cosmic_hyperspace::machine::Machine;
 
-/// Arguments of `starlane serve`.
+/// What `starlane serve --help` says after the flags.
+const AFTER_HELP: &str = "\
+Each setting comes from its flag, else its environment variable, else starlane.toml in the data
+directory (--home, STARLANE_HOME, default ~/.starlane), else its default.
+
+Environment only:
+  STARLANE_SECRET_KEY  the key secrets are sealed with: 64 hexadecimal digits (e.g. `openssl rand
+                       -hex 32`), the same on every machine of a cosmos; never a flag or a key of
+                       starlane.toml (unset: secret.key in the data directory, created owner-only)";
+
+/// Arguments of `starlane serve`: every setting of the machine, each with its environment
+/// variable (`[env: …]` in the help) and its key in `starlane.toml`. The values are checked
+/// by [`MachineConfig::resolve`], which also reads the variables and the file; clap's own
+/// reading of the variables only fills the help (see [`ServeArgs::settings`]).
 #[derive(Debug, Args)]
+#[command(after_help = AFTER_HELP)]
 pub struct ServeArgs {
-    /// Where the control protocol listens, IP:PORT (default: STARLANE_CONTROL, starlane.toml,
-    /// 127.0.0.1:4343; port 0 picks a free port).
-    #[arg(long, value_name = "ADDR")]
+    /// Where the control protocol listens, IP:PORT; port 0 picks a free port (starlane.toml:
+    /// [control] listen; default 127.0.0.1:4343).
+    #[arg(long, value_name = "ADDR", env = ENV_CONTROL)]
     control: Option<String>,
 
-    /// Where the HTTP gateway listens, IP:PORT (default: STARLANE_HTTP, starlane.toml,
-    /// 127.0.0.1:8080).
-    #[arg(long, value_name = "ADDR")]
+    /// Where the HTTP gateway listens, IP:PORT; port 0 picks a free port (starlane.toml:
+    /// [http] listen; default 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR", env = ENV_HTTP)]
     http: Option<String>,
 
-    /// How many stars to run (default: STARLANE_STARS, starlane.toml, the number of cores).
-    #[arg(long, value_name = "N")]
+    /// How many stars to run, 1 to 1024 (starlane.toml: stars; default: the number of cores).
+    #[arg(long, value_name = "N", env = ENV_STARS)]
     stars: Option<String>,
 
-    /// This machine's name in the cosmos, part of its stars' keys (default: STARLANE_MACHINE,
-    /// starlane.toml, a name generated once and kept in the data directory).
-    #[arg(long, value_name = "NAME")]
+    /// This machine's name in the cosmos, part of its stars' keys (starlane.toml: machine;
+    /// default: a name generated once and kept in the data directory).
+    #[arg(long, value_name = "NAME", env = ENV_MACHINE)]
     machine: Option<String>,
 
-    /// Keep the registry in PostgreSQL, postgres://USER:PASSWORD@HOST:PORT/DATABASE (or
-    /// postgresql://…), shared by the machines of a cosmos (default: STARLANE_REGISTRY,
-    /// starlane.toml, the embedded store in the data directory). A password on the command
-    /// line is visible to other users of the host: prefer STARLANE_REGISTRY or starlane.toml.
-    #[arg(long, value_name = "URL")]
+    /// Keep the registry in PostgreSQL, postgres://USER:PASSWORD@HOST:PORT/DATABASE, shared by
+    /// the machines of a cosmos (starlane.toml: [registry] url; default: the embedded store in
+    /// the data directory). A password on the command line is visible to other users of the
+    /// host: prefer the variable or starlane.toml.
+    #[arg(long, value_name = "URL", env = ENV_REGISTRY, hide_env_values = true)]
     registry: Option<String>,
 
     /// Join a cosmos of several machines over this NATS, nats://HOST:PORT (credentials as
-    /// nats://USER:PASSWORD@HOST:PORT). Needs the registry in PostgreSQL, shared by every
-    /// machine of the cosmos (default: STARLANE_NATS, starlane.toml, none: this machine alone).
-    #[arg(long, value_name = "URL")]
+    /// nats://USER:PASSWORD@HOST:PORT); needs the registry in PostgreSQL (starlane.toml:
+    /// [cluster] nats; default: none, this machine alone).
+    #[arg(long, value_name = "URL", env = ENV_NATS, hide_env_values = true)]
     nats: Option<String>,
 
-    /// The cosmos's name: several cosmoses can share one NATS (default: STARLANE_COSMOS,
-    /// starlane.toml, default).
-    #[arg(long, value_name = "NAME")]
+    /// The cosmos's name: several cosmoses can share one NATS (starlane.toml: [cluster]
+    /// cosmos; default: default).
+    #[arg(long, value_name = "NAME", env = ENV_COSMOS)]
     cosmos: Option<String>,
+
+    /// How long a machine's lease lasts, in milliseconds: a machine silent that long is
+    /// declared dead (starlane.toml: [cluster] lease; default 2000).
+    #[arg(long, value_name = "MS", env = ENV_LEASE)]
+    lease: Option<String>,
+
+    /// The Space of HTTP requests whose host is not a Space (starlane.toml: [http]
+    /// default-space; default localhost).
+    #[arg(long, value_name = "SPACE", env = ENV_DEFAULT_SPACE)]
+    default_space: Option<String>,
+
+    /// How long an HTTP request waits for its answer, in seconds, then 504 (starlane.toml:
+    /// [http] wait; default 30).
+    #[arg(long, value_name = "SECS", env = ENV_HTTP_WAIT)]
+    http_wait: Option<String>,
+
+    /// The largest HTTP request body, in bytes, then 413 (starlane.toml: [http] max-body;
+    /// default 16777216).
+    #[arg(long, value_name = "BYTES", env = ENV_HTTP_MAX_BODY)]
+    http_max_body: Option<String>,
+
+    /// How long an HTTP request's head, then its body, may take to arrive, in milliseconds;
+    /// also how long an idle keep-alive connection stays open (starlane.toml: [http]
+    /// read-timeout; default 10000).
+    #[arg(long, value_name = "MS", env = ENV_HTTP_READ_TIMEOUT)]
+    http_read_timeout: Option<String>,
+
+    /// Which log events are written, RUST_LOG syntax, e.g. warn,cosmic_hyperspace=debug
+    /// (starlane.toml: [log] filter; default info).
+    #[arg(long, value_name = "FILTER", env = ENV_LOG)]
+    log: Option<String>,
+
+    /// How log events are written: text, or json for machines (starlane.toml: [log] format;
+    /// default text).
+    #[arg(long, value_name = "FORMAT", env = ENV_LOG_FORMAT)]
+    log_format: Option<String>,
+
+    /// Where the Prometheus metrics endpoint listens, IP:PORT, or off (starlane.toml:
+    /// [metrics] listen; default off).
+    #[arg(long, value_name = "ADDR", env = ENV_METRICS)]
+    metrics: Option<String>,
+
+    /// On Ctrl-C or SIGTERM, how long HTTP requests, control requests and waves under way have
+    /// to finish, in seconds; then they are cut off (starlane.toml: [shutdown] grace; default
+    /// 10).
+    #[arg(long, value_name = "SECS", env = ENV_GRACE)]
+    grace: Option<String>,
+
+    /// Waves in flight on one star before it answers 503 at once (starlane.toml: [host]
+    /// star-capacity; default 4096).
+    #[arg(long, value_name = "N", env = ENV_STAR_CAPACITY)]
+    star_capacity: Option<String>,
+
+    /// Wasm worker threads kept warm, 0 for one per core (starlane.toml: [host] wasm-workers;
+    /// default 0).
+    #[arg(long, value_name = "N", env = ENV_WASM_WORKERS)]
+    wasm_workers: Option<String>,
+
+    /// Most wasm worker threads when guests are busy or waiting (starlane.toml: [host]
+    /// wasm-max-workers; default 256).
+    #[arg(long, value_name = "N", env = ENV_WASM_MAX_WORKERS)]
+    wasm_max_workers: Option<String>,
+
+    /// Calls waiting for one guest before it answers 503 (starlane.toml: [host] guest-queue;
+    /// default 256).
+    #[arg(long, value_name = "N", env = ENV_GUEST_QUEUE)]
+    guest_queue: Option<String>,
+}
+
+impl ServeArgs {
+    /// The settings given on the command line (`matches` are `serve`'s; `home` is the
+    /// `--home` flag's). A value clap took from an environment variable is left out:
+    /// [`MachineConfig::resolve`] reads the variables itself, so that an error names the
+    /// variable, not the flag.
+    pub fn settings(&self, matches: &ArgMatches, home: Option<&Path>) -> Settings {
+        let mut settings = Settings {
+            home: home.map(Path::to_path_buf),
+            ..Settings::default()
+        };
+        for (setting, value) in self.values() {
+            let on_command_line =
+                matches.value_source(&arg_id(&setting)) == Some(ValueSource::CommandLine);
+            if let (true, Some(slot)) = (on_command_line, settings.slot_mut(&setting)) {
+                slot.clone_from(value);
+            }
+        }
+        settings
+    }
+
+    /// Each setting with its value.
+    fn values(&self) -> [(Setting, &Option<String>); 20] {
+        [
+            (Setting::CONTROL, &self.control),
+            (Setting::HTTP, &self.http),
+            (Setting::STARS, &self.stars),
+            (Setting::MACHINE, &self.machine),
+            (Setting::REGISTRY, &self.registry),
+            (Setting::NATS, &self.nats),
+            (Setting::COSMOS, &self.cosmos),
+            (Setting::LEASE, &self.lease),
+            (Setting::DEFAULT_SPACE, &self.default_space),
+            (Setting::HTTP_WAIT, &self.http_wait),
+            (Setting::HTTP_MAX_BODY, &self.http_max_body),
+            (Setting::HTTP_READ_TIMEOUT, &self.http_read_timeout),
+            (Setting::LOG, &self.log),
+            (Setting::LOG_FORMAT, &self.log_format),
+            (Setting::METRICS, &self.metrics),
+            (Setting::GRACE, &self.grace),
+            (Setting::STAR_CAPACITY, &self.star_capacity),
+            (Setting::WASM_WORKERS, &self.wasm_workers),
+            (Setting::WASM_MAX_WORKERS, &self.wasm_max_workers),
+            (Setting::GUEST_QUEUE, &self.guest_queue),
+        ]
+    }
+}
+
+/// clap's id of a setting's argument: its flag's field (`--http-wait` → `http_wait`).
+fn arg_id(setting: &Setting) -> String {
+    setting.flag.trim_start_matches('-').replace('-', "_")
 }
 
 /// What `serve` needs of a started machine (a trait so the printing and shutdown sequence can
@@ -67,24 +208,18 @@ pub trait Served {
     fn shutdown(self) -> impl Future<Output = anyhow::Result<()>>;
 }
 
-/// Runs `starlane serve`.
-pub fn serve(args: &ServeArgs, home: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let flags = Settings {
-        home: home.map(Path::to_path_buf),
-        control: args.control.clone(),
-        http: args.http.clone(),
-        stars: args.stars.clone(),
-        machine: args.machine.clone(),
-        registry: args.registry.clone(),
-        nats: args.nats.clone(),
-        cosmos: args.cosmos.clone(),
-    };
-    let config = MachineConfig::resolve(&flags, |name| std::env::var(name).ok())?;
+/// Runs `starlane serve` with the settings given on the command line (`flags`).
+pub fn serve(flags: &Settings) -> anyhow::Result<ExitCode> {
+    let config = MachineConfig::resolve(flags, |name| std::env::var(name).ok())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(start_and_run(config))?;
+    let served = runtime.block_on(start_and_run(config));
+    // What is still running past the shutdown's grace (a compile on the blocking pool) does
+    // not hold the process.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    served?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -229,19 +364,41 @@ mod tests {
         );
     }
 
+    /// `starlane serve ARGS` as clap reads it: the arguments and their matches.
+    fn parsed(args: &[&str]) -> (ServeArgs, ArgMatches) {
+        #[derive(Debug, clap::Parser)]
+        struct Serve {
+            #[command(flatten)]
+            args: ServeArgs,
+        }
+        use clap::{CommandFactory, FromArgMatches};
+        let mut all = vec!["serve"];
+        all.extend_from_slice(args);
+        let matches = Serve::command().try_get_matches_from(all).unwrap();
+        (Serve::from_arg_matches(&matches).unwrap().args, matches)
+    }
+
+    #[test]
+    fn every_setting_has_its_flag() {
+        for setting in Setting::ALL {
+            let (args, matches) = parsed(&[setting.flag, "given"]);
+            let mut settings = args.settings(&matches, None);
+            assert_eq!(
+                settings.slot_mut(&setting).unwrap().as_deref(),
+                Some("given"),
+                "{}",
+                setting.flag
+            );
+            *settings.slot_mut(&setting).unwrap() = None;
+            assert_eq!(settings, Settings::default(), "{}", setting.flag);
+        }
+    }
+
     #[test]
     fn a_bad_address_is_refused_before_anything_starts() {
         let dir = tempfile::tempdir().unwrap();
-        let bad = ServeArgs {
-            control: Some("nowhere".into()),
-            http: None,
-            stars: None,
-            machine: None,
-            registry: None,
-            nats: None,
-            cosmos: None,
-        };
-        let err = serve(&bad, Some(dir.path())).unwrap_err();
+        let (args, matches) = parsed(&["--control", "nowhere"]);
+        let err = serve(&args.settings(&matches, Some(dir.path()))).unwrap_err();
         assert_eq!(
             err.to_string(),
             "--control = 'nowhere' is not a listen address: write IP:PORT, e.g. 127.0.0.1:4343"

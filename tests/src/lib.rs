@@ -139,6 +139,12 @@ impl Server {
     /// Starts `starlane serve` on `home` like [`Server::start`], with the extra environment
     /// `envs` (e.g. `STARLANE_HTTP_WAIT`).
     pub fn start_with(home: &Path, envs: &[(&str, &str)]) -> Server {
+        Server::start_serving(home, &[], envs)
+    }
+
+    /// Starts `starlane serve ARGS` on `home` like [`Server::start`], with the extra
+    /// environment `envs`.
+    pub fn start_serving(home: &Path, args: &[&str], envs: &[(&str, &str)]) -> Server {
         // Stale endpoint files from a killed server must not be mistaken for the new one's.
         for stale in ["control.addr", "http.addr", "token"] {
             let _ = std::fs::remove_file(home.join(stale));
@@ -147,6 +153,7 @@ impl Server {
             .unwrap_or_else(|e| panic!("cannot create the server log: {e}"));
         let child = Command::new(starlane_bin())
             .arg("serve")
+            .args(args)
             .env("STARLANE_HOME", home)
             .env("STARLANE_CONTROL", "127.0.0.1:0")
             .env("STARLANE_HTTP", "127.0.0.1:0")
@@ -198,6 +205,39 @@ impl Server {
             .to_string()
     }
 
+    /// Where the control protocol listens (`IP:PORT`, from the data directory).
+    pub fn control_addr(&self) -> String {
+        std::fs::read_to_string(self.home.join("control.addr"))
+            .unwrap_or_else(|e| panic!("the server wrote no control.addr: {e}"))
+            .trim()
+            .to_string()
+    }
+
+    /// Waits up to `within` for the server to exit by itself (after a signal sent with
+    /// [`Server::signal`]) and returns how it exited.
+    ///
+    /// # Panics
+    /// If it is still running after `within` (it is then killed).
+    pub fn exit_within(mut self, within: std::time::Duration) -> std::process::ExitStatus {
+        let Some(mut child) = self.child.take() else {
+            panic!("the server is not running");
+        };
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => return status,
+                Ok(None) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("starlane serve did not exit within {within:?}");
+                }
+            }
+        }
+    }
+
     /// Runs `starlane ARGS` in `dir` against this server (found through its data directory).
     pub fn run(&self, dir: &Path, args: &[&str]) -> Output {
         self.command(dir, args)
@@ -237,38 +277,25 @@ impl Server {
         command
     }
 
-    /// Stops the server the way Ctrl-C does (SIGTERM) and waits for it to exit.
+    /// Stops the server the way Ctrl-C does (SIGTERM) and waits (up to 20 s) for it to exit,
+    /// which it must do successfully.
     pub fn stop(mut self) {
-        if let Some(mut child) = self.child.take() {
-            let signalled = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status()
-                .is_ok_and(|status| status.success());
-            if !signalled {
-                // No `kill` program here: a hard stop still ends the test cleanly.
-                let _ = child.kill();
-            }
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-            loop {
-                match child.try_wait() {
-                    Ok(Some(status)) => {
-                        assert!(
-                            status.success(),
-                            "starlane serve exited with {status} on SIGTERM"
-                        );
-                        return;
-                    }
-                    Ok(None) if std::time::Instant::now() < deadline => {
-                        std::thread::sleep(std::time::Duration::from_millis(20));
-                    }
-                    _ => {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        panic!("starlane serve did not stop within 20 s of SIGTERM");
-                    }
-                }
-            }
+        let Some(child) = self.child.as_mut() else {
+            return;
+        };
+        let signalled = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .is_ok_and(|status| status.success());
+        if !signalled {
+            // No `kill` program here: a hard stop still ends the test cleanly.
+            let _ = child.kill();
         }
+        let status = self.exit_within(std::time::Duration::from_secs(20));
+        assert!(
+            status.success() || !signalled,
+            "starlane serve exited with {status} on SIGTERM"
+        );
     }
 
     /// Sends the server the signal `name` (`STOP`, `CONT`, …) with `kill`.

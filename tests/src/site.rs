@@ -7,13 +7,14 @@ use std::path::Path;
 use crate::Server;
 
 /// The Space's bind: the site's files, a mechtron by forward and by call with a captured
-/// variable, a slow and a failing mechtron, and a route only a user may take.
+/// variable, a slow and a failing mechtron, a route only a user may take, and a channel.
 pub const BIND: &str = "Bind(version=1.0.0) {
   Route<Http<Get>>/app/(?P<rest>.*) -> localhost:hello => &;
   Route<Http<Get>>/greet/(?P<who>[^/]*) -> localhost:hello^Http<Get>/app/${who} => &;
   Route<Http<Get>>/slow/(?P<ms>[0-9]+) -> localhost:slowpoke => &;
   Route<Http<Get>>/boom -> localhost:trouble^Ext<Panic> => &;
   Route<Http<Get>>/private/(?P<who>[^/]*) -> localhost:vault^Http<Get>/app/${who} => &;
+  Route<Http<Get>>/news -> localhost:news => &;
   Route<Http<Get>>/(?P<path>.*) -> localhost:repo:site:1.0.0:/html/${path} => &;
 }
 ";
@@ -23,10 +24,10 @@ pub const BIND: &str = "Bind(version=1.0.0) {
 /// - `files` (paths under `html/`, served at `/PATH`) and [`BIND`] published as
 ///   `localhost:repo:site:1.0.0`, the bind set on the `localhost` Space;
 /// - the mechtrons `localhost:hello` and `localhost:vault` (hello), `localhost:slowpoke` and
-///   `localhost:trouble`;
+///   `localhost:trouble`, and the channel `localhost:news` (at `/news`);
 /// - the user `localhost:users:scott`;
 /// - grants: Anonymous may reach (`x`) everything in `localhost` and read (`r`) the site's
-///   files, but is masked from the vault, which scott may reach.
+///   files and the channel, but is masked from the vault, which scott may reach.
 ///
 /// # Panics
 /// If a file cannot be written or a command fails.
@@ -47,6 +48,7 @@ pub fn build(server: &Server, dir: &Path, files: &[(&str, &[u8])]) {
              create localhost:vault<Mechtron>{{ +config={config}/hello.mechtron }}; \
              create localhost:slowpoke<Mechtron>{{ +config={config}/slowpoke.mechtron }}; \
              create localhost:trouble<Mechtron>{{ +config={config}/troublemaker.mechtron }}; \
+             create localhost:news<Channel>; \
              set localhost{{ +bind=localhost:repo:site:1.0.0:/bind/space.bind }}; \
              create localhost:users<UserBase>; create localhost:users:scott<User>"
         ),
@@ -56,6 +58,8 @@ pub fn build(server: &Server, dir: &Path, files: &[(&str, &[u8])]) {
         // reading its files (`r`) a second one…
         "grant +csd-rwX on localhost to hyperspace:users:anonymous",
         "grant +csd-Rwx on localhost:repo:site+:** to hyperspace:users:anonymous",
+        // …and reading the channel `/news` streams…
+        "grant +csd-Rwx on localhost:news to hyperspace:users:anonymous",
         // …except the vault, masked for Anonymous, and opened for scott.
         "grant &csd-rwx on localhost:vault to hyperspace:users:anonymous",
         "grant +csd-rwX on localhost to localhost:users:scott",

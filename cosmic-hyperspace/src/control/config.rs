@@ -1,14 +1,61 @@
-//! The machine's settings (SPEC §13): flags, then environment variables, then `starlane.toml`
-//! in the data directory, then defaults.
+//! The machine's settings (SPEC §13, §16, §19): flags, then environment variables, then
+//! `starlane.toml` in the data directory, then defaults.
 //!
-//! `starlane.toml` is read by a small reader for the part of TOML these settings need:
-//! top-level `key = value` lines with a basic (`"…"`) or literal (`'…'`) string or a decimal
-//! integer, `#` comments and blank lines. Whatever it accepts is valid TOML meaning the same;
-//! anything else (tables, arrays, unknown keys) is an error naming the line.
+//! Every setting has the three names [`Setting`] lists — a flag of `starlane serve`, an
+//! environment variable and a key of `starlane.toml` — and one check, whichever source gave
+//! it, whose errors name that source: `--http`, `STARLANE_HTTP`, or
+//! `starlane.toml line 3 ([http] listen)`.
+//!
+//! `starlane.toml` is TOML ([`file`] reads it with the `toml` crate), in tables:
+//!
+//! ```toml
+//! machine = "edge-1"
+//! stars = 4
+//!
+//! [control]
+//! listen = "127.0.0.1:4343"
+//!
+//! [http]
+//! listen = "127.0.0.1:8080"
+//! wait = 30               # seconds
+//! max-body = 16777216     # bytes
+//! read-timeout = 10000    # milliseconds
+//! default-space = "localhost"
+//!
+//! [registry]
+//! url = "postgres://starlane@db:5432/cosmos"
+//!
+//! [cluster]
+//! nats = "nats://nats-1:4222"
+//! cosmos = "prod"
+//! lease = 2000            # milliseconds
+//!
+//! [log]
+//! filter = "info"         # RUST_LOG syntax
+//! format = "text"         # or "json"
+//!
+//! [metrics]
+//! listen = "127.0.0.1:9100"
+//!
+//! [shutdown]
+//! grace = 10              # seconds
+//!
+//! [host]
+//! star-capacity = 4096
+//! wasm-workers = 0        # 0: one per core
+//! wasm-max-workers = 256
+//! guest-queue = 256
+//! ```
+//!
+//! The flat keys of the first `starlane.toml` (`control`, `http`, `registry` as strings,
+//! `nats`, `cosmos`, `lease`, `default-space`, `http-wait`, `http-max-body`,
+//! `http-read-timeout`) are still read, as what their table's key now says.
 
-use std::fs;
+mod file;
+
 use std::io;
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -19,6 +66,7 @@ use crate::driver::{SecretKey, SecretKeyError};
 use crate::gateway::GatewayConfig;
 
 /// Settings as given by one source (flags or environment); `None` means not given there.
+/// Values are the text as given: [`MachineConfig::resolve`] checks them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Settings {
     /// The data directory (`--home`, `STARLANE_HOME`).
@@ -37,6 +85,65 @@ pub struct Settings {
     pub nats: Option<String>,
     /// The cosmos's name (`--cosmos`, `STARLANE_COSMOS`).
     pub cosmos: Option<String>,
+    /// A machine's lease, in milliseconds (`--lease`, `STARLANE_LEASE`).
+    pub lease: Option<String>,
+    /// The gateway's default Space (`--default-space`, `STARLANE_DEFAULT_SPACE`).
+    pub default_space: Option<String>,
+    /// An HTTP request's wait for its answer, in seconds (`--http-wait`,
+    /// `STARLANE_HTTP_WAIT`).
+    pub http_wait: Option<String>,
+    /// The largest HTTP request body, in bytes (`--http-max-body`,
+    /// `STARLANE_HTTP_MAX_BODY`).
+    pub http_max_body: Option<String>,
+    /// An HTTP request's time to arrive, in milliseconds
+    /// (`--http-read-timeout`, `STARLANE_HTTP_READ_TIMEOUT`).
+    pub http_read_timeout: Option<String>,
+    /// The log filter, RUST_LOG syntax (`--log`, `STARLANE_LOG`).
+    pub log: Option<String>,
+    /// The log format, `text` or `json` (`--log-format`, `STARLANE_LOG_FORMAT`).
+    pub log_format: Option<String>,
+    /// The Prometheus endpoint's address, or `off` (`--metrics`, `STARLANE_METRICS`).
+    pub metrics: Option<String>,
+    /// Shutdown's grace period, in seconds (`--grace`, `STARLANE_GRACE`).
+    pub grace: Option<String>,
+    /// Waves in flight on one star (`--star-capacity`, `STARLANE_STAR_CAPACITY`).
+    pub star_capacity: Option<String>,
+    /// Wasm worker threads kept warm (`--wasm-workers`, `STARLANE_WASM_WORKERS`).
+    pub wasm_workers: Option<String>,
+    /// Most wasm worker threads (`--wasm-max-workers`, `STARLANE_WASM_MAX_WORKERS`).
+    pub wasm_max_workers: Option<String>,
+    /// Calls waiting for one guest (`--guest-queue`, `STARLANE_GUEST_QUEUE`).
+    pub guest_queue: Option<String>,
+}
+
+impl Settings {
+    /// Where the value of `setting` goes (`None` for a setting that is not one of
+    /// [`Setting::ALL`]).
+    pub fn slot_mut(&mut self, setting: &Setting) -> Option<&mut Option<String>> {
+        Some(match setting.env {
+            ENV_CONTROL => &mut self.control,
+            ENV_HTTP => &mut self.http,
+            ENV_STARS => &mut self.stars,
+            ENV_MACHINE => &mut self.machine,
+            ENV_REGISTRY => &mut self.registry,
+            ENV_NATS => &mut self.nats,
+            ENV_COSMOS => &mut self.cosmos,
+            ENV_LEASE => &mut self.lease,
+            ENV_DEFAULT_SPACE => &mut self.default_space,
+            ENV_HTTP_WAIT => &mut self.http_wait,
+            ENV_HTTP_MAX_BODY => &mut self.http_max_body,
+            ENV_HTTP_READ_TIMEOUT => &mut self.http_read_timeout,
+            ENV_LOG => &mut self.log,
+            ENV_LOG_FORMAT => &mut self.log_format,
+            ENV_METRICS => &mut self.metrics,
+            ENV_GRACE => &mut self.grace,
+            ENV_STAR_CAPACITY => &mut self.star_capacity,
+            ENV_WASM_WORKERS => &mut self.wasm_workers,
+            ENV_WASM_MAX_WORKERS => &mut self.wasm_max_workers,
+            ENV_GUEST_QUEUE => &mut self.guest_queue,
+            _ => return None,
+        })
+    }
 }
 
 /// The resolved settings a machine starts with.
@@ -62,6 +169,66 @@ pub struct MachineConfig {
     /// The key secrets are sealed with (`STARLANE_SECRET_KEY`, never a flag or
     /// `starlane.toml`); `None`: the key file in the data directory, created on first start.
     pub secret_key: Option<SecretKey>,
+    /// Where the Prometheus endpoint listens (`--metrics`, STARLANE_METRICS, [metrics] listen); None: off (the default).
+    pub metrics: Option<SocketAddr>,
+    /// Logging: filter (STARLANE_LOG, RUST_LOG syntax, default "info") and format (`--log-format`, STARLANE_LOG_FORMAT, text|json, default text).
+    pub log: LogConfig,
+    /// How long shutdown waits for in-flight HTTP requests, control requests and waves (`--grace`, STARLANE_GRACE, seconds, default 10).
+    pub grace: Duration,
+    /// Limits of the host.
+    pub host: HostConfig,
+}
+
+/// How the machine logs (SPEC §19).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// Which events are written, in `RUST_LOG` syntax (`info`, `warn,cosmic_hyperspace=debug`).
+    pub filter: String,
+    /// How each event is written.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            filter: "info".to_string(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// How log events are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// One line of text each, for people.
+    #[default]
+    Text,
+    /// One JSON object per line, for machines.
+    Json,
+}
+
+/// The limits of the host: every queue is bounded and answers 503 when full (SPEC §16, §19).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostConfig {
+    /// Waves in flight on one star before it answers 503 at once (`--star-capacity`, STARLANE_STAR_CAPACITY, default 4096).
+    pub star_capacity: usize,
+    /// Wasm worker threads kept warm (`--wasm-workers`, STARLANE_WASM_WORKERS, 0 = one per core; default 0).
+    pub wasm_workers: usize,
+    /// Most wasm worker threads when guests are busy or waiting (`--wasm-max-workers`, STARLANE_WASM_MAX_WORKERS, default 256).
+    pub wasm_max_workers: usize,
+    /// Calls waiting for one guest before it answers 503 (`--guest-queue`, STARLANE_GUEST_QUEUE, default 256).
+    pub guest_queue: usize,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig {
+            star_capacity: 4096,
+            wasm_workers: 0,
+            wasm_max_workers: 256,
+            guest_queue: 256,
+        }
+    }
 }
 
 /// How a machine joins a cosmos of several: the bus, the cosmos's name, the leases.
@@ -86,39 +253,54 @@ impl std::fmt::Debug for ClusterConfig {
     }
 }
 
-/// Why the settings could not be resolved.
+/// Why the settings could not be resolved. Every variant about a value names where it came
+/// from: a flag (`--stars`), a variable (`STARLANE_HTTP`) or a line of `starlane.toml`
+/// (`starlane.toml line 3 ([http] listen)`).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// Neither a data directory nor a home directory is known.
     #[error("cannot tell where the data directory is: set STARLANE_HOME (or HOME), or pass --home")]
     NoHome,
     /// An address setting is not `IP:PORT`.
-    #[error("{setting} = '{value}' is not a listen address: write IP:PORT, e.g. 127.0.0.1:4343")]
+    #[error("{setting} = '{value}' is not a listen address: write IP:PORT, e.g. {example}")]
     BadAddress {
-        /// Where the value came from (`--control`, `STARLANE_HTTP`, `starlane.toml line 2`).
+        /// Where the value came from (`--control`, `STARLANE_HTTP`, `starlane.toml line 2 …`).
         setting: String,
         /// The value.
         value: String,
+        /// What the setting takes, e.g. `127.0.0.1:4343` (or `127.0.0.1:9100, or off`).
+        example: &'static str,
     },
-    /// The number of stars is not a whole number in range.
-    #[error("{setting} = '{value}' is not a number of stars: write a whole number from 1 to {max}")]
-    BadStars {
+    /// A number (of stars, seconds, bytes …) is not a whole number in range.
+    #[error(
+        "{setting} = '{value}' is not a number of {unit}: write a whole number from {} to {}",
+        range.start(),
+        range.end()
+    )]
+    BadNumber {
         /// Where the value came from.
         setting: String,
         /// The value.
         value: String,
-        /// The largest number accepted.
-        max: usize,
-    },
-    /// A count (seconds, bytes) is not a positive whole number.
-    #[error("{setting} = '{value}' is not a number of {unit}: write a whole number above 0")]
-    BadCount {
-        /// Where the value came from.
-        setting: String,
-        /// The value.
-        value: String,
-        /// What it counts.
+        /// What it counts (`stars`, `seconds`, `bytes` …).
         unit: &'static str,
+        /// What is accepted.
+        range: RangeInclusive<u64>,
+    },
+    /// Two settings that must agree do not.
+    #[error("{setting} = {value} is below {other} = {other_value}: {why}")]
+    Conflict {
+        /// Where the first value came from.
+        setting: String,
+        /// The first value.
+        value: u64,
+        /// Where the second value came from.
+        other: String,
+        /// The second value.
+        other_value: u64,
+        /// What to do.
+        why: &'static str,
     },
     /// The machine's name is not skewer case.
     #[error(
@@ -180,6 +362,27 @@ pub enum ConfigError {
         /// The value.
         value: String,
     },
+    /// The log filter is not in `RUST_LOG` syntax.
+    #[error(
+        "{setting} = '{value}' is not a log filter: {why}; write RUST_LOG syntax, e.g. info or \
+         warn,cosmic_hyperspace=debug"
+    )]
+    BadLogFilter {
+        /// Where the value came from.
+        setting: String,
+        /// The value.
+        value: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The log format is neither `text` nor `json`.
+    #[error("{setting} = '{value}' is not a log format: write text or json")]
+    BadLogFormat {
+        /// Where the value came from.
+        setting: String,
+        /// The value.
+        value: String,
+    },
     /// The secret key setting is malformed (its value is never shown).
     #[error(transparent)]
     SecretKey(#[from] SecretKeyError),
@@ -191,7 +394,7 @@ pub enum ConfigError {
         /// Why.
         source: io::Error,
     },
-    /// A line of `starlane.toml` is not understood.
+    /// `starlane.toml` is not TOML, or holds something that is not a setting.
     #[error("{}:{line}: {message}", path.display())]
     Syntax {
         /// The file.
@@ -230,12 +433,365 @@ pub const ENV_HTTP_MAX_BODY: &str = "STARLANE_HTTP_MAX_BODY";
 /// How many milliseconds an HTTP request's headers, and then its body, may take to arrive
 /// (also how long an idle keep-alive connection stays open).
 pub const ENV_HTTP_READ_TIMEOUT: &str = "STARLANE_HTTP_READ_TIMEOUT";
+/// The log filter, in `RUST_LOG` syntax.
+pub const ENV_LOG: &str = "STARLANE_LOG";
+/// The log format: `text` or `json`.
+pub const ENV_LOG_FORMAT: &str = "STARLANE_LOG_FORMAT";
+/// Where the Prometheus endpoint listens (`IP:PORT`, or `off`).
+pub const ENV_METRICS: &str = "STARLANE_METRICS";
+/// How many seconds shutdown waits for what is under way.
+pub const ENV_GRACE: &str = "STARLANE_GRACE";
+/// Waves in flight on one star before it answers 503.
+pub const ENV_STAR_CAPACITY: &str = "STARLANE_STAR_CAPACITY";
+/// Wasm worker threads kept warm (0: one per core).
+pub const ENV_WASM_WORKERS: &str = "STARLANE_WASM_WORKERS";
+/// Most wasm worker threads.
+pub const ENV_WASM_MAX_WORKERS: &str = "STARLANE_WASM_MAX_WORKERS";
+/// Calls waiting for one guest before it answers 503.
+pub const ENV_GUEST_QUEUE: &str = "STARLANE_GUEST_QUEUE";
 /// The key secrets are sealed with: 64 hexadecimal digits (32 random bytes). Only the
 /// environment gives it — a flag would show in the process list, and `starlane.toml` sits
 /// beside the data it protects — else the key file in the data directory is used.
 pub const ENV_SECRET_KEY: &str = "STARLANE_SECRET_KEY";
 /// The settings file in the data directory.
 pub const SETTINGS_FILE: &str = "starlane.toml";
+
+/// What a setting takes in `starlane.toml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettingType {
+    /// A string (`listen = "127.0.0.1:8080"`).
+    Text,
+    /// An integer (`wait = 30`).
+    Whole,
+}
+
+/// The names of one machine setting: its flag, its environment variable and its place in
+/// `starlane.toml` (the data directory, `--home` / `STARLANE_HOME`, and the environment-only
+/// `STARLANE_SECRET_KEY` are not among them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Setting {
+    /// The flag of `starlane serve` (`--http`).
+    pub flag: &'static str,
+    /// The environment variable (`STARLANE_HTTP`).
+    pub env: &'static str,
+    /// Its table in `starlane.toml` (`http`); `None`: the top level.
+    pub table: Option<&'static str>,
+    /// Its key in that table (`listen`).
+    pub key: &'static str,
+    /// What it takes there.
+    pub kind: SettingType,
+    /// A value as `starlane.toml` writes it (`"127.0.0.1:8080"`, `30`), for messages.
+    pub example: &'static str,
+    /// The top-level key it had before `starlane.toml` had tables (`http-wait`), still read.
+    pub legacy: Option<&'static str>,
+}
+
+impl Setting {
+    const fn new(
+        flag: &'static str,
+        env: &'static str,
+        place: (Option<&'static str>, &'static str),
+        kind: SettingType,
+        example: &'static str,
+        legacy: Option<&'static str>,
+    ) -> Setting {
+        Setting {
+            flag,
+            env,
+            table: place.0,
+            key: place.1,
+            kind,
+            example,
+            legacy,
+        }
+    }
+
+    /// `--control`, `STARLANE_CONTROL`, `[control] listen`.
+    pub const CONTROL: Setting = Setting::new(
+        "--control",
+        ENV_CONTROL,
+        (Some("control"), "listen"),
+        SettingType::Text,
+        "\"127.0.0.1:4343\"",
+        Some("control"),
+    );
+    /// `--http`, `STARLANE_HTTP`, `[http] listen`.
+    pub const HTTP: Setting = Setting::new(
+        "--http",
+        ENV_HTTP,
+        (Some("http"), "listen"),
+        SettingType::Text,
+        "\"127.0.0.1:8080\"",
+        Some("http"),
+    );
+    /// `--http-wait`, `STARLANE_HTTP_WAIT`, `[http] wait` (seconds).
+    pub const HTTP_WAIT: Setting = Setting::new(
+        "--http-wait",
+        ENV_HTTP_WAIT,
+        (Some("http"), "wait"),
+        SettingType::Whole,
+        "30",
+        Some("http-wait"),
+    );
+    /// `--http-max-body`, `STARLANE_HTTP_MAX_BODY`, `[http] max-body` (bytes).
+    pub const HTTP_MAX_BODY: Setting = Setting::new(
+        "--http-max-body",
+        ENV_HTTP_MAX_BODY,
+        (Some("http"), "max-body"),
+        SettingType::Whole,
+        "16777216",
+        Some("http-max-body"),
+    );
+    /// `--http-read-timeout`, `STARLANE_HTTP_READ_TIMEOUT`, `[http] read-timeout`
+    /// (milliseconds).
+    pub const HTTP_READ_TIMEOUT: Setting = Setting::new(
+        "--http-read-timeout",
+        ENV_HTTP_READ_TIMEOUT,
+        (Some("http"), "read-timeout"),
+        SettingType::Whole,
+        "10000",
+        Some("http-read-timeout"),
+    );
+    /// `--default-space`, `STARLANE_DEFAULT_SPACE`, `[http] default-space`.
+    pub const DEFAULT_SPACE: Setting = Setting::new(
+        "--default-space",
+        ENV_DEFAULT_SPACE,
+        (Some("http"), "default-space"),
+        SettingType::Text,
+        "\"localhost\"",
+        Some("default-space"),
+    );
+    /// `--stars`, `STARLANE_STARS`, `stars` at the top level.
+    pub const STARS: Setting = Setting::new(
+        "--stars",
+        ENV_STARS,
+        (None, "stars"),
+        SettingType::Whole,
+        "4",
+        None,
+    );
+    /// `--machine`, `STARLANE_MACHINE`, `machine` at the top level.
+    pub const MACHINE: Setting = Setting::new(
+        "--machine",
+        ENV_MACHINE,
+        (None, "machine"),
+        SettingType::Text,
+        "\"edge-1\"",
+        None,
+    );
+    /// `--registry`, `STARLANE_REGISTRY`, `[registry] url`.
+    pub const REGISTRY: Setting = Setting::new(
+        "--registry",
+        ENV_REGISTRY,
+        (Some("registry"), "url"),
+        SettingType::Text,
+        "\"postgres://USER:PASSWORD@HOST:5432/DATABASE\"",
+        Some("registry"),
+    );
+    /// `--nats`, `STARLANE_NATS`, `[cluster] nats`.
+    pub const NATS: Setting = Setting::new(
+        "--nats",
+        ENV_NATS,
+        (Some("cluster"), "nats"),
+        SettingType::Text,
+        "\"nats://HOST:4222\"",
+        Some("nats"),
+    );
+    /// `--cosmos`, `STARLANE_COSMOS`, `[cluster] cosmos`.
+    pub const COSMOS: Setting = Setting::new(
+        "--cosmos",
+        ENV_COSMOS,
+        (Some("cluster"), "cosmos"),
+        SettingType::Text,
+        "\"prod\"",
+        Some("cosmos"),
+    );
+    /// `--lease`, `STARLANE_LEASE`, `[cluster] lease` (milliseconds).
+    pub const LEASE: Setting = Setting::new(
+        "--lease",
+        ENV_LEASE,
+        (Some("cluster"), "lease"),
+        SettingType::Whole,
+        "2000",
+        Some("lease"),
+    );
+    /// `--log`, `STARLANE_LOG`, `[log] filter`.
+    pub const LOG: Setting = Setting::new(
+        "--log",
+        ENV_LOG,
+        (Some("log"), "filter"),
+        SettingType::Text,
+        "\"info\"",
+        None,
+    );
+    /// `--log-format`, `STARLANE_LOG_FORMAT`, `[log] format`.
+    pub const LOG_FORMAT: Setting = Setting::new(
+        "--log-format",
+        ENV_LOG_FORMAT,
+        (Some("log"), "format"),
+        SettingType::Text,
+        "\"json\"",
+        None,
+    );
+    /// `--metrics`, `STARLANE_METRICS`, `[metrics] listen`.
+    pub const METRICS: Setting = Setting::new(
+        "--metrics",
+        ENV_METRICS,
+        (Some("metrics"), "listen"),
+        SettingType::Text,
+        "\"127.0.0.1:9100\"",
+        None,
+    );
+    /// `--grace`, `STARLANE_GRACE`, `[shutdown] grace` (seconds).
+    pub const GRACE: Setting = Setting::new(
+        "--grace",
+        ENV_GRACE,
+        (Some("shutdown"), "grace"),
+        SettingType::Whole,
+        "10",
+        None,
+    );
+    /// `--star-capacity`, `STARLANE_STAR_CAPACITY`, `[host] star-capacity`.
+    pub const STAR_CAPACITY: Setting = Setting::new(
+        "--star-capacity",
+        ENV_STAR_CAPACITY,
+        (Some("host"), "star-capacity"),
+        SettingType::Whole,
+        "4096",
+        None,
+    );
+    /// `--wasm-workers`, `STARLANE_WASM_WORKERS`, `[host] wasm-workers`.
+    pub const WASM_WORKERS: Setting = Setting::new(
+        "--wasm-workers",
+        ENV_WASM_WORKERS,
+        (Some("host"), "wasm-workers"),
+        SettingType::Whole,
+        "0",
+        None,
+    );
+    /// `--wasm-max-workers`, `STARLANE_WASM_MAX_WORKERS`, `[host] wasm-max-workers`.
+    pub const WASM_MAX_WORKERS: Setting = Setting::new(
+        "--wasm-max-workers",
+        ENV_WASM_MAX_WORKERS,
+        (Some("host"), "wasm-max-workers"),
+        SettingType::Whole,
+        "256",
+        None,
+    );
+    /// `--guest-queue`, `STARLANE_GUEST_QUEUE`, `[host] guest-queue`.
+    pub const GUEST_QUEUE: Setting = Setting::new(
+        "--guest-queue",
+        ENV_GUEST_QUEUE,
+        (Some("host"), "guest-queue"),
+        SettingType::Whole,
+        "256",
+        None,
+    );
+
+    /// Every setting, in the order `starlane.toml` is documented.
+    pub const ALL: [Setting; 20] = [
+        Setting::MACHINE,
+        Setting::STARS,
+        Setting::CONTROL,
+        Setting::HTTP,
+        Setting::HTTP_WAIT,
+        Setting::HTTP_MAX_BODY,
+        Setting::HTTP_READ_TIMEOUT,
+        Setting::DEFAULT_SPACE,
+        Setting::REGISTRY,
+        Setting::NATS,
+        Setting::COSMOS,
+        Setting::LEASE,
+        Setting::LOG,
+        Setting::LOG_FORMAT,
+        Setting::METRICS,
+        Setting::GRACE,
+        Setting::STAR_CAPACITY,
+        Setting::WASM_WORKERS,
+        Setting::WASM_MAX_WORKERS,
+        Setting::GUEST_QUEUE,
+    ];
+
+    /// How `starlane.toml` names it: `[http] listen`, or `stars` at the top level.
+    pub fn file_name(&self) -> String {
+        match self.table {
+            Some(table) => format!("[{table}] {}", self.key),
+            None => self.key.to_string(),
+        }
+    }
+}
+
+/// One value and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Given {
+    /// `--http`, `STARLANE_HTTP`, `starlane.toml line 3 ([http] listen)`, or `default`.
+    source: String,
+    value: String,
+}
+
+impl Given {
+    fn default(value: &str) -> Given {
+        Given {
+            source: "default".to_string(),
+            value: value.to_string(),
+        }
+    }
+}
+
+/// The three sources, consulted in order.
+struct Sources<E> {
+    flags: Settings,
+    env: E,
+    file: Vec<file::FileValue>,
+}
+
+impl<E: Fn(&str) -> Option<String>> Sources<E> {
+    /// `setting` from its flag, else its variable, else `starlane.toml` (each setting is
+    /// picked once: the flag's value is taken).
+    fn pick(&mut self, setting: &Setting) -> Option<Given> {
+        if let Some(value) = self.flags.slot_mut(setting).and_then(Option::take) {
+            return Some(Given {
+                source: setting.flag.to_string(),
+                value,
+            });
+        }
+        if let Some(value) = (self.env)(setting.env) {
+            return Some(Given {
+                source: setting.env.to_string(),
+                value,
+            });
+        }
+        self.file
+            .iter()
+            .find(|given| given.setting == *setting)
+            .map(|given| Given {
+                source: given.source.clone(),
+                value: given.value.clone(),
+            })
+    }
+}
+
+/// The accepted ranges of the numbers.
+const STARS: RangeInclusive<u64> = 1..=MachineConfig::MAX_STARS as u64;
+/// Seconds an HTTP request may wait for its answer: up to an hour.
+const HTTP_WAIT: RangeInclusive<u64> = 1..=3600;
+/// Bytes of an HTTP request body: up to 1 GiB.
+const HTTP_MAX_BODY: RangeInclusive<u64> = 1..=1 << 30;
+/// Milliseconds for a request to arrive: up to an hour.
+const HTTP_READ_TIMEOUT: RangeInclusive<u64> = 1..=3_600_000;
+/// Milliseconds of a lease: from a tenth of a second (renewals take round trips to the
+/// registry) to an hour.
+const LEASE: RangeInclusive<u64> = 100..=3_600_000;
+/// Seconds of shutdown's grace: none (cut off at once) to an hour.
+const GRACE: RangeInclusive<u64> = 0..=3600;
+/// Waves in flight on one star.
+const STAR_CAPACITY: RangeInclusive<u64> = 1..=1 << 20;
+/// Wasm worker threads kept warm (0: one per core).
+const WASM_WORKERS: RangeInclusive<u64> = 0..=1024;
+/// Most wasm worker threads.
+const WASM_MAX_WORKERS: RangeInclusive<u64> = 1..=4096;
+/// Calls queued for one guest.
+const GUEST_QUEUE: RangeInclusive<u64> = 1..=65_536;
 
 impl MachineConfig {
     /// The default control listen address.
@@ -249,67 +805,62 @@ impl MachineConfig {
     /// How long a lease lasts when not set: a dead machine's particles answer again from the
     /// others about this long after it stopped (SPEC §15: ≤ 3 s p50).
     pub const DEFAULT_LEASE: Duration = Duration::from_millis(2000);
+    /// How long shutdown waits for what is under way when not set.
+    pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 
     /// Resolves the settings: `flags` first, then the environment (`env` looks a variable
     /// up, e.g. `|name| std::env::var(name).ok()`), then `starlane.toml` in the data
-    /// directory, then the defaults (stars: the number of cores).
+    /// directory, then the defaults (stars: the number of cores). Every value is checked,
+    /// whether it is used or not (a lease without NATS too).
     pub fn resolve(
         flags: &Settings,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<MachineConfig, ConfigError> {
         let home = resolve_home(flags.home.as_deref(), &env)?;
-        let file = read_settings_file(&home.join(SETTINGS_FILE))?;
-
-        let pick = |flag: &Option<String>, flag_name: &str, var: &str, key: &str| {
-            if let Some(value) = flag {
-                return Some((flag_name.to_string(), value.clone()));
-            }
-            if let Some(value) = env(var) {
-                return Some((var.to_string(), value));
-            }
-            file.iter()
-                .find(|setting| setting.key == key)
-                .map(|setting| (setting.source.clone(), setting.value.clone()))
+        let file = file::read(&home.join(SETTINGS_FILE))?;
+        let mut sources = Sources {
+            flags: flags.clone(),
+            env,
+            file,
         };
 
-        let control = match pick(&flags.control, "--control", ENV_CONTROL, "control") {
-            Some((setting, value)) => parse_address(setting, value)?,
-            None => parse_address("default".into(), MachineConfig::DEFAULT_CONTROL.into())?,
-        };
-        let http = match pick(&flags.http, "--http", ENV_HTTP, "http") {
-            Some((setting, value)) => parse_address(setting, value)?,
-            None => parse_address("default".into(), MachineConfig::DEFAULT_HTTP.into())?,
-        };
-        let stars = match pick(&flags.stars, "--stars", ENV_STARS, "stars") {
-            Some((setting, value)) => parse_stars(setting, value)?,
+        let control = sources
+            .pick(&Setting::CONTROL)
+            .unwrap_or_else(|| Given::default(MachineConfig::DEFAULT_CONTROL));
+        let control = parse_address(control, "127.0.0.1:4343")?;
+        let http = sources
+            .pick(&Setting::HTTP)
+            .unwrap_or_else(|| Given::default(MachineConfig::DEFAULT_HTTP));
+        let http = parse_address(http, "127.0.0.1:8080")?;
+        let stars = match sources.pick(&Setting::STARS) {
+            Some(given) => count(given, "stars", STARS)?,
             None => std::thread::available_parallelism()
                 .map(|n| n.get().min(MachineConfig::MAX_STARS))
                 .unwrap_or(1),
         };
-        let machine = match pick(&flags.machine, "--machine", ENV_MACHINE, "machine") {
-            Some((setting, value)) => Some(parse_machine(setting, value)?),
-            None => None,
+        let machine = sources
+            .pick(&Setting::MACHINE)
+            .map(parse_machine)
+            .transpose()?;
+        let registry = sources
+            .pick(&Setting::REGISTRY)
+            .map(parse_registry)
+            .transpose()?;
+        let cosmos = match sources.pick(&Setting::COSMOS) {
+            Some(given) => parse_cosmos(given)?,
+            None => MachineConfig::DEFAULT_COSMOS.to_string(),
         };
-        let registry = match pick(&flags.registry, "--registry", ENV_REGISTRY, "registry") {
-            Some((setting, value)) => Some(parse_registry(setting, value)?),
-            None => None,
+        let lease = match sources.pick(&Setting::LEASE) {
+            Some(given) => Duration::from_millis(whole(given, "milliseconds", LEASE)?),
+            None => MachineConfig::DEFAULT_LEASE,
         };
-        let cluster = match pick(&flags.nats, "--nats", ENV_NATS, "nats") {
-            Some((setting, value)) => {
-                let nats = parse_nats(setting.clone(), value)?;
+        let cluster = match sources.pick(&Setting::NATS) {
+            Some(given) => {
+                let source = given.source.clone();
+                let nats = parse_nats(given)?;
                 if registry.is_none() {
-                    return Err(ConfigError::NatsWithoutRegistry { setting });
+                    return Err(ConfigError::NatsWithoutRegistry { setting: source });
                 }
-                let cosmos = match pick(&flags.cosmos, "--cosmos", ENV_COSMOS, "cosmos") {
-                    Some((setting, value)) => parse_cosmos(setting, value)?,
-                    None => MachineConfig::DEFAULT_COSMOS.to_string(),
-                };
-                let lease = match pick(&None, "", ENV_LEASE, "lease") {
-                    Some((setting, value)) => {
-                        Duration::from_millis(parse_count(setting, value, "milliseconds")?)
-                    }
-                    None => MachineConfig::DEFAULT_LEASE,
-                };
                 Some(ClusterConfig {
                     nats,
                     cosmos,
@@ -318,23 +869,41 @@ impl MachineConfig {
             }
             None => None,
         };
+
         let mut gateway = GatewayConfig::default();
-        if let Some((setting, value)) = pick(&None, "", ENV_DEFAULT_SPACE, "default-space") {
-            gateway.default_space = parse_space(setting, value)?;
+        if let Some(given) = sources.pick(&Setting::DEFAULT_SPACE) {
+            gateway.default_space = parse_space(given)?;
         }
-        if let Some((setting, value)) = pick(&None, "", ENV_HTTP_WAIT, "http-wait") {
-            gateway.wait = Duration::from_secs(parse_count(setting, value, "seconds")?);
+        if let Some(given) = sources.pick(&Setting::HTTP_WAIT) {
+            gateway.wait = Duration::from_secs(whole(given, "seconds", HTTP_WAIT)?);
         }
-        if let Some((setting, value)) = pick(&None, "", ENV_HTTP_MAX_BODY, "http-max-body") {
-            gateway.max_body =
-                usize::try_from(parse_count(setting, value, "bytes")?).unwrap_or(usize::MAX);
+        if let Some(given) = sources.pick(&Setting::HTTP_MAX_BODY) {
+            gateway.max_body = count(given, "bytes", HTTP_MAX_BODY)?;
         }
-        if let Some((setting, value)) = pick(&None, "", ENV_HTTP_READ_TIMEOUT, "http-read-timeout")
-        {
+        if let Some(given) = sources.pick(&Setting::HTTP_READ_TIMEOUT) {
             gateway.read_timeout =
-                Duration::from_millis(parse_count(setting, value, "milliseconds")?);
+                Duration::from_millis(whole(given, "milliseconds", HTTP_READ_TIMEOUT)?);
         }
-        let secret_key = match env(ENV_SECRET_KEY) {
+
+        let mut log = LogConfig::default();
+        if let Some(given) = sources.pick(&Setting::LOG) {
+            log.filter = parse_log_filter(given)?;
+        }
+        if let Some(given) = sources.pick(&Setting::LOG_FORMAT) {
+            log.format = parse_log_format(given)?;
+        }
+        let metrics = match sources.pick(&Setting::METRICS) {
+            Some(given) if given.value.trim() == "off" => None,
+            Some(given) => Some(parse_address(given, "127.0.0.1:9100, or off")?),
+            None => None,
+        };
+        let grace = match sources.pick(&Setting::GRACE) {
+            Some(given) => Duration::from_secs(whole(given, "seconds", GRACE)?),
+            None => MachineConfig::DEFAULT_GRACE,
+        };
+        let host = resolve_host(&mut sources)?;
+
+        let secret_key = match (sources.env)(ENV_SECRET_KEY) {
             Some(text) => Some(SecretKey::parse(&text, ENV_SECRET_KEY)?),
             None => None,
         };
@@ -348,6 +917,10 @@ impl MachineConfig {
             cluster,
             gateway,
             secret_key,
+            metrics,
+            log,
+            grace,
+            host,
         })
     }
 
@@ -359,6 +932,39 @@ impl MachineConfig {
             None => format!("embedded, in {}", self.home.display()),
         }
     }
+}
+
+/// The host's limits; the warm wasm workers may not outnumber the most there may be.
+fn resolve_host<E: Fn(&str) -> Option<String>>(
+    sources: &mut Sources<E>,
+) -> Result<HostConfig, ConfigError> {
+    let mut host = HostConfig::default();
+    if let Some(given) = sources.pick(&Setting::STAR_CAPACITY) {
+        host.star_capacity = count(given, "waves", STAR_CAPACITY)?;
+    }
+    if let Some(given) = sources.pick(&Setting::GUEST_QUEUE) {
+        host.guest_queue = count(given, "calls", GUEST_QUEUE)?;
+    }
+    let workers = sources.pick(&Setting::WASM_WORKERS);
+    let workers_source = workers.as_ref().map(|given| given.source.clone());
+    if let Some(given) = workers {
+        host.wasm_workers = count(given, "threads", WASM_WORKERS)?;
+    }
+    let most = sources.pick(&Setting::WASM_MAX_WORKERS);
+    let most_source = most.as_ref().map(|given| given.source.clone());
+    if let Some(given) = most {
+        host.wasm_max_workers = count(given, "threads", WASM_MAX_WORKERS)?;
+    }
+    if host.wasm_workers > 0 && host.wasm_max_workers < host.wasm_workers {
+        return Err(ConfigError::Conflict {
+            setting: most_source.unwrap_or_else(|| "the default wasm-max-workers".to_string()),
+            value: host.wasm_max_workers as u64,
+            other: workers_source.unwrap_or_else(|| "wasm-workers".to_string()),
+            other_value: host.wasm_workers as u64,
+            why: "the most wasm workers cannot be fewer than the workers kept warm",
+        });
+    }
+    Ok(host)
 }
 
 /// The data directory: `flag`, else `STARLANE_HOME`, else `~/.starlane` (`HOME`, or
@@ -380,79 +986,149 @@ pub fn resolve_home(
         .ok_or(ConfigError::NoHome)
 }
 
-fn parse_address(setting: String, value: String) -> Result<SocketAddr, ConfigError> {
-    value
+/// `IP:PORT`; `example` is what the error suggests.
+fn parse_address(given: Given, example: &'static str) -> Result<SocketAddr, ConfigError> {
+    given
+        .value
         .trim()
         .parse()
-        .map_err(|_| ConfigError::BadAddress { setting, value })
+        .map_err(|_| ConfigError::BadAddress {
+            setting: given.source,
+            value: given.value,
+            example,
+        })
 }
 
-fn parse_stars(setting: String, value: String) -> Result<usize, ConfigError> {
-    match value.trim().parse::<usize>() {
-        Ok(n) if (1..=MachineConfig::MAX_STARS).contains(&n) => Ok(n),
-        _ => Err(ConfigError::BadStars {
-            setting,
-            value,
-            max: MachineConfig::MAX_STARS,
-        }),
-    }
-}
-
-fn parse_count(setting: String, value: String, unit: &'static str) -> Result<u64, ConfigError> {
-    match value.trim().parse::<u64>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(ConfigError::BadCount {
-            setting,
-            value,
+/// A whole number of `unit` within `range`.
+fn whole(given: Given, unit: &'static str, range: RangeInclusive<u64>) -> Result<u64, ConfigError> {
+    match given.value.trim().parse::<u64>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(ConfigError::BadNumber {
+            setting: given.source,
+            value: given.value,
             unit,
+            range,
         }),
     }
 }
 
-fn parse_machine(setting: String, value: String) -> Result<String, ConfigError> {
-    let name = value.trim();
+/// A whole number of `unit` within `range` (which fits a `usize`) as a `usize`.
+fn count(
+    given: Given,
+    unit: &'static str,
+    range: RangeInclusive<u64>,
+) -> Result<usize, ConfigError> {
+    let n = whole(given, unit, range)?;
+    Ok(usize::try_from(n).unwrap_or(usize::MAX))
+}
+
+fn parse_machine(given: Given) -> Result<String, ConfigError> {
+    let name = given.value.trim();
     if StarKey::new(name, "star", 0).is_ok() {
         Ok(name.to_string())
     } else {
-        Err(ConfigError::BadMachine { setting, value })
+        Err(ConfigError::BadMachine {
+            setting: given.source,
+            value: given.value,
+        })
     }
 }
 
-fn parse_registry(setting: String, value: String) -> Result<RegistryUrl, ConfigError> {
-    RegistryUrl::parse(value.trim()).ok_or_else(|| ConfigError::BadRegistry {
-        setting,
-        value: redact(&value),
+fn parse_registry(given: Given) -> Result<RegistryUrl, ConfigError> {
+    RegistryUrl::parse(given.value.trim()).ok_or_else(|| ConfigError::BadRegistry {
+        setting: given.source,
+        value: redact(&given.value),
     })
 }
 
-fn parse_nats(setting: String, value: String) -> Result<String, ConfigError> {
-    let url = value.trim();
+fn parse_nats(given: Given) -> Result<String, ConfigError> {
+    let url = given.value.trim();
     let rest = ["nats://", "tls://"]
         .iter()
         .find_map(|scheme| url.strip_prefix(scheme));
     match rest {
         Some(rest) if !rest.is_empty() && !rest.starts_with(['/', ':', '@']) => Ok(url.to_string()),
         _ => Err(ConfigError::BadNats {
-            setting,
-            value: redact(&value),
+            setting: given.source,
+            value: redact(&given.value),
         }),
     }
 }
 
-fn parse_cosmos(setting: String, value: String) -> Result<String, ConfigError> {
-    let name = value.trim();
+fn parse_cosmos(given: Given) -> Result<String, ConfigError> {
+    let name = given.value.trim();
     // A cosmos's name is a subject token and a constellation-like name: skewer case.
     if StarKey::new(name, "star", 0).is_ok() {
         Ok(name.to_string())
     } else {
-        Err(ConfigError::BadCosmos { setting, value })
+        Err(ConfigError::BadCosmos {
+            setting: given.source,
+            value: given.value,
+        })
     }
 }
 
-fn parse_space(setting: String, value: String) -> Result<Point, ConfigError> {
-    match value.trim().parse::<Point>() {
+fn parse_space(given: Given) -> Result<Point, ConfigError> {
+    match given.value.trim().parse::<Point>() {
         Ok(point) if point.segments().len() == 1 => Ok(point),
-        _ => Err(ConfigError::BadSpace { setting, value }),
+        _ => Err(ConfigError::BadSpace {
+            setting: given.source,
+            value: given.value,
+        }),
+    }
+}
+
+/// The levels a `RUST_LOG` directive may name (case does not matter).
+const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// A filter in `RUST_LOG` syntax: directives separated by commas, each a level, a target,
+/// or `target=level` (a target may carry a span filter, `target[span{field=value}]=level`).
+/// What is checked is what a typo breaks: an empty filter, an empty directive, a level that
+/// is not one, whitespace or control characters.
+fn parse_log_filter(given: Given) -> Result<String, ConfigError> {
+    let filter = given.value.trim();
+    let why = if filter.is_empty() {
+        Some("it is empty".to_string())
+    } else if let Some(bad) = filter
+        .chars()
+        .find(|ch| ch.is_whitespace() || ch.is_control())
+    {
+        Some(format!("{bad:?} cannot be part of it"))
+    } else {
+        filter.split(',').find_map(|directive| {
+            if directive.is_empty() {
+                return Some("a directive between two commas is empty".to_string());
+            }
+            // A span filter's fields may hold `=`; the level follows the last `]` or `}`.
+            let tail = directive
+                .rfind([']', '}'])
+                .map_or(directive, |at| &directive[at + 1..]);
+            let (_, level) = tail.rsplit_once('=')?;
+            let known = LEVELS.iter().any(|name| name.eq_ignore_ascii_case(level))
+                || matches!(level, "0" | "1" | "2" | "3" | "4" | "5");
+            (!known).then(|| {
+                format!("'{level}' is not a level (off, error, warn, info, debug or trace)")
+            })
+        })
+    };
+    match why {
+        None => Ok(filter.to_string()),
+        Some(why) => Err(ConfigError::BadLogFilter {
+            setting: given.source,
+            value: given.value,
+            why,
+        }),
+    }
+}
+
+fn parse_log_format(given: Given) -> Result<LogFormat, ConfigError> {
+    match given.value.trim() {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err(ConfigError::BadLogFormat {
+            setting: given.source,
+            value: given.value,
+        }),
     }
 }
 
@@ -570,150 +1246,10 @@ impl std::fmt::Debug for RegistryUrl {
     }
 }
 
-/// One setting of `starlane.toml`.
-#[derive(Debug, PartialEq, Eq)]
-struct FileSetting {
-    key: String,
-    value: String,
-    /// `starlane.toml line N`, for messages.
-    source: String,
-}
-
-/// The settings `starlane.toml` holds; an absent file holds none.
-fn read_settings_file(path: &Path) -> Result<Vec<FileSetting>, ConfigError> {
-    let text = match fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => {
-            return Err(ConfigError::File {
-                path: path.to_path_buf(),
-                source,
-            });
-        }
-    };
-    parse_settings(&text).map_err(|(line, message)| ConfigError::Syntax {
-        path: path.to_path_buf(),
-        line,
-        message,
-    })
-}
-
-/// The keys `starlane.toml` may hold, and whether each takes a string (or an integer).
-const KEYS: [(&str, bool); 12] = [
-    ("control", true),
-    ("http", true),
-    ("stars", false),
-    ("machine", true),
-    ("registry", true),
-    ("nats", true),
-    ("cosmos", true),
-    ("lease", false),
-    ("default-space", true),
-    ("http-wait", false),
-    ("http-max-body", false),
-    ("http-read-timeout", false),
-];
-
-/// The settings in `text`, or the line and message of the first error.
-fn parse_settings(text: &str) -> Result<Vec<FileSetting>, (usize, String)> {
-    let mut settings: Vec<FileSetting> = Vec::new();
-    for (index, raw) in text.lines().enumerate() {
-        let line = index + 1;
-        let fail = |message: String| (line, message);
-        let trimmed = raw.trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        if trimmed.starts_with('[') {
-            return Err(fail(format!(
-                "tables are not used: write the settings ({}) at the top level",
-                key_list()
-            )));
-        }
-        let Some((key, rest)) = trimmed.split_once('=') else {
-            return Err(fail("expected 'key = value'".to_string()));
-        };
-        let key = key.trim();
-        let Some(&(_, wants_string)) = KEYS.iter().find(|(name, _)| *name == key) else {
-            return Err(fail(format!(
-                "unknown setting '{key}': the settings are {}",
-                key_list()
-            )));
-        };
-        if settings.iter().any(|setting| setting.key == key) {
-            return Err(fail(format!("'{key}' is set twice")));
-        }
-        let (value, is_string) = parse_value(rest.trim()).map_err(fail)?;
-        if is_string != wants_string {
-            return Err(fail(format!(
-                "'{key}' takes {}",
-                if wants_string {
-                    "a quoted string, e.g. \"127.0.0.1:4343\""
-                } else {
-                    "a whole number, e.g. 4"
-                }
-            )));
-        }
-        settings.push(FileSetting {
-            key: key.to_string(),
-            value,
-            source: format!("{SETTINGS_FILE} line {line}"),
-        });
-    }
-    Ok(settings)
-}
-
-fn key_list() -> String {
-    KEYS.iter()
-        .map(|(name, _)| *name)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// A value and whether it was a string; what follows it may only be a comment.
-fn parse_value(text: &str) -> Result<(String, bool), String> {
-    let (value, rest, is_string) = if let Some(body) = text.strip_prefix('"') {
-        let mut value = String::new();
-        let mut chars = body.char_indices();
-        let end = loop {
-            match chars.next() {
-                None => return Err("the string has no closing '\"'".to_string()),
-                Some((at, '"')) => break at + 1,
-                Some((_, '\\')) => match chars.next() {
-                    Some((_, '"')) => value.push('"'),
-                    Some((_, '\\')) => value.push('\\'),
-                    _ => return Err("only \\\" and \\\\ escapes are understood".to_string()),
-                },
-                Some((_, ch)) => value.push(ch),
-            }
-        };
-        (value, &body[end..], true)
-    } else if let Some(body) = text.strip_prefix('\'') {
-        let Some(end) = body.find('\'') else {
-            return Err("the string has no closing \"'\"".to_string());
-        };
-        (body[..end].to_string(), &body[end + 1..], true)
-    } else {
-        let end = text
-            .find(|ch: char| !ch.is_ascii_digit())
-            .unwrap_or(text.len());
-        if end == 0 {
-            return Err(format!(
-                "'{text}' is neither a quoted string nor a whole number"
-            ));
-        }
-        (text[..end].to_string(), &text[end..], false)
-    };
-    let rest = rest.trim();
-    if !rest.is_empty() && !rest.starts_with('#') {
-        return Err(format!("unexpected '{rest}' after the value"));
-    }
-    Ok((value, is_string))
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
+    use std::fs;
 
     use super::*;
 
@@ -729,6 +1265,27 @@ mod tests {
         text.parse().unwrap()
     }
 
+    /// A data directory holding `starlane.toml` = `text` (none if empty), and its path.
+    fn home_with(text: &str) -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        if !text.is_empty() {
+            fs::write(dir.path().join(SETTINGS_FILE), text).unwrap();
+        }
+        let home = dir.path().to_str().unwrap().to_string();
+        (dir, home)
+    }
+
+    /// `resolve` with no flags, `STARLANE_HOME` = `home` and the variables `envs`.
+    fn resolved(home: &str, envs: &[(&str, &str)]) -> Result<MachineConfig, ConfigError> {
+        let mut all = vec![("STARLANE_HOME", home)];
+        all.extend_from_slice(envs);
+        MachineConfig::resolve(&Settings::default(), env_of(&all))
+    }
+
+    fn refused(home: &str, envs: &[(&str, &str)]) -> String {
+        resolved(home, envs).unwrap_err().to_string()
+    }
+
     #[test]
     fn defaults_apply_when_nothing_is_given() {
         let dir = tempfile::tempdir().unwrap();
@@ -740,21 +1297,35 @@ mod tests {
         assert_eq!(config.http, addr("127.0.0.1:8080"));
         let cores = std::thread::available_parallelism().unwrap().get();
         assert_eq!(config.stars, cores);
+        assert_eq!(config.gateway, GatewayConfig::default());
+        assert_eq!(config.metrics, None);
+        assert_eq!(
+            config.log,
+            LogConfig {
+                filter: "info".to_string(),
+                format: LogFormat::Text
+            }
+        );
+        assert_eq!(config.grace, Duration::from_secs(10));
+        assert_eq!(
+            config.host,
+            HostConfig {
+                star_capacity: 4096,
+                wasm_workers: 0,
+                wasm_max_workers: 256,
+                guest_queue: 256,
+            }
+        );
     }
 
     #[test]
     fn flags_beat_environment_beats_file() {
-        let dir = tempfile::tempdir().unwrap();
-        fs::write(
-            dir.path().join(SETTINGS_FILE),
-            "# machine settings\ncontrol = \"127.0.0.1:1001\"\nhttp = '0.0.0.0:1002' # public\n\nstars = 3\ndefault-space = \"example.com\"\n",
-        )
-        .unwrap();
-        let home = dir.path().to_str().unwrap();
-
-        let from_file =
-            MachineConfig::resolve(&Settings::default(), env_of(&[("STARLANE_HOME", home)]))
-                .unwrap();
+        let (dir, home) = home_with(
+            "# machine settings\nstars = 3\n\n[control]\nlisten = \"127.0.0.1:1001\"\n\
+             [http]\nlisten = '0.0.0.0:1002' # public\ndefault-space = \"example.com\"\n\
+             [metrics]\nlisten = \"127.0.0.1:9100\"\n[shutdown]\ngrace = 0\n",
+        );
+        let from_file = resolved(&home, &[]).unwrap();
         assert_eq!(
             from_file,
             MachineConfig {
@@ -770,76 +1341,141 @@ mod tests {
                     ..GatewayConfig::default()
                 },
                 secret_key: None,
+                metrics: Some(addr("127.0.0.1:9100")),
+                log: LogConfig::default(),
+                grace: Duration::ZERO,
+                host: HostConfig::default(),
             }
         );
 
-        let env = env_of(&[
-            ("STARLANE_HOME", home),
+        let env = [
             ("STARLANE_CONTROL", "127.0.0.1:2001"),
             ("STARLANE_STARS", "5"),
             ("STARLANE_DEFAULT_SPACE", "starlane.io"),
-        ]);
-        let from_env = MachineConfig::resolve(&Settings::default(), &env).unwrap();
-        assert_eq!(from_env.gateway.default_space.to_string(), "starlane.io");
-        let bad = env_of(&[("STARLANE_HOME", home), ("STARLANE_DEFAULT_SPACE", "a:b")]);
-        assert!(matches!(
-            MachineConfig::resolve(&Settings::default(), bad),
-            Err(ConfigError::BadSpace { .. })
-        ));
-        let limits = env_of(&[
-            ("STARLANE_HOME", home),
-            ("STARLANE_HTTP_WAIT", "5"),
-            ("STARLANE_HTTP_MAX_BODY", "1024"),
-            ("STARLANE_HTTP_READ_TIMEOUT", "250"),
-        ]);
-        let limited = MachineConfig::resolve(&Settings::default(), limits).unwrap();
-        assert_eq!(limited.gateway.wait, Duration::from_secs(5));
-        assert_eq!(limited.gateway.max_body, 1024);
-        assert_eq!(limited.gateway.read_timeout, Duration::from_millis(250));
-        let bad = env_of(&[
-            ("STARLANE_HOME", home),
-            ("STARLANE_HTTP_READ_TIMEOUT", "1.5"),
-        ]);
-        assert_eq!(
-            MachineConfig::resolve(&Settings::default(), bad)
-                .unwrap_err()
-                .to_string(),
-            "STARLANE_HTTP_READ_TIMEOUT = '1.5' is not a number of milliseconds: write a whole number above 0"
-        );
+            ("STARLANE_METRICS", "off"),
+            ("STARLANE_GRACE", "30"),
+        ];
+        let from_env = resolved(&home, &env).unwrap();
         assert_eq!(from_env.control, addr("127.0.0.1:2001"));
         assert_eq!(from_env.http, addr("0.0.0.0:1002"));
         assert_eq!(from_env.stars, 5);
+        assert_eq!(from_env.gateway.default_space.to_string(), "starlane.io");
+        assert_eq!(from_env.metrics, None);
+        assert_eq!(from_env.grace, Duration::from_secs(30));
 
         let flags = Settings {
             control: Some("127.0.0.1:0".into()),
             stars: Some("1".into()),
+            metrics: Some("0.0.0.0:9200".into()),
+            grace: Some("2".into()),
             ..Settings::default()
         };
-        let from_flags = MachineConfig::resolve(&flags, &env).unwrap();
+        let mut all = vec![("STARLANE_HOME", home.as_str())];
+        all.extend_from_slice(&env);
+        let from_flags = MachineConfig::resolve(&flags, env_of(&all)).unwrap();
         assert_eq!(from_flags.control, addr("127.0.0.1:0"));
         assert_eq!(from_flags.http, addr("0.0.0.0:1002"));
         assert_eq!(from_flags.stars, 1);
+        assert_eq!(from_flags.metrics, Some(addr("0.0.0.0:9200")));
+        assert_eq!(from_flags.grace, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn the_gateway_limits_come_from_any_source() {
+        let (_dir, home) = home_with("[http]\nwait = 7\nmax-body = 2048\nread-timeout = 900\n");
+        let from_file = resolved(&home, &[]).unwrap().gateway;
+        assert_eq!(from_file.wait, Duration::from_secs(7));
+        assert_eq!(from_file.max_body, 2048);
+        assert_eq!(from_file.read_timeout, Duration::from_millis(900));
+        let limits = [
+            ("STARLANE_HTTP_WAIT", "5"),
+            ("STARLANE_HTTP_MAX_BODY", "1024"),
+            ("STARLANE_HTTP_READ_TIMEOUT", "250"),
+        ];
+        let from_env = resolved(&home, &limits).unwrap().gateway;
+        assert_eq!(from_env.wait, Duration::from_secs(5));
+        assert_eq!(from_env.max_body, 1024);
+        assert_eq!(from_env.read_timeout, Duration::from_millis(250));
+        let flags = Settings {
+            http_wait: Some("3".into()),
+            http_max_body: Some("512".into()),
+            http_read_timeout: Some("100".into()),
+            default_space: Some("flag.example".into()),
+            ..Settings::default()
+        };
+        let from_flags = MachineConfig::resolve(&flags, env_of(&[("STARLANE_HOME", &home)]))
+            .unwrap()
+            .gateway;
+        assert_eq!(from_flags.wait, Duration::from_secs(3));
+        assert_eq!(from_flags.max_body, 512);
+        assert_eq!(from_flags.read_timeout, Duration::from_millis(100));
+        assert_eq!(from_flags.default_space.to_string(), "flag.example");
+
+        assert_eq!(
+            refused(&home, &[("STARLANE_HTTP_READ_TIMEOUT", "1.5")]),
+            "STARLANE_HTTP_READ_TIMEOUT = '1.5' is not a number of milliseconds: write a whole \
+             number from 1 to 3600000"
+        );
+        assert_eq!(
+            refused(&home, &[("STARLANE_HTTP_MAX_BODY", "2147483648")]),
+            "STARLANE_HTTP_MAX_BODY = '2147483648' is not a number of bytes: write a whole number \
+             from 1 to 1073741824"
+        );
+        assert!(matches!(
+            resolved(&home, &[("STARLANE_DEFAULT_SPACE", "a:b")]),
+            Err(ConfigError::BadSpace { .. })
+        ));
+    }
+
+    #[test]
+    fn the_old_flat_keys_are_still_read() {
+        let (_dir, home) = home_with(
+            "control = \"127.0.0.1:1001\"\nhttp = '0.0.0.0:1002'\nstars = 3\n\
+             default-space = \"example.com\"\nhttp-wait = 4\nhttp-max-body = 100\n\
+             http-read-timeout = 200\nregistry = \"postgres://file@db-1/cosmos\"\n\
+             nats = \"nats://nats-1\"\ncosmos = \"prod\"\nlease = 1500\n",
+        );
+        let config = resolved(&home, &[]).unwrap();
+        assert_eq!(config.control, addr("127.0.0.1:1001"));
+        assert_eq!(config.http, addr("0.0.0.0:1002"));
+        assert_eq!(config.stars, 3);
+        assert_eq!(config.gateway.default_space.to_string(), "example.com");
+        assert_eq!(config.gateway.wait, Duration::from_secs(4));
+        assert_eq!(config.gateway.max_body, 100);
+        assert_eq!(config.gateway.read_timeout, Duration::from_millis(200));
+        assert_eq!(
+            config.registry.unwrap().secret(),
+            "postgres://file@db-1/cosmos"
+        );
+        let cluster = config.cluster.unwrap();
+        assert_eq!(
+            (
+                cluster.nats.as_str(),
+                cluster.cosmos.as_str(),
+                cluster.lease
+            ),
+            ("nats://nats-1", "prod", Duration::from_millis(1500))
+        );
+        // Errors name the key as the file spells it.
+        let (_dir, home) = home_with("\nhttp-wait = 0\n");
+        assert_eq!(
+            refused(&home, &[]),
+            "starlane.toml line 2 (http-wait) = '0' is not a number of seconds: write a whole \
+             number from 1 to 3600"
+        );
     }
 
     #[test]
     fn the_machine_name_is_skewer_case_from_any_source() {
-        let dir = tempfile::tempdir().unwrap();
-        let home = dir.path().to_str().unwrap();
-        let config = MachineConfig::resolve(
-            &Settings::default(),
-            env_of(&[("STARLANE_HOME", home), ("STARLANE_MACHINE", "edge-1")]),
-        )
-        .unwrap();
+        let (_dir, home) = home_with("");
+        let config = resolved(&home, &[("STARLANE_MACHINE", "edge-1")]).unwrap();
         assert_eq!(config.machine.as_deref(), Some("edge-1"));
-        let unnamed =
-            MachineConfig::resolve(&Settings::default(), env_of(&[("STARLANE_HOME", home)]))
-                .unwrap();
-        assert_eq!(unnamed.machine, None);
+        assert_eq!(resolved(&home, &[]).unwrap().machine, None);
         let flags = Settings {
             machine: Some("Edge_1".into()),
             ..Settings::default()
         };
-        let err = MachineConfig::resolve(&flags, env_of(&[("STARLANE_HOME", home)])).unwrap_err();
+        let err = MachineConfig::resolve(&flags, env_of(&[("STARLANE_HOME", &home)])).unwrap_err();
         assert_eq!(
             err.to_string(),
             "--machine = 'Edge_1' is not a machine name: write it in skewer case ([a-z][a-z0-9-]*), e.g. edge-1"
@@ -848,24 +1484,21 @@ mod tests {
 
     #[test]
     fn a_cluster_needs_nats_and_the_registry_and_takes_a_cosmos_and_a_lease() {
-        let dir = tempfile::tempdir().unwrap();
-        let home = dir.path().to_str().unwrap();
+        let (_dir, home) = home_with("");
         let registry = "postgres://scott:tiger@db/cosmos";
-        let alone =
-            MachineConfig::resolve(&Settings::default(), env_of(&[("STARLANE_HOME", home)]))
-                .unwrap();
-        assert_eq!(alone.cluster, None);
+        assert_eq!(resolved(&home, &[]).unwrap().cluster, None);
 
         let joined = MachineConfig::resolve(
             &Settings {
                 nats: Some("nats://bus:secret@nats-1:4222".into()),
+                lease: Some("1500".into()),
                 ..Settings::default()
             },
             env_of(&[
-                ("STARLANE_HOME", home),
+                ("STARLANE_HOME", &home),
                 ("STARLANE_REGISTRY", registry),
                 ("STARLANE_COSMOS", "prod"),
-                ("STARLANE_LEASE", "1500"),
+                ("STARLANE_LEASE", "9000"),
             ]),
         )
         .unwrap();
@@ -875,13 +1508,12 @@ mod tests {
         assert_eq!(cluster.lease, Duration::from_millis(1500));
         assert!(!format!("{cluster:?}").contains("secret"));
 
-        let defaults = MachineConfig::resolve(
-            &Settings::default(),
-            env_of(&[
-                ("STARLANE_HOME", home),
+        let defaults = resolved(
+            &home,
+            &[
                 ("STARLANE_REGISTRY", registry),
                 ("STARLANE_NATS", "nats://127.0.0.1:4222"),
-            ]),
+            ],
         )
         .unwrap()
         .cluster
@@ -889,42 +1521,44 @@ mod tests {
         assert_eq!(defaults.cosmos, MachineConfig::DEFAULT_COSMOS);
         assert_eq!(defaults.lease, MachineConfig::DEFAULT_LEASE);
 
-        let refused = |envs: &[(&str, &str)]| {
-            let mut all = vec![("STARLANE_HOME", home)];
-            all.extend_from_slice(envs);
-            MachineConfig::resolve(&Settings::default(), env_of(&all))
-                .unwrap_err()
-                .to_string()
-        };
         assert!(
-            refused(&[("STARLANE_NATS", "nats://127.0.0.1:4222")])
+            refused(&home, &[("STARLANE_NATS", "nats://127.0.0.1:4222")])
                 .starts_with("STARLANE_NATS joins a cosmos of several machines"),
         );
-        let bad = refused(&[
-            ("STARLANE_REGISTRY", registry),
-            ("STARLANE_NATS", "http://bus:secret@nats-1"),
-        ]);
+        let bad = refused(
+            &home,
+            &[
+                ("STARLANE_REGISTRY", registry),
+                ("STARLANE_NATS", "http://bus:secret@nats-1"),
+            ],
+        );
         assert!(
             bad.starts_with("STARLANE_NATS = 'http://bus:***@nats-1' is not a NATS URL"),
             "{bad}"
         );
         assert!(
-            refused(&[
-                ("STARLANE_REGISTRY", registry),
-                ("STARLANE_NATS", "nats://nats-1"),
-                ("STARLANE_COSMOS", "Prod!"),
-            ])
+            refused(
+                &home,
+                &[
+                    ("STARLANE_REGISTRY", registry),
+                    ("STARLANE_NATS", "nats://nats-1"),
+                    ("STARLANE_COSMOS", "Prod!"),
+                ]
+            )
             .starts_with("STARLANE_COSMOS = 'Prod!' is not a cosmos name")
+        );
+        // A lease is checked even where no cluster uses it.
+        assert_eq!(
+            refused(&home, &[("STARLANE_LEASE", "50")]),
+            "STARLANE_LEASE = '50' is not a number of milliseconds: write a whole number from \
+             100 to 3600000"
         );
     }
 
     #[test]
     fn the_registry_is_a_postgres_url_from_any_source_in_the_usual_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let home = dir.path().to_str().unwrap();
-        let embedded =
-            MachineConfig::resolve(&Settings::default(), env_of(&[("STARLANE_HOME", home)]))
-                .unwrap();
+        let (dir, home) = home_with("");
+        let embedded = resolved(&home, &[]).unwrap();
         assert_eq!(embedded.registry, None);
         assert_eq!(
             embedded.registry_description(),
@@ -933,22 +1567,19 @@ mod tests {
 
         fs::write(
             dir.path().join(SETTINGS_FILE),
-            "registry = \"postgres://file@db-1/cosmos\"\n",
+            "[registry]\nurl = \"postgres://file@db-1/cosmos\"\n",
         )
         .unwrap();
         let url = |config: &MachineConfig| config.registry.as_ref().unwrap().secret().to_string();
-        let from_file =
-            MachineConfig::resolve(&Settings::default(), env_of(&[("STARLANE_HOME", home)]))
-                .unwrap();
-        assert_eq!(url(&from_file), "postgres://file@db-1/cosmos");
-        let env = env_of(&[
-            ("STARLANE_HOME", home),
-            (
-                "STARLANE_REGISTRY",
-                "postgresql://env:s3cret@db-2:5433/cosmos",
-            ),
-        ]);
-        let from_env = MachineConfig::resolve(&Settings::default(), &env).unwrap();
+        assert_eq!(
+            url(&resolved(&home, &[]).unwrap()),
+            "postgres://file@db-1/cosmos"
+        );
+        let env = [(
+            "STARLANE_REGISTRY",
+            "postgresql://env:s3cret@db-2:5433/cosmos",
+        )];
+        let from_env = resolved(&home, &env).unwrap();
         assert_eq!(url(&from_env), "postgresql://env:s3cret@db-2:5433/cosmos");
         assert_eq!(
             from_env.registry_description(),
@@ -958,8 +1589,10 @@ mod tests {
             registry: Some("postgres://flag@db-3/cosmos".into()),
             ..Settings::default()
         };
+        let mut all = vec![("STARLANE_HOME", home.as_str())];
+        all.extend_from_slice(&env);
         assert_eq!(
-            url(&MachineConfig::resolve(&flags, &env).unwrap()),
+            url(&MachineConfig::resolve(&flags, env_of(&all)).unwrap()),
             "postgres://flag@db-3/cosmos"
         );
 
@@ -979,7 +1612,7 @@ mod tests {
                 registry: Some(value.into()),
                 ..Settings::default()
             };
-            let err = MachineConfig::resolve(&flags, env_of(&[("STARLANE_HOME", home)]))
+            let err = MachineConfig::resolve(&flags, env_of(&[("STARLANE_HOME", &home)]))
                 .unwrap_err()
                 .to_string();
             assert_eq!(
@@ -991,12 +1624,21 @@ mod tests {
                 )
             );
         }
+        fs::write(
+            dir.path().join(SETTINGS_FILE),
+            "[registry]\nurl = \"mysql://root:hunter2@db/x\"\n",
+        )
+        .unwrap();
+        assert!(refused(&home, &[]).starts_with(
+            "starlane.toml line 2 ([registry] url) = 'mysql://root:***@db/x' is not a registry"
+        ));
         fs::write(dir.path().join(SETTINGS_FILE), "\nregistry = 5432\n").unwrap();
-        let err = MachineConfig::resolve(&Settings::default(), env_of(&[("STARLANE_HOME", home)]))
-            .unwrap_err();
+        let err = refused(&home, &[]);
         assert!(
-            err.to_string()
-                .ends_with("2: 'registry' takes a quoted string, e.g. \"127.0.0.1:4343\""),
+            err.ends_with(
+                "starlane.toml:2: registry takes a quoted string, e.g. \
+                 \"postgres://USER:PASSWORD@HOST:5432/DATABASE\""
+            ),
             "{err}"
         );
     }
@@ -1040,8 +1682,7 @@ mod tests {
 
     #[test]
     fn the_home_flag_chooses_which_file_is_read() {
-        let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join(SETTINGS_FILE), "stars = 2\n").unwrap();
+        let (dir, _) = home_with("stars = 2\n");
         let flags = Settings {
             home: Some(dir.path().to_path_buf()),
             ..Settings::default()
@@ -1054,29 +1695,29 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_source() {
-        let dir = tempfile::tempdir().unwrap();
-        let home = dir.path().to_str().unwrap();
-        let env = env_of(&[("STARLANE_HOME", home), ("STARLANE_HTTP", "localhost:80")]);
-        let err = MachineConfig::resolve(&Settings::default(), &env).unwrap_err();
+        let (dir, home) = home_with("");
         assert_eq!(
-            err.to_string(),
-            "STARLANE_HTTP = 'localhost:80' is not a listen address: write IP:PORT, e.g. 127.0.0.1:4343"
+            refused(&home, &[("STARLANE_HTTP", "localhost:80")]),
+            "STARLANE_HTTP = 'localhost:80' is not a listen address: write IP:PORT, e.g. 127.0.0.1:8080"
         );
         let flags = Settings {
             stars: Some("0".into()),
             ..Settings::default()
         };
-        let err = MachineConfig::resolve(&flags, env_of(&[("STARLANE_HOME", home)])).unwrap_err();
+        let err = MachineConfig::resolve(&flags, env_of(&[("STARLANE_HOME", &home)])).unwrap_err();
         assert_eq!(
             err.to_string(),
             "--stars = '0' is not a number of stars: write a whole number from 1 to 1024"
         );
-        fs::write(dir.path().join(SETTINGS_FILE), "\ncontrol = \"nope\"\n").unwrap();
-        let err = MachineConfig::resolve(&Settings::default(), env_of(&[("STARLANE_HOME", home)]))
-            .unwrap_err();
+        fs::write(
+            dir.path().join(SETTINGS_FILE),
+            "\n[control]\nlisten = \"nope\"\n",
+        )
+        .unwrap();
         assert_eq!(
-            err.to_string(),
-            "starlane.toml line 2 = 'nope' is not a listen address: write IP:PORT, e.g. 127.0.0.1:4343"
+            refused(&home, &[]),
+            "starlane.toml line 3 ([control] listen) = 'nope' is not a listen address: write \
+             IP:PORT, e.g. 127.0.0.1:4343"
         );
         assert!(matches!(
             MachineConfig::resolve(&Settings::default(), env_of(&[])),
@@ -1084,32 +1725,244 @@ mod tests {
         ));
     }
 
+    /// A value no setting takes: not an address, a number, a URL, a name, a Space, a filter
+    /// or a format.
+    const BAD: &str = "a b=?";
+
+    #[test]
+    fn every_setting_names_its_flag_its_variable_and_its_line() {
+        let (dir, home) = home_with("");
+        for setting in Setting::ALL {
+            let mut flags = Settings::default();
+            *flags.slot_mut(&setting).unwrap() = Some(BAD.to_string());
+            let err = MachineConfig::resolve(&flags, env_of(&[("STARLANE_HOME", &home)]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with(&format!("{} = '{BAD}' is not", setting.flag)),
+                "{err}"
+            );
+            let err = refused(&home, &[(setting.env, BAD)]);
+            assert!(
+                err.starts_with(&format!("{} = '{BAD}' is not", setting.env)),
+                "{err}"
+            );
+            let (value, shown) = match setting.kind {
+                SettingType::Text => (format!("{BAD:?}"), BAD.to_string()),
+                SettingType::Whole => ("99999999999".to_string(), "99999999999".to_string()),
+            };
+            let table = setting
+                .table
+                .map(|t| format!("[{t}]\n"))
+                .unwrap_or_default();
+            fs::write(
+                dir.path().join(SETTINGS_FILE),
+                format!("# comment\n{table}{} = {value}\n", setting.key),
+            )
+            .unwrap();
+            let line = if setting.table.is_some() { 3 } else { 2 };
+            let err = refused(&home, &[]);
+            assert!(
+                err.starts_with(&format!(
+                    "starlane.toml line {line} ({}) = '{shown}' is not",
+                    setting.file_name()
+                )),
+                "{err}"
+            );
+            fs::remove_file(dir.path().join(SETTINGS_FILE)).unwrap();
+        }
+    }
+
+    #[test]
+    fn every_setting_has_a_slot_and_its_own_names() {
+        let mut flags = Settings::default();
+        for (at, setting) in Setting::ALL.iter().enumerate() {
+            assert!(flags.slot_mut(setting).is_some(), "{setting:?}");
+            for other in &Setting::ALL[..at] {
+                assert_ne!(setting.flag, other.flag);
+                assert_ne!(setting.env, other.env);
+                assert_ne!(
+                    (setting.table, setting.key),
+                    (other.table, other.key),
+                    "{setting:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn metrics_listen_on_an_address_or_are_off() {
+        let (_dir, home) = home_with("[metrics]\nlisten = \"127.0.0.1:9100\"\n");
+        assert_eq!(
+            resolved(&home, &[]).unwrap().metrics,
+            Some(addr("127.0.0.1:9100"))
+        );
+        assert_eq!(
+            resolved(&home, &[("STARLANE_METRICS", "off")])
+                .unwrap()
+                .metrics,
+            None
+        );
+        assert_eq!(
+            refused(&home, &[("STARLANE_METRICS", "9100")]),
+            "STARLANE_METRICS = '9100' is not a listen address: write IP:PORT, e.g. \
+             127.0.0.1:9100, or off"
+        );
+    }
+
+    #[test]
+    fn the_log_takes_a_rust_log_filter_and_a_format() {
+        let (_dir, home) = home_with("[log]\nfilter = \"warn\"\nformat = \"json\"\n");
+        assert_eq!(
+            resolved(&home, &[]).unwrap().log,
+            LogConfig {
+                filter: "warn".to_string(),
+                format: LogFormat::Json
+            }
+        );
+        for filter in [
+            "debug",
+            "INFO",
+            "warn,cosmic_hyperspace=debug",
+            "cosmic_hyperspace::gateway=trace,tokio=off",
+            "cosmic_hyperspace",
+            "cosmic_hyperspace[wave{to=localhost:app}]=debug",
+            "3",
+        ] {
+            let config = resolved(&home, &[("STARLANE_LOG", filter)]).unwrap();
+            assert_eq!(config.log.filter, filter);
+            assert_eq!(config.log.format, LogFormat::Json);
+        }
+        for (filter, why) in [
+            ("", "it is empty"),
+            ("info, debug", "' ' cannot be part of it"),
+            ("info,,debug", "a directive between two commas is empty"),
+            (
+                "app=loud",
+                "'loud' is not a level (off, error, warn, info, debug or trace)",
+            ),
+        ] {
+            assert_eq!(
+                refused(&home, &[("STARLANE_LOG", filter)]),
+                format!(
+                    "STARLANE_LOG = '{filter}' is not a log filter: {why}; write RUST_LOG \
+                     syntax, e.g. info or warn,cosmic_hyperspace=debug"
+                )
+            );
+        }
+        let flags = Settings {
+            log_format: Some("xml".into()),
+            ..Settings::default()
+        };
+        assert_eq!(
+            MachineConfig::resolve(&flags, env_of(&[("STARLANE_HOME", &home)]))
+                .unwrap_err()
+                .to_string(),
+            "--log-format = 'xml' is not a log format: write text or json"
+        );
+    }
+
+    #[test]
+    fn the_grace_is_seconds_from_none_to_an_hour() {
+        let (_dir, home) = home_with("[shutdown]\ngrace = 3\n");
+        assert_eq!(resolved(&home, &[]).unwrap().grace, Duration::from_secs(3));
+        assert_eq!(
+            resolved(&home, &[("STARLANE_GRACE", "0")]).unwrap().grace,
+            Duration::ZERO
+        );
+        assert_eq!(
+            refused(&home, &[("STARLANE_GRACE", "3601")]),
+            "STARLANE_GRACE = '3601' is not a number of seconds: write a whole number from 0 to 3600"
+        );
+        assert_eq!(
+            refused(&home, &[("STARLANE_GRACE", "-1")]),
+            "STARLANE_GRACE = '-1' is not a number of seconds: write a whole number from 0 to 3600"
+        );
+    }
+
+    #[test]
+    fn the_host_limits_are_bounded_and_agree() {
+        let (_dir, home) = home_with(
+            "[host]\nstar-capacity = 100\nwasm-workers = 4\nwasm-max-workers = 8\n\
+             guest-queue = 16\n",
+        );
+        assert_eq!(
+            resolved(&home, &[]).unwrap().host,
+            HostConfig {
+                star_capacity: 100,
+                wasm_workers: 4,
+                wasm_max_workers: 8,
+                guest_queue: 16,
+            }
+        );
+        let env = [
+            ("STARLANE_STAR_CAPACITY", "1"),
+            ("STARLANE_WASM_WORKERS", "0"),
+            ("STARLANE_WASM_MAX_WORKERS", "1"),
+            ("STARLANE_GUEST_QUEUE", "65536"),
+        ];
+        assert_eq!(
+            resolved(&home, &env).unwrap().host,
+            HostConfig {
+                star_capacity: 1,
+                wasm_workers: 0,
+                wasm_max_workers: 1,
+                guest_queue: 65536,
+            }
+        );
+        for (var, value, message) in [
+            (
+                "STARLANE_STAR_CAPACITY",
+                "0",
+                "is not a number of waves: write a whole number from 1 to 1048576",
+            ),
+            (
+                "STARLANE_WASM_WORKERS",
+                "1025",
+                "is not a number of threads: write a whole number from 0 to 1024",
+            ),
+            (
+                "STARLANE_WASM_MAX_WORKERS",
+                "0",
+                "is not a number of threads: write a whole number from 1 to 4096",
+            ),
+            (
+                "STARLANE_GUEST_QUEUE",
+                "65537",
+                "is not a number of calls: write a whole number from 1 to 65536",
+            ),
+        ] {
+            assert_eq!(
+                refused(&home, &[(var, value)]),
+                format!("{var} = '{value}' {message}")
+            );
+        }
+        assert_eq!(
+            refused(&home, &[("STARLANE_WASM_WORKERS", "16")]),
+            "starlane.toml line 4 ([host] wasm-max-workers) = 8 is below STARLANE_WASM_WORKERS \
+             = 16: the most wasm workers cannot be fewer than the workers kept warm"
+        );
+        let (_dir, home) = home_with("");
+        assert_eq!(
+            refused(&home, &[("STARLANE_WASM_WORKERS", "300")]),
+            "the default wasm-max-workers = 256 is below STARLANE_WASM_WORKERS = 300: the most \
+             wasm workers cannot be fewer than the workers kept warm"
+        );
+    }
+
     #[test]
     fn the_secret_key_comes_from_the_environment_only_and_is_never_shown() {
-        let dir = tempfile::tempdir().unwrap();
-        let home = dir.path().to_str().unwrap();
+        let (dir, home) = home_with("");
         let key = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
-        let config = MachineConfig::resolve(
-            &Settings::default(),
-            env_of(&[("STARLANE_HOME", home), ("STARLANE_SECRET_KEY", key)]),
-        )
-        .unwrap();
+        let config = resolved(&home, &[("STARLANE_SECRET_KEY", key)]).unwrap();
         assert_eq!(
             config.secret_key,
             Some(SecretKey::parse(key, "test").unwrap())
         );
         assert!(!format!("{config:?}").contains("00112233"), "{config:?}");
-        let unset =
-            MachineConfig::resolve(&Settings::default(), env_of(&[("STARLANE_HOME", home)]))
-                .unwrap();
-        assert_eq!(unset.secret_key, None);
+        assert_eq!(resolved(&home, &[]).unwrap().secret_key, None);
         for bad in ["", "  ", "00112233", "hunter2-is-not-a-key"] {
-            let err = MachineConfig::resolve(
-                &Settings::default(),
-                env_of(&[("STARLANE_HOME", home), ("STARLANE_SECRET_KEY", bad)]),
-            )
-            .unwrap_err()
-            .to_string();
+            let err = refused(&home, &[("STARLANE_SECRET_KEY", bad)]);
             assert!(
                 err.starts_with("STARLANE_SECRET_KEY is not a secret key: write 64 hexadecimal"),
                 "{bad:?}: {err}"
@@ -1122,59 +1975,8 @@ mod tests {
             format!("secret-key = \"{key}\"\n"),
         )
         .unwrap();
-        let err = MachineConfig::resolve(&Settings::default(), env_of(&[("STARLANE_HOME", home)]))
-            .unwrap_err()
-            .to_string();
+        let err = refused(&home, &[]);
         assert!(err.contains("unknown setting 'secret-key'"), "{err}");
-    }
-
-    #[test]
-    fn the_settings_file_is_strict() {
-        for (text, line, message) in [
-            (
-                "[machine]\n",
-                1,
-                "tables are not used: write the settings (control, http, stars, machine, registry, nats, cosmos, lease, default-space, http-wait, http-max-body, http-read-timeout) at the top level",
-            ),
-            (
-                "\ncolour = \"red\"\n",
-                2,
-                "unknown setting 'colour': the settings are control, http, stars, machine, registry, nats, cosmos, lease, default-space, http-wait, http-max-body, http-read-timeout",
-            ),
-            ("stars = 2\nstars = 3\n", 2, "'stars' is set twice"),
-            ("stars = \"2\"\n", 1, "'stars' takes a whole number, e.g. 4"),
-            (
-                "control = 4343\n",
-                1,
-                "'control' takes a quoted string, e.g. \"127.0.0.1:4343\"",
-            ),
-            ("control = \"a\n", 1, "the string has no closing '\"'"),
-            (
-                "control = \"a\\tb\"\n",
-                1,
-                "only \\\" and \\\\ escapes are understood",
-            ),
-            ("stars = 4 5\n", 1, "unexpected '5' after the value"),
-            (
-                "stars = [1]\n",
-                1,
-                "'[1]' is neither a quoted string nor a whole number",
-            ),
-            ("stars\n", 1, "expected 'key = value'"),
-        ] {
-            assert_eq!(
-                parse_settings(text),
-                Err((line, message.to_string())),
-                "{text:?}"
-            );
-        }
-        assert_eq!(
-            parse_settings("control = \"a\\\"b\\\\\" # c\n"),
-            Ok(vec![FileSetting {
-                key: "control".to_string(),
-                value: "a\"b\\".to_string(),
-                source: "starlane.toml line 1".to_string()
-            }])
-        );
+        assert!(!err.contains(key), "{err}");
     }
 }

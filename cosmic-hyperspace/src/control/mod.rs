@@ -99,8 +99,12 @@ mod tests;
 
 pub use client::{Client, Progress, Watching};
 pub use config::{
-    ClusterConfig, ConfigError, ENV_CONTROL, ENV_COSMOS, ENV_HOME, ENV_HTTP, ENV_LEASE, ENV_NATS,
-    ENV_REGISTRY, ENV_STARS, MachineConfig, RegistryUrl, SETTINGS_FILE, Settings, resolve_home,
+    ClusterConfig, ConfigError, ENV_CONTROL, ENV_COSMOS, ENV_DEFAULT_SPACE, ENV_GRACE,
+    ENV_GUEST_QUEUE, ENV_HOME, ENV_HTTP, ENV_HTTP_MAX_BODY, ENV_HTTP_READ_TIMEOUT, ENV_HTTP_WAIT,
+    ENV_LEASE, ENV_LOG, ENV_LOG_FORMAT, ENV_MACHINE, ENV_METRICS, ENV_NATS, ENV_REGISTRY,
+    ENV_SECRET_KEY, ENV_STAR_CAPACITY, ENV_STARS, ENV_WASM_MAX_WORKERS, ENV_WASM_WORKERS,
+    HostConfig, LogConfig, LogFormat, MachineConfig, RegistryUrl, SETTINGS_FILE, Setting,
+    SettingType, Settings, resolve_home,
 };
 pub use endpoint::{
     CONTROL_ADDR_FILE, Endpoint, HTTP_ADDR_FILE, TOKEN_FILE, clear_endpoint, generate_token,

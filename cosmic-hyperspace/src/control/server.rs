@@ -29,8 +29,9 @@ where
 
 /// Serves the control protocol on `listener` until `shutdown` completes.
 ///
-/// Then it stops accepting, stops reading requests, gives the requests under way
-/// [`ControlLimits::grace`] to be answered, closes every connection and returns. A failed
+/// Then it stops accepting (new connections are refused), stops reading requests, gives the
+/// requests under way [`ControlLimits::grace`] to be answered, closes every connection —
+/// cutting off what is still under way — and returns. A failed
 /// `accept` (e.g. out of file descriptors) is retried after a short pause; a misbehaving
 /// connection only ever closes itself.
 pub async fn serve_with<F>(
@@ -67,11 +68,13 @@ pub async fn serve_with<F>(
             Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
         }
     }
+    // New connections are refused from now on.
     drop(listener);
     let _ = stop.send(true);
-    // Sessions answer what is under way within the grace period (plus one stall for the
-    // last write); whatever is left after that is aborted when the set drops.
-    let _ = timeout(limits.grace + limits.stall, async {
+    // Sessions answer what is under way within the grace period; whatever is left after it
+    // (a request still being worked on, an answer still being written) is cut off when the
+    // set drops.
+    let _ = timeout(limits.grace, async {
         while sessions.join_next().await.is_some() {}
     })
     .await;

@@ -122,6 +122,16 @@ impl Server {
         }
     }
 
+    /// Waits (up to half a second) until a request has reached the fake machine.
+    async fn until_seen(&self) {
+        for _ in 0..100 {
+            if !self.fake.seen.lock().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -551,12 +561,7 @@ async fn shutdown_answers_what_is_under_way_then_closes() {
     )
     .await;
     // Let the request reach the machine before stopping.
-    for _ in 0..100 {
-        if !server.fake.seen.lock().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    server.until_seen().await;
     let stopping = tokio::spawn(server.stop());
     assert!(matches!(
         recv_raw(&mut stream).await,
@@ -571,6 +576,44 @@ async fn shutdown_answers_what_is_under_way_then_closes() {
         Client::connect(addr, "hyper").await,
         Err(ControlError::Connect { .. })
     ));
+}
+
+#[tokio::test]
+async fn shutdown_refuses_newcomers_at_once_and_cuts_off_what_outlasts_the_grace() {
+    let server = Server::start(ControlLimits {
+        grace: Duration::from_millis(200),
+        ..ControlLimits::default()
+    })
+    .await;
+    let addr = server.addr;
+    let mut stream = hello_raw(addr, "hyper").await;
+    send_raw(
+        &mut stream,
+        &request(1, Request::Ping(Box::new(ping("Ext<Sleep>", 10_000i64)))),
+    )
+    .await;
+    server.until_seen().await;
+    let started = std::time::Instant::now();
+    let stopping = tokio::spawn(server.stop());
+    // While the request is under way, nobody new gets in.
+    let mut refused = false;
+    for _ in 0..100 {
+        if TcpStream::connect(addr).await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(refused, "a new connection was accepted while stopping");
+    // The request outlasts the grace: the connection closes without its answer, and the
+    // server stops long before the request would have been answered.
+    assert_eq!(recv_raw(&mut stream).await, None);
+    stopping.await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
