@@ -561,16 +561,17 @@ impl Machine {
     }
 
     /// The drivers `starlane serve` runs with: the built-in ones, sealing secrets with
-    /// `secret_key`, and mechtrons, whose compiled modules are cached in `home/cache/wasm` and
-    /// whose log lines go to `log`.
+    /// `secret_key`, and mechtrons, run by a wasm host set up by `wasm` (its compiled modules
+    /// cached in `home/cache/wasm`) and whose log lines go to `log`.
     pub fn standard_drivers(
         home: &Path,
         log: GuestLog,
         secret_key: SecretKey,
+        wasm: WasmConfig,
     ) -> Result<Drivers, WasmError> {
         let host = WasmHost::new(WasmConfig {
             cache_dir: Some(home.join("cache").join("wasm")),
-            ..WasmConfig::default()
+            ..wasm
         })?;
         let mut drivers = Drivers::builtin(secret_key);
         drivers.insert(Arc::new(MechtronDriver::new(host).with_log(log)));
@@ -589,6 +590,7 @@ impl Machine {
         let name = machine_name(&config.home, config.machine.clone())?;
         let mut builder = Machine::builder(&config.home)
             .stars(config.stars)
+            .star_capacity(config.host.star_capacity)
             .name(name.clone());
         let mut postgres = None;
         if let Some(url) = &config.registry {
@@ -602,8 +604,18 @@ impl Machine {
             builder = builder.registry(registry.clone());
             postgres = Some(registry);
         }
-        let drivers =
-            Machine::standard_drivers(&config.home, stderr_log(), machine_secret_key(&config)?)?;
+        let wasm = WasmConfig {
+            workers: config.host.wasm_workers,
+            max_workers: config.host.wasm_max_workers,
+            queue: config.host.guest_queue,
+            ..WasmConfig::default()
+        };
+        let drivers = Machine::standard_drivers(
+            &config.home,
+            stderr_log(),
+            machine_secret_key(&config)?,
+            wasm,
+        )?;
         builder = builder.drivers(drivers);
         if let (Some(cluster), Some(registry)) = (&config.cluster, postgres) {
             let settings = NatsSettings::new(&cluster.nats, &cluster.cosmos, &name);

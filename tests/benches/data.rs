@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use cosmic_hyperspace::driver::{SecretKey, quiet_log};
 use cosmic_hyperspace::machine::Machine;
 use cosmic_hyperspace::registry::PgRegistry;
+use cosmic_hyperspace::wasm::WasmConfig;
 use cosmic_space::{
     Agent, DirectedCore, HttpMethod, Method, Ping, Point, RawCommand, Substance, WaitTime,
 };
@@ -456,7 +457,12 @@ fn main() -> Result<()> {
         let floors = redb_floors(dir.path())?;
         runtime.block_on(async {
             let home = dir.path().join("home");
-            let drivers = Machine::standard_drivers(&home, quiet_log(), SecretKey::random()?)?;
+            let drivers = Machine::standard_drivers(
+                &home,
+                quiet_log(),
+                SecretKey::random()?,
+                WasmConfig::default(),
+            )?;
             let machine = Arc::new(Machine::open(&home, 2, drivers).await?);
             run("embedded registry (redb)", machine, floors).await
         })?;
@@ -469,7 +475,12 @@ fn main() -> Result<()> {
         runtime.block_on(async {
             let floors = postgres_floors(&floor_url).await?;
             let home = dir.path().join("home");
-            let drivers = Machine::standard_drivers(&home, quiet_log(), SecretKey::random()?)?;
+            let drivers = Machine::standard_drivers(
+                &home,
+                quiet_log(),
+                SecretKey::random()?,
+                WasmConfig::default(),
+            )?;
             let registry = Arc::new(PgRegistry::connect(&url).await?);
             let machine = Machine::builder(&home)
                 .stars(2)

@@ -30,7 +30,12 @@ fn fixtures_wasm() -> Result<Vec<u8>> {
 /// A machine on a fresh data directory, with the fixtures published as
 /// `localhost:repo:fixtures:1.0.0`.
 async fn fixtures_machine(home: &Path) -> Result<Machine> {
-    let drivers = Machine::standard_drivers(home, quiet_log(), SecretKey::random()?)?;
+    let drivers = Machine::standard_drivers(
+        home,
+        quiet_log(),
+        SecretKey::random()?,
+        WasmConfig::default(),
+    )?;
     let machine = Machine::open(home, 2, drivers).await?;
     command(&machine, "create localhost<Space>", None).await?;
     command(&machine, "create localhost:repo<Repo>", None).await?;

@@ -227,7 +227,10 @@ fn metrics_addr_from_log(log: &str) -> String {
 /// The value of the series `name` (with its labels, as printed) in a metrics text; 0 if absent.
 fn series(text: &str, name: &str) -> f64 {
     text.lines()
-        .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .find_map(|line| {
+            line.strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
         .and_then(|value| value.trim().parse().ok())
         .unwrap_or(0.0)
 }
@@ -266,7 +269,11 @@ fn overload_is_refused_at_once_with_bounded_memory_and_then_served() {
             .collect();
         clients
             .into_iter()
-            .map(|client| client.join().unwrap_or_else(|_| panic!("a client panicked")))
+            .map(|client| {
+                client
+                    .join()
+                    .unwrap_or_else(|_| panic!("a client panicked"))
+            })
             .collect()
     });
     let after = server.resident_kib();
@@ -276,7 +283,11 @@ fn overload_is_refused_at_once_with_bounded_memory_and_then_served() {
         "{CLIENTS} requests at once: {ok} answered, {full} refused (503), {late} timed out \
          (504); resident memory {before} KiB before, {after} KiB after"
     );
-    assert_eq!(ok + full + late, CLIENTS, "unexpected statuses: {answers:?}");
+    assert_eq!(
+        ok + full + late,
+        CLIENTS,
+        "unexpected statuses: {answers:?}"
+    );
     assert!(ok >= 1, "none served");
     assert!(full >= CLIENTS - CAPACITY, "only {full} refused");
     // Refusals are at once, not after a wait in a queue (an order of magnitude: the slowpoke
@@ -296,13 +307,22 @@ fn overload_is_refused_at_once_with_bounded_memory_and_then_served() {
 
     // Served normally afterwards.
     let hello = tests::http(&addr, "GET", "/app/world", &[], b"");
-    assert_eq!((hello.status, hello.text().as_str()), (200, "Hello, world!"));
+    assert_eq!(
+        (hello.status, hello.text().as_str()),
+        (200, "Hello, world!")
+    );
     assert_eq!(tests::http(&addr, "GET", "/slow/10", &[], b"").status, 200);
 
     // The calls whose callers had given up (504) before the slowpoke could take them were
     // never run, and are counted so.
     let text = metrics(&server);
     let not_started = series(&text, "starlane_guest_calls_total{outcome=\"not_started\"}");
-    assert!(not_started >= 1.0, "no call counted as not started:\n{text}");
-    assert!(not_started <= late as f64, "{not_started} not started, {late} timed out");
+    assert!(
+        not_started >= 1.0,
+        "no call counted as not started:\n{text}"
+    );
+    assert!(
+        not_started <= late as f64,
+        "{not_started} not started, {late} timed out"
+    );
 }
