@@ -40,6 +40,7 @@ pub mod ids;
 pub mod lifecycle;
 pub mod machine;
 pub mod membership;
+pub mod metrics;
 pub mod placement;
 pub mod registry;
 pub mod security;
@@ -51,6 +52,7 @@ pub mod wasm;
 pub use bundle::{Bundle, BundleEntry, BundleError, BundleFile, BundleLimits};
 pub use control::{ControlError, ControlService, MachineConfig};
 pub use cosmic_space as space;
+pub use metrics::Metrics;
 pub use registry::{
     EmbeddedRegistry, Entry, ParticleRecord, PgConfig, PgRegistry, Registration, Registry,
     RegistryError, RegistryResult,
