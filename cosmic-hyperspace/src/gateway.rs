@@ -58,6 +58,10 @@ use crate::channel::Hub;
 use crate::driver::STREAM;
 use crate::registry::Registry;
 
+/// The `tracing` target of the gateway's lines: each request at `debug`, the reasons of its
+/// refusals (`info`) and failures (`warn`).
+pub const HTTP_TARGET: &str = "starlane::http";
+
 /// How long the server waits, when it stops, for its streams to say goodbye (a WebSocket's
 /// close frame, the end of an event stream).
 const STREAMS_GRACE: Duration = Duration::from_secs(5);
@@ -497,7 +501,7 @@ fn response(core: ReflectedCore) -> Response {
     if status.is_server_error() {
         // The reason (a trap, a guest's message, a path inside the cosmos) is for the log.
         if let Some(reason) = core.error_message() {
-            eprintln!("http: {status}: {reason}");
+            tracing::warn!(target: HTTP_TARGET, status = status.as_u16(), "{reason}");
         }
         let text = http_status
             .canonical_reason()
@@ -509,7 +513,7 @@ fn response(core: ReflectedCore) -> Response {
         // Who was refused what, and where, is for the operator's log: the web learns only
         // that it was refused (no point, agent or permission of the cosmos in the body).
         if let Some(reason) = core.error_message() {
-            eprintln!("http: 403: {reason}");
+            tracing::info!(target: HTTP_TARGET, status = 403, "refused: {reason}");
         }
         return plain(http_status, "Forbidden".to_string());
     }

@@ -34,7 +34,7 @@ use crate::control::{
 };
 use crate::driver::{
     ChannelDriver, Drivers, GuestLog, KeySource, MechtronDriver, SecretKey, SecretKeyError,
-    stderr_log,
+    traced_log,
 };
 use crate::fabric::{Fabric, FabricError, LocalFabric, NatsFabric, NatsSettings};
 use crate::gateway;
@@ -173,7 +173,7 @@ pub fn star_key(machine: &str, index: u16) -> Option<StarKey> {
 }
 
 /// The key the machine seals secrets with: `STARLANE_SECRET_KEY` if set, else the key file
-/// in its data directory — created on first start, which is said on standard error with what
+/// in its data directory — created on first start, which is logged (a warning) with what
 /// every other machine of the cosmos then needs.
 fn machine_secret_key(config: &MachineConfig) -> Result<SecretKey, SecretKeyError> {
     if let Some(key) = &config.secret_key {
@@ -185,12 +185,12 @@ fn machine_secret_key(config: &MachineConfig) -> Result<SecretKey, SecretKeyErro
         created: true,
     } = source
     {
-        eprintln!(
-            "secret: created a new secret key in {} (id {}); every machine of this cosmos needs \
-             the same key: copy the file into their data directories, or set \
-             STARLANE_SECRET_KEY to its content",
-            path.display(),
-            key.id()
+        tracing::warn!(
+            target: "starlane::secret",
+            path = %path.display(),
+            key = %key.id(),
+            "created a new secret key; every machine of this cosmos needs the same key: copy \
+             the file into their data directories, or set STARLANE_SECRET_KEY to its content"
         );
     }
     Ok(key)
@@ -347,7 +347,10 @@ impl MachineBuilder {
         };
         machine.bootstrap().await?;
         if let Err(err) = machine.inner.hub.sweep().await {
-            eprintln!("could not forget the watchers of this machine's last run: {err}");
+            tracing::warn!(
+                target: "starlane::machine",
+                "could not forget the watchers of this machine's last run: {err}"
+            );
         }
         let star = machine.star();
         star.lifecycle().reawaken(star.drivers(), &keys).await?;
@@ -395,7 +398,7 @@ impl MachineInner {
             false => Vec::new(),
         };
         if let Err(err) = star.lifecycle().reawaken(star.drivers(), &mine).await {
-            eprintln!("membership: {doing}: {err}");
+            tracing::error!(target: "starlane::membership", "{doing}: {err}");
         }
     }
 }
@@ -551,7 +554,7 @@ impl Machine {
 
     /// The drivers `starlane serve` runs with: the built-in ones, sealing secrets with
     /// `secret_key`, and mechtrons, whose compiled modules are cached in `home/cache/wasm` and
-    /// whose log lines go to `log`.
+    /// whose log lines go to `log` (`starlane serve`: [`traced_log`], through `tracing`).
     pub fn standard_drivers(
         home: &Path,
         log: GuestLog,
@@ -592,7 +595,7 @@ impl Machine {
             postgres = Some(registry);
         }
         let drivers =
-            Machine::standard_drivers(&config.home, stderr_log(), machine_secret_key(&config)?)?;
+            Machine::standard_drivers(&config.home, traced_log(), machine_secret_key(&config)?)?;
         builder = builder.drivers(drivers);
         if let (Some(cluster), Some(registry)) = (&config.cluster, postgres) {
             let settings = NatsSettings::new(&cluster.nats, &cluster.cosmos, &name);

@@ -39,6 +39,7 @@ use cosmic_space::StarKey;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tracing::warn;
 
 use crate::fabric::Fabric;
 use crate::registry::RegistryError;
@@ -474,14 +475,14 @@ impl Membership {
             Ok(true) => self.judge.lock().renewed(began),
             Ok(false) => self.take_anew(member).await,
             // The database is away: the gate closes by itself when the last renewal lapses.
-            Err(err) => eprintln!("membership: {err}"),
+            Err(err) => warn!(target: "starlane::membership", "cannot renew the lease: {err}"),
         }
         let judge = self.judge.lock().clone();
         self.gate.serve_until(judge.serving_until());
         let all = match patiently(self.timing, self.leases.leases()).await {
             Ok(all) => all,
             Err(err) => {
-                eprintln!("membership: {err}");
+                warn!(target: "starlane::membership", "cannot read the leases: {err}");
                 return;
             }
         };
@@ -498,7 +499,11 @@ impl Membership {
             match patiently(self.timing, burial).await {
                 Ok(true) => self.adopt(member, dead),
                 Ok(false) => {}
-                Err(err) => eprintln!("membership: {err}"),
+                Err(err) => warn!(
+                    target: "starlane::membership",
+                    dead = %dead.machine,
+                    "cannot bury a dead machine's lease: {err}"
+                ),
             }
         }
         self.adopted.lock().retain(|(machine, epoch)| {
@@ -512,10 +517,11 @@ impl Membership {
     async fn take_anew(&self, member: &Arc<dyn Member>) {
         self.judge.lock().lost();
         self.gate.serve_until(None);
-        eprintln!(
-            "membership: machine {} lost its lease (epoch {}): it stops serving and takes a new one",
-            self.machine,
-            self.epoch()
+        warn!(
+            target: "starlane::membership",
+            machine = %self.machine,
+            epoch = self.epoch(),
+            "this machine lost its lease: it stops serving and takes a new one"
         );
         let began = self.gate.now();
         let taking = self
@@ -534,12 +540,13 @@ impl Membership {
                 let rejoined = member.clone();
                 self.place(async move { rejoined.rejoined().await });
             }
-            Ok(None) => eprintln!(
-                "membership: another process holds the lease of machine {}: this one serves \
-                 nothing until that lease ends",
-                self.machine
+            Ok(None) => warn!(
+                target: "starlane::membership",
+                machine = %self.machine,
+                "another process holds this machine's lease: this one serves nothing until \
+                 that lease ends"
             ),
-            Err(err) => eprintln!("membership: {err}"),
+            Err(err) => warn!(target: "starlane::membership", "cannot take a new lease: {err}"),
         }
     }
 
@@ -549,9 +556,11 @@ impl Membership {
         if !self.adopted.lock().insert(burial) {
             return;
         }
-        eprintln!(
-            "membership: machine {} is dead (its lease expired); {} takes its particles",
-            dead.machine, self.machine
+        warn!(
+            target: "starlane::membership",
+            dead = %dead.machine,
+            machine = %self.machine,
+            "a machine is dead (its lease expired): this one takes its particles"
         );
         let (member, dead) = (member.clone(), dead.clone());
         self.place(async move { member.adopt(&dead).await });

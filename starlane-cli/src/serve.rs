@@ -1,6 +1,11 @@
 //! `starlane serve`: resolve the machine's settings (flags, environment, `starlane.toml`,
 //! defaults), start the machine, say where it listens, and run until Ctrl-C or SIGTERM, then
 //! shut down cleanly (SPEC §13).
+//!
+//! Standard output says where it listens (tests and scripts read it); everything the server
+//! logs goes to standard error, through the `tracing` subscriber installed here (SPEC §19):
+//! filtered by `STARLANE_LOG` (`RUST_LOG` syntax, default `info`), as text or, with
+//! `STARLANE_LOG_FORMAT=json`, one JSON object per line.
 
 use std::future::Future;
 use std::io::Write;
@@ -10,8 +15,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use cosmic_hyperspace::control::{MachineConfig, Settings};
+use cosmic_hyperspace::control::{LogConfig, LogFormat, MachineConfig, Settings};
 use cosmic_hyperspace::machine::Machine;
+use tracing_subscriber::EnvFilter;
 
 /// Arguments of `starlane serve`.
 #[derive(Debug, Args)]
@@ -80,12 +86,35 @@ pub fn serve(args: &ServeArgs, home: Option<&Path>) -> anyhow::Result<ExitCode> 
         cosmos: args.cosmos.clone(),
     };
     let config = MachineConfig::resolve(&flags, |name| std::env::var(name).ok())?;
+    install_logging(&config.log)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(start_and_run(config))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Installs the subscriber every `tracing` event of the server goes through: `log`'s filter
+/// and format, on standard error.
+fn install_logging(log: &LogConfig) -> anyhow::Result<()> {
+    let filter = EnvFilter::builder().parse(&log.filter).map_err(|err| {
+        anyhow::anyhow!(
+            "STARLANE_LOG = '{}' is not a log filter ({err}): write levels and targets as \
+             RUST_LOG does, e.g. info or info,starlane::wave=debug",
+            log.filter
+        )
+    })?;
+    let lines = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let installed = match log.format {
+        LogFormat::Text => lines
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        LogFormat::Json => lines.json().flatten_event(true).try_init(),
+    };
+    installed.map_err(|err| anyhow::anyhow!("cannot install the log subscriber: {err}"))
 }
 
 /// Starts the machine with `config` and serves until a shutdown signal.

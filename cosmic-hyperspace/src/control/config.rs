@@ -62,6 +62,39 @@ pub struct MachineConfig {
     /// The key secrets are sealed with (`STARLANE_SECRET_KEY`, never a flag or
     /// `starlane.toml`); `None`: the key file in the data directory, created on first start.
     pub secret_key: Option<SecretKey>,
+    /// Where the metrics are served (`STARLANE_METRICS`); `None`: off.
+    pub metrics: Option<SocketAddr>,
+    /// What the server logs, and how (`STARLANE_LOG`, `STARLANE_LOG_FORMAT`).
+    pub log: LogConfig,
+}
+
+/// What the server logs (a `tracing` filter in `RUST_LOG` syntax, `info` by default) and in
+/// which format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// The filter (`STARLANE_LOG`), e.g. `info,starlane::wave=debug`.
+    pub filter: String,
+    /// The format of the lines (`STARLANE_LOG_FORMAT`).
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            filter: "info".to_string(),
+            format: LogFormat::default(),
+        }
+    }
+}
+
+/// The format of the server's log lines (on standard error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// One line of text per event, for people.
+    #[default]
+    Text,
+    /// One JSON object per line, for machines.
+    Json,
 }
 
 /// How a machine joins a cosmos of several: the bus, the cosmos's name, the leases.
@@ -180,6 +213,14 @@ pub enum ConfigError {
         /// The value.
         value: String,
     },
+    /// The log format is neither `text` nor `json`.
+    #[error("{setting} = '{value}' is not a log format: write text or json")]
+    BadLogFormat {
+        /// Where the value came from.
+        setting: String,
+        /// The value.
+        value: String,
+    },
     /// The secret key setting is malformed (its value is never shown).
     #[error(transparent)]
     SecretKey(#[from] SecretKeyError),
@@ -234,6 +275,12 @@ pub const ENV_HTTP_READ_TIMEOUT: &str = "STARLANE_HTTP_READ_TIMEOUT";
 /// environment gives it — a flag would show in the process list, and `starlane.toml` sits
 /// beside the data it protects — else the key file in the data directory is used.
 pub const ENV_SECRET_KEY: &str = "STARLANE_SECRET_KEY";
+/// Where the metrics are served, `IP:PORT` (off when not set).
+pub const ENV_METRICS: &str = "STARLANE_METRICS";
+/// What the server logs: a filter in `RUST_LOG` syntax (default `info`).
+pub const ENV_LOG: &str = "STARLANE_LOG";
+/// The format of the server's log lines: `text` (default) or `json`.
+pub const ENV_LOG_FORMAT: &str = "STARLANE_LOG_FORMAT";
 /// The settings file in the data directory.
 pub const SETTINGS_FILE: &str = "starlane.toml";
 
@@ -338,6 +385,17 @@ impl MachineConfig {
             Some(text) => Some(SecretKey::parse(&text, ENV_SECRET_KEY)?),
             None => None,
         };
+        let metrics = match env(ENV_METRICS) {
+            Some(value) => Some(parse_address(ENV_METRICS.to_string(), value)?),
+            None => None,
+        };
+        let mut log = LogConfig::default();
+        if let Some(filter) = env(ENV_LOG) {
+            log.filter = filter;
+        }
+        if let Some(value) = env(ENV_LOG_FORMAT) {
+            log.format = parse_log_format(ENV_LOG_FORMAT.to_string(), value)?;
+        }
         Ok(MachineConfig {
             home,
             control,
@@ -348,6 +406,8 @@ impl MachineConfig {
             cluster,
             gateway,
             secret_key,
+            metrics,
+            log,
         })
     }
 
@@ -385,6 +445,14 @@ fn parse_address(setting: String, value: String) -> Result<SocketAddr, ConfigErr
         .trim()
         .parse()
         .map_err(|_| ConfigError::BadAddress { setting, value })
+}
+
+fn parse_log_format(setting: String, value: String) -> Result<LogFormat, ConfigError> {
+    match value.trim() {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err(ConfigError::BadLogFormat { setting, value }),
+    }
 }
 
 fn parse_stars(setting: String, value: String) -> Result<usize, ConfigError> {
@@ -770,6 +838,8 @@ mod tests {
                     ..GatewayConfig::default()
                 },
                 secret_key: None,
+                metrics: None,
+                log: LogConfig::default(),
             }
         );
 
@@ -1176,5 +1246,43 @@ mod tests {
                 source: "starlane.toml line 1".to_string()
             }])
         );
+    }
+
+    #[test]
+    fn metrics_and_logs_come_from_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().to_str().unwrap();
+        let quiet = MachineConfig::resolve(&Settings::default(), env_of(&[("HOME", home)]));
+        let quiet = quiet.unwrap();
+        assert_eq!(quiet.metrics, None);
+        assert_eq!(quiet.log, LogConfig::default());
+        assert_eq!(quiet.log.filter, "info");
+        let env = env_of(&[
+            ("HOME", home),
+            ("STARLANE_METRICS", "127.0.0.1:0"),
+            ("STARLANE_LOG", "info,starlane::wave=debug"),
+            ("STARLANE_LOG_FORMAT", "json"),
+        ]);
+        let told = MachineConfig::resolve(&Settings::default(), env).unwrap();
+        assert_eq!(told.metrics, Some(addr("127.0.0.1:0")));
+        assert_eq!(told.log.filter, "info,starlane::wave=debug");
+        assert_eq!(told.log.format, LogFormat::Json);
+        for (name, value, message) in [
+            (
+                "STARLANE_METRICS",
+                "9464",
+                "STARLANE_METRICS = '9464' is not a listen address: write IP:PORT, e.g. \
+                 127.0.0.1:4343",
+            ),
+            (
+                "STARLANE_LOG_FORMAT",
+                "yaml",
+                "STARLANE_LOG_FORMAT = 'yaml' is not a log format: write text or json",
+            ),
+        ] {
+            let bad = env_of(&[("HOME", home), (name, value)]);
+            let err = MachineConfig::resolve(&Settings::default(), bad).unwrap_err();
+            assert_eq!(err.to_string(), message);
+        }
     }
 }

@@ -99,8 +99,9 @@ mod tests;
 
 pub use client::{Client, Progress, Watching};
 pub use config::{
-    ClusterConfig, ConfigError, ENV_CONTROL, ENV_COSMOS, ENV_HOME, ENV_HTTP, ENV_LEASE, ENV_NATS,
-    ENV_REGISTRY, ENV_STARS, MachineConfig, RegistryUrl, SETTINGS_FILE, Settings, resolve_home,
+    ClusterConfig, ConfigError, ENV_CONTROL, ENV_COSMOS, ENV_HOME, ENV_HTTP, ENV_LEASE, ENV_LOG,
+    ENV_LOG_FORMAT, ENV_METRICS, ENV_NATS, ENV_REGISTRY, ENV_STARS, LogConfig, LogFormat,
+    MachineConfig, RegistryUrl, SETTINGS_FILE, Settings, resolve_home,
 };
 pub use endpoint::{
     CONTROL_ADDR_FILE, Endpoint, HTTP_ADDR_FILE, TOKEN_FILE, clear_endpoint, generate_token,
