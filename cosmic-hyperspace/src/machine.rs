@@ -39,6 +39,7 @@ use crate::driver::{
 use crate::fabric::{Fabric, FabricError, LocalFabric, NatsFabric, NatsSettings};
 use crate::gateway;
 use crate::membership::{Gate, JoinError, Lease, LeaseTiming, Leases, Member, Membership};
+use crate::metrics::Metrics;
 use crate::registry::{
     CachedRegistry, Change, EmbeddedRegistry, EventSink, PgRegistry, Registration, Registry,
     RegistryError,
@@ -154,6 +155,8 @@ struct MachineInner {
     hub: Arc<Hub>,
     next_star: AtomicUsize,
     started: Instant,
+    /// What it counts (SPEC §19).
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for MachineInner {
@@ -209,6 +212,7 @@ pub struct MachineBuilder {
     fabric: Option<Arc<dyn Fabric>>,
     drivers: Option<Drivers>,
     leases: Option<(Arc<dyn Leases>, LeaseTiming)>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl std::fmt::Debug for MachineBuilder {
@@ -254,6 +258,13 @@ impl MachineBuilder {
         self
     }
 
+    /// Where it counts what it does (default: metrics of its own, read with
+    /// [`Machine::metrics`]).
+    pub fn metrics(mut self, metrics: Arc<Metrics>) -> MachineBuilder {
+        self.metrics = Some(metrics);
+        self
+    }
+
     /// Makes it one machine of a cosmos: it holds a lease in `leases` (see `membership`),
     /// serves only while it does, and takes over the particles of machines whose leases
     /// expire (default: a machine alone, always serving).
@@ -271,7 +282,8 @@ impl MachineBuilder {
             Some(registry) => registry,
             None => Arc::new(EmbeddedRegistry::open(&home.join("registry.redb"))?),
         };
-        let cached = CachedRegistry::new(store);
+        let metrics = self.metrics.unwrap_or_default();
+        let cached = CachedRegistry::counted_in(store, metrics.clone());
         let registry: Arc<dyn Registry> = cached.clone();
         let fabric: Arc<dyn Fabric> = match self.fabric {
             Some(fabric) => fabric,
@@ -292,6 +304,7 @@ impl MachineBuilder {
             registry.clone(),
             cached.changes(),
             fabric.clone(),
+            metrics.clone(),
         )
         .ok_or_else(|| MachineError::Name(name.clone()))?;
         let sink: Arc<dyn EventSink> = hub.clone();
@@ -310,6 +323,7 @@ impl MachineBuilder {
                 drivers.clone(),
                 gate.clone(),
                 hub.clone(),
+                metrics.clone(),
             );
             fabric.connect(key.clone(), Arc::new(star.clone())).await?;
             stars.push(star);
@@ -323,10 +337,15 @@ impl MachineBuilder {
                     leases.clone(),
                     gate.clone(),
                     fabric.clone(),
+                    metrics.clone(),
                 )
                 .await?,
             ),
-            None => None,
+            // A machine alone is the cosmos's one machine alive.
+            None => {
+                metrics.set_machines_alive(1);
+                None
+            }
         };
         let inner = Arc::new(MachineInner {
             home,
@@ -339,6 +358,7 @@ impl MachineBuilder {
             hub,
             next_star: AtomicUsize::new(0),
             started: Instant::now(),
+            metrics,
         });
         let mut machine = Machine {
             inner,
@@ -455,6 +475,7 @@ impl Machine {
             fabric: None,
             drivers: None,
             leases: None,
+            metrics: None,
         }
     }
 
@@ -546,6 +567,11 @@ impl Machine {
         self.inner.started.elapsed()
     }
 
+    /// What the machine counts: waves, requests, guest calls, registry calls, deliveries.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
     /// Sends a Ping into the cosmos as `agent` and waits for its Pong. Its agent, `from` and
     /// hops are stamped here, whatever it carried; its id is kept unless it is nil.
     pub async fn ping(&self, agent: Agent, ping: Ping) -> Pong {
@@ -579,9 +605,11 @@ impl Machine {
     /// [`MachineError::Database`] naming host, port, database and user.
     pub async fn start(config: MachineConfig) -> Result<Machine, MachineError> {
         let name = machine_name(&config.home, config.machine.clone())?;
+        let metrics = Arc::new(Metrics::new());
         let mut builder = Machine::builder(&config.home)
             .stars(config.stars)
-            .name(name.clone());
+            .name(name.clone())
+            .metrics(metrics.clone());
         let mut postgres = None;
         if let Some(url) = &config.registry {
             let registry = PgRegistry::connect(url.secret()).await.map_err(|error| {

@@ -42,6 +42,7 @@ use tokio::task::JoinHandle;
 use tracing::warn;
 
 use crate::fabric::Fabric;
+use crate::metrics::Metrics;
 use crate::registry::RegistryError;
 
 /// Why a machine could not join its cosmos.
@@ -339,6 +340,9 @@ pub struct Membership {
     placer: mpsc::UnboundedSender<Placing>,
     /// The task that runs them, one at a time; stopped with the membership.
     placer_task: JoinHandle<()>,
+    /// Where the machines alive are counted (`starlane_machines_alive`), at every reading of
+    /// the leases.
+    metrics: Arc<Metrics>,
 }
 
 /// Work that places particles: an adoption, or starting this machine's own again.
@@ -359,7 +363,8 @@ impl Membership {
     /// before the machine places anything; its stars' `gate` opens once the lease is held on
     /// the bus.
     /// While another process holds the lease (one killed a moment ago, whose lease has yet to
-    /// end), waits for it, for two leases and a tick at most.
+    /// end), waits for it, for two leases and a tick at most. The machines holding a lease are
+    /// counted in `metrics` at every reading.
     pub async fn join(
         machine: &str,
         stars: u16,
@@ -367,6 +372,7 @@ impl Membership {
         leases: Arc<dyn Leases>,
         gate: Arc<Gate>,
         fabric: Arc<dyn Fabric>,
+        metrics: Arc<Metrics>,
     ) -> Result<Arc<Membership>, JoinError> {
         let holder = holder();
         let started = Instant::now();
@@ -391,6 +397,7 @@ impl Membership {
         judge.bus(fabric.on_bus(), gate.now());
         gate.serve_until(judge.serving_until());
         let all = patiently(timing, leases.leases()).await?;
+        metrics.set_machines_alive(all.iter().filter(|lease| lease.is_live()).count());
         // What is buried now is placed again by the machine's start (`Lifecycle::reawaken`).
         let adopted = all
             .iter()
@@ -414,6 +421,7 @@ impl Membership {
                     work.await;
                 }
             }),
+            metrics,
         });
         membership.fabric.set_remote_stars(membership.others(&all));
         Ok(membership)
@@ -486,6 +494,8 @@ impl Membership {
                 return;
             }
         };
+        self.metrics
+            .set_machines_alive(all.iter().filter(|lease| lease.is_live()).count());
         self.fabric.set_remote_stars(self.others(&all));
         // Burials of ours whose answer was lost: the database says who buried.
         for dead in all
