@@ -25,16 +25,24 @@
 //! - **Channels** ([`stream`]): a route that ends at a `Channel` answers with the
 //!   [`STREAM`] header; the gateway then streams the channel to the request, as
 //!   Server-Sent Events or over a WebSocket, as the request's agent.
+//! - **Observed**: every request it answers is counted in the machine's metrics (status,
+//!   duration) and told at `debug` under the target [`HTTP_TARGET`] (method, path, status,
+//!   µs); the reasons of 5xx answers are logged at `warn`, of refusals at `info`.
+//! - **Metrics** ([`serve_metrics`]): the machine's metrics, on an address of their own
+//!   (`STARLANE_METRICS`), as `GET /metrics`.
 //!
 //! axum and hyper live only here.
 
+mod scrape;
 mod stream;
+
+pub(crate) use scrape::serve_metrics;
 
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes, HttpBody};
@@ -56,6 +64,7 @@ use tokio::time::Sleep;
 
 use crate::channel::Hub;
 use crate::driver::STREAM;
+use crate::metrics::Metrics;
 use crate::registry::Registry;
 
 /// The `tracing` target of the gateway's lines: each request at `debug`, the reasons of its
@@ -110,6 +119,8 @@ struct Gateway {
     streams: Arc<Semaphore>,
     /// Turns `true` when the server stops: every stream ends.
     closing: tokio::sync::watch::Receiver<bool>,
+    /// Where its requests are counted.
+    metrics: Arc<Metrics>,
 }
 
 /// Where requests enter the cosmos: the machine (a trait so the gateway does not hold the
@@ -124,12 +135,13 @@ pub(crate) trait Entry: Send + Sync + 'static {
     async fn ping(&self, agent: Agent, ping: Ping) -> ReflectedCore;
 }
 
-/// Serves HTTP on `listener` until `shutdown` completes; then ends every stream and waits
-/// (up to [`STREAMS_GRACE`]) until they have said goodbye.
+/// Serves HTTP on `listener` until `shutdown` completes, counting requests in `metrics`; then
+/// ends every stream and waits (up to [`STREAMS_GRACE`]) until they have said goodbye.
 pub(crate) async fn serve(
     listener: TcpListener,
     machine: Arc<dyn Entry>,
     config: GatewayConfig,
+    metrics: Arc<Metrics>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) {
     let capacity = config.max_connections.clamp(1, u32::MAX as usize);
@@ -144,6 +156,7 @@ pub(crate) async fn serve(
         connections: permits.clone(),
         streams: streams.clone(),
         closing,
+        metrics,
     }));
     tokio::pin!(shutdown);
     loop {
@@ -273,8 +286,31 @@ impl AsyncWrite for Deadline {
     }
 }
 
-/// Answers one request.
+/// Answers one request, counted and (at `debug`) told when answered.
 async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+    let started = Instant::now();
+    // What the line tells, kept only when it is to be written.
+    let told = tracing::enabled!(target: HTTP_TARGET, tracing::Level::DEBUG)
+        .then(|| (request.method().clone(), request.uri().clone()));
+    let response = respond(&gateway, request).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    gateway.metrics.http_request(status, elapsed);
+    if let Some((method, uri)) = told {
+        tracing::debug!(
+            target: HTTP_TARGET,
+            %method,
+            path = %uri,
+            status,
+            us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            "request"
+        );
+    }
+    response
+}
+
+/// The response to `request`.
+async fn respond(gateway: &Gateway, request: Request) -> Response {
     let (mut parts, body) = request.into_parts();
     // A WebSocket handshake is checked (and the connection's upgrade taken) before anything
     // enters the cosmos; whether it becomes a WebSocket is the route's answer to decide.

@@ -15,7 +15,8 @@
 //! | [`ids`] | fresh wave ids |
 //! | [`placement`] | which star hosts a particle (rendezvous hashing) |
 //! | [`field`] | security and bind routing of every directed wave |
-//! | [`gateway`] | the HTTP gateway: requests in as `Http<…>` waves, reflections out as responses |
+//! | [`gateway`] | the HTTP gateway: requests in as `Http<…>` waves, reflections out as responses; the metrics endpoint |
+//! | [`metrics`] | what a machine counts (waves, requests, guest calls, registry, channels), in Prometheus's text format |
 //! | [`channel`] | channels and lifecycle events: subscriptions matched, publications sent once per machine, delivered to particles and watchers |
 //! | [`shell`] | exchanges: waiting for Pongs, 408s, dropping unsolicited reflections |
 //! | [`driver`] | the behaviour of each kind |

@@ -131,6 +131,8 @@ struct Serving {
     task: JoinHandle<()>,
     stop_http: oneshot::Sender<()>,
     http_task: JoinHandle<()>,
+    /// The metrics endpoint, when `STARLANE_METRICS` asks for one: its address, and its stop.
+    metrics: Option<(SocketAddr, oneshot::Sender<()>, JoinHandle<()>)>,
 }
 
 /// What the control protocol talks to: the machine and the HyperUser's token.
@@ -598,7 +600,8 @@ impl Machine {
     /// Starts a machine as `starlane serve` does: opens it in `config.home` with the standard
     /// drivers and the registry `config` names (the embedded store in the data directory, or
     /// PostgreSQL), listens for the control protocol and writes the endpoint files (control
-    /// address, HTTP address, the HyperUser's token) into the data directory.
+    /// address, HTTP address, the HyperUser's token) into the data directory. With
+    /// `config.metrics`, it serves its metrics there too (`GET /metrics`).
     ///
     /// A PostgreSQL registry that cannot be reached fails at once, or after the pool's
     /// connect timeout (5 s) for a host that does not answer, with
@@ -656,6 +659,18 @@ impl Machine {
             addr: config.http,
             source,
         })?;
+        let metrics_listener = match config.metrics {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| MachineError::Listen { addr, source })?;
+                let bound = listener
+                    .local_addr()
+                    .map_err(|source| MachineError::Listen { addr, source })?;
+                Some((listener, bound))
+            }
+            None => None,
+        };
         let hyperuser_token = control::generate_token()?;
         let controller = Controller {
             inner: machine.inner.clone(),
@@ -674,10 +689,18 @@ impl Machine {
             http,
             entry,
             config.gateway.clone(),
+            metrics.clone(),
             async move {
                 let _ = http_stopped.await;
             },
         ));
+        let metrics = metrics_listener.map(|(listener, addr)| {
+            let (stop, stopped) = oneshot::channel::<()>();
+            let task = tokio::spawn(gateway::serve_metrics(listener, metrics, async move {
+                let _ = stopped.await;
+            }));
+            (addr, stop, task)
+        });
         control::write_endpoint(&config.home, control_addr, http_addr, &hyperuser_token)?;
         machine.control = Some(Serving {
             control_addr,
@@ -686,6 +709,7 @@ impl Machine {
             task,
             stop_http,
             http_task,
+            metrics,
         });
         Ok(machine)
     }
@@ -700,6 +724,13 @@ impl Machine {
         self.control.as_ref().map(|c| c.http_addr)
     }
 
+    /// Where the metrics are served (after [`Machine::start`] with `metrics` set).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.control
+            .as_ref()
+            .and_then(|c| c.metrics.as_ref().map(|(addr, _, _)| *addr))
+    }
+
     /// Stops the control server (removing the endpoint files) and disconnects every star from
     /// the fabric.
     pub async fn shutdown(mut self) {
@@ -712,6 +743,10 @@ impl Machine {
             let _ = serving.stop_http.send(());
             let _ = serving.task.await;
             let _ = serving.http_task.await;
+            if let Some((_, stop, task)) = serving.metrics {
+                let _ = stop.send(());
+                let _ = task.await;
+            }
             let _ = control::clear_endpoint(&self.inner.home);
         }
         if let Some((stop, task)) = self.membership.take() {

@@ -69,6 +69,9 @@ pub trait Served {
     /// The address the HTTP gateway listens on.
     fn http_addr(&self) -> SocketAddr;
 
+    /// The address the metrics are served on, if they are.
+    fn metrics_addr(&self) -> Option<SocketAddr>;
+
     /// Stops the machine cleanly.
     fn shutdown(self) -> impl Future<Output = anyhow::Result<()>>;
 }
@@ -162,6 +165,10 @@ impl Served for Started {
         self.machine.http_addr().unwrap_or(self.http)
     }
 
+    fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.machine.metrics_addr()
+    }
+
     async fn shutdown(self) -> anyhow::Result<()> {
         self.machine.shutdown().await;
         Ok(())
@@ -178,6 +185,9 @@ pub async fn run_until<M: Served>(
     writeln!(out, "starlane is serving")?;
     writeln!(out, "  control  {}", machine.control_addr())?;
     writeln!(out, "  http     http://{}", machine.http_addr())?;
+    if let Some(metrics) = machine.metrics_addr() {
+        writeln!(out, "  metrics  http://{metrics}/metrics")?;
+    }
     writeln!(out, "  data     {}", place.home.display())?;
     writeln!(out, "  registry {}", place.registry)?;
     writeln!(out, "press Ctrl-C to stop")?;
@@ -218,6 +228,7 @@ mod tests {
 
     struct Fake {
         stopped: Arc<AtomicBool>,
+        metrics: Option<SocketAddr>,
     }
 
     impl Served for Fake {
@@ -227,6 +238,10 @@ mod tests {
 
         fn http_addr(&self) -> SocketAddr {
             "127.0.0.1:8080".parse().unwrap()
+        }
+
+        fn metrics_addr(&self) -> Option<SocketAddr> {
+            self.metrics
         }
 
         async fn shutdown(self) -> anyhow::Result<()> {
@@ -240,6 +255,7 @@ mod tests {
         let stopped = Arc::new(AtomicBool::new(false));
         let machine = Fake {
             stopped: stopped.clone(),
+            metrics: None,
         };
         let mut out = Vec::new();
         let place = Place {
@@ -255,6 +271,43 @@ mod tests {
             "starlane is serving\n  control  127.0.0.1:4343\n  http     http://127.0.0.1:8080\n  \
              data     /data\n  registry postgres://scott:***@db:5432/cosmos\npress Ctrl-C to stop\n\
              stopping\nstopped\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_metrics_address_follows_the_http_one_when_they_are_served() {
+        let machine = Fake {
+            stopped: Arc::new(AtomicBool::new(false)),
+            metrics: Some("127.0.0.1:9464".parse().unwrap()),
+        };
+        let mut out = Vec::new();
+        let place = Place {
+            home: Path::new("/data"),
+            registry: "embedded, in /data",
+        };
+        run_until(machine, place, &mut out, async { Ok(()) })
+            .await
+            .unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(
+            out.starts_with(
+                "starlane is serving\n  control  127.0.0.1:4343\n  http     http://127.0.0.1:8080\n  \
+                 metrics  http://127.0.0.1:9464/metrics\n  data     /data\n"
+            ),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn a_bad_log_filter_is_refused_saying_what_to_write() {
+        let log = LogConfig {
+            filter: "info,starlane=loud".to_string(),
+            format: LogFormat::Text,
+        };
+        let err = install_logging(&log).unwrap_err().to_string();
+        assert!(
+            err.starts_with("STARLANE_LOG = 'info,starlane=loud' is not a log filter"),
+            "{err}"
         );
     }
 
