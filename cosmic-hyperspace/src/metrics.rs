@@ -441,6 +441,11 @@ impl Metrics {
         }
     }
 
+    /// How many machines of the cosmos hold a lease, as last set.
+    pub fn machines_alive(&self) -> u64 {
+        self.machines_alive.load(Ordering::Relaxed)
+    }
+
     /// How many deliveries ended as `outcome`.
     pub fn channel_deliveries(&self, outcome: ChannelDelivery) -> u64 {
         self.total(|s| &s.deliveries[outcome as usize])
@@ -934,6 +939,7 @@ mod tests {
             );
         }
         assert_eq!(metrics.channel_deliveries(ChannelDelivery::Delivered), 2);
+        assert_eq!(metrics.machines_alive(), 3);
         // Every registry operation has a distinct label.
         let names: std::collections::HashSet<&str> =
             RegistryOp::ALL.iter().map(|op| op.name()).collect();
