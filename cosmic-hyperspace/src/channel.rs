@@ -1046,7 +1046,7 @@ mod tests {
             registry.clone(),
             cached.changes(),
             fabric,
-            metrics,
+            metrics.clone(),
         )
         .unwrap_or_else(|| panic!("no hub"));
         let sink: Arc<dyn EventSink> = hub.clone();
@@ -1071,6 +1071,9 @@ mod tests {
             cosmic_space::event_of(&heard),
             Some((point("localhost:room"), Event::Deleted))
         );
+        // One delivery, to ann's watch, counted in the machine's metrics.
+        assert_eq!(metrics.channel_deliveries(ChannelDelivery::Delivered), 1);
+        assert_eq!(metrics.channel_deliveries(ChannelDelivery::Dropped), 0);
     }
 
     #[test]
