@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use cosmic_hyperspace::driver::{Drivers, SecretKey};
 use cosmic_hyperspace::machine::Machine;
+use cosmic_hyperspace::metrics::ChannelDelivery;
 use cosmic_space::{Agent, Method, Ping, Point, RawCommand, Selector, Surface};
 use tokio::sync::{Semaphore, broadcast, mpsc};
 
@@ -285,11 +286,11 @@ fn main() {
             ours / floor,
             ours * THROUGHPUT_SUBSCRIBERS as f64
         );
-        let hub = machine.hub().counts();
+        let metrics = machine.metrics();
         println!(
             "  hub: {} delivered, {} dropped",
-            hub.delivered.load(Ordering::Relaxed),
-            hub.dropped.load(Ordering::Relaxed)
+            metrics.channel_deliveries(ChannelDelivery::Delivered),
+            metrics.channel_deliveries(ChannelDelivery::Dropped)
         );
     });
 }

@@ -16,7 +16,7 @@ use cosmic_hyperspace::driver::{Drivers, SecretKey};
 use cosmic_hyperspace::machine::Machine;
 use cosmic_hyperspace::registry::PgRegistry;
 use cosmic_hyperspace::star::StarHandle;
-use cosmic_space::{Agent, Ping, Point, RawCommand};
+use cosmic_space::{Agent, Ping, Point, RawCommand, StatusCode, WaveKind};
 use tests::postgres::PrivatePostgres;
 use tokio::sync::{mpsc, oneshot};
 
@@ -109,6 +109,11 @@ fn main() {
         let (hyper, user) = measure_machine(&embedded).await;
         report("embedded registry: HyperUser (no access check)", &hyper, &floor);
         report("embedded registry: user agent (access checked)", &user, &floor);
+        // The machine's metrics recorded every hop while it was measured.
+        println!(
+            "embedded registry: {} Ping hops counted (200)",
+            embedded.metrics().waves(WaveKind::Ping, StatusCode::OK)
+        );
         embedded.shutdown().await;
 
         // The same with the registry in PostgreSQL (a private server on loopback): the

@@ -38,6 +38,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::fabric::{Envelope, Fabric};
+use crate::metrics::{ChannelDelivery, Metrics};
 use crate::registry::{
     Cache, Change, ChangeFeed, EventSink, Forget, ParticleRecord, PointCache, Registry,
     RegistryError,
@@ -67,13 +68,10 @@ pub trait Host: Send + Sync {
     async fn deliver(&self, signal: Signal, record: ParticleRecord);
 }
 
-/// Counts of what a hub did, for `starlane status` and metrics.
+/// Counts of what a hub did beside its deliveries (which are the machine's [`Metrics`]'
+/// `starlane_channel_deliveries_total`).
 #[derive(Debug, Default)]
 pub struct Counts {
-    /// Deliveries handed to subscribers on this machine.
-    pub delivered: AtomicU64,
-    /// Deliveries dropped: a full queue, a subscriber that could not be reached.
-    pub dropped: AtomicU64,
     /// Publications sent to other machines.
     pub forwarded: AtomicU64,
 }
@@ -95,6 +93,8 @@ pub struct Hub {
     particles: Mutex<HashMap<Point, mpsc::Sender<Delivery>>>,
     hosts: RwLock<HashMap<StarKey, Weak<dyn Host>>>,
     counts: Counts,
+    /// Where deliveries and drops are counted.
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -432,14 +432,15 @@ impl Hub {
     }
 
     /// The hub of machine `machine`, whose stars are `stars` (the first receives what other
-    /// machines send), over `registry` (whose feed is `changes`) and `fabric`. Starts its
-    /// dispatcher on the current runtime.
+    /// machines send), over `registry` (whose feed is `changes`) and `fabric`, counting its
+    /// deliveries in `metrics`. Starts its dispatcher on the current runtime.
     pub fn new(
         machine: &str,
         stars: &[StarKey],
         registry: Arc<dyn Registry>,
         changes: &ChangeFeed,
         fabric: Arc<dyn Fabric>,
+        metrics: Arc<Metrics>,
     ) -> Option<Arc<Hub>> {
         let home_star = stars.first()?.clone();
         let subscriptions = Arc::new(Subscriptions::default());
@@ -469,6 +470,7 @@ impl Hub {
             particles: Mutex::new(HashMap::new()),
             hosts: RwLock::new(HashMap::new()),
             counts: Counts::default(),
+            metrics,
         });
         tokio::spawn(dispatch(Arc::downgrade(&hub), queue));
         Some(hub)
@@ -516,7 +518,7 @@ impl Hub {
 
     fn enqueue(&self, publication: Publication) {
         if self.publications.try_send(publication).is_err() {
-            self.counts.dropped.fetch_add(1, Ordering::Relaxed);
+            self.metrics.channel_delivery(ChannelDelivery::Dropped);
         }
     }
 
@@ -723,9 +725,11 @@ impl Hub {
                 wave: Wave::Directed(DirectedWave::Ripple((*ripple).clone())),
             };
             match self.fabric.send(&star, envelope).await {
-                Ok(()) => self.counts.forwarded.fetch_add(1, Ordering::Relaxed),
-                Err(_) => self.counts.dropped.fetch_add(1, Ordering::Relaxed),
-            };
+                Ok(()) => {
+                    self.counts.forwarded.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(_) => self.metrics.channel_delivery(ChannelDelivery::Dropped),
+            }
         }
     }
 
@@ -766,11 +770,11 @@ impl Hub {
             return;
         };
         if watcher.queue.try_send(signal).is_ok() {
-            self.counts.delivered.fetch_add(1, Ordering::Relaxed);
+            self.metrics.channel_delivery(ChannelDelivery::Delivered);
             return;
         }
         // Too slow (or gone): closed, not buffered without limit.
-        self.counts.dropped.fetch_add(1, Ordering::Relaxed);
+        self.metrics.channel_delivery(ChannelDelivery::Dropped);
         if let Some(watcher) = watchers.remove(&id) {
             let registry = self.registry.clone();
             tokio::spawn(async move {
@@ -786,11 +790,11 @@ impl Hub {
         if let Some(queue) = particles.get(&subscriber) {
             match queue.try_send(signal) {
                 Ok(()) => {
-                    self.counts.delivered.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.channel_delivery(ChannelDelivery::Delivered);
                     return;
                 }
                 Err(mpsc::error::TrySendError::Full(_)) => {
-                    self.counts.dropped.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.channel_delivery(ChannelDelivery::Dropped);
                     return;
                 }
                 Err(mpsc::error::TrySendError::Closed(signal)) => {
@@ -802,7 +806,7 @@ impl Hub {
         }
         let (queue, receiver) = mpsc::channel(PARTICLE_QUEUE);
         let _ = queue.try_send(signal);
-        self.counts.delivered.fetch_add(1, Ordering::Relaxed);
+        self.metrics.channel_delivery(ChannelDelivery::Delivered);
         particles.insert(subscriber.clone(), queue);
         let registry = self.registry.clone();
         let hosts: HashMap<StarKey, Weak<dyn Host>> = self.hosts.read().clone();
@@ -971,6 +975,7 @@ mod tests {
             registry.clone(),
             cached.changes(),
             fabric,
+            Arc::new(Metrics::new()),
         )
         .unwrap_or_else(|| panic!("no hub"));
         let subscription = subscription("localhost:sub", "localhost:room");
@@ -1034,8 +1039,16 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         let star = StarKey::new("m", "star", 0).unwrap_or_else(|e| panic!("{e}"));
         let fabric: Arc<dyn Fabric> = Arc::new(crate::fabric::LocalFabric::new());
-        let hub = Hub::new("m", &[star], registry.clone(), cached.changes(), fabric)
-            .unwrap_or_else(|| panic!("no hub"));
+        let metrics = Arc::new(Metrics::new());
+        let hub = Hub::new(
+            "m",
+            &[star],
+            registry.clone(),
+            cached.changes(),
+            fabric,
+            metrics.clone(),
+        )
+        .unwrap_or_else(|| panic!("no hub"));
         let sink: Arc<dyn EventSink> = hub.clone();
         cached.tell_events(Arc::downgrade(&sink));
         let ann = Agent::Point(point("localhost:users:ann"));
@@ -1058,6 +1071,9 @@ mod tests {
             cosmic_space::event_of(&heard),
             Some((point("localhost:room"), Event::Deleted))
         );
+        // One delivery, to ann's watch, counted in the machine's metrics.
+        assert_eq!(metrics.channel_deliveries(ChannelDelivery::Delivered), 1);
+        assert_eq!(metrics.channel_deliveries(ChannelDelivery::Dropped), 0);
     }
 
     #[test]

@@ -27,16 +27,24 @@
 //! - **Channels** ([`stream`]): a route that ends at a `Channel` answers with the
 //!   [`STREAM`] header; the gateway then streams the channel to the request, as
 //!   Server-Sent Events or over a WebSocket, as the request's agent.
+//! - **Observed**: every request it answers is counted in the machine's metrics (status,
+//!   duration) and told at `debug` under the target [`HTTP_TARGET`] (method, path, status,
+//!   µs); the reasons of 5xx answers are logged at `warn`, of refusals at `info`.
+//! - **Metrics** ([`serve_metrics`]): the machine's metrics, on an address of their own
+//!   (`STARLANE_METRICS`), as `GET /metrics`.
 //!
 //! axum and hyper live only here.
 
+mod scrape;
 mod stream;
+
+pub(crate) use scrape::serve_metrics;
 
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes, HttpBody};
@@ -59,7 +67,12 @@ use tokio::time::Sleep;
 
 use crate::channel::Hub;
 use crate::driver::STREAM;
+use crate::metrics::Metrics;
 use crate::registry::Registry;
+
+/// The `tracing` target of the gateway's lines: each request at `debug`, the reasons of its
+/// refusals (`info`) and failures (`warn`).
+pub const HTTP_TARGET: &str = "starlane::http";
 
 /// Settings of the gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +118,8 @@ struct Gateway {
     streams: Arc<Semaphore>,
     /// Turns `true` when the server stops: every stream ends.
     closing: tokio::sync::watch::Receiver<bool>,
+    /// Where its requests are counted.
+    metrics: Arc<Metrics>,
 }
 
 /// Where requests enter the cosmos: the machine (a trait so the gateway does not hold the
@@ -119,7 +134,8 @@ pub(crate) trait Entry: Send + Sync + 'static {
     async fn ping(&self, agent: Agent, ping: Ping) -> ReflectedCore;
 }
 
-/// Serves HTTP on `listener` until `shutdown` completes, then drains (SPEC §19): the listener
+/// Serves HTTP on `listener`, counting requests in `metrics`, until `shutdown` completes, then
+/// drains (SPEC §19): the listener
 /// closes at once (new connections are refused), idle keep-alive connections close, requests
 /// under way are answered (their connections close after the answer), event streams end and
 /// WebSockets say goodbye (1001). Whatever is still open `grace` after the stop is cut off.
@@ -128,6 +144,7 @@ pub(crate) async fn serve(
     machine: Arc<dyn Entry>,
     config: GatewayConfig,
     grace: Duration,
+    metrics: Arc<Metrics>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) {
     let capacity = config.max_connections.clamp(1, u32::MAX as usize);
@@ -145,6 +162,7 @@ pub(crate) async fn serve(
         connections: permits.clone(),
         streams: streams.clone(),
         closing,
+        metrics,
     }));
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
@@ -332,8 +350,31 @@ impl AsyncWrite for Deadline {
     }
 }
 
-/// Answers one request.
+/// Answers one request, counted and (at `debug`) told when answered.
 async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+    let started = Instant::now();
+    // What the line tells, kept only when it is to be written.
+    let told = tracing::enabled!(target: HTTP_TARGET, tracing::Level::DEBUG)
+        .then(|| (request.method().clone(), request.uri().clone()));
+    let response = respond(&gateway, request).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    gateway.metrics.http_request(status, elapsed);
+    if let Some((method, uri)) = told {
+        tracing::debug!(
+            target: HTTP_TARGET,
+            %method,
+            path = %uri,
+            status,
+            us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            "request"
+        );
+    }
+    response
+}
+
+/// The response to `request`.
+async fn respond(gateway: &Gateway, request: Request) -> Response {
     let (mut parts, body) = request.into_parts();
     // A WebSocket handshake is checked (and the connection's upgrade taken) before anything
     // enters the cosmos; whether it becomes a WebSocket is the route's answer to decide.
@@ -560,7 +601,7 @@ fn response(core: ReflectedCore) -> Response {
     if status.is_server_error() {
         // The reason (a trap, a guest's message, a path inside the cosmos) is for the log.
         if let Some(reason) = core.error_message() {
-            eprintln!("http: {status}: {reason}");
+            tracing::warn!(target: HTTP_TARGET, status = status.as_u16(), "{reason}");
         }
         let text = http_status
             .canonical_reason()
@@ -572,7 +613,7 @@ fn response(core: ReflectedCore) -> Response {
         // Who was refused what, and where, is for the operator's log: the web learns only
         // that it was refused (no point, agent or permission of the cosmos in the body).
         if let Some(reason) = core.error_message() {
-            eprintln!("http: 403: {reason}");
+            tracing::info!(target: HTTP_TARGET, status = 403, "refused: {reason}");
         }
         return plain(http_status, "Forbidden".to_string());
     }

@@ -15,7 +15,8 @@
 //! | [`ids`] | fresh wave ids |
 //! | [`placement`] | which star hosts a particle (rendezvous hashing) |
 //! | [`field`] | security and bind routing of every directed wave |
-//! | [`gateway`] | the HTTP gateway: requests in as `Http<…>` waves, reflections out as responses |
+//! | [`gateway`] | the HTTP gateway: requests in as `Http<…>` waves, reflections out as responses; the metrics endpoint |
+//! | [`metrics`] | what a machine counts (waves, requests, guest calls, registry, channels), in Prometheus's text format |
 //! | [`channel`] | channels and lifecycle events: subscriptions matched, publications sent once per machine, delivered to particles and watchers |
 //! | [`shell`] | exchanges: waiting for Pongs, 408s, dropping unsolicited reflections |
 //! | [`driver`] | the behaviour of each kind |
@@ -40,6 +41,7 @@ pub mod ids;
 pub mod lifecycle;
 pub mod machine;
 pub mod membership;
+pub mod metrics;
 pub mod placement;
 pub mod registry;
 pub mod security;
@@ -51,6 +53,7 @@ pub mod wasm;
 pub use bundle::{Bundle, BundleEntry, BundleError, BundleFile, BundleLimits};
 pub use control::{ControlError, ControlService, MachineConfig};
 pub use cosmic_space as space;
+pub use metrics::Metrics;
 pub use registry::{
     EmbeddedRegistry, Entry, ParticleRecord, PgConfig, PgRegistry, Registration, Registry,
     RegistryError, RegistryResult,

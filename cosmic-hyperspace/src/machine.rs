@@ -35,11 +35,12 @@ use crate::control::{
 };
 use crate::driver::{
     ChannelDriver, Drivers, GuestLog, KeySource, MechtronDriver, SecretKey, SecretKeyError,
-    stderr_log,
+    traced_log,
 };
 use crate::fabric::{Fabric, FabricError, LocalFabric, NatsFabric, NatsSettings};
 use crate::gateway;
 use crate::membership::{Gate, JoinError, Lease, LeaseTiming, Leases, Member, Membership};
+use crate::metrics::Metrics;
 use crate::registry::{
     CachedRegistry, Change, EmbeddedRegistry, EventSink, PgRegistry, Registration, Registry,
     RegistryError,
@@ -131,6 +132,8 @@ struct Serving {
     task: JoinHandle<()>,
     stop_http: oneshot::Sender<()>,
     http_task: JoinHandle<()>,
+    /// The metrics endpoint, when `STARLANE_METRICS` asks for one: its address, and its stop.
+    metrics: Option<(SocketAddr, oneshot::Sender<()>, JoinHandle<()>)>,
 }
 
 /// What the control protocol talks to: the machine and the HyperUser's token.
@@ -155,6 +158,8 @@ struct MachineInner {
     hub: Arc<Hub>,
     next_star: AtomicUsize,
     started: Instant,
+    /// What it counts (SPEC §19).
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for MachineInner {
@@ -174,7 +179,7 @@ pub fn star_key(machine: &str, index: u16) -> Option<StarKey> {
 }
 
 /// The key the machine seals secrets with: `STARLANE_SECRET_KEY` if set, else the key file
-/// in its data directory — created on first start, which is said on standard error with what
+/// in its data directory — created on first start, which is logged (a warning) with what
 /// every other machine of the cosmos then needs.
 fn machine_secret_key(config: &MachineConfig) -> Result<SecretKey, SecretKeyError> {
     if let Some(key) = &config.secret_key {
@@ -186,12 +191,12 @@ fn machine_secret_key(config: &MachineConfig) -> Result<SecretKey, SecretKeyErro
         created: true,
     } = source
     {
-        eprintln!(
-            "secret: created a new secret key in {} (id {}); every machine of this cosmos needs \
-             the same key: copy the file into their data directories, or set \
-             STARLANE_SECRET_KEY to its content",
-            path.display(),
-            key.id()
+        tracing::warn!(
+            target: "starlane::secret",
+            path = %path.display(),
+            key = %key.id(),
+            "created a new secret key; every machine of this cosmos needs the same key: copy \
+             the file into their data directories, or set STARLANE_SECRET_KEY to its content"
         );
     }
     Ok(key)
@@ -211,6 +216,7 @@ pub struct MachineBuilder {
     drivers: Option<Drivers>,
     leases: Option<(Arc<dyn Leases>, LeaseTiming)>,
     star_capacity: usize,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl std::fmt::Debug for MachineBuilder {
@@ -263,6 +269,13 @@ impl MachineBuilder {
         self
     }
 
+    /// Where it counts what it does (default: metrics of its own, read with
+    /// [`Machine::metrics`]).
+    pub fn metrics(mut self, metrics: Arc<Metrics>) -> MachineBuilder {
+        self.metrics = Some(metrics);
+        self
+    }
+
     /// Makes it one machine of a cosmos: it holds a lease in `leases` (see `membership`),
     /// serves only while it does, and takes over the particles of machines whose leases
     /// expire (default: a machine alone, always serving).
@@ -280,7 +293,8 @@ impl MachineBuilder {
             Some(registry) => registry,
             None => Arc::new(EmbeddedRegistry::open(&home.join("registry.redb"))?),
         };
-        let cached = CachedRegistry::new(store);
+        let metrics = self.metrics.unwrap_or_default();
+        let cached = CachedRegistry::counted_in(store, metrics.clone());
         let registry: Arc<dyn Registry> = cached.clone();
         let fabric: Arc<dyn Fabric> = match self.fabric {
             Some(fabric) => fabric,
@@ -301,6 +315,7 @@ impl MachineBuilder {
             registry.clone(),
             cached.changes(),
             fabric.clone(),
+            metrics.clone(),
         )
         .ok_or_else(|| MachineError::Name(name.clone()))?;
         let sink: Arc<dyn EventSink> = hub.clone();
@@ -319,6 +334,7 @@ impl MachineBuilder {
                 drivers.clone(),
                 gate.clone(),
                 hub.clone(),
+                metrics.clone(),
             );
             star.set_capacity(self.star_capacity);
             fabric.connect(key.clone(), Arc::new(star.clone())).await?;
@@ -333,10 +349,15 @@ impl MachineBuilder {
                     leases.clone(),
                     gate.clone(),
                     fabric.clone(),
+                    metrics.clone(),
                 )
                 .await?,
             ),
-            None => None,
+            // A machine alone is the cosmos's one machine alive.
+            None => {
+                metrics.set_machines_alive(1);
+                None
+            }
         };
         let inner = Arc::new(MachineInner {
             home,
@@ -349,6 +370,7 @@ impl MachineBuilder {
             hub,
             next_star: AtomicUsize::new(0),
             started: Instant::now(),
+            metrics,
         });
         let mut machine = Machine {
             inner,
@@ -357,7 +379,10 @@ impl MachineBuilder {
         };
         machine.bootstrap().await?;
         if let Err(err) = machine.inner.hub.sweep().await {
-            eprintln!("could not forget the watchers of this machine's last run: {err}");
+            tracing::warn!(
+                target: "starlane::machine",
+                "could not forget the watchers of this machine's last run: {err}"
+            );
         }
         let star = machine.star();
         star.lifecycle().reawaken(star.drivers(), &keys).await?;
@@ -405,7 +430,7 @@ impl MachineInner {
             false => Vec::new(),
         };
         if let Err(err) = star.lifecycle().reawaken(star.drivers(), &mine).await {
-            eprintln!("membership: {doing}: {err}");
+            tracing::error!(target: "starlane::membership", "{doing}: {err}");
         }
     }
 }
@@ -463,6 +488,7 @@ impl Machine {
             drivers: None,
             leases: None,
             star_capacity: crate::star::DEFAULT_CAPACITY,
+            metrics: None,
         }
     }
 
@@ -554,6 +580,11 @@ impl Machine {
         self.inner.started.elapsed()
     }
 
+    /// What the machine counts: waves, requests, guest calls, registry calls, deliveries.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
     /// Sends a Ping into the cosmos as `agent` and waits for its Pong. Its agent, `from` and
     /// hops are stamped here, whatever it carried; its id is kept unless it is nil.
     pub async fn ping(&self, agent: Agent, ping: Ping) -> Pong {
@@ -562,7 +593,8 @@ impl Machine {
 
     /// The drivers `starlane serve` runs with: the built-in ones, sealing secrets with
     /// `secret_key`, and mechtrons, run by a wasm host set up by `wasm` (its compiled modules
-    /// cached in `home/cache/wasm`) and whose log lines go to `log`.
+    /// cached in `home/cache/wasm`) and whose log lines go to `log`
+    /// (`starlane serve`: [`traced_log`], through `tracing`).
     pub fn standard_drivers(
         home: &Path,
         log: GuestLog,
@@ -581,17 +613,20 @@ impl Machine {
     /// Starts a machine as `starlane serve` does: opens it in `config.home` with the standard
     /// drivers and the registry `config` names (the embedded store in the data directory, or
     /// PostgreSQL), listens for the control protocol and writes the endpoint files (control
-    /// address, HTTP address, the HyperUser's token) into the data directory.
+    /// address, HTTP address, the HyperUser's token) into the data directory. With
+    /// `config.metrics`, it serves its metrics there too (`GET /metrics`).
     ///
     /// A PostgreSQL registry that cannot be reached fails at once, or after the pool's
     /// connect timeout (5 s) for a host that does not answer, with
     /// [`MachineError::Database`] naming host, port, database and user.
     pub async fn start(config: MachineConfig) -> Result<Machine, MachineError> {
         let name = machine_name(&config.home, config.machine.clone())?;
+        let metrics = Arc::new(Metrics::new());
         let mut builder = Machine::builder(&config.home)
             .stars(config.stars)
             .star_capacity(config.host.star_capacity)
-            .name(name.clone());
+            .name(name.clone())
+            .metrics(metrics.clone());
         let mut postgres = None;
         if let Some(url) = &config.registry {
             let registry = PgRegistry::connect(url.secret()).await.map_err(|error| {
@@ -608,11 +643,12 @@ impl Machine {
             workers: config.host.wasm_workers,
             max_workers: config.host.wasm_max_workers,
             queue: config.host.guest_queue,
+            observer: Some(metrics.clone()),
             ..WasmConfig::default()
         };
         let drivers = Machine::standard_drivers(
             &config.home,
-            stderr_log(),
+            traced_log(),
             machine_secret_key(&config)?,
             wasm,
         )?;
@@ -648,6 +684,18 @@ impl Machine {
             addr: config.http,
             source,
         })?;
+        let metrics_listener = match config.metrics {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| MachineError::Listen { addr, source })?;
+                let bound = listener
+                    .local_addr()
+                    .map_err(|source| MachineError::Listen { addr, source })?;
+                Some((listener, bound))
+            }
+            None => None,
+        };
         let hyperuser_token = control::generate_token()?;
         let controller = Controller {
             inner: machine.inner.clone(),
@@ -676,10 +724,18 @@ impl Machine {
             entry,
             config.gateway.clone(),
             config.grace,
+            metrics.clone(),
             async move {
                 let _ = http_stopped.await;
             },
         ));
+        let metrics = metrics_listener.map(|(listener, addr)| {
+            let (stop, stopped) = oneshot::channel::<()>();
+            let task = tokio::spawn(gateway::serve_metrics(listener, metrics, async move {
+                let _ = stopped.await;
+            }));
+            (addr, stop, task)
+        });
         control::write_endpoint(&config.home, control_addr, http_addr, &hyperuser_token)?;
         machine.control = Some(Serving {
             control_addr,
@@ -688,6 +744,7 @@ impl Machine {
             task,
             stop_http,
             http_task,
+            metrics,
         });
         Ok(machine)
     }
@@ -700,6 +757,13 @@ impl Machine {
     /// Where the HTTP gateway listens (after [`Machine::start`]).
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.control.as_ref().map(|c| c.http_addr)
+    }
+
+    /// Where the metrics are served (after [`Machine::start`] with `metrics` set).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.control
+            .as_ref()
+            .and_then(|c| c.metrics.as_ref().map(|(addr, _, _)| *addr))
     }
 
     /// Stops the machine (SPEC §19): says it goes offline, then stops the control server and
@@ -717,6 +781,10 @@ impl Machine {
             let _ = serving.stop_http.send(());
             let _ = serving.task.await;
             let _ = serving.http_task.await;
+            if let Some((_, stop, task)) = serving.metrics {
+                let _ = stop.send(());
+                let _ = task.await;
+            }
             let _ = control::clear_endpoint(&self.inner.home);
         }
         if let Some((stop, task)) = self.membership.take() {

@@ -39,8 +39,10 @@ use cosmic_space::StarKey;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tracing::warn;
 
 use crate::fabric::Fabric;
+use crate::metrics::Metrics;
 use crate::registry::RegistryError;
 
 /// Why a machine could not join its cosmos.
@@ -338,6 +340,9 @@ pub struct Membership {
     placer: mpsc::UnboundedSender<Placing>,
     /// The task that runs them, one at a time; stopped with the membership.
     placer_task: JoinHandle<()>,
+    /// Where the machines alive are counted (`starlane_machines_alive`), at every reading of
+    /// the leases.
+    metrics: Arc<Metrics>,
 }
 
 /// Work that places particles: an adoption, or starting this machine's own again.
@@ -358,7 +363,8 @@ impl Membership {
     /// before the machine places anything; its stars' `gate` opens once the lease is held on
     /// the bus.
     /// While another process holds the lease (one killed a moment ago, whose lease has yet to
-    /// end), waits for it, for two leases and a tick at most.
+    /// end), waits for it, for two leases and a tick at most. The machines holding a lease are
+    /// counted in `metrics` at every reading.
     pub async fn join(
         machine: &str,
         stars: u16,
@@ -366,6 +372,7 @@ impl Membership {
         leases: Arc<dyn Leases>,
         gate: Arc<Gate>,
         fabric: Arc<dyn Fabric>,
+        metrics: Arc<Metrics>,
     ) -> Result<Arc<Membership>, JoinError> {
         let holder = holder();
         let started = Instant::now();
@@ -390,6 +397,7 @@ impl Membership {
         judge.bus(fabric.on_bus(), gate.now());
         gate.serve_until(judge.serving_until());
         let all = patiently(timing, leases.leases()).await?;
+        metrics.set_machines_alive(all.iter().filter(|lease| lease.is_live()).count());
         // What is buried now is placed again by the machine's start (`Lifecycle::reawaken`).
         let adopted = all
             .iter()
@@ -413,6 +421,7 @@ impl Membership {
                     work.await;
                 }
             }),
+            metrics,
         });
         membership.fabric.set_remote_stars(membership.others(&all));
         Ok(membership)
@@ -474,17 +483,19 @@ impl Membership {
             Ok(true) => self.judge.lock().renewed(began),
             Ok(false) => self.take_anew(member).await,
             // The database is away: the gate closes by itself when the last renewal lapses.
-            Err(err) => eprintln!("membership: {err}"),
+            Err(err) => warn!(target: "starlane::membership", "cannot renew the lease: {err}"),
         }
         let judge = self.judge.lock().clone();
         self.gate.serve_until(judge.serving_until());
         let all = match patiently(self.timing, self.leases.leases()).await {
             Ok(all) => all,
             Err(err) => {
-                eprintln!("membership: {err}");
+                warn!(target: "starlane::membership", "cannot read the leases: {err}");
                 return;
             }
         };
+        self.metrics
+            .set_machines_alive(all.iter().filter(|lease| lease.is_live()).count());
         self.fabric.set_remote_stars(self.others(&all));
         // Burials of ours whose answer was lost: the database says who buried.
         for dead in all
@@ -498,7 +509,11 @@ impl Membership {
             match patiently(self.timing, burial).await {
                 Ok(true) => self.adopt(member, dead),
                 Ok(false) => {}
-                Err(err) => eprintln!("membership: {err}"),
+                Err(err) => warn!(
+                    target: "starlane::membership",
+                    dead = %dead.machine,
+                    "cannot bury a dead machine's lease: {err}"
+                ),
             }
         }
         self.adopted.lock().retain(|(machine, epoch)| {
@@ -512,10 +527,11 @@ impl Membership {
     async fn take_anew(&self, member: &Arc<dyn Member>) {
         self.judge.lock().lost();
         self.gate.serve_until(None);
-        eprintln!(
-            "membership: machine {} lost its lease (epoch {}): it stops serving and takes a new one",
-            self.machine,
-            self.epoch()
+        warn!(
+            target: "starlane::membership",
+            machine = %self.machine,
+            epoch = self.epoch(),
+            "this machine lost its lease: it stops serving and takes a new one"
         );
         let began = self.gate.now();
         let taking = self
@@ -534,12 +550,13 @@ impl Membership {
                 let rejoined = member.clone();
                 self.place(async move { rejoined.rejoined().await });
             }
-            Ok(None) => eprintln!(
-                "membership: another process holds the lease of machine {}: this one serves \
-                 nothing until that lease ends",
-                self.machine
+            Ok(None) => warn!(
+                target: "starlane::membership",
+                machine = %self.machine,
+                "another process holds this machine's lease: this one serves nothing until \
+                 that lease ends"
             ),
-            Err(err) => eprintln!("membership: {err}"),
+            Err(err) => warn!(target: "starlane::membership", "cannot take a new lease: {err}"),
         }
     }
 
@@ -549,9 +566,11 @@ impl Membership {
         if !self.adopted.lock().insert(burial) {
             return;
         }
-        eprintln!(
-            "membership: machine {} is dead (its lease expired); {} takes its particles",
-            dead.machine, self.machine
+        warn!(
+            target: "starlane::membership",
+            dead = %dead.machine,
+            machine = %self.machine,
+            "a machine is dead (its lease expired): this one takes its particles"
         );
         let (member, dead) = (member.clone(), dead.clone());
         self.place(async move { member.adopt(&dead).await });

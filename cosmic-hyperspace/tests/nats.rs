@@ -248,6 +248,9 @@ async fn a_star_nobody_serves_answers_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_particles_of_a_machine_that_leaves_answer_from_the_other() {
     let mut cosmos = cosmos().await;
+    // A has read both leases (it sees B's stars): two machines alive, on both.
+    assert_eq!(cosmos.a.metrics().machines_alive(), 2);
+    assert_eq!(cosmos.b().metrics().machines_alive(), 2);
     let points = particles(&cosmos, 16).await;
     let target = placed_on(&cosmos, &points, "edge-b").await;
     let left = Instant::now();
@@ -277,5 +280,13 @@ async fn the_particles_of_a_machine_that_leaves_answer_from_the_other() {
     );
     let host = a.registry().location(&target).await.unwrap().unwrap();
     assert_eq!(host.constellation, "edge-a");
+    // B gave its lease up: A counts itself alone at its next reading.
+    while a.metrics().machines_alive() != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "edge-a still counts edge-b alive"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     cosmos.end().await;
 }

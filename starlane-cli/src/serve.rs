@@ -1,6 +1,11 @@
 //! `starlane serve`: resolve the machine's settings (flags, environment, `starlane.toml`,
 //! defaults), start the machine, say where it listens, and run until Ctrl-C or SIGTERM, then
 //! shut down cleanly (SPEC §13).
+//!
+//! Standard output says where it listens (tests and scripts read it); everything the server
+//! logs goes to standard error, through the `tracing` subscriber installed here (SPEC §19):
+//! filtered by `STARLANE_LOG` (`RUST_LOG` syntax, default `info`), as text or, with
+//! `STARLANE_LOG_FORMAT=json`, one JSON object per line.
 
 use std::future::Future;
 use std::io::Write;
@@ -17,9 +22,10 @@ use cosmic_hyperspace::control::{
     ENV_CONTROL, ENV_COSMOS, ENV_DEFAULT_SPACE, ENV_GRACE, ENV_GUEST_QUEUE, ENV_HTTP,
     ENV_HTTP_MAX_BODY, ENV_HTTP_READ_TIMEOUT, ENV_HTTP_WAIT, ENV_LEASE, ENV_LOG, ENV_LOG_FORMAT,
     ENV_MACHINE, ENV_METRICS, ENV_NATS, ENV_REGISTRY, ENV_STAR_CAPACITY, ENV_STARS,
-    ENV_WASM_MAX_WORKERS, ENV_WASM_WORKERS, MachineConfig, Setting, Settings,
+    ENV_WASM_MAX_WORKERS, ENV_WASM_WORKERS, LogConfig, LogFormat, MachineConfig, Setting, Settings,
 };
 use cosmic_hyperspace::machine::Machine;
+use tracing_subscriber::EnvFilter;
 
 /// What `starlane serve --help` says after the flags.
 const AFTER_HELP: &str = "\
@@ -204,6 +210,9 @@ pub trait Served {
     /// The address the HTTP gateway listens on.
     fn http_addr(&self) -> SocketAddr;
 
+    /// The address the metrics are served on, if they are.
+    fn metrics_addr(&self) -> Option<SocketAddr>;
+
     /// Stops the machine cleanly.
     fn shutdown(self) -> impl Future<Output = anyhow::Result<()>>;
 }
@@ -211,6 +220,7 @@ pub trait Served {
 /// Runs `starlane serve` with the settings given on the command line (`flags`).
 pub fn serve(flags: &Settings) -> anyhow::Result<ExitCode> {
     let config = MachineConfig::resolve(flags, |name| std::env::var(name).ok())?;
+    install_logging(&config.log)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -221,6 +231,28 @@ pub fn serve(flags: &Settings) -> anyhow::Result<ExitCode> {
     runtime.shutdown_timeout(Duration::from_millis(100));
     served?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Installs the subscriber every `tracing` event of the server goes through: `log`'s filter
+/// and format, on standard error.
+fn install_logging(log: &LogConfig) -> anyhow::Result<()> {
+    let filter = EnvFilter::builder().parse(&log.filter).map_err(|err| {
+        anyhow::anyhow!(
+            "STARLANE_LOG = '{}' is not a log filter ({err}): write levels and targets as \
+             RUST_LOG does, e.g. info or info,starlane::wave=debug",
+            log.filter
+        )
+    })?;
+    let lines = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let installed = match log.format {
+        LogFormat::Text => lines
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        LogFormat::Json => lines.json().flatten_event(true).try_init(),
+    };
+    installed.map_err(|err| anyhow::anyhow!("cannot install the log subscriber: {err}"))
 }
 
 /// Starts the machine with `config` and serves until a shutdown signal.
@@ -268,6 +300,10 @@ impl Served for Started {
         self.machine.http_addr().unwrap_or(self.http)
     }
 
+    fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.machine.metrics_addr()
+    }
+
     async fn shutdown(self) -> anyhow::Result<()> {
         self.machine.shutdown().await;
         Ok(())
@@ -284,6 +320,9 @@ pub async fn run_until<M: Served>(
     writeln!(out, "starlane is serving")?;
     writeln!(out, "  control  {}", machine.control_addr())?;
     writeln!(out, "  http     http://{}", machine.http_addr())?;
+    if let Some(metrics) = machine.metrics_addr() {
+        writeln!(out, "  metrics  http://{metrics}/metrics")?;
+    }
     writeln!(out, "  data     {}", place.home.display())?;
     writeln!(out, "  registry {}", place.registry)?;
     writeln!(out, "press Ctrl-C to stop")?;
@@ -324,6 +363,7 @@ mod tests {
 
     struct Fake {
         stopped: Arc<AtomicBool>,
+        metrics: Option<SocketAddr>,
     }
 
     impl Served for Fake {
@@ -333,6 +373,10 @@ mod tests {
 
         fn http_addr(&self) -> SocketAddr {
             "127.0.0.1:8080".parse().unwrap()
+        }
+
+        fn metrics_addr(&self) -> Option<SocketAddr> {
+            self.metrics
         }
 
         async fn shutdown(self) -> anyhow::Result<()> {
@@ -346,6 +390,7 @@ mod tests {
         let stopped = Arc::new(AtomicBool::new(false));
         let machine = Fake {
             stopped: stopped.clone(),
+            metrics: None,
         };
         let mut out = Vec::new();
         let place = Place {
@@ -392,6 +437,43 @@ mod tests {
             *settings.slot_mut(&setting).unwrap() = None;
             assert_eq!(settings, Settings::default(), "{}", setting.flag);
         }
+    }
+
+    #[tokio::test]
+    async fn the_metrics_address_follows_the_http_one_when_they_are_served() {
+        let machine = Fake {
+            stopped: Arc::new(AtomicBool::new(false)),
+            metrics: Some("127.0.0.1:9464".parse().unwrap()),
+        };
+        let mut out = Vec::new();
+        let place = Place {
+            home: Path::new("/data"),
+            registry: "embedded, in /data",
+        };
+        run_until(machine, place, &mut out, async { Ok(()) })
+            .await
+            .unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(
+            out.starts_with(
+                "starlane is serving\n  control  127.0.0.1:4343\n  http     http://127.0.0.1:8080\n  \
+                 metrics  http://127.0.0.1:9464/metrics\n  data     /data\n"
+            ),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn a_bad_log_filter_is_refused_saying_what_to_write() {
+        let log = LogConfig {
+            filter: "info,starlane=loud".to_string(),
+            format: LogFormat::Text,
+        };
+        let err = install_logging(&log).unwrap_err().to_string();
+        assert!(
+            err.starts_with("STARLANE_LOG = 'info,starlane=loud' is not a log filter"),
+            "{err}"
+        );
     }
 
     #[test]

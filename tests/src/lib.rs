@@ -139,18 +139,34 @@ impl Server {
     /// Starts `starlane serve` on `home` like [`Server::start`], with the extra environment
     /// `envs` (e.g. `STARLANE_HTTP_WAIT`).
     pub fn start_with(home: &Path, envs: &[(&str, &str)]) -> Server {
-        Server::start_serving(home, &[], envs)
+        Server::spawn(home, &[], envs, false)
     }
 
     /// Starts `starlane serve ARGS` on `home` like [`Server::start`], with the extra
     /// environment `envs`.
     pub fn start_serving(home: &Path, args: &[&str], envs: &[(&str, &str)]) -> Server {
+        Server::spawn(home, args, envs, false)
+    }
+
+    /// Starts `starlane serve` like [`Server::start_with`], but keeps its standard error apart
+    /// from its standard output: [`Server::log`] has only what it printed,
+    /// [`Server::stderr_log`] what it logged.
+    pub fn start_apart(home: &Path, envs: &[(&str, &str)]) -> Server {
+        Server::spawn(home, &[], envs, true)
+    }
+
+    fn spawn(home: &Path, args: &[&str], envs: &[(&str, &str)], apart: bool) -> Server {
         // Stale endpoint files from a killed server must not be mistaken for the new one's.
         for stale in ["control.addr", "http.addr", "token"] {
             let _ = std::fs::remove_file(home.join(stale));
         }
         let log = std::fs::File::create(home.with_extension("log"))
             .unwrap_or_else(|e| panic!("cannot create the server log: {e}"));
+        let errors = match apart {
+            true => std::fs::File::create(home.with_extension("err"))
+                .unwrap_or_else(|e| panic!("cannot create the server's error log: {e}")),
+            false => log.try_clone().unwrap_or_else(|e| panic!("log: {e}")),
+        };
         let child = Command::new(starlane_bin())
             .arg("serve")
             .args(args)
@@ -166,8 +182,8 @@ impl Server {
             .env_remove("STARLANE_MACHINE")
             .env_remove("STARLANE_LEASE")
             .envs(envs.iter().copied())
-            .stdout(log.try_clone().unwrap_or_else(|e| panic!("log: {e}")))
-            .stderr(log)
+            .stdout(log)
+            .stderr(errors)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start starlane serve: {e}"));
         let server = Server {
@@ -192,9 +208,42 @@ impl Server {
     }
 
     /// What the server has printed on standard output and standard error since it started
-    /// (its log, kept beside the data directory as `HOME.log`).
+    /// (its log, kept beside the data directory as `HOME.log`; standard output alone for a
+    /// server started with [`Server::start_apart`]).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.home.with_extension("log")).unwrap_or_default()
+    }
+
+    /// What a server started with [`Server::start_apart`] has printed on standard error
+    /// (`HOME.err`).
+    pub fn stderr_log(&self) -> String {
+        std::fs::read_to_string(self.home.with_extension("err")).unwrap_or_default()
+    }
+
+    /// The address a server started with `STARLANE_METRICS` serves its metrics on (`IP:PORT`,
+    /// from the `metrics` line it prints), waiting up to 10 s for the line.
+    ///
+    /// # Panics
+    /// If the server prints no such line.
+    pub fn metrics_addr(&self) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            let found = log.lines().find_map(|line| {
+                line.trim()
+                    .strip_prefix("metrics  http://")?
+                    .strip_suffix("/metrics")
+                    .map(str::to_string)
+            });
+            if let Some(addr) = found {
+                return addr;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server printed no metrics line:\n{log}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 
     /// Where the HTTP gateway listens (`IP:PORT`, from the data directory).

@@ -208,20 +208,7 @@ async fn a_call_past_its_timeout_answers_500_in_about_that_time() {
 
 /// The text of `GET /metrics` on the server's metrics endpoint.
 fn metrics(server: &Server) -> String {
-    let addr = std::fs::read_to_string(server.home().join("metrics.addr"))
-        .map(|addr| addr.trim().to_string())
-        .unwrap_or_else(|_| metrics_addr_from_log(&server.log()));
-    tests::http(&addr, "GET", "/metrics", &[], b"").text()
-}
-
-/// The metrics address `serve` printed (`  metrics  http://ADDR/metrics`).
-fn metrics_addr_from_log(log: &str) -> String {
-    log.lines()
-        .find_map(|line| line.trim().strip_prefix("metrics"))
-        .and_then(|rest| rest.trim().strip_prefix("http://"))
-        .and_then(|rest| rest.strip_suffix("/metrics"))
-        .unwrap_or_else(|| panic!("serve printed no metrics address:\n{log}"))
-        .to_string()
+    tests::http(&server.metrics_addr(), "GET", "/metrics", &[], b"").text()
 }
 
 /// The value of the series `name` (with its labels, as printed) in a metrics text; 0 if absent.

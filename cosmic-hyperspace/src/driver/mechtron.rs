@@ -49,12 +49,28 @@ pub const CONFIG_PROPERTY: &str = "config";
 /// Where guests' log lines go: `(mechtron, level, message)`.
 pub type GuestLog = Arc<dyn Fn(&Point, LogLevel, &str) + Send + Sync>;
 
-/// A [`GuestLog`] that prints each line on standard error as `LEVEL point: message` (what
-/// `starlane serve` does).
-pub fn stderr_log() -> GuestLog {
-    Arc::new(|point: &Point, level: LogLevel, message: &str| {
-        eprintln!("{level} {point}: {message}");
-    })
+/// The `tracing` target of guests' log lines.
+pub const GUEST_TARGET: &str = "starlane::guest";
+
+/// A [`GuestLog`] that emits each line as a `tracing` event under [`GUEST_TARGET`], at the
+/// guest's level, with the mechtron's point as the field `mechtron` (what `starlane serve`
+/// does: its subscriber filters and writes them with every other line).
+pub fn traced_log() -> GuestLog {
+    Arc::new(
+        |point: &Point, level: LogLevel, message: &str| match level {
+            LogLevel::Trace => {
+                tracing::trace!(target: GUEST_TARGET, mechtron = %point, "{message}")
+            }
+            LogLevel::Debug => {
+                tracing::debug!(target: GUEST_TARGET, mechtron = %point, "{message}")
+            }
+            LogLevel::Info => tracing::info!(target: GUEST_TARGET, mechtron = %point, "{message}"),
+            LogLevel::Warn => tracing::warn!(target: GUEST_TARGET, mechtron = %point, "{message}"),
+            LogLevel::Error => {
+                tracing::error!(target: GUEST_TARGET, mechtron = %point, "{message}")
+            }
+        },
+    )
 }
 
 /// A [`GuestLog`] that drops every line (benchmarks, tests).
@@ -115,7 +131,8 @@ struct Live {
 
 impl MechtronDriver {
     /// A driver running guests in `host`, with the default restart policy and a 30 s wait for
-    /// the Pongs of the Pings guests send; guests' log lines go to standard error.
+    /// the Pongs of the Pings guests send; guests' log lines go through `tracing`
+    /// ([`traced_log`]).
     pub fn new(host: WasmHost) -> MechtronDriver {
         let bind: Bind =
             "Bind(version=1.0.0) { Route<Ext<*>> -> (()) => &; Route<Http<*>> -> (()) => &; }"
@@ -126,7 +143,7 @@ impl MechtronDriver {
             bind: Arc::new(bind),
             policy: RestartPolicy::default(),
             send_timeout: Duration::from_secs(30),
-            log: stderr_log(),
+            log: traced_log(),
             live: RwLock::new(HashMap::new()),
         }
     }

@@ -28,7 +28,7 @@ pub use channel::{ChannelDriver, STREAM};
 pub use database::DatabaseDriver;
 pub use file::FileDriver;
 pub use mechtron::{
-    CONFIG_PROPERTY, GuestLog, MechtronDriver, RestartPolicy, quiet_log, stderr_log,
+    CONFIG_PROPERTY, GUEST_TARGET, GuestLog, MechtronDriver, RestartPolicy, quiet_log, traced_log,
 };
 pub use secret::{
     KeySource, SECRET_KEY_FILE, SealError, SecretDriver, SecretKey, SecretKeyError,

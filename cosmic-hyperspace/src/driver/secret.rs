@@ -113,7 +113,12 @@ impl SecretDriver {
         };
         match self.key.open(point, &sealed) {
             Ok(value) => {
-                eprintln!("secret: {point} revealed to {}", ping.agent);
+                tracing::info!(
+                    target: "starlane::secret",
+                    secret = %point,
+                    agent = %ping.agent,
+                    "revealed"
+                );
                 ReflectedCore::ok(Substance::Bin(value)).with_header("cache-control", "no-store")
             }
             Err(err) => ReflectedCore::error(StatusCode::ERROR, err.to_string()),

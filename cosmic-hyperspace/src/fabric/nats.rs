@@ -40,6 +40,9 @@ use super::{Envelope, Fabric, FabricError, Inbox, LocalFabric};
 use crate::credentials::redact;
 use crate::registry::{Change, ChangeFeed, Forget};
 
+/// The `tracing` target of what the fabric drops or cannot publish.
+const NATS_TARGET: &str = "starlane::nats";
+
 /// The header that marks a chunk of a frame: `ID INDEX COUNT`.
 const CHUNK_HEADER: &str = "Starlane-Chunk";
 
@@ -432,7 +435,10 @@ async fn send_changes(
         let frame = match wire.encode(&change) {
             Ok(frame) => frame,
             Err(err) => {
-                eprintln!("nats: cannot frame the registry change {change:?}: {err}");
+                tracing::error!(
+                    target: NATS_TARGET,
+                    "cannot frame the registry change {change:?}: {err}"
+                );
                 continue;
             }
         };
@@ -444,7 +450,10 @@ async fn send_changes(
         {
             // The other machines' caches may now hold what this change made stale: when this
             // client is connected again it tells every machine to forget everything.
-            eprintln!("nats: could not publish the registry change {change:?}: {err}");
+            tracing::warn!(
+                target: NATS_TARGET,
+                "could not publish the registry change {change:?}: {err}"
+            );
         }
     }
 }
@@ -467,8 +476,9 @@ async fn hear_changes(
         }
         match wire.decode::<Change>(&message.payload) {
             Ok(change) => feed.publish_from_elsewhere(&change),
-            Err(err) => eprintln!(
-                "nats: dropped a registry change on {} from {}: {err}",
+            Err(err) => tracing::warn!(
+                target: NATS_TARGET,
+                "dropped a registry change on {} from {}: {err}",
                 message.subject,
                 from.unwrap_or("an unnamed machine")
             ),
@@ -502,13 +512,15 @@ async fn receive(
             Ok(Some(frame)) => frame,
             Ok(None) => continue,
             Err(why) => {
-                eprintln!("nats: dropped a message on {subject}: {why}");
+                tracing::warn!(target: NATS_TARGET, "dropped a message on {subject}: {why}");
                 continue;
             }
         };
         match wire.decode::<Envelope>(&frame) {
             Ok(envelope) => inbox.deliver(envelope),
-            Err(err) => eprintln!("nats: dropped a frame on {subject}: {err}"),
+            Err(err) => {
+                tracing::warn!(target: NATS_TARGET, "dropped a frame on {subject}: {err}");
+            }
         }
     }
 }
@@ -523,8 +535,9 @@ async fn hear_bounces(fabric: std::sync::Weak<NatsFabric>, mut bounces: async_na
             continue;
         }
         let Some((star, wave)) = fabric.subjects.parse_bounce(message.subject.as_str()) else {
-            eprintln!(
-                "nats: a bounce on {} names no star and wave",
+            tracing::warn!(
+                target: NATS_TARGET,
+                "a bounce on {} names no star and wave",
                 message.subject
             );
             continue;

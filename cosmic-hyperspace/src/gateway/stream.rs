@@ -42,7 +42,7 @@ use cosmic_space::{
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
-use super::{Entry, Gateway, STREAM, bytes_of, plain, response};
+use super::{Entry, Gateway, HTTP_TARGET, STREAM, bytes_of, plain, response};
 use crate::channel::Watch;
 use std::sync::Arc;
 
@@ -122,7 +122,7 @@ impl Gateway {
             .try_acquire_owned()
             .map_err(|_| busy("too many streams are open"))?;
         let selector: Selector = channel.to_string().parse().map_err(|_| {
-            eprintln!("http: {channel} does not parse as a selector");
+            tracing::warn!(target: HTTP_TARGET, %channel, "a channel that does not parse as a selector");
             server_error()
         })?;
         let watch = self
@@ -141,7 +141,7 @@ impl Gateway {
     /// else is the cosmos's mistake, a 500 for the web and a line in the log).
     async fn channel(&self, name: &str) -> Result<Point, Response> {
         let refuse = |why: String| {
-            eprintln!("http: the answer asked to stream {name}, which {why}");
+            tracing::warn!(target: HTTP_TARGET, "the answer asked to stream {name}, which {why}");
             server_error()
         };
         let point: Point = name
@@ -464,7 +464,7 @@ impl Relay {
         Some(match core.status {
             // As for a 403 answer: who was refused what is for the operator's log.
             StatusCode::FORBIDDEN => {
-                eprintln!("http: 403: {reason}");
+                tracing::info!(target: HTTP_TARGET, status = 403, "refused: {reason}");
                 (close_code::POLICY, "Forbidden".to_string())
             }
             StatusCode::UNAVAILABLE | StatusCode::TIMEOUT | StatusCode::GATEWAY_TIMEOUT => (
@@ -472,7 +472,7 @@ impl Relay {
                 "the channel is busy: try again later".to_string(),
             ),
             status if status.is_server_error() => {
-                eprintln!("http: {status}: {reason}");
+                tracing::warn!(target: HTTP_TARGET, status = status.as_u16(), "{reason}");
                 (close_code::ERROR, "Internal Server Error".to_string())
             }
             status => (close_code::POLICY, format!("{status}: {reason}")),

@@ -32,6 +32,7 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
 use super::{Entry, ParticleRecord, Registration, Registry, RegistryResult};
+use crate::metrics::{Metrics, RegistryOp, RegistryOutcome};
 
 /// One change to the registry, as precisely as caches need it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -255,12 +256,17 @@ const RECORDS: usize = 65_536;
 /// Placement and records (what routing reads on every wave) come from the cache once read;
 /// everything else goes to the store. Every write publishes its [`Change`] whether or not it
 /// succeeded — a write whose answer was lost may still have been committed.
+///
+/// Every call is counted once in the machine's [`Metrics`]
+/// (`starlane_registry_operations_total{op,outcome}`): answered from the cache, or by the
+/// store (done, refused or failed), whichever store it is.
 pub struct CachedRegistry {
     store: Arc<dyn Registry>,
     feed: Arc<ChangeFeed>,
     records: Arc<RecordCache>,
     tokens: Arc<TokenCache>,
     events: OnceLock<Weak<dyn EventSink>>,
+    metrics: Arc<Metrics>,
 }
 
 /// Hears the lifecycle events (SPEC §18) of the writes made through a [`CachedRegistry`]:
@@ -316,8 +322,15 @@ impl std::fmt::Debug for CachedRegistry {
 }
 
 impl CachedRegistry {
-    /// `store`, with an empty cache and a feed whose first listener is that cache.
+    /// `store`, with an empty cache and a feed whose first listener is that cache, counting
+    /// its calls in metrics of its own.
     pub fn new(store: Arc<dyn Registry>) -> Arc<CachedRegistry> {
+        CachedRegistry::counted_in(store, Arc::new(Metrics::new()))
+    }
+
+    /// `store`, with an empty cache and a feed whose first listener is that cache, counting
+    /// its calls in `metrics` (the machine's).
+    pub fn counted_in(store: Arc<dyn Registry>, metrics: Arc<Metrics>) -> Arc<CachedRegistry> {
         let records = Arc::new(RecordCache(PointCache::new(RECORDS)));
         let tokens = Arc::new(TokenCache(Cache::new(TOKENS)));
         let feed = Arc::new(ChangeFeed::default());
@@ -331,6 +344,7 @@ impl CachedRegistry {
             records,
             tokens,
             events: OnceLock::new(),
+            metrics,
         })
     }
 
@@ -385,15 +399,48 @@ impl CachedRegistry {
         self.records.0.len()
     }
 
-    /// Runs a write and publishes `change` after it, whatever its outcome.
+    /// Runs a write, counted as `op`, and publishes `change` after it, whatever its outcome.
     async fn publishing<T>(
         &self,
+        op: RegistryOp,
         change: Change,
         write: impl std::future::Future<Output = RegistryResult<T>>,
     ) -> RegistryResult<T> {
-        let outcome = write.await;
+        let outcome = self.counted(op, write).await;
         self.feed.publish(&change);
         outcome
+    }
+
+    /// Runs a call of the store, counted as `op` with its outcome.
+    async fn counted<T>(
+        &self,
+        op: RegistryOp,
+        call: impl std::future::Future<Output = RegistryResult<T>>,
+    ) -> RegistryResult<T> {
+        let outcome = call.await;
+        let counted = match &outcome {
+            Ok(_) => RegistryOutcome::Ok,
+            Err(err) if err.status().is_server_error() => RegistryOutcome::Failed,
+            Err(_) => RegistryOutcome::Refused,
+        };
+        self.metrics.registry_operation(op, counted);
+        outcome
+    }
+
+    /// Counts `op` as answered from the cache.
+    fn cached(&self, op: RegistryOp) {
+        self.metrics.registry_operation(op, RegistryOutcome::Cached);
+    }
+
+    /// The record of `point`: from the cache, else read from the store and kept (uncounted:
+    /// its callers count themselves).
+    async fn load(&self, point: &Point) -> RegistryResult<ParticleRecord> {
+        let epoch = self.records.0.epoch();
+        let record = self.store.record(point).await?;
+        self.records
+            .0
+            .insert_if(epoch, point.clone(), record.clone());
+        Ok(record)
     }
 }
 
@@ -404,7 +451,11 @@ impl Registry for CachedRegistry {
         let strategy = registration.strategy;
         let status = registration.status.clone();
         let record = self
-            .publishing(change, self.store.register(registration))
+            .publishing(
+                RegistryOp::Register,
+                change,
+                self.store.register(registration),
+            )
             .await?;
         if let Some(sink) = self.event_sink() {
             // A new particle starts in the status it was registered with; one that was
@@ -427,7 +478,9 @@ impl Registry for CachedRegistry {
             .iter()
             .map(|entry| entry.registration.point.clone())
             .collect();
-        let outcome = self.store.register_all(entries).await;
+        let outcome = self
+            .counted(RegistryOp::RegisterAll, self.store.register_all(entries))
+            .await;
         for point in points {
             self.feed.publish(&Change::Record(point));
         }
@@ -440,19 +493,16 @@ impl Registry for CachedRegistry {
     }
 
     async fn next_sequence(&self, parent: &Point) -> RegistryResult<u64> {
-        self.store.next_sequence(parent).await
+        self.counted(RegistryOp::NextSequence, self.store.next_sequence(parent))
+            .await
     }
 
     async fn record(&self, point: &Point) -> RegistryResult<ParticleRecord> {
         if let Some(record) = self.records.0.get(point) {
+            self.cached(RegistryOp::Record);
             return Ok(record);
         }
-        let epoch = self.records.0.epoch();
-        let record = self.store.record(point).await?;
-        self.records
-            .0
-            .insert_if(epoch, point.clone(), record.clone());
-        Ok(record)
+        self.counted(RegistryOp::Record, self.load(point)).await
     }
 
     async fn location(&self, point: &Point) -> RegistryResult<Option<StarKey>> {
@@ -461,35 +511,47 @@ impl Registry for CachedRegistry {
             .0
             .with(point, |record| Some(record.location.clone()))
         {
+            self.cached(RegistryOp::Location);
             return Ok(location);
         }
-        Ok(self.record(point).await?.location)
+        let record = self.counted(RegistryOp::Location, self.load(point)).await?;
+        Ok(record.location)
     }
 
     async fn line(&self, point: &Point) -> RegistryResult<Vec<ParticleRecord>> {
-        self.store.line(point).await
+        self.counted(RegistryOp::Line, self.store.line(point)).await
     }
 
     async fn hierarchy(&self, point: &Point) -> RegistryResult<PointHierarchy> {
-        self.store.hierarchy(point).await
+        self.counted(RegistryOp::Hierarchy, self.store.hierarchy(point))
+            .await
     }
 
     async fn lineage(&self, point: &Point) -> RegistryResult<Lineage> {
-        self.store.lineage(point).await
+        self.counted(RegistryOp::Lineage, self.store.lineage(point))
+            .await
     }
 
     async fn set_status(&self, point: &Point, status: Status) -> RegistryResult<()> {
         let change = Change::Record(point.clone());
-        self.publishing(change, self.store.set_status(point, status.clone()))
-            .await?;
+        self.publishing(
+            RegistryOp::SetStatus,
+            change,
+            self.store.set_status(point, status.clone()),
+        )
+        .await?;
         self.tell(point, Event::Status(status)).await;
         Ok(())
     }
 
     async fn set_location(&self, point: &Point, star: StarKey) -> RegistryResult<()> {
         let change = Change::Record(point.clone());
-        self.publishing(change, self.store.set_location(point, star))
-            .await
+        self.publishing(
+            RegistryOp::SetLocation,
+            change,
+            self.store.set_location(point, star),
+        )
+        .await
     }
 
     async fn set_properties(
@@ -499,7 +561,11 @@ impl Registry for CachedRegistry {
     ) -> RegistryResult<Properties> {
         let change = Change::Record(point.clone());
         let properties = self
-            .publishing(change, self.store.set_properties(point, changes))
+            .publishing(
+                RegistryOp::SetProperties,
+                change,
+                self.store.set_properties(point, changes),
+            )
             .await?;
         self.tell(point, Event::Properties).await;
         Ok(properties)
@@ -513,18 +579,24 @@ impl Registry for CachedRegistry {
     ) -> RegistryResult<Properties> {
         let change = Change::Record(point.clone());
         let properties = self
-            .publishing(change, self.store.write_content(point, content, changes))
+            .publishing(
+                RegistryOp::WriteContent,
+                change,
+                self.store.write_content(point, content, changes),
+            )
             .await?;
         self.tell(point, Event::Properties).await;
         Ok(properties)
     }
 
     async fn select(&self, selector: &Selector) -> RegistryResult<Vec<Stub>> {
-        self.store.select(selector).await
+        self.counted(RegistryOp::Select, self.store.select(selector))
+            .await
     }
 
     async fn children(&self, point: &Point) -> RegistryResult<Vec<Stub>> {
-        self.store.children(point).await
+        self.counted(RegistryOp::Children, self.store.children(point))
+            .await
     }
 
     async fn delete(&self, point: &Point, force: bool) -> RegistryResult<Vec<Point>> {
@@ -535,7 +607,7 @@ impl Registry for CachedRegistry {
             None => None,
         };
         let deleted = self
-            .publishing(change, self.store.delete(point, force))
+            .publishing(RegistryOp::Delete, change, self.store.delete(point, force))
             .await?;
         if let (Some(stubs), Some(sink)) = (stubs, self.event_sink()) {
             for stub in stubs
@@ -553,12 +625,17 @@ impl Registry for CachedRegistry {
     }
 
     async fn content(&self, point: &Point) -> RegistryResult<Option<Vec<u8>>> {
-        self.store.content(point).await
+        self.counted(RegistryOp::Content, self.store.content(point))
+            .await
     }
 
     async fn chown(&self, selector: &Selector, owner: &Point) -> RegistryResult<usize> {
-        self.publishing(Change::Owners, self.store.chown(selector, owner))
-            .await
+        self.publishing(
+            RegistryOp::Chown,
+            Change::Owners,
+            self.store.chown(selector, owner),
+        )
+        .await
     }
 
     async fn grant(
@@ -568,34 +645,47 @@ impl Registry for CachedRegistry {
         to: Selector,
         by: Point,
     ) -> RegistryResult<Grant> {
-        self.publishing(Change::Grants, self.store.grant(kind, on, to, by))
-            .await
+        self.publishing(
+            RegistryOp::Grant,
+            Change::Grants,
+            self.store.grant(kind, on, to, by),
+        )
+        .await
     }
 
     async fn revoke(&self, id: u64) -> RegistryResult<Grant> {
-        self.publishing(Change::Grants, self.store.revoke(id)).await
+        self.publishing(RegistryOp::Revoke, Change::Grants, self.store.revoke(id))
+            .await
     }
 
     async fn grants(&self) -> RegistryResult<Vec<Grant>> {
-        self.store.grants().await
+        self.counted(RegistryOp::Grants, self.store.grants()).await
     }
 
     async fn grants_on(&self, point: &Point) -> RegistryResult<Vec<Grant>> {
-        self.store.grants_on(point).await
+        self.counted(RegistryOp::GrantsOn, self.store.grants_on(point))
+            .await
     }
 
     async fn store_token(&self, token: &str, agent: &Point) -> RegistryResult<()> {
-        self.publishing(Change::Tokens, self.store.store_token(token, agent))
-            .await
+        self.publishing(
+            RegistryOp::StoreToken,
+            Change::Tokens,
+            self.store.store_token(token, agent),
+        )
+        .await
     }
 
     async fn token_agent(&self, token: &str) -> RegistryResult<Option<Point>> {
         let hash = super::token_hash(token);
         if let Some(agent) = self.tokens.0.get(&hash) {
+            self.cached(RegistryOp::TokenAgent);
             return Ok(Some(agent));
         }
         let epoch = self.tokens.0.epoch();
-        let agent = self.store.token_agent(token).await?;
+        let agent = self
+            .counted(RegistryOp::TokenAgent, self.store.token_agent(token))
+            .await?;
         if let Some(agent) = &agent {
             self.tokens.0.insert_if(epoch, hash, agent.clone());
         }
@@ -603,16 +693,21 @@ impl Registry for CachedRegistry {
     }
 
     async fn census(&self) -> RegistryResult<BTreeMap<String, u64>> {
-        self.store.census().await
+        self.counted(RegistryOp::Census, self.store.census()).await
     }
 
     async fn subscribe(&self, subscription: &Subscription) -> RegistryResult<()> {
-        self.publishing(Change::Subscriptions, self.store.subscribe(subscription))
-            .await
+        self.publishing(
+            RegistryOp::Subscribe,
+            Change::Subscriptions,
+            self.store.subscribe(subscription),
+        )
+        .await
     }
 
     async fn unsubscribe(&self, subscriber: &Surface, selector: &Selector) -> RegistryResult<bool> {
         self.publishing(
+            RegistryOp::Unsubscribe,
             Change::Subscriptions,
             self.store.unsubscribe(subscriber, selector),
         )
@@ -620,12 +715,17 @@ impl Registry for CachedRegistry {
     }
 
     async fn unsubscribe_all(&self, point: &Point) -> RegistryResult<usize> {
-        self.publishing(Change::Subscriptions, self.store.unsubscribe_all(point))
-            .await
+        self.publishing(
+            RegistryOp::UnsubscribeAll,
+            Change::Subscriptions,
+            self.store.unsubscribe_all(point),
+        )
+        .await
     }
 
     async fn subscriptions(&self) -> RegistryResult<Vec<Subscription>> {
-        self.store.subscriptions().await
+        self.counted(RegistryOp::Subscriptions, self.store.subscriptions())
+            .await
     }
 
     fn key_values(&self) -> Option<Arc<dyn super::KeyValues>> {

@@ -9,20 +9,28 @@
 //! A Ripple is resolved to its recipients here (a selector through the registry), grouped by
 //! the star that hosts each, and sent as one envelope per star; its Echoes are collected in
 //! the Shell by its bounce-back rule (`docs/decisions/ripples.md`).
+//!
+//! A wave it cannot send at all (no lease, an id in flight, no such target, the fabric
+//! failed) ends here: a hop counted and told like a star's (see the star's module), of no
+//! duration.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use cosmic_space::{
     BounceBacks, Echo, Kind, Ping, Point, Pong, Recipients, ReflectedCore, Ripple, RouteSeg,
-    Signal, StarKey, StatusCode, Surface, Wave,
+    Signal, StarKey, StatusCode, Surface, Wave, WaveKind,
 };
 
 use crate::fabric::{Envelope, Fabric};
 use crate::membership::Gate;
+use crate::metrics::Metrics;
 use crate::registry::{ParticleRecord, Registry, RegistryError, RegistryResult};
 use crate::shell::Shell;
 use crate::transmit::Transmit;
+
+use super::{Hop, finished};
 
 /// The most recipients one Ripple may have: a selector matching more is refused (413) rather
 /// than flooding the cosmos and the sender's Shell.
@@ -45,6 +53,8 @@ pub(super) struct Courier {
     /// Closed while the machine does not hold its lease: then it sends nothing either (work
     /// it had taken in before it was paused must not act on particles that have moved).
     pub(super) gate: Arc<Gate>,
+    /// Where the star's hops are counted (the machine's metrics).
+    pub(super) metrics: Arc<Metrics>,
 }
 
 #[async_trait]
@@ -54,18 +64,24 @@ impl Transmit for Courier {
             ping.id = crate::ids::wave_id();
         }
         if !self.gate.is_open() {
-            return ping.pong(ReflectedCore::error(
+            let core = ReflectedCore::error(
                 StatusCode::UNAVAILABLE,
                 format!(
                     "star {} sends nothing: its machine does not hold its lease",
                     self.key
                 ),
-            ));
+            );
+            self.unsent(WaveKind::Ping, Hop::of(&ping), core.status);
+            return ping.pong(core);
         }
         let exchange = match self.shell.open(&ping) {
             Ok(exchange) => exchange,
             // Another Ping under this id is waiting on this star: it keeps its exchange.
-            Err(in_flight) => return ping.pong(in_flight.into()),
+            Err(in_flight) => {
+                let core = ReflectedCore::from(in_flight);
+                self.unsent(WaveKind::Ping, Hop::of(&ping), core.status);
+                return ping.pong(core);
+            }
         };
         let envelope = Envelope {
             from_star: self.key.clone(),
@@ -81,16 +97,34 @@ impl Transmit for Courier {
             signal.id = crate::ids::wave_id();
         }
         if !self.gate.is_open() {
-            return;
+            let hop = Hop::signalled(&signal);
+            return self.unsent(WaveKind::Signal, hop, StatusCode::UNAVAILABLE);
         }
-        let Ok(to) = self.host_of(&signal.to.point).await else {
-            return;
+        let to = match self.host_of(&signal.to.point).await {
+            Ok(to) => to,
+            Err(core) => {
+                return self.unsent(WaveKind::Signal, Hop::signalled(&signal), core.status);
+            }
         };
+        let id = signal.id;
         let envelope = Envelope {
             from_star: self.key.clone(),
             wave: Wave::from(signal),
         };
-        let _ = self.fabric.send(&to, envelope).await;
+        if self.fabric.send(&to, envelope).await.is_err() {
+            // The Signal went with the envelope: its line tells its id alone.
+            let unavailable = StatusCode::UNAVAILABLE;
+            self.metrics
+                .wave(WaveKind::Signal, unavailable, Duration::ZERO);
+            tracing::debug!(
+                target: super::WAVE_TARGET,
+                %id,
+                kind = WaveKind::Signal.name(),
+                status = unavailable.as_u16(),
+                us = 0u64,
+                "wave"
+            );
+        }
     }
 
     async fn ripple(&self, mut ripple: Ripple) -> Vec<Echo> {
@@ -105,11 +139,11 @@ impl Transmit for Courier {
                     self.key
                 ),
             );
-            return refused(&ripple, core);
+            return self.refused(&ripple, core);
         }
         let recipients = match self.recipients(&ripple).await {
             Ok(recipients) => recipients,
-            Err(core) => return refused(&ripple, core),
+            Err(core) => return self.refused(&ripple, core),
         };
         if ripple.bounce_backs == BounceBacks::None {
             self.spread(&ripple, recipients).await;
@@ -118,37 +152,45 @@ impl Transmit for Courier {
         let exchange = match self.shell.open_ripple(&ripple, recipients.len()) {
             Ok(exchange) => exchange,
             // Another Ripple under this id is collecting on this star: it keeps its Echoes.
-            Err(in_flight) => return refused(&ripple, in_flight.into()),
+            Err(in_flight) => return self.refused(&ripple, in_flight.into()),
         };
         self.spread(&ripple, recipients).await;
         self.shell.collect(exchange).await
     }
 }
 
-/// The answer to a Ripple the infrastructure refuses as a whole: one error Echo from its own
-/// sender (none when it asked for none).
-fn refused(ripple: &Ripple, core: ReflectedCore) -> Vec<Echo> {
-    if ripple.bounce_backs == BounceBacks::None {
-        return Vec::new();
-    }
-    let mut echo = ripple.echo(ripple.from.clone(), core);
-    echo.id = crate::ids::wave_id();
-    vec![echo]
-}
-
 impl Courier {
+    /// The answer to a Ripple the infrastructure refuses as a whole (one hop, to its whole
+    /// recipient set): one error Echo from its own sender (none when it asked for none).
+    fn refused(&self, ripple: &Ripple, core: ReflectedCore) -> Vec<Echo> {
+        self.unsent(WaveKind::Ripple, Hop::ripple(ripple), core.status);
+        if ripple.bounce_backs == BounceBacks::None {
+            return Vec::new();
+        }
+        let mut echo = ripple.echo(ripple.from.clone(), core);
+        echo.id = crate::ids::wave_id();
+        vec![echo]
+    }
+
+    /// A wave of `kind` this star could not send ended here with `status` (see the module).
+    fn unsent(&self, kind: WaveKind, hop: Hop<'_>, status: StatusCode) {
+        finished(&self.metrics, kind, hop, status, Duration::ZERO);
+    }
+
     /// Routes an envelope carrying `ping` to the star that hosts its target (maybe this one),
     /// or answers it at once when it cannot be delivered.
     async fn route(&self, envelope: Envelope, ping: &Ping) {
         let to = match self.host_of(&ping.to.point).await {
             Ok(star) => star,
             Err(core) => {
+                self.unsent(WaveKind::Ping, Hop::of(ping), core.status);
                 self.reflect(&envelope.from_star, ping, core).await;
                 return;
             }
         };
         if let Err(err) = self.fabric.send(&to, envelope).await {
             let core = ReflectedCore::error(StatusCode::UNAVAILABLE, err.to_string());
+            self.unsent(WaveKind::Ping, Hop::of(ping), core.status);
             self.reflect(&self.key, ping, core).await;
         }
     }
@@ -227,6 +269,8 @@ impl Courier {
     /// Answers `recipient` of `ripple` on the sender's own star (it could not be reached):
     /// its Echo goes straight to the Ripple's exchange. Nothing when no Echo is wanted.
     fn echo_here(&self, ripple: &Ripple, recipient: Surface, core: ReflectedCore) {
+        let hop = Hop::rippled(ripple, &recipient);
+        self.unsent(WaveKind::Ripple, hop, core.status);
         if ripple.bounce_backs == BounceBacks::None {
             return;
         }

@@ -7,15 +7,22 @@
 //! to the star that sent it. `GLOBAL::` services (the executor) run on every star; the star's
 //! own point (`<<STAR::…>>::star`, or `LOCAL::star`) answers the infrastructure's `Hyp<…>`
 //! waves, such as assigning a particle to it.
+//!
+//! Every directed wave a star finishes handling — answered, run for its effect, or refused —
+//! is one hop: counted in the machine's metrics (kind, status, duration) and told at `debug`
+//! under the target [`WAVE_TARGET`] (id, kind, agent, from, to, method, status, µs), before
+//! its answer leaves, so whoever has the answer finds the hop counted. A wave passed on to
+//! another star is that star's hop; one the sending star's courier cannot send at all (no
+//! such particle, no lease, the fabric failed) ends there, a hop of no duration.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use cosmic_space::{
     Agent, CmdMethod, DirectedWave, Echo, HypMethod, Method, Ping, Point, Pong, Recipients,
     ReflectedCore, ReflectedWave, Ripple, RouteSeg, Signal, StarKey, StatusCode, Substance,
-    Surface, Wave, WaveId,
+    Surface, Wave, WaveId, WaveKind,
 };
 
 use crate::channel::{self, Hub};
@@ -25,6 +32,7 @@ use crate::fabric::{Envelope, Fabric, Inbox};
 use crate::field::Field;
 use crate::lifecycle::{self, Lifecycle};
 use crate::membership::Gate;
+use crate::metrics::{Metrics, NotStarted};
 use crate::registry::{CachedRegistry, ParticleRecord, Registry};
 use crate::shell::Shell;
 use crate::transmit::Transmit;
@@ -39,6 +47,10 @@ pub const MAX_HOPS: u16 = 32;
 /// How many directed waves a star runs at once unless told otherwise
 /// ([`StarHandle::set_capacity`]); one more is answered 503 at once.
 pub const DEFAULT_CAPACITY: usize = 4096;
+
+/// The `tracing` target of the line each wave hop is told in, at `debug`: off by default
+/// (`STARLANE_LOG=info`), on with `STARLANE_LOG=info,starlane::wave=debug`.
+pub const WAVE_TARGET: &str = "starlane::wave";
 
 /// A cheap, cloneable handle to a running star.
 #[derive(Clone)]
@@ -136,6 +148,7 @@ impl Inbox for StarHandle {
                     // start by then is not started at all.
                     if arrived.elapsed() >= directed.handling().wait.as_duration() {
                         star.inner.expired.fetch_add(1, Ordering::Relaxed);
+                        star.inner.courier.metrics.not_started(NotStarted::Expired);
                         return;
                     }
                     star.receive(from_star, directed).await;
@@ -155,7 +168,7 @@ impl StarHandle {
     /// particles live in the registry behind `cached` (whose caches it shares with the other
     /// stars of its machine), it serves and sends only while `gate` is open (always, alone;
     /// while its machine's lease holds, in a cluster), its waves travel on `fabric`, its
-    /// particles' Cores are `drivers`.
+    /// particles' Cores are `drivers`, its hops are counted in `metrics`.
     pub fn new(
         key: StarKey,
         cached: &Arc<CachedRegistry>,
@@ -163,6 +176,7 @@ impl StarHandle {
         drivers: Drivers,
         gate: Arc<Gate>,
         hub: Arc<Hub>,
+        metrics: Arc<Metrics>,
     ) -> StarHandle {
         let point = key.point();
         let registry: Arc<dyn Registry> = cached.clone();
@@ -172,6 +186,7 @@ impl StarHandle {
             fabric: fabric.clone(),
             shell: Shell::new(),
             gate,
+            metrics,
         });
         let transmit: Arc<dyn Transmit> = courier.clone();
         let lifecycle = Arc::new(Lifecycle::new(
@@ -257,6 +272,7 @@ impl StarHandle {
         if running >= self.inner.capacity.load(Ordering::Relaxed) {
             drop(admitted);
             self.inner.refused.fetch_add(1, Ordering::Relaxed);
+            self.inner.courier.metrics.not_started(NotStarted::Full);
             return None;
         }
         Some(admitted)
@@ -316,18 +332,31 @@ impl StarHandle {
     }
 
     async fn receive(&self, from_star: StarKey, directed: DirectedWave) {
+        let started = Instant::now();
         if !self.inner.courier.gate.is_open() {
             // Fenced: this machine may have been declared dead and its particles placed
             // elsewhere, so it serves nothing until it holds a lease again.
-            if let DirectedWave::Ping(ping) = directed {
-                let core = ReflectedCore::error(
-                    StatusCode::UNAVAILABLE,
-                    format!(
-                        "star {} is not serving: its machine does not hold its lease",
-                        self.key()
-                    ),
-                );
-                self.inner.courier.reflect(&from_star, &ping, core).await;
+            let fenced = StatusCode::UNAVAILABLE;
+            match directed {
+                DirectedWave::Ping(ping) => {
+                    let core = ReflectedCore::error(
+                        fenced,
+                        format!(
+                            "star {} is not serving: its machine does not hold its lease",
+                            self.key()
+                        ),
+                    );
+                    self.pinged(&ping, fenced, started);
+                    self.inner.courier.reflect(&from_star, &ping, core).await;
+                }
+                DirectedWave::Signal(signal) => {
+                    let hop = Hop::signalled(&signal);
+                    self.finished(WaveKind::Signal, hop, fenced, started);
+                }
+                DirectedWave::Ripple(ripple) => {
+                    let hop = Hop::ripple(&ripple);
+                    self.finished(WaveKind::Ripple, hop, fenced, started);
+                }
             }
             return;
         }
@@ -335,6 +364,7 @@ impl StarHandle {
             DirectedWave::Ping(ping) => match self.inner.courier.locate(&ping.to.point).await {
                 Location::Here(record) => {
                     let core = self.process(&ping, record).await;
+                    self.pinged(&ping, core.status, started);
                     self.inner.courier.reflect(&from_star, &ping, core).await;
                 }
                 Location::There(star) if ping.hops < MAX_HOPS => {
@@ -346,6 +376,7 @@ impl StarHandle {
                     };
                     if let Err(err) = self.inner.courier.fabric.send(&star, envelope).await {
                         let core = ReflectedCore::error(StatusCode::UNAVAILABLE, err.to_string());
+                        self.pinged(&ping, core.status, started);
                         self.inner.courier.reflect(&from_star, &ping, core).await;
                     }
                 }
@@ -354,24 +385,32 @@ impl StarHandle {
                         StatusCode::ERROR,
                         format!("{} travelled more than {MAX_HOPS} hops", ping.to),
                     );
+                    self.pinged(&ping, core.status, started);
                     self.inner.courier.reflect(&from_star, &ping, core).await;
                 }
                 Location::Nowhere(core) => {
+                    self.pinged(&ping, core.status, started);
                     self.inner.courier.reflect(&from_star, &ping, core).await
                 }
             },
             DirectedWave::Signal(signal) => {
                 // Signals are never answered: run them for their effect, drop what they return.
                 let ping = signal.into_ping();
-                if let Location::Here(record) = self.inner.courier.locate(&ping.to.point).await {
-                    let _ = self.process(&ping, record).await;
-                }
+                let status = match self.inner.courier.locate(&ping.to.point).await {
+                    Location::Here(record) => self.process(&ping, record).await.status,
+                    Location::Nowhere(core) => core.status,
+                    // Placed on another star since it was sent: dropped, as it always was.
+                    Location::There(_) => StatusCode::UNAVAILABLE,
+                };
+                let hop = Hop::of(&ping);
+                self.finished(WaveKind::Signal, hop, status, started);
             }
             // A channel's delivery (`Watchers`) is routed before `receive`; `Stars` and
             // `Select` are resolved by the sender's star, so neither arrives here from it.
             DirectedWave::Ripple(ripple) => match &ripple.to {
                 Recipients::Single(_) | Recipients::Multi(_) => {
-                    self.receive_ripple(from_star, Arc::new(ripple)).await;
+                    self.receive_ripple(from_star, Arc::new(ripple), started)
+                        .await;
                 }
                 Recipients::Watchers(_) | Recipients::Stars | Recipients::Select(_) => {}
             },
@@ -386,8 +425,9 @@ impl StarHandle {
     /// Delivers a Ripple to each of its recipients this star hosts, each in a task of its
     /// own (a slow recipient holds up no other), and sends their Echoes to `from_star`. A
     /// recipient that has moved to another star is passed on there (one envelope per star,
-    /// as the sender does); one that is nowhere is answered with the error.
-    async fn receive_ripple(&self, from_star: StarKey, ripple: Arc<Ripple>) {
+    /// as the sender does); one that is nowhere is answered with the error. Each recipient
+    /// answered here is a hop, timed from `started`, when the Ripple arrived.
+    async fn receive_ripple(&self, from_star: StarKey, ripple: Arc<Ripple>, started: Instant) {
         let recipients = match &ripple.to {
             Recipients::Single(recipient) => vec![recipient.clone()],
             Recipients::Multi(recipients) => recipients.clone(),
@@ -402,6 +442,7 @@ impl StarHandle {
                         (self.clone(), from_star.clone(), ripple.clone());
                     tokio::spawn(Box::pin(async move {
                         let core = star.answer_ripple(&ripple, &recipient, record).await;
+                        star.rippled(&ripple, &recipient, core.status, started);
                         star.inner
                             .courier
                             .echo(&from_star, &ripple, recipient, core)
@@ -419,9 +460,13 @@ impl StarHandle {
                         StatusCode::ERROR,
                         format!("{recipient} travelled more than {MAX_HOPS} hops"),
                     );
+                    self.rippled(&ripple, &recipient, core.status, started);
                     courier.echo(&from_star, &ripple, recipient, core).await;
                 }
-                Location::Nowhere(core) => courier.echo(&from_star, &ripple, recipient, core).await,
+                Location::Nowhere(core) => {
+                    self.rippled(&ripple, &recipient, core.status, started);
+                    courier.echo(&from_star, &ripple, recipient, core).await;
+                }
             }
         }
         for (star, group) in elsewhere {
@@ -435,10 +480,28 @@ impl StarHandle {
             if let Err(err) = courier.fabric.send(&star, envelope).await {
                 for recipient in group {
                     let core = ReflectedCore::error(StatusCode::UNAVAILABLE, err.to_string());
+                    self.rippled(&ripple, &recipient, core.status, started);
                     courier.echo(&from_star, &ripple, recipient, core).await;
                 }
             }
         }
+    }
+
+    /// A Ping's hop finished here with `status` (see [`finished`]).
+    fn pinged(&self, ping: &Ping, status: StatusCode, started: Instant) {
+        self.finished(WaveKind::Ping, Hop::of(ping), status, started);
+    }
+
+    /// `recipient`'s hop of `ripple` finished here with `status`.
+    fn rippled(&self, ripple: &Ripple, recipient: &Surface, status: StatusCode, started: Instant) {
+        let hop = Hop::rippled(ripple, recipient);
+        self.finished(WaveKind::Ripple, hop, status, started);
+    }
+
+    /// A hop that started at `started` finished here (see [`finished`]).
+    fn finished(&self, kind: WaveKind, hop: Hop<'_>, status: StatusCode, started: Instant) {
+        let metrics = &self.inner.courier.metrics;
+        finished(metrics, kind, hop, status, started.elapsed());
     }
 
     /// How `recipient`, hosted here, answers `ripple`: the Ripple runs like a Ping from its
@@ -532,6 +595,79 @@ impl StarHandle {
                     self.key()
                 ),
             ),
+        }
+    }
+}
+
+/// A hop of `kind` ended with `status` after `elapsed`: counted in `metrics` and told at
+/// `debug` under [`WAVE_TARGET`]. Off (the default), the line costs a check of the level: no
+/// field is formatted, nothing is allocated.
+fn finished(
+    metrics: &Metrics,
+    kind: WaveKind,
+    hop: Hop<'_>,
+    status: StatusCode,
+    elapsed: Duration,
+) {
+    metrics.wave(kind, status, elapsed);
+    tracing::debug!(
+        target: WAVE_TARGET,
+        id = %hop.id,
+        kind = kind.name(),
+        agent = %hop.agent,
+        from = %hop.from,
+        to = %hop.to,
+        method = %hop.method,
+        status = status.as_u16(),
+        us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+        "wave"
+    );
+}
+
+/// What the line of a hop tells of its wave.
+struct Hop<'a> {
+    id: &'a WaveId,
+    agent: &'a Agent,
+    from: &'a Surface,
+    /// A surface; a Ripple refused as a whole, its recipients.
+    to: &'a dyn std::fmt::Display,
+    method: &'a Method,
+}
+
+/// The [`Hop`] of a Ping, a Signal, or a Ripple as a whole (to its recipients).
+macro_rules! hop {
+    ($wave:expr) => {
+        Hop {
+            id: &$wave.id,
+            agent: &$wave.agent,
+            from: &$wave.from,
+            to: &$wave.to,
+            method: &$wave.core.method,
+        }
+    };
+}
+
+impl<'a> Hop<'a> {
+    /// A Ping's (or a Signal's, as the Ping it runs as).
+    fn of(ping: &'a Ping) -> Hop<'a> {
+        hop!(ping)
+    }
+
+    /// A Signal's.
+    fn signalled(signal: &'a Signal) -> Hop<'a> {
+        hop!(signal)
+    }
+
+    /// A Ripple's as a whole (to its recipients).
+    fn ripple(ripple: &'a Ripple) -> Hop<'a> {
+        hop!(ripple)
+    }
+
+    /// One recipient's of a Ripple.
+    fn rippled(ripple: &'a Ripple, recipient: &'a Surface) -> Hop<'a> {
+        Hop {
+            to: recipient,
+            ..hop!(ripple)
         }
     }
 }
