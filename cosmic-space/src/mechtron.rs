@@ -678,7 +678,12 @@ Mechtron(version=1.0.0) {
             Limits::new(100_000_000, 64 * MIB).unwrap_or_default()
         );
         assert_eq!(c.limits.memory_pages(), 1024);
-        assert_eq!(c.to_string(), SPEC_EXAMPLE);
+        assert_eq!(c.limits.timeout(), Limits::DEFAULT_TIMEOUT);
+        // The canonical print gives every limit, the default timeout too.
+        assert_eq!(
+            c.to_string(),
+            SPEC_EXAMPLE.replace("+memory=64MiB;\n", "+memory=64MiB;\n    +timeout=30s;\n")
+        );
         let bundle: Point = "repo:hello:1.0.0".parse().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             c.wasm_point(&bundle).map(|p| p.to_string()),
@@ -792,7 +797,7 @@ Mechtron(version=1.0.0) {
             (
                 &with_limits("+stack=1;"),
                 (1, 79),
-                "unknown property '+stack' in Limits: expected +fuel or +memory",
+                "unknown property '+stack' in Limits: expected +fuel, +memory or +timeout",
             ),
             (
                 &with_limits("+fuel=1; +fuel=2;"),
