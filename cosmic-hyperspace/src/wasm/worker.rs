@@ -24,7 +24,7 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -203,8 +203,8 @@ struct Shared {
     work: Condvar,
     /// The monitor sleeps here between looks.
     watch: Condvar,
-    /// A worker is polling the run queue before it sleeps.
-    spinning: AtomicBool,
+    /// Workers polling the run queue before they sleep (at most `warm` at once).
+    spinning: AtomicUsize,
     guests: AtomicUsize,
     /// Calls submitted and not answered (a caller alone polls for its answer briefly).
     calls: AtomicUsize,
@@ -245,7 +245,7 @@ impl Pool {
             }),
             work: Condvar::new(),
             watch: Condvar::new(),
-            spinning: AtomicBool::new(false),
+            spinning: AtomicUsize::new(0),
             guests: AtomicUsize::new(0),
             calls: AtomicUsize::new(0),
             counters: Counters::default(),
@@ -347,7 +347,7 @@ impl Shared {
             return Err(WasmError::Closed);
         }
         run.ready.push_back(cell);
-        let wake = run.idle > 0 && !self.spinning.load(Ordering::Acquire);
+        let wake = run.idle > 0 && self.spinning.load(Ordering::Acquire) == 0;
         drop(run);
         if wake {
             self.work.notify_one();
@@ -355,19 +355,22 @@ impl Shared {
         Ok(())
     }
 
-    /// The next guest to run: polled for [`SPIN`] by one worker at a time, then waited for.
-    /// `None`: this worker stops (shutdown, or idle beyond the warm ones).
+    /// The next guest to run: polled for [`SPIN`] (by at most `warm` workers at once: more
+    /// would only burn the cores), then waited for. `None`: this worker stops (shutdown, or
+    /// idle beyond the warm ones).
     fn next(&self, me: &Arc<Worker>) -> Option<Arc<Cell>> {
-        if !self.spinning.swap(true, Ordering::AcqRel) {
+        if self.spinning.fetch_add(1, Ordering::AcqRel) < self.config.warm {
             let found = spin(|| {
                 self.run
                     .try_lock()
                     .and_then(|mut run| run.ready.pop_front())
             });
-            self.spinning.store(false, Ordering::Release);
+            self.spinning.fetch_sub(1, Ordering::AcqRel);
             if found.is_some() {
                 return found;
             }
+        } else {
+            self.spinning.fetch_sub(1, Ordering::AcqRel);
         }
         let mut run = self.run.lock();
         loop {
