@@ -307,6 +307,22 @@ impl Server {
         stdout(&out)
     }
 
+    /// `starlane send ARGS` in `dir` and what it printed (standard output, then standard
+    /// error); `ok` says whether it must succeed.
+    pub fn send(&self, dir: &Path, args: &[&str], ok: bool) -> String {
+        let mut all = vec!["send"];
+        all.extend_from_slice(args);
+        let out = self.run(dir, &all);
+        assert_eq!(
+            out.status.success(),
+            ok,
+            "send {args:?}\nstdout: {}\nstderr: {}",
+            stdout(&out),
+            stderr(&out)
+        );
+        format!("{}{}", stdout(&out), stderr(&out))
+    }
+
     /// `starlane token USER` in `dir`, which must succeed: the user's token.
     pub fn token(&self, dir: &Path, user: &str) -> String {
         let out = self.run(dir, &["token", user]);

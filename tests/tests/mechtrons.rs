@@ -31,17 +31,7 @@ fn create(server: &Server, dir: &Path, point: &str, config: &str) {
 /// `starlane send POINT METHOD BODY [--wait SECS]` and what it printed; `ok` says whether it
 /// must succeed.
 fn send(server: &Server, dir: &Path, args: &[&str], ok: bool) -> String {
-    let mut all = vec!["send"];
-    all.extend_from_slice(args);
-    let out = server.run(dir, &all);
-    assert_eq!(
-        out.status.success(),
-        ok,
-        "send {args:?}\nstdout: {}\nstderr: {}",
-        stdout(&out),
-        stderr(&out)
-    );
-    format!("{}{}", stdout(&out), stderr(&out))
+    server.send(dir, args, ok)
 }
 
 /// The body `starlane send` printed (the lines after its status line).

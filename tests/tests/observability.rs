@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tests::{HttpReply, Registry, Server, http, stderr, stdout};
+use tests::{HttpReply, Registry, Server, http};
 
 /// The value of the sample `series` (`name{label="value",…}`, labels as the server writes
 /// them) in the exposition `text`; 0 when it is not there (series with open label sets are
@@ -47,17 +47,8 @@ fn scrape(server: &Server) -> String {
     reply.text()
 }
 
-fn send(server: &Server, dir: &Path, args: &[&str], ok: bool) {
-    let mut all = vec!["send"];
-    all.extend_from_slice(args);
-    let out = server.run(dir, &all);
-    assert_eq!(
-        out.status.success(),
-        ok,
-        "send {args:?}\nstdout: {}\nstderr: {}",
-        stdout(&out),
-        stderr(&out)
-    );
+fn send(server: &Server, dir: &Path, args: &[&str], ok: bool) -> String {
+    server.send(dir, args, ok)
 }
 
 fn get(server: &Server, path: &str) -> HttpReply {

@@ -514,7 +514,10 @@ impl Shared {
             }
             Err(_) => CallOutcome::Trap,
         };
-        self.observe(outcome, slot.fuel_used(), started.elapsed());
+        // The fuel burnt is read from the guest only when someone looks.
+        if let Some(observer) = &self.observer {
+            observer.observe(outcome, slot.fuel_used(), started.elapsed());
+        }
         result
     }
 
